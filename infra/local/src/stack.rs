@@ -1,0 +1,324 @@
+//! One local stack: emulators, the resources the template declares, the functions, their event
+//! sources and the HTTP API, described in `stack.json` for tests and tools.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::aws::Moto;
+use crate::emulators::{Emulator, progress};
+use crate::gateway::{Authorizer, Cors, Gateway, Route};
+use crate::lambda::{FunctionSpec, Lambda};
+use crate::provision::{Options as ProvisionOptions, Provisioned, provision};
+use crate::sources::{self, Schedule, SqsSource, StreamSource};
+use crate::template::{FunctionDef, Template};
+
+pub struct Options {
+    pub root: PathBuf,
+    pub template: PathBuf,
+    pub state_dir: PathBuf,
+    pub port: u16,
+    pub release: bool,
+    pub build: bool,
+    pub max_processes: usize,
+    pub test_mode: bool,
+    pub echo_logs: bool,
+}
+
+pub struct Stack {
+    pub lambda: Arc<Lambda>,
+    emulators: Vec<Emulator>,
+    pub description: Value,
+}
+
+impl Stack {
+    pub async fn start(options: &Options) -> Result<Self> {
+        std::fs::create_dir_all(&options.state_dir)?;
+        let template = Template::load(&options.template)?;
+        let functions = template.functions()?;
+        if options.build {
+            build(&options.root, &functions, options.release).await?;
+        }
+        let mut emulators = Vec::new();
+        let started = async {
+            emulators.push(Emulator::start_moto(&options.root, &options.state_dir).await?);
+            emulators.push(Emulator::start_localstripe(&options.root, &options.state_dir).await?);
+            anyhow::Ok(())
+        }
+        .await;
+        match started {
+            Ok(()) => {}
+            Err(e) => {
+                for emulator in &mut emulators {
+                    emulator.stop().await;
+                }
+                return Err(e);
+            }
+        }
+        let moto = Moto::new(emulators[0].url.clone());
+        let stripe_url = emulators[1].url.clone();
+        match Self::wire(options, &template, &functions, &moto, &stripe_url).await {
+            Ok((lambda, mut description)) => {
+                description["emulators"] = emulators
+                    .iter()
+                    .map(|e| (e.name.to_string(), json!({"url": e.url, "pid": e.pid, "log": e.log})))
+                    .collect();
+                Ok(Self { lambda, emulators, description })
+            }
+            Err(e) => {
+                for emulator in &mut emulators {
+                    emulator.stop().await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn wire(
+        options: &Options,
+        template: &Template,
+        functions: &[FunctionDef],
+        moto: &Moto,
+        stripe_url: &str,
+    ) -> Result<(Arc<Lambda>, Value)> {
+        progress("creating what the template declares");
+        let provisioned = provision(
+            moto,
+            template,
+            &ProvisionOptions {
+                stack_name: "roost".into(),
+                visibility_timeout_cap: options.test_mode.then_some(2),
+            },
+        )
+        .await?;
+        let resolver = &provisioned.resolver;
+
+        let target = options.root.join("target").join(if options.release { "release" } else { "debug" });
+        let mut specs = Vec::new();
+        for f in functions {
+            let mut environment = Vec::new();
+            for (key, value) in &f.environment {
+                environment.push((key.clone(), resolver.resolve_string(value).with_context(|| format!("{}: {key}", f.logical_id))?));
+            }
+            // Local-only settings: where AWS and Stripe are. The template never sets these.
+            for (key, value) in [
+                ("AWS_ENDPOINT_URL", moto.url.clone()),
+                ("AWS_ACCESS_KEY_ID", "test".into()),
+                ("AWS_SECRET_ACCESS_KEY", "test".into()),
+                ("STRIPE_API_BASE", stripe_url.to_string()),
+            ] {
+                environment.push((key.into(), value));
+            }
+            if let Ok(offset) = std::env::var("ROOST_CLOCK_OFFSET_SECONDS") {
+                environment.push(("ROOST_CLOCK_OFFSET_SECONDS".into(), offset));
+            }
+            let binary = target.join(&f.binary);
+            if !binary.exists() {
+                bail!("{}: {} is not built (run without --no-build)", f.logical_id, binary.display());
+            }
+            specs.push(FunctionSpec {
+                name: f.logical_id.clone(),
+                binary,
+                environment,
+                memory_mb: f.memory_mb,
+                timeout: Duration::from_secs(f.timeout_s),
+            });
+        }
+        let lambda = Lambda::start(specs, options.max_processes, options.state_dir.join("logs"), options.echo_logs).await?;
+
+        let mut routes = Vec::new();
+        for f in functions {
+            for event in &f.events {
+                let p = &event.properties;
+                match event.kind.as_str() {
+                    "HttpApi" => routes.push(Route {
+                        method: p.get("Method").and_then(Value::as_str).unwrap_or("ANY").to_uppercase(),
+                        path: p.get("Path").and_then(Value::as_str).context("HttpApi event without Path")?.into(),
+                        function: f.logical_id.clone(),
+                        protected: p.pointer("/Auth/Authorizer").and_then(Value::as_str) != Some("NONE"),
+                    }),
+                    "SQS" => {
+                        let queue_arn = resolver.resolve_string(p.get("Queue").context("SQS event without Queue")?)?;
+                        let queue_url = queue_url(&provisioned, &queue_arn)?;
+                        sources::spawn_sqs(
+                            lambda.clone(),
+                            moto.clone(),
+                            SqsSource {
+                                function: f.logical_id.clone(),
+                                queue_arn,
+                                queue_url,
+                                batch_size: p.get("BatchSize").and_then(Value::as_u64).unwrap_or(10) as usize,
+                                batching_window: Duration::from_secs(
+                                    p.get("MaximumBatchingWindowInSeconds").and_then(Value::as_u64).unwrap_or(0),
+                                ),
+                                report_failures: reports_failures(p),
+                                concurrency: p
+                                    .pointer("/ScalingConfig/MaximumConcurrency")
+                                    .and_then(Value::as_u64)
+                                    .map_or(2, |n| n as usize),
+                                filters: sources::filters(p)?,
+                            },
+                        );
+                    }
+                    "DynamoDB" => sources::spawn_stream(
+                        lambda.clone(),
+                        moto.clone(),
+                        StreamSource {
+                            function: f.logical_id.clone(),
+                            stream_arn: resolver.resolve_string(p.get("Stream").context("DynamoDB event without Stream")?)?,
+                            starting_position: p.get("StartingPosition").and_then(Value::as_str).unwrap_or("LATEST").into(),
+                            batch_size: p.get("BatchSize").and_then(Value::as_u64).unwrap_or(100) as usize,
+                            report_failures: reports_failures(p),
+                            filters: sources::filters(p)?,
+                        },
+                    ),
+                    "Schedule" | "ScheduleV2" => {
+                        let expression = p
+                            .get("Schedule")
+                            .or_else(|| p.get("ScheduleExpression"))
+                            .and_then(Value::as_str)
+                            .context("schedule without expression")?;
+                        match sources::parse_rate(expression) {
+                            Ok(every) => sources::spawn_schedule(
+                                lambda.clone(),
+                                Schedule { function: f.logical_id.clone(), name: event.name.clone(), every },
+                            ),
+                            Err(e) => progress(&format!("{}.{}: {e} ({expression} not run)", f.logical_id, event.name)),
+                        }
+                    }
+                    other => progress(&format!("{}.{}: event type {other} is not emulated", f.logical_id, event.name)),
+                }
+            }
+        }
+
+        let authorizer = match template.jwt_authorizer() {
+            Some(def) => {
+                let issuer = resolver.resolve_string(&def.issuer)?;
+                let audience: Vec<String> = resolver
+                    .resolve(&def.audience)?
+                    .as_array()
+                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                    .unwrap_or_default();
+                let pool_id = issuer.rsplit('/').next().unwrap_or_default();
+                Some(Authorizer::new(issuer.clone(), audience, format!("{}/{pool_id}/.well-known/jwks.json", moto.url)))
+            }
+            None => None,
+        };
+        let cors = template.cors().map(|c| -> Result<Cors> {
+            let c = resolver.resolve(&c)?;
+            let list = |key: &str| -> Vec<String> {
+                match c.get(key) {
+                    Some(Value::Array(items)) => items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .flat_map(|s| s.split(','))
+                        .map(|s| s.trim().to_string())
+                        .collect(),
+                    Some(Value::String(s)) => s.split(',').map(|s| s.trim().to_string()).collect(),
+                    _ => Vec::new(),
+                }
+            };
+            Ok(Cors {
+                allow_origins: list("AllowOrigins"),
+                allow_methods: list("AllowMethods").join(","),
+                allow_headers: list("AllowHeaders").join(","),
+                expose_headers: list("ExposeHeaders").join(","),
+                max_age: c.get("MaxAge").and_then(Value::as_u64),
+            })
+        });
+        let gateway = Arc::new(Gateway { routes, lambda: lambda.clone(), authorizer, cors: cors.transpose()? });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .with_context(|| format!("port {} is taken (use --port N)", options.port))?;
+        let api_url = format!("http://{}", listener.local_addr()?);
+        let app = axum::Router::new().fallback(crate::gateway::handle).with_state(gateway);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("HTTP API stopped: {e}");
+            }
+        });
+
+        for f in functions {
+            lambda.start_and_wait(&f.logical_id, Duration::from_secs(30)).await?;
+        }
+
+        let first = |map: &BTreeMap<String, String>| map.values().next().cloned();
+        let queues: BTreeMap<String, String> = provisioned
+            .queues
+            .values()
+            .map(|url| (url.rsplit('/').next().unwrap_or_default().to_string(), url.clone()))
+            .collect();
+        let description = json!({
+            "api_url": api_url,
+            "moto_url": moto.url,
+            "stripe_url": stripe_url,
+            "runtime_url": lambda.api_base(),
+            "user_pool_id": first(&provisioned.user_pools),
+            "user_pool_client_id": first(&provisioned.user_pool_clients),
+            "table_name": first(&provisioned.tables),
+            "bucket_name": first(&provisioned.buckets),
+            "queues": queues,
+            "topics": provisioned.topics,
+            "secret_parameters": provisioned.secret_parameters.keys().collect::<Vec<_>>(),
+            "functions": functions.iter().map(|f| f.logical_id.clone()).collect::<Vec<_>>(),
+            "logs_dir": options.state_dir.join("logs"),
+            "pid": std::process::id(),
+        });
+        Ok((lambda, description))
+    }
+
+    pub fn write_description(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_string_pretty(&self.description)?)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+
+    pub async fn stop(mut self) {
+        self.lambda.stop();
+        for emulator in &mut self.emulators {
+            emulator.stop().await;
+        }
+    }
+}
+
+fn reports_failures(properties: &Value) -> bool {
+    properties
+        .get("FunctionResponseTypes")
+        .and_then(Value::as_array)
+        .is_some_and(|t| t.iter().any(|v| v == "ReportBatchItemFailures"))
+}
+
+fn queue_url(provisioned: &Provisioned, arn: &str) -> Result<String> {
+    let name = arn.rsplit(':').next().unwrap_or_default();
+    provisioned
+        .queues
+        .values()
+        .find(|url| url.rsplit('/').next() == Some(name))
+        .cloned()
+        .with_context(|| format!("no queue {arn}"))
+}
+
+async fn build(root: &Path, functions: &[FunctionDef], release: bool) -> Result<()> {
+    let mut binaries: Vec<&str> = functions.iter().map(|f| f.binary.as_str()).collect();
+    binaries.sort();
+    binaries.dedup();
+    progress(&format!("building {} ({})", binaries.join(", "), if release { "release" } else { "debug" }));
+    let mut command = tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(root).args(["build", "--quiet"]);
+    if release {
+        command.arg("--release");
+    }
+    for binary in binaries {
+        command.args(["--bin", binary]);
+    }
+    let status = command.status().await?;
+    if !status.success() {
+        bail!("building the functions failed ({status})");
+    }
+    Ok(())
+}
