@@ -42,7 +42,11 @@ impl Moto {
         if !status.is_success() {
             bail!("{target}: {status}: {text}");
         }
-        if text.is_empty() { Ok(Value::Null) } else { serde_json::from_str(&text).with_context(|| format!("{target}: {text}")) }
+        if text.is_empty() {
+            Ok(Value::Null)
+        } else {
+            serde_json::from_str(&text).with_context(|| format!("{target}: {text}"))
+        }
     }
 
     /// The query protocol (SNS): form parameters in, XML out (callers only need success).

@@ -16,7 +16,8 @@ pub fn venv_dir(root: &Path) -> PathBuf {
 pub async fn ensure_venv(root: &Path) -> Result<()> {
     let venv = venv_dir(root);
     let requirements = root.join("infra/local/requirements.txt");
-    let wanted = std::fs::read_to_string(&requirements).with_context(|| format!("reading {}", requirements.display()))?;
+    let wanted =
+        std::fs::read_to_string(&requirements).with_context(|| format!("reading {}", requirements.display()))?;
     let stamp = venv.join(".roost-requirements");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(());
@@ -74,7 +75,12 @@ impl Emulator {
         Self::start("localstripe", command, port, state_dir).await
     }
 
-    async fn start(name: &'static str, mut command: tokio::process::Command, port: u16, state_dir: &Path) -> Result<Self> {
+    async fn start(
+        name: &'static str,
+        mut command: tokio::process::Command,
+        port: u16,
+        state_dir: &Path,
+    ) -> Result<Self> {
         progress(&format!("starting {name} on port {port}"));
         let log = state_dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log)?;

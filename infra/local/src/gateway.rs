@@ -21,6 +21,10 @@ use crate::template::ACCOUNT_ID;
 /// API Gateway's payload limit.
 const MAX_BODY: usize = 10 * 1024 * 1024;
 
+type PathParameters = BTreeMap<String, String>;
+/// (literal segments, not greedy, specific method): larger wins.
+type Specificity = (usize, usize, bool);
+
 #[derive(Debug, Clone)]
 pub struct Route {
     pub method: String,
@@ -36,7 +40,7 @@ impl Route {
 
     /// Path parameters if the route matches, with a specificity score: API Gateway prefers the
     /// most literal segments, then a specific method over `ANY`, and a greedy `{x+}` last.
-    fn matches(&self, method: &str, path: &str) -> Option<(BTreeMap<String, String>, (usize, usize, bool))> {
+    fn matches(&self, method: &str, path: &str) -> Option<(PathParameters, Specificity)> {
         if self.method != "ANY" && self.method != method {
             return None;
         }
@@ -47,7 +51,7 @@ impl Route {
         for (i, segment) in pattern.iter().enumerate() {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
                 let rest = actual.get(i..).filter(|r| !r.is_empty() && !r[0].is_empty())?;
-                params.insert(name.to_string(), rest.join("/"));
+                params.insert(name.to_string(), rest.iter().map(|s| percent_decode(s)).collect::<Vec<_>>().join("/"));
                 return Some((params, (literals, 0, self.method != "ANY")));
             }
             let value = actual.get(i)?;
@@ -83,7 +87,9 @@ impl Authorizer {
     async fn verify(&self, token: &str) -> Result<Map<String, Value>> {
         let keys = self
             .keys
-            .get_or_try_init(|| async { reqwest::get(&self.jwks_url).await?.error_for_status()?.json::<JwkSet>().await })
+            .get_or_try_init(|| async {
+                reqwest::get(&self.jwks_url).await?.error_for_status()?.json::<JwkSet>().await
+            })
             .await?;
         let header = jsonwebtoken::decode_header(token)?;
         let kid = header.kid.context("token has no kid")?;
@@ -93,11 +99,14 @@ impl Authorizer {
         validation.set_required_spec_claims(&["exp", "iss"]);
         validation.validate_nbf = true;
         validation.validate_aud = false;
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_jwk(jwk)?, &validation)?.claims;
+        let claims =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_jwk(jwk)?, &validation)?.claims;
         let audience = claims.get("client_id").or_else(|| claims.get("aud"));
         let allowed = match audience {
             Some(Value::String(a)) => self.audience.contains(a),
-            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(|a| self.audience.iter().any(|x| x == a)),
+            Some(Value::Array(list)) => {
+                list.iter().filter_map(Value::as_str).any(|a| self.audience.iter().any(|x| x == a))
+            }
             _ => false,
         };
         if !allowed {
@@ -407,10 +416,10 @@ mod tests {
         assert_eq!(best("GET", "/v1/me/listings").unwrap().0, "/v1/me/listings");
         let (path, params) = best("GET", "/v1/me/a%20b").unwrap();
         assert_eq!((path.as_str(), params["x"].as_str()), ("/v1/me/{x}", "a b"));
-        let (path, params) = best("DELETE", "/v1/a/b/c").unwrap();
-        assert_eq!((path.as_str(), params["proxy"].as_str()), ("/v1/{proxy+}", "a/b/c"));
+        let (path, params) = best("DELETE", "/v1/a/b%20c/d").unwrap();
+        assert_eq!((path.as_str(), params["proxy"].as_str()), ("/v1/{proxy+}", "a/b c/d"));
         assert!(best("GET", "/v2").is_none());
-        assert!(best("GET", "/v1/me/").is_none());
+        assert_eq!(best("GET", "/v1/me/").unwrap().0, "/v1/{proxy+}", "an empty segment fits only a greedy parameter");
     }
 
     #[test]
@@ -424,7 +433,8 @@ mod tests {
 
     #[test]
     fn responses_follow_payload_format_2() {
-        let ok = to_http_response(br#"{"statusCode":201,"headers":{"x-a":"1"},"cookies":["c=1"],"body":"hi"}"#).unwrap();
+        let ok =
+            to_http_response(br#"{"statusCode":201,"headers":{"x-a":"1"},"cookies":["c=1"],"body":"hi"}"#).unwrap();
         assert_eq!(ok.status(), 201);
         assert_eq!(ok.headers()["x-a"], "1");
         assert_eq!(ok.headers()["set-cookie"], "c=1");

@@ -181,7 +181,11 @@ impl Lambda {
         let started = Instant::now();
         loop {
             match lock(&f.pool).processes.get(&number) {
-                None => anyhow::bail!("{function} exited during init; its log, {}:\n{}", f.log_path.display(), crate::emulators::tail(&f.log_path)),
+                None => anyhow::bail!(
+                    "{function} exited during init; its log, {}:\n{}",
+                    f.log_path.display(),
+                    crate::emulators::tail(&f.log_path)
+                ),
                 Some(p) if p.initialised => return Ok(()),
                 Some(_) => {}
             }
@@ -345,7 +349,7 @@ async fn next(State(lambda): Shared, Path((function, number)): Path<(String, u32
     set("lambda-runtime-aws-request-id", invocation.request_id);
     set("lambda-runtime-deadline-ms", deadline.as_millis().to_string());
     set("lambda-runtime-invoked-function-arn", format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{function}"));
-    set("lambda-runtime-trace-id", format!("Root=1-{:08x}-{}", deadline.as_secs(), &new_request_id()[..24]));
+    set("lambda-runtime-trace-id", format!("Root=1-{:08x}-{:024x}", deadline.as_secs(), rand::random::<u128>() >> 32));
     set("content-type", "application/json".into());
     (headers, invocation.payload).into_response()
 }
@@ -358,7 +362,9 @@ async fn enforce_timeout(lambda: Arc<Lambda>, f: Arc<Function>, number: u32, req
     if process.in_flight.as_ref().is_some_and(|i| i.request_id == request_id) {
         let pid = process.pid;
         if let Some(in_flight) = process.in_flight.take() {
-            let _ = in_flight.reply.send(Outcome::Crashed(format!("Task timed out after {:.2} seconds", timeout.as_secs_f64())));
+            let _ = in_flight
+                .reply
+                .send(Outcome::Crashed(format!("Task timed out after {:.2} seconds", timeout.as_secs_f64())));
         }
         drop(pool);
         lambda.log(&f, &format!("{request_id} Task timed out after {} seconds", timeout.as_secs()));
@@ -392,11 +398,19 @@ fn finish(lambda: &Lambda, function: &str, number: u32, request_id: &str, outcom
     (StatusCode::ACCEPTED, [("content-length", "0")]).into_response()
 }
 
-async fn response(State(lambda): Shared, Path((function, number, id)): Path<(String, u32, String)>, body: Bytes) -> Response {
+async fn response(
+    State(lambda): Shared,
+    Path((function, number, id)): Path<(String, u32, String)>,
+    body: Bytes,
+) -> Response {
     finish(&lambda, &function, number, &id, Outcome::Response(body))
 }
 
-async fn error(State(lambda): Shared, Path((function, number, id)): Path<(String, u32, String)>, body: Bytes) -> Response {
+async fn error(
+    State(lambda): Shared,
+    Path((function, number, id)): Path<(String, u32, String)>,
+    body: Bytes,
+) -> Response {
     let error = serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()));
     if let Some(f) = lambda.functions.get(&function) {
         lambda.log(f, &format!("{id} function error: {error}"));

@@ -165,7 +165,8 @@ async fn wait_for_stop(exit_with_parent: bool) {
             }
         }
     };
-    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
         return;
     };
     tokio::select! {
@@ -193,8 +194,11 @@ async fn test(args: &Args) -> Result<ExitCode> {
 
     progress("building the workspace (debug)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let build =
-        tokio::process::Command::new(&cargo).current_dir(&root).args(["build", "--workspace", "--bins"]).status().await?;
+    let build = tokio::process::Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--workspace", "--bins"])
+        .status()
+        .await?;
     if !build.success() {
         bail!("cargo build failed");
     }
@@ -213,7 +217,7 @@ async fn test(args: &Args) -> Result<ExitCode> {
     let mut command = tokio::process::Command::new(&cargo);
     command
         .current_dir(&root)
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--no-fail-fast"])
         .args(&args.rest)
         .env("ROOST_STACK", &stack_file)
         .env("ROOST_BIN", std::env::current_exe()?);
@@ -225,6 +229,10 @@ async fn test(args: &Args) -> Result<ExitCode> {
         }
     };
     stack.stop().await;
-    progress(&format!("tests {} in {:.1} s", if status.success() { "passed" } else { "FAILED" }, started.elapsed().as_secs_f64()));
+    progress(&format!(
+        "tests {} in {:.1} s",
+        if status.success() { "passed" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    ));
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -43,7 +43,7 @@ pub async fn provision(moto: &Moto, template: &Template, options: &Options) -> R
         // Convention: a parameter named `*SecretParameter` holds the NAME of an SSM SecureString
         // that operators create; locally we create it with a random value.
         if name.ends_with("SecretParameter") && !value.is_empty() {
-            let secret = random_hex(32);
+            let secret = random_base64(48);
             moto.json(
                 "ssm",
                 "AmazonSSM.PutParameter",
@@ -68,7 +68,8 @@ pub async fn provision(moto: &Moto, template: &Template, options: &Options) -> R
         if let Some(view) = props.pointer("/StreamSpecification/StreamViewType") {
             request.insert("StreamSpecification".into(), json!({"StreamEnabled": true, "StreamViewType": view}));
         }
-        let created = moto.dynamodb("CreateTable", Value::Object(request)).await.with_context(|| format!("table {id}"))?;
+        let created =
+            moto.dynamodb("CreateTable", Value::Object(request)).await.with_context(|| format!("table {id}"))?;
         let description = &created["TableDescription"];
         out.resolver.refs.insert(id.into(), name.clone());
         out.resolver.attributes.insert((id.into(), "Arn".into()), str_at(description, "TableArn"));
@@ -87,7 +88,9 @@ pub async fn provision(moto: &Moto, template: &Template, options: &Options) -> R
             name.push_str(".fifo");
         }
         let mut attributes = Map::new();
-        for key in ["MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds", "DelaySeconds", "ContentBasedDeduplication"] {
+        for key in
+            ["MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds", "DelaySeconds", "ContentBasedDeduplication"]
+        {
             if let Some(v) = props.get(key) {
                 attributes.insert(key.into(), Value::String(scalar(v)));
             }
@@ -104,7 +107,9 @@ pub async fn provision(moto: &Moto, template: &Template, options: &Options) -> R
             .with_context(|| format!("queue {id}"))?;
         let url = str_at(&created, "QueueUrl");
         out.resolver.refs.insert((*id).into(), url.clone());
-        out.resolver.attributes.insert(((*id).into(), "Arn".into()), format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"));
+        out.resolver
+            .attributes
+            .insert(((*id).into(), "Arn".into()), format!("arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{name}"));
         out.resolver.attributes.insert(((*id).into(), "QueueName".into()), name.clone());
         out.resolver.attributes.insert(((*id).into(), "QueueUrl".into()), url.clone());
         out.queues.insert((*id).into(), url);
@@ -160,10 +165,14 @@ pub async fn provision(moto: &Moto, template: &Template, options: &Options) -> R
     for (id, props) in template.resources_of_type("AWS::S3::Bucket") {
         let name = optional_name(&out.resolver, props, "BucketName")?
             .unwrap_or_else(|| physical(id).to_lowercase().replace('_', "-"));
-        moto.rest("s3", reqwest::Method::PUT, &format!("/{name}"), None).await.with_context(|| format!("bucket {id}"))?;
+        moto.rest("s3", reqwest::Method::PUT, &format!("/{name}"), None)
+            .await
+            .with_context(|| format!("bucket {id}"))?;
         out.resolver.refs.insert(id.into(), name.clone());
         out.resolver.attributes.insert((id.into(), "Arn".into()), format!("arn:aws:s3:::{name}"));
-        out.resolver.attributes.insert((id.into(), "RegionalDomainName".into()), format!("{name}.s3.{REGION}.amazonaws.com"));
+        out.resolver
+            .attributes
+            .insert((id.into(), "RegionalDomainName".into()), format!("{name}.s3.{REGION}.amazonaws.com"));
         out.buckets.insert(id.into(), name);
     }
 
@@ -171,10 +180,18 @@ pub async fn provision(moto: &Moto, template: &Template, options: &Options) -> R
         let props = out.resolver.resolve(props)?;
         let mut request = pick(
             &props,
-            &["UsernameAttributes", "AutoVerifiedAttributes", "Policies", "Schema", "AccountRecoverySetting", "MfaConfiguration"],
+            &[
+                "UsernameAttributes",
+                "AutoVerifiedAttributes",
+                "Policies",
+                "Schema",
+                "AccountRecoverySetting",
+                "MfaConfiguration",
+            ],
         );
         request.insert("PoolName".into(), props.get("UserPoolName").cloned().unwrap_or(physical(id).into()));
-        let created = moto.cognito("CreateUserPool", Value::Object(request)).await.with_context(|| format!("user pool {id}"))?;
+        let created =
+            moto.cognito("CreateUserPool", Value::Object(request)).await.with_context(|| format!("user pool {id}"))?;
         let pool_id = str_at(&created["UserPool"], "Id");
         out.resolver.refs.insert(id.into(), pool_id.clone());
         out.resolver.attributes.insert((id.into(), "Arn".into()), str_at(&created["UserPool"], "Arn"));
@@ -201,17 +218,22 @@ pub async fn provision(moto: &Moto, template: &Template, options: &Options) -> R
             ],
         );
         request.insert("ClientName".into(), props.get("ClientName").cloned().unwrap_or(physical(id).into()));
-        let created =
-            moto.cognito("CreateUserPoolClient", Value::Object(request)).await.with_context(|| format!("client {id}"))?;
+        let created = moto
+            .cognito("CreateUserPoolClient", Value::Object(request))
+            .await
+            .with_context(|| format!("client {id}"))?;
         let client_id = str_at(&created["UserPoolClient"], "ClientId");
         out.resolver.refs.insert(id.into(), client_id.clone());
         out.user_pool_clients.insert(id.into(), client_id);
     }
     for (id, props) in template.resources_of_type("AWS::Cognito::UserPoolGroup") {
         let props = out.resolver.resolve(props)?;
-        moto.cognito("CreateGroup", Value::Object(pick(&props, &["GroupName", "UserPoolId", "Description", "Precedence"])))
-            .await
-            .with_context(|| format!("group {id}"))?;
+        moto.cognito(
+            "CreateGroup",
+            Value::Object(pick(&props, &["GroupName", "UserPoolId", "Description", "Precedence"])),
+        )
+        .await
+        .with_context(|| format!("group {id}"))?;
         out.resolver.refs.insert(id.into(), str_at(&props, "GroupName"));
     }
 
@@ -238,7 +260,9 @@ pub async fn provision(moto: &Moto, template: &Template, options: &Options) -> R
 
     for (id, _) in template.resources_of_type("AWS::Serverless::Function") {
         out.resolver.refs.insert(id.into(), id.into());
-        out.resolver.attributes.insert((id.into(), "Arn".into()), format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{id}"));
+        out.resolver
+            .attributes
+            .insert((id.into(), "Arn".into()), format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{id}"));
     }
     for (id, _) in template.resources_of_type("AWS::Serverless::HttpApi") {
         out.resolver.refs.insert(id.into(), "local".into());
@@ -265,6 +289,9 @@ fn scalar(value: &Value) -> String {
     }
 }
 
-pub fn random_hex(bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", rand::random::<u8>())).collect()
+/// Secrets are documented (template Description) as random bytes, base64.
+fn random_base64(bytes: usize) -> String {
+    use base64::Engine;
+    let raw: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    base64::engine::general_purpose::STANDARD.encode(raw)
 }

@@ -40,7 +40,8 @@ pub struct Schedule {
 
 /// `rate(5 minutes)`; cron expressions are not run locally (see docs/local-runtime.md).
 pub fn parse_rate(expression: &str) -> Result<Duration> {
-    let inner = expression.strip_prefix("rate(").and_then(|s| s.strip_suffix(')')).context("only rate(...) runs locally")?;
+    let inner =
+        expression.strip_prefix("rate(").and_then(|s| s.strip_suffix(')')).context("only rate(...) runs locally")?;
     let (n, unit) = inner.split_once(' ').context("rate(N unit)")?;
     let n: u64 = n.parse()?;
     let seconds = match unit.trim_end_matches('s') {
@@ -138,7 +139,9 @@ async fn poll_sqs_once(lambda: &Arc<Lambda>, moto: &Moto, source: &SqsSource) ->
         let got = received.get("Messages").and_then(Value::as_array).cloned().unwrap_or_default();
         let empty = got.is_empty();
         messages.extend(got);
-        if messages.len() >= source.batch_size || tokio::time::Instant::now() >= window_ends || (empty && !messages.is_empty())
+        if messages.len() >= source.batch_size
+            || tokio::time::Instant::now() >= window_ends
+            || (empty && !messages.is_empty())
         {
             break;
         }
@@ -167,7 +170,10 @@ async fn poll_sqs_once(lambda: &Arc<Lambda>, moto: &Moto, source: &SqsSource) ->
             let known = |id: &String| records.iter().any(|r| r["messageId"].as_str() == Some(id.as_str()));
             // An unknown or missing identifier fails the whole batch, as on Lambda.
             let Some(failed) = failed_ids(&body).filter(|ids| ids.iter().all(known)) else { return Ok(()) };
-            records.into_iter().filter(|r| !failed.iter().any(|id| Some(id.as_str()) == r["messageId"].as_str())).collect()
+            records
+                .into_iter()
+                .filter(|r| !failed.iter().any(|id| Some(id.as_str()) == r["messageId"].as_str()))
+                .collect()
         }
         Outcome::Response(_) => records,
         // The whole batch returns to the queue when its visibility timeout ends.
@@ -243,7 +249,8 @@ pub fn spawn_stream(lambda: Arc<Lambda>, moto: Moto, source: StreamSource) {
 
 async fn run_stream(lambda: &Arc<Lambda>, moto: &Moto, source: &StreamSource) -> Result<()> {
     let description = moto.streams("DescribeStream", json!({"StreamArn": source.stream_arn})).await?;
-    let shards = description.pointer("/StreamDescription/Shards").and_then(Value::as_array).cloned().unwrap_or_default();
+    let shards =
+        description.pointer("/StreamDescription/Shards").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut pollers = Vec::new();
     for shard in shards {
         let shard_id = shard["ShardId"].as_str().context("ShardId")?.to_string();
@@ -290,7 +297,8 @@ async fn poll_shard(lambda: &Arc<Lambda>, moto: &Moto, source: &StreamSource, mu
             })
             .collect();
         if records.is_empty() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // moto keeps every shard iterator it hands out: poll an idle stream gently.
+            tokio::time::sleep(Duration::from_millis(300)).await;
             continue;
         }
         deliver_in_order(lambda, source, records).await;
@@ -308,7 +316,11 @@ async fn deliver_in_order(lambda: &Arc<Lambda>, source: &StreamSource, mut recor
             Ok(Outcome::Response(body)) if source.report_failures => match failed_ids(&body) {
                 Some(failed) => failed
                     .iter()
-                    .filter_map(|id| records.iter().position(|r| r.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str) == Some(id)))
+                    .filter_map(|id| {
+                        records
+                            .iter()
+                            .position(|r| r.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str) == Some(id))
+                    })
                     .min(),
                 None => Some(0),
             },
@@ -369,7 +381,8 @@ mod tests {
     #[test]
     fn stream_filters_match_as_lambda_does() {
         let filters = vec![json!({"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["outbox"]}}}})];
-        let record = |event: &str, kind: &str| json!({"eventName": event, "dynamodb": {"NewImage": {"type": {"S": kind}}}});
+        let record =
+            |event: &str, kind: &str| json!({"eventName": event, "dynamodb": {"NewImage": {"type": {"S": kind}}}});
         assert!(passes(&filters, &record("INSERT", "outbox")));
         assert!(!passes(&filters, &record("MODIFY", "outbox")));
         assert!(!passes(&filters, &record("INSERT", "booking")));

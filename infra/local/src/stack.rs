@@ -89,10 +89,7 @@ impl Stack {
         let provisioned = provision(
             moto,
             template,
-            &ProvisionOptions {
-                stack_name: "roost".into(),
-                visibility_timeout_cap: options.test_mode.then_some(2),
-            },
+            &ProvisionOptions { stack_name: "roost".into(), visibility_timeout_cap: options.test_mode.then_some(2) },
         )
         .await?;
         let resolver = &provisioned.resolver;
@@ -102,7 +99,10 @@ impl Stack {
         for f in functions {
             let mut environment = Vec::new();
             for (key, value) in &f.environment {
-                environment.push((key.clone(), resolver.resolve_string(value).with_context(|| format!("{}: {key}", f.logical_id))?));
+                environment.push((
+                    key.clone(),
+                    resolver.resolve_string(value).with_context(|| format!("{}: {key}", f.logical_id))?,
+                ));
             }
             // Local-only settings: where AWS and Stripe are. The template never sets these.
             for (key, value) in [
@@ -128,7 +128,8 @@ impl Stack {
                 timeout: Duration::from_secs(f.timeout_s),
             });
         }
-        let lambda = Lambda::start(specs, options.max_processes, options.state_dir.join("logs"), options.echo_logs).await?;
+        let lambda =
+            Lambda::start(specs, options.max_processes, options.state_dir.join("logs"), options.echo_logs).await?;
 
         let mut routes = Vec::new();
         for f in functions {
@@ -169,8 +170,13 @@ impl Stack {
                         moto.clone(),
                         StreamSource {
                             function: f.logical_id.clone(),
-                            stream_arn: resolver.resolve_string(p.get("Stream").context("DynamoDB event without Stream")?)?,
-                            starting_position: p.get("StartingPosition").and_then(Value::as_str).unwrap_or("LATEST").into(),
+                            stream_arn: resolver
+                                .resolve_string(p.get("Stream").context("DynamoDB event without Stream")?)?,
+                            starting_position: p
+                                .get("StartingPosition")
+                                .and_then(Value::as_str)
+                                .unwrap_or("LATEST")
+                                .into(),
                             batch_size: p.get("BatchSize").and_then(Value::as_u64).unwrap_or(100) as usize,
                             report_failures: reports_failures(p),
                             filters: sources::filters(p)?,
@@ -230,6 +236,11 @@ impl Stack {
                 max_age: c.get("MaxAge").and_then(Value::as_u64),
             })
         });
+        // With several app clients, the one the JWT authorizer accepts (not the alphabetically first).
+        let api_client = authorizer
+            .as_ref()
+            .and_then(|a| a.audience.iter().find(|c| provisioned.user_pool_clients.values().any(|v| v == *c)).cloned())
+            .or_else(|| provisioned.user_pool_clients.values().next().cloned());
         let gateway = Arc::new(Gateway { routes, lambda: lambda.clone(), authorizer, cors: cors.transpose()? });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
             .await
@@ -258,7 +269,7 @@ impl Stack {
             "stripe_url": stripe_url,
             "runtime_url": lambda.api_base(),
             "user_pool_id": first(&provisioned.user_pools),
-            "user_pool_client_id": first(&provisioned.user_pool_clients),
+            "user_pool_client_id": api_client,
             "table_name": first(&provisioned.tables),
             "bucket_name": first(&provisioned.buckets),
             "queues": queues,

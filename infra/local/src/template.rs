@@ -37,10 +37,10 @@ impl Template {
     }
 
     pub fn resources_of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
-        self.resources.iter().filter_map(move |(id, res)| {
-            (res.get("Type").and_then(Value::as_str) == Some(kind))
-                .then(|| (id.as_str(), res.get("Properties").unwrap_or(&Value::Null)))
-        })
+        self.resources
+            .iter()
+            .filter(move |(_, res)| res.get("Type").and_then(Value::as_str) == Some(kind))
+            .map(|(id, res)| (id.as_str(), res.get("Properties").unwrap_or(&Value::Null)))
     }
 
     /// `AWS::Serverless::Function`s with `Globals.Function` merged in, as SAM does it.
@@ -157,7 +157,9 @@ fn expand_tag(tagged: TaggedValue) -> Result<Value> {
     let key = if name == "Ref" { "Ref".to_string() } else { format!("Fn::{name}") };
     let inner = match (name, inner) {
         ("GetAtt", Value::String(s)) => {
-            let Some((resource, attribute)) = s.split_once('.') else { bail!("!GetAtt {s}: expected Resource.Attribute") };
+            let Some((resource, attribute)) = s.split_once('.') else {
+                bail!("!GetAtt {s}: expected Resource.Attribute")
+            };
             Value::Array(vec![resource.into(), attribute.into()])
         }
         (_, inner) => inner,
@@ -194,7 +196,8 @@ impl Resolver {
                 match key.as_str() {
                     "Ref" => Value::String(self.reference(arg.as_str().context("Ref takes a name")?)?),
                     "Fn::GetAtt" => {
-                        let parts: Vec<&str> = arg.as_array().context("GetAtt")?.iter().filter_map(Value::as_str).collect();
+                        let parts: Vec<&str> =
+                            arg.as_array().context("GetAtt")?.iter().filter_map(Value::as_str).collect();
                         let [resource, attribute] = parts[..] else { bail!("GetAtt takes [Resource, Attribute]") };
                         Value::String(self.attribute(resource, attribute)?)
                     }
@@ -314,8 +317,10 @@ Resources:
         resolver.refs.insert("Table".into(), "roost-table".into());
         resolver.refs.insert("Pool".into(), "us-east-1_abc".into());
         resolver.attributes.insert(("Table".into(), "StreamArn".into()), "arn:stream".into());
-        let env: Vec<String> =
-            ["TABLE_NAME", "STREAM", "ISSUER"].iter().map(|k| resolver.resolve_string(&f.environment[*k]).unwrap()).collect();
+        let env: Vec<String> = ["TABLE_NAME", "STREAM", "ISSUER"]
+            .iter()
+            .map(|k| resolver.resolve_string(&f.environment[*k]).unwrap())
+            .collect();
         assert_eq!(env, ["roost-table", "arn:stream", "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc"]);
     }
 

@@ -1,0 +1,342 @@
+//! The user pool, as the users context needs it: each Cognito call with its failures turned into
+//! `AuthError`s that say what happened in our words (and never which accounts exist).
+
+use aws_sdk_cognitoidentityprovider::Client;
+use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, AuthenticationResultType, UserStatusType};
+use base64::Engine;
+use serde::Deserialize;
+use shared::ApiError;
+
+use crate::domain::{Email, Password};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("e-mail already has a confirmed account")]
+    EmailTaken,
+    #[error("wrong e-mail or password")]
+    InvalidCredentials,
+    #[error("user not confirmed")]
+    NotConfirmed,
+    #[error("wrong or expired code")]
+    InvalidCode,
+    #[error("password refused by the pool: {0}")]
+    InvalidPassword(String),
+    #[error("invalid or revoked refresh token")]
+    InvalidToken,
+    #[error("too many attempts")]
+    TooManyRequests,
+    #[error("no such user")]
+    UserNotFound,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::EmailTaken => ApiError::conflict("email_taken", "An account with this e-mail already exists."),
+            AuthError::InvalidCredentials | AuthError::UserNotFound => {
+                ApiError::unauthorized("invalid_credentials", "The e-mail or password is wrong.")
+            }
+            AuthError::NotConfirmed => {
+                ApiError::forbidden("user_not_confirmed", "Confirm your e-mail address with the code we sent first.")
+            }
+            AuthError::InvalidCode => {
+                ApiError::new(http::StatusCode::BAD_REQUEST, "invalid_code", "The code is wrong or has expired.")
+                    .with_field("code", "is wrong or has expired")
+            }
+            AuthError::InvalidPassword(reason) => ApiError::invalid_field("password", reason),
+            AuthError::InvalidToken => {
+                ApiError::unauthorized("invalid_token", "The refresh token is invalid, expired or revoked.")
+            }
+            AuthError::TooManyRequests => ApiError::too_many_requests("Too many attempts; try again in a few minutes."),
+            AuthError::Unexpected(e) => ApiError::Unexpected(e),
+        }
+    }
+}
+
+/// A Cognito error code and what it means here (built from Cognito's message).
+type KnownError = (&'static str, fn(String) -> AuthError);
+
+/// Cognito's error code, for mapping (`UsernameExistsException`, ...).
+fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    operation: &'static str,
+    error: SdkError<E, aws_sdk_cognitoidentityprovider::config::http::HttpResponse>,
+    known: &[KnownError],
+) -> AuthError {
+    let code = error.code().unwrap_or_default().to_string();
+    let message = error.message().unwrap_or_default().to_string();
+    if let Some((_, make)) = known.iter().find(|(c, _)| *c == code) {
+        return make(message);
+    }
+    match code.as_str() {
+        "TooManyRequestsException" | "LimitExceededException" | "TooManyFailedAttemptsException" => {
+            AuthError::TooManyRequests
+        }
+        _ => AuthError::Unexpected(anyhow::Error::new(error).context(format!("cognito {operation}"))),
+    }
+}
+
+pub struct CognitoUser {
+    pub username: String,
+    pub sub: String,
+    pub email: String,
+    pub name: String,
+    pub confirmed: bool,
+}
+
+pub struct Tokens {
+    pub access_token: String,
+    pub id_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in: i32,
+}
+
+/// The claims of an id token that Cognito just handed us (over TLS, in answer to our own call):
+/// read, not verified, to learn who signed in without another round trip.
+#[derive(Deserialize)]
+pub struct IdClaims {
+    pub sub: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+impl Tokens {
+    pub fn id_claims(&self) -> anyhow::Result<IdClaims> {
+        let payload = self.id_token.split('.').nth(1).ok_or_else(|| anyhow::anyhow!("id token is not a JWT"))?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('='))?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+}
+
+pub struct Cognito {
+    pub client: Client,
+    pub pool_id: String,
+    pub client_id: String,
+}
+
+fn attribute(name: &str, value: &str) -> Result<AttributeType, AuthError> {
+    AttributeType::builder().name(name).value(value).build().map_err(|e| AuthError::Unexpected(e.into()))
+}
+
+impl Cognito {
+    pub async fn sign_up(&self, email: &Email, password: &Password, name: &str) -> Result<String, AuthError> {
+        let out = self
+            .client
+            .sign_up()
+            .client_id(&self.client_id)
+            .username(email.as_str())
+            .password(password.expose())
+            .user_attributes(attribute("email", email.as_str())?)
+            .user_attributes(attribute("name", name)?)
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    "SignUp",
+                    e,
+                    &[
+                        ("UsernameExistsException", |_| AuthError::EmailTaken),
+                        ("InvalidPasswordException", AuthError::InvalidPassword),
+                    ],
+                )
+            })?;
+        Ok(out.user_sub().to_string())
+    }
+
+    /// The pool's user for an e-mail (or username), if any.
+    pub async fn user(&self, username: &str) -> Result<Option<CognitoUser>, AuthError> {
+        let out = match self.client.admin_get_user().user_pool_id(&self.pool_id).username(username).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                return match classify("AdminGetUser", e, &[("UserNotFoundException", |_| AuthError::UserNotFound)]) {
+                    AuthError::UserNotFound => Ok(None),
+                    other => Err(other),
+                };
+            }
+        };
+        let get = |name: &str| {
+            out.user_attributes()
+                .iter()
+                .find(|a| a.name() == name)
+                .and_then(|a| a.value())
+                .unwrap_or_default()
+                .to_string()
+        };
+        Ok(Some(CognitoUser {
+            username: out.username().to_string(),
+            sub: get("sub"),
+            email: get("email"),
+            name: get("name"),
+            confirmed: out.user_status() == Some(&UserStatusType::Confirmed),
+        }))
+    }
+
+    pub async fn delete_user(&self, username: &str) -> Result<(), AuthError> {
+        match self.client.admin_delete_user().user_pool_id(&self.pool_id).username(username).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match classify("AdminDeleteUser", e, &[("UserNotFoundException", |_| AuthError::UserNotFound)]) {
+                AuthError::UserNotFound => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    pub async fn confirm(&self, email: &Email, code: &str) -> Result<(), AuthError> {
+        let result = self
+            .client
+            .confirm_sign_up()
+            .client_id(&self.client_id)
+            .username(email.as_str())
+            .confirmation_code(code)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match classify(
+                "ConfirmSignUp",
+                e,
+                &[
+                    ("CodeMismatchException", |_| AuthError::InvalidCode),
+                    ("ExpiredCodeException", |_| AuthError::InvalidCode),
+                    ("UserNotFoundException", |_| AuthError::InvalidCode),
+                    // "User cannot be confirmed. Current status is CONFIRMED": confirming twice is fine.
+                    ("NotAuthorizedException", |_| AuthError::EmailTaken),
+                ],
+            ) {
+                AuthError::EmailTaken => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    pub async fn login(&self, email: &Email, password: &str) -> Result<Tokens, AuthError> {
+        let out = self
+            .client
+            .initiate_auth()
+            .client_id(&self.client_id)
+            .auth_flow(AuthFlowType::UserPasswordAuth)
+            .auth_parameters("USERNAME", email.as_str())
+            .auth_parameters("PASSWORD", password)
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    "InitiateAuth",
+                    e,
+                    &[
+                        ("NotAuthorizedException", |_| AuthError::InvalidCredentials),
+                        ("UserNotFoundException", |_| AuthError::InvalidCredentials),
+                        ("UserNotConfirmedException", |_| AuthError::NotConfirmed),
+                        ("PasswordResetRequiredException", |_| AuthError::InvalidCredentials),
+                    ],
+                )
+            })?;
+        tokens(out.authentication_result())
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens, AuthError> {
+        let out = self
+            .client
+            .initiate_auth()
+            .client_id(&self.client_id)
+            .auth_flow(AuthFlowType::RefreshTokenAuth)
+            .auth_parameters("REFRESH_TOKEN", refresh_token)
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    "InitiateAuth(refresh)",
+                    e,
+                    &[
+                        ("NotAuthorizedException", |_| AuthError::InvalidToken),
+                        ("UserNotFoundException", |_| AuthError::InvalidToken),
+                        ("ResourceNotFoundException", |_| AuthError::InvalidToken),
+                    ],
+                )
+            })?;
+        tokens(out.authentication_result())
+    }
+
+    /// Revokes every refresh token of the user (Cognito's global sign-out).
+    pub async fn sign_out_everywhere(&self, username: &str) -> Result<(), AuthError> {
+        self.client
+            .admin_user_global_sign_out()
+            .user_pool_id(&self.pool_id)
+            .username(username)
+            .send()
+            .await
+            .map_err(|e| classify("AdminUserGlobalSignOut", e, &[]))?;
+        Ok(())
+    }
+
+    /// Sends a reset code if the account exists; says nothing either way.
+    pub async fn forgot_password(&self, email: &Email) -> Result<(), AuthError> {
+        match self.client.forgot_password().client_id(&self.client_id).username(email.as_str()).send().await {
+            Ok(_) => Ok(()),
+            Err(e) => match classify(
+                "ForgotPassword",
+                e,
+                &[
+                    ("UserNotFoundException", |_| AuthError::UserNotFound),
+                    ("InvalidParameterException", |_| AuthError::UserNotFound),
+                    ("NotAuthorizedException", |_| AuthError::UserNotFound),
+                ],
+            ) {
+                AuthError::UserNotFound => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    pub async fn reset_password(&self, email: &Email, code: &str, password: &Password) -> Result<(), AuthError> {
+        self.client
+            .confirm_forgot_password()
+            .client_id(&self.client_id)
+            .username(email.as_str())
+            .confirmation_code(code)
+            .password(password.expose())
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    "ConfirmForgotPassword",
+                    e,
+                    &[
+                        ("CodeMismatchException", |_| AuthError::InvalidCode),
+                        ("ExpiredCodeException", |_| AuthError::InvalidCode),
+                        ("UserNotFoundException", |_| AuthError::InvalidCode),
+                        ("NotAuthorizedException", |_| AuthError::InvalidCode),
+                        ("InvalidPasswordException", |m| AuthError::InvalidPassword(m)),
+                    ],
+                )
+            })?;
+        Ok(())
+    }
+
+    pub async fn add_to_group(&self, username: &str, group: &str) -> Result<(), AuthError> {
+        self.client
+            .admin_add_user_to_group()
+            .user_pool_id(&self.pool_id)
+            .username(username)
+            .group_name(group)
+            .send()
+            .await
+            .map_err(|e| classify("AdminAddUserToGroup", e, &[]))?;
+        Ok(())
+    }
+}
+
+fn tokens(result: Option<&AuthenticationResultType>) -> Result<Tokens, AuthError> {
+    let result = result.ok_or_else(|| anyhow::anyhow!("Cognito answered a challenge, not tokens"))?;
+    let token = |t: Option<&str>, what: &str| t.map(str::to_string).ok_or_else(|| anyhow::anyhow!("no {what} token"));
+    Ok(Tokens {
+        access_token: token(result.access_token(), "access")?,
+        id_token: token(result.id_token(), "id")?,
+        refresh_token: result.refresh_token().map(str::to_string),
+        expires_in: result.expires_in(),
+    })
+}

@@ -1,0 +1,21 @@
+use std::sync::Arc;
+
+use shared::{Table, clock, config, telemetry};
+use users::cognito::Cognito;
+use users::{AppState, router};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    telemetry::init();
+    let sdk = config::aws_config().await;
+    let state = AppState {
+        table: Arc::new(Table::new(&sdk, config::required("TABLE_NAME")?)),
+        cognito: Arc::new(Cognito {
+            client: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+            pool_id: config::required("USER_POOL_ID")?,
+            client_id: config::required("USER_POOL_CLIENT_ID")?,
+        }),
+        clock: clock::from_env()?,
+    };
+    shared::http::run(router(state)).await
+}

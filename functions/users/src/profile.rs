@@ -1,0 +1,148 @@
+//! The profile item (`USER#<sub>` / `PROFILE`): what Roost knows of a person beyond Cognito,
+//! including the e-mail, which access tokens do not carry.
+
+use serde::{Deserialize, Serialize};
+use shared::Table;
+use shared::keys::{self, Key};
+use shared::table::{Expr, TableError};
+
+pub const ITEM_TYPE: &str = "profile";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Profile {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    #[serde(default)]
+    pub bio: String,
+    #[serde(default)]
+    pub is_host: bool,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Tokens issued (`iat`) before this instant (epoch seconds) are refused: set by logout and
+    /// by a password reset, since API Gateway's authorizer cannot revoke access tokens itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_revoked_before: Option<i64>,
+}
+
+impl Profile {
+    pub fn new(user_id: &str, email: &str, name: &str, now: jiff::Timestamp) -> Self {
+        let key = keys::user_profile(user_id);
+        Self {
+            pk: key.pk,
+            sk: key.sk,
+            kind: ITEM_TYPE.into(),
+            user_id: user_id.into(),
+            email: email.into(),
+            name: name.into(),
+            bio: String::new(),
+            is_host: false,
+            created_at: now.to_string(),
+            updated_at: now.to_string(),
+            tokens_revoked_before: None,
+        }
+    }
+
+    pub fn roles(&self) -> Vec<&'static str> {
+        if self.is_host { vec!["guest", "host"] } else { vec!["guest"] }
+    }
+
+    /// Whether a token issued at `issued_at` (epoch seconds) predates a logout or reset.
+    pub fn revokes(&self, issued_at: Option<i64>) -> bool {
+        match (self.tokens_revoked_before, issued_at) {
+            (Some(before), Some(iat)) => iat < before,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+fn key(user_id: &str) -> Key {
+    keys::user_profile(user_id)
+}
+
+pub async fn get(table: &Table, user_id: &str) -> Result<Option<Profile>, TableError> {
+    table.get(&key(user_id)).await
+}
+
+/// Creates the profile unless it exists: sign-up, confirm and login all call this, so a profile
+/// lost between Cognito and DynamoDB (they cannot be written atomically) is repaired by the next
+/// step. Returns the stored profile either way.
+pub async fn ensure(table: &Table, profile: Profile) -> Result<Profile, TableError> {
+    match table.put_new(&profile).await {
+        Ok(()) => Ok(profile),
+        Err(e) if e.is_condition_failure() => get(table, &profile.user_id).await?.ok_or_else(|| {
+            TableError::Unexpected(anyhow::anyhow!("profile {} vanished while being created", profile.user_id))
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn delete(table: &Table, user_id: &str) -> Result<(), TableError> {
+    table.delete(&key(user_id), None).await
+}
+
+/// Applies the allow-listed changes to an existing profile and returns the result.
+pub async fn update(
+    table: &Table,
+    user_id: &str,
+    name: Option<&str>,
+    bio: Option<&str>,
+    now: jiff::Timestamp,
+) -> Result<(), TableError> {
+    let mut sets = vec!["updated_at = :now"];
+    let mut update = Expr::new("").s(":now", now.to_string());
+    if let Some(name) = name {
+        sets.push("#name = :name");
+        update = update.name("#name", "name").s(":name", name);
+    }
+    if let Some(bio) = bio {
+        sets.push("bio = :bio");
+        update = update.s(":bio", bio);
+    }
+    update.expression = format!("SET {}", sets.join(", "));
+    table.update(&key(user_id), &update, Some(&Expr::exists())).await
+}
+
+pub async fn mark_host(table: &Table, user_id: &str, now: jiff::Timestamp) -> Result<(), TableError> {
+    let update = Expr::new("SET is_host = :yes, updated_at = :now")
+        .value(":yes", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+        .s(":now", now.to_string());
+    table.update(&key(user_id), &update, Some(&Expr::exists())).await
+}
+
+pub async fn revoke_tokens(table: &Table, user_id: &str, now: jiff::Timestamp) -> Result<(), TableError> {
+    let update = Expr::new("SET tokens_revoked_before = :t, updated_at = :now")
+        .n(":t", now.as_second())
+        .s(":now", now.to_string());
+    table.update(&key(user_id), &update, Some(&Expr::exists())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocation_compares_issue_time() {
+        let mut p = Profile::new("u", "a@b.co", "A", jiff::Timestamp::UNIX_EPOCH);
+        assert!(!p.revokes(Some(5)));
+        p.tokens_revoked_before = Some(100);
+        assert!(p.revokes(Some(99)));
+        assert!(!p.revokes(Some(100)));
+        assert!(p.revokes(None));
+    }
+
+    #[test]
+    fn roles_follow_the_host_flag() {
+        let mut p = Profile::new("u", "a@b.co", "A", jiff::Timestamp::UNIX_EPOCH);
+        assert_eq!(p.roles(), ["guest"]);
+        p.is_host = true;
+        assert_eq!(p.roles(), ["guest", "host"]);
+    }
+}

@@ -1,0 +1,69 @@
+//! Every sample event in `events/users/` replayed through the real router, as Lambda would
+//! deliver it (lambda_http's own parser), with the answer each one must get.
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use shared::Table;
+use shared::clock::FixedClock;
+use tower::ServiceExt;
+use users::cognito::Cognito;
+use users::{AppState, router};
+
+/// AWS clients on an unroutable endpoint: the replayed events must be answered without them
+/// (any call would fail loudly as a 500).
+fn state() -> AppState {
+    let dynamodb = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::for_tests())
+        .endpoint_url("http://127.0.0.1:9");
+    let cognito = aws_sdk_cognitoidentityprovider::config::Builder::new()
+        .behavior_version(aws_sdk_cognitoidentityprovider::config::BehaviorVersion::latest())
+        .region(aws_sdk_cognitoidentityprovider::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_cognitoidentityprovider::config::Credentials::for_tests())
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    AppState {
+        table: Arc::new(Table::from_conf(dynamodb, "replay")),
+        cognito: Arc::new(Cognito {
+            client: aws_sdk_cognitoidentityprovider::Client::from_conf(cognito),
+            pool_id: "us-east-1_replay".into(),
+            client_id: "replay".into(),
+        }),
+        clock: Arc::new(FixedClock::at("2026-11-26T10:00:00Z").expect("timestamp")),
+    }
+}
+
+async fn replay(file: &str) -> (u16, http::HeaderMap, Value) {
+    let path = format!("{}/../../events/users/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let request =
+        lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file} is not an API Gateway event: {e}"));
+    let response = shared::http::with_request_layers(router(state())).oneshot(request).await.expect("infallible");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.expect("body").to_bytes();
+    (status, headers, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn every_sample_event_is_replayed() {
+    let expected: &[(&str, u16, Value)] = &[("health.json", 200, json!({"status": "ok"}))];
+    let mut files: Vec<String> = std::fs::read_dir(format!("{}/../../events/users", env!("CARGO_MANIFEST_DIR")))
+        .expect("events/users")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = expected.iter().map(|(f, _, _)| f.to_string()).collect();
+    listed.sort();
+    assert_eq!(files, listed, "every file in events/users has an expectation here");
+
+    for (file, status, body) in expected {
+        let (got_status, headers, got_body) = replay(file).await;
+        assert_eq!((got_status, &got_body), (*status, body), "{file}");
+        assert_eq!(headers["x-request-id"], "health-check-1", "{file}: the caller's request id is echoed");
+    }
+}

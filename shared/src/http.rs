@@ -1,0 +1,218 @@
+//! What every HTTP function wraps its router in: a request id on every response, one JSON log
+//! line per request, and problem+json for unknown routes and wrong methods.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use lambda_http::RequestExt;
+use tracing::Instrument;
+
+use crate::error::ApiError;
+use crate::table::count_ddb_requests;
+
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The request's id, in the request extensions for handlers that want it (e.g. to log or to
+/// put in an event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+/// Adds the fallbacks (404/405 problem+json) and the request layer to `router`. Call it last,
+/// after every route and `with_state`.
+pub fn with_request_layers(router: Router) -> Router {
+    router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).layer(middleware::from_fn(request_layer))
+}
+
+/// Serves `router` on the Lambda runtime with the request layers.
+pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
+    lambda_http::run(with_request_layers(router)).await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+async fn request_layer(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = choose_request_id(&req);
+    let method = req.method().clone();
+    // Set by the router before route layers run; absent for the fallback.
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let (mut res, ddb_requests) = count_ddb_requests(next.run(req)).instrument(span).await;
+
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    // Never headers, bodies, tokens or query strings: only the route template.
+    tracing::info!(
+        method = %method,
+        route = route.as_deref().unwrap_or("unmatched"),
+        status = res.status().as_u16(),
+        latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        ddb_requests,
+        request_id = %request_id,
+        "request"
+    );
+    res
+}
+
+/// The caller's `X-Request-Id` if sane, else Lambda's request id, else a new ULID.
+fn choose_request_id(req: &Request) -> String {
+    if let Some(id) =
+        req.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).filter(|v| is_sane_request_id(v))
+    {
+        return id.to_owned();
+    }
+    if let Some(ctx) = req.lambda_context_ref()
+        && is_sane_request_id(&ctx.request_id)
+    {
+        return ctx.request_id.clone();
+    }
+    ulid::Ulid::new().to_string().to_ascii_lowercase()
+}
+
+/// 1 to 128 characters of `[A-Za-z0-9._-]`: safe to echo in a header and to log.
+pub fn is_sane_request_id(id: &str) -> bool {
+    (1..=MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::body_json;
+    use axum::body::Body;
+    use axum::extract::Extension;
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use std::sync::{Arc, Mutex};
+    use tower::ServiceExt;
+
+    fn app() -> Router {
+        let router = Router::new()
+            .route("/v1/listings/{id}", get(|| async { "ok" }).post(|| async { "ok" }))
+            .route("/v1/echo-id", get(|Extension(id): Extension<RequestId>| async move { id.0 }))
+            .route("/v1/boom", get(|| async { ApiError::from(anyhow::anyhow!("secret cause")) }));
+        with_request_layers(router)
+    }
+
+    async fn send(req: Request<Body>) -> Response {
+        app().oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn echoes_a_sane_request_id() {
+        let res =
+            send(Request::get("/v1/echo-id").header("x-request-id", "abc-123_X.y").body(Body::empty()).unwrap()).await;
+        assert_eq!(res.headers()["x-request-id"], "abc-123_X.y");
+        let bytes = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
+        assert_eq!(&bytes[..], b"abc-123_X.y");
+    }
+
+    #[tokio::test]
+    async fn replaces_an_insane_request_id() {
+        for bad in ["has space", "semi;colon", &"a".repeat(129), ""] {
+            let res =
+                send(Request::get("/v1/listings/1").header("x-request-id", bad).body(Body::empty()).unwrap()).await;
+            let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+            assert_ne!(id, bad);
+            assert_eq!(id.len(), 26, "{id}");
+            assert!(is_sane_request_id(&id));
+        }
+    }
+
+    #[tokio::test]
+    async fn uses_the_lambda_request_id() {
+        let mut ctx = lambda_http::Context::default();
+        ctx.request_id = "8476a536-e9f4-11e8-9739-2dfe598c3fcd".to_owned();
+        let req = Request::get("/v1/listings/1").extension(ctx).body(Body::empty()).unwrap();
+        let res = send(req).await;
+        assert_eq!(res.headers()["x-request-id"], "8476a536-e9f4-11e8-9739-2dfe598c3fcd");
+    }
+
+    #[tokio::test]
+    async fn unknown_routes_and_methods_are_problems() {
+        let res = send(Request::get("/v1/nope").body(Body::empty()).unwrap()).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert!(res.headers().contains_key("x-request-id"));
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        assert_eq!(body_json(res).await["code"], "not_found");
+
+        let res = send(Request::delete("/v1/listings/1").body(Body::empty()).unwrap()).await;
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        assert!(res.headers().contains_key("x-request-id"));
+        assert_eq!(body_json(res).await["code"], "method_not_allowed");
+    }
+
+    /// Captures log output as JSON lines (the real `telemetry` format).
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn logs_one_line_per_request_without_secrets() {
+        // Tracing caches per-callsite interest globally; hit the callsites once before our
+        // subscriber exists so a parallel test's first registration cannot race with it.
+        let _ = send(Request::get("/v1/listings/warm").body(Body::empty()).unwrap()).await;
+        let _ = send(Request::get("/v1/boom").body(Body::empty()).unwrap()).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let filter = tracing_subscriber::EnvFilter::new("info");
+        let subscriber = crate::telemetry::json_subscriber(filter).with_writer(move || writer.clone()).finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        let res = send(
+            Request::get("/v1/listings/lst_1?token=hunter2")
+                .header("authorization", "Bearer sekrit")
+                .header("x-request-id", "rid-1")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let _ = send(Request::get("/v1/boom").body(Body::empty()).unwrap()).await;
+        drop(guard);
+
+        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("hunter2") && !text.contains("sekrit"), "{text}");
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|v: &serde_json::Value| v["message"] == "request")
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let first = &lines[0];
+        assert_eq!(first["method"], "GET");
+        assert_eq!(first["route"], "/v1/listings/{id}");
+        assert_eq!(first["status"], 200);
+        assert_eq!(first["ddb_requests"], 0);
+        assert_eq!(first["request_id"], "rid-1");
+        assert!(first["latency_ms"].as_f64().unwrap() >= 0.0);
+        assert_eq!(lines[1]["status"], 500);
+        // The 500's cause is logged (not returned), with the request id on its span.
+        assert!(text.contains("secret cause"));
+    }
+}

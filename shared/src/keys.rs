@@ -1,0 +1,74 @@
+//! Key builders for the one table. Every key shape lives here so two contexts writing the same
+//! item (e.g. a night) cannot drift; contexts add their builders as they need them.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+
+/// A primary key (`PK`, `SK`). Serialises as `{"PK": .., "SK": ..}`, so an item struct can
+/// `#[serde(flatten)]` it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Key {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+}
+
+impl Key {
+    pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
+        Self { pk: pk.into(), sk: sk.into() }
+    }
+
+    pub fn to_item(&self) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            (PK.to_owned(), AttributeValue::S(self.pk.clone())),
+            (SK.to_owned(), AttributeValue::S(self.sk.clone())),
+        ])
+    }
+}
+
+impl From<Key> for HashMap<String, AttributeValue> {
+    fn from(key: Key) -> Self {
+        HashMap::from([(PK.to_owned(), AttributeValue::S(key.pk)), (SK.to_owned(), AttributeValue::S(key.sk))])
+    }
+}
+
+/// `USER#<sub>` / `PROFILE`: the user's profile, created idempotently at sign-up.
+pub fn user_profile(user_id: &str) -> Key {
+    Key::new(format!("USER#{user_id}"), "PROFILE")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_profile_key() {
+        let key = user_profile("u-1");
+        assert_eq!(key, Key::new("USER#u-1", "PROFILE"));
+        let item: HashMap<String, AttributeValue> = key.clone().into();
+        assert_eq!(item, key.to_item());
+        assert_eq!(item["PK"], AttributeValue::S("USER#u-1".to_owned()));
+        assert_eq!(item["SK"], AttributeValue::S("PROFILE".to_owned()));
+    }
+
+    #[test]
+    fn key_flattens_into_items() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Profile {
+            #[serde(flatten)]
+            key: Key,
+            name: String,
+        }
+        let p = Profile { key: user_profile("u-1"), name: "Ana".to_owned() };
+        let item: HashMap<String, AttributeValue> = serde_dynamo::aws_sdk_dynamodb_1::to_item(&p).unwrap();
+        assert_eq!(item["PK"], AttributeValue::S("USER#u-1".to_owned()));
+        let back: Profile = serde_dynamo::aws_sdk_dynamodb_1::from_item(item).unwrap();
+        assert_eq!(back, p);
+    }
+}

@@ -1,0 +1,28 @@
+//! What every Roost function crate stands on: configuration, time, ids, money, the one error type
+//! and its HTTP mapping, request extractors, the caller's identity, the DynamoDB table wrapper,
+//! pagination cursors, the HTTP request layers and tracing setup.
+//!
+//! Nothing here knows one context's rules: a type or helper belongs here only when two or more
+//! contexts need the same thing, or when it defines a contract between them (keys, wire formats).
+
+pub mod clock;
+pub mod config;
+pub mod cursor;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod identity;
+pub mod ids;
+pub mod keys;
+pub mod money;
+pub mod table;
+pub mod telemetry;
+
+#[cfg(test)]
+pub(crate) mod test_support;
+
+pub use clock::{Clock, SharedClock};
+pub use error::{ApiError, FieldError};
+pub use identity::Caller;
+pub use money::{Currency, Money};
+pub use table::{Key, Table, TableError};

@@ -1,0 +1,203 @@
+//! Proof that the stack's moto (started through `infra/local/moto_launcher.py`) makes DynamoDB
+//! transactions atomic and isolated: guests racing for the same nights end with exactly one intact
+//! winner, and a cancelled transaction leaves nothing in the table's stream. Plain `moto_server`
+//! fails both (see EMULATORS.md, "DynamoDB under concurrency").
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TransactWriteItem,
+};
+use serde_json::{Value, json};
+use tokio::sync::Barrier;
+
+const ROUNDS: usize = 5;
+const RACERS: usize = 20;
+const NIGHTS: [&str; 5] = ["2026-07-01", "2026-07-02", "2026-07-03", "2026-07-04", "2026-07-05"];
+
+/// The moto endpoint: `ROOST_MOTO_URL`, else `moto_url` in the stack.json named by `ROOST_STACK`.
+fn moto_url() -> String {
+    if let Ok(url) = std::env::var("ROOST_MOTO_URL") {
+        return url;
+    }
+    let path = std::env::var("ROOST_STACK").expect("set ROOST_MOTO_URL or ROOST_STACK");
+    let stack: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("stack.json")).expect("json");
+    stack["moto_url"].as_str().expect("moto_url in stack.json").to_string()
+}
+
+fn dynamodb(url: &str) -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        // No retries: a lost or failed request must show up here, not be papered over.
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(TimeoutConfig::builder().operation_timeout(Duration::from_secs(30)).build())
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_string())
+}
+
+/// One conditional put of a guest's item, as the bookings context writes nights and bookings.
+fn put(table: &str, pk: &str, sk: &str, booking: &str) -> TransactWriteItem {
+    let put = Put::builder()
+        .table_name(table)
+        .item("PK", s(pk))
+        .item("SK", s(sk))
+        .item("booking", s(booking))
+        .condition_expression("attribute_not_exists(PK)")
+        .build()
+        .expect("put");
+    TransactWriteItem::builder().put(put).build()
+}
+
+/// A raw DynamoDB Streams call (JSON 1.0); moto checks no signature.
+async fn streams(http: &reqwest::Client, url: &str, action: &str, body: Value) -> Value {
+    let response = http
+        .post(url)
+        .header("X-Amz-Target", format!("DynamoDBStreams_20120810.{action}"))
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("moto reachable");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    assert!(status.is_success(), "{action}: {status} {text}");
+    serde_json::from_str(&text).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_transactions_have_one_intact_winner_and_cancelled_ones_leave_no_stream_record() {
+    let url = moto_url();
+    let db = dynamodb(&url);
+    let run = format!("{}{:x}", std::process::id(), jiff::Timestamp::now().as_millisecond());
+    let table = format!("launcher-proof-{run}");
+    db.create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("PK").attribute_type(ScalarAttributeType::S).build().unwrap(),
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("SK").attribute_type(ScalarAttributeType::S).build().unwrap(),
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("PK").key_type(KeyType::Hash).build().unwrap())
+        .key_schema(KeySchemaElement::builder().attribute_name("SK").key_type(KeyType::Range).build().unwrap())
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("create table");
+
+    // What the winners wrote, (PK, SK) -> booking id: the only INSERTs the stream may hold.
+    let mut expected: BTreeMap<(String, String), String> = BTreeMap::new();
+    for round in 0..ROUNDS {
+        let listing = format!("LISTING#{run}-{round}");
+        let barrier = Arc::new(Barrier::new(RACERS));
+        let mut racers = Vec::new();
+        for racer in 0..RACERS {
+            let (db, table, listing, barrier) = (db.clone(), table.clone(), listing.clone(), barrier.clone());
+            racers.push(tokio::spawn(async move {
+                let booking = format!("B{round}-{racer}");
+                let mut items: Vec<_> =
+                    NIGHTS.iter().map(|night| put(&table, &listing, &format!("NIGHT#{night}"), &booking)).collect();
+                items.push(put(&table, &format!("BOOKING#{booking}"), "META", &booking));
+                barrier.wait().await;
+                (booking, db.transact_write_items().set_transact_items(Some(items)).send().await)
+            }));
+        }
+        let mut winners = Vec::new();
+        for racer in racers {
+            let (booking, outcome) = racer.await.expect("racer task");
+            let Err(error) = outcome else {
+                winners.push(booking);
+                continue;
+            };
+            match error.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let codes: Vec<_> =
+                        cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("")).collect();
+                    // Every night was taken (a condition failure each); its own booking item was not.
+                    let lost: Vec<_> =
+                        std::iter::repeat_n("ConditionalCheckFailed", NIGHTS.len()).chain(["None"]).collect();
+                    assert_eq!(codes, lost, "{booking}: cancellation reasons");
+                }
+                other => panic!("{booking}: expected TransactionCanceledException, got {other:?}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one guest wins, got {winners:?}");
+        let winner = winners.pop().unwrap();
+
+        let nights = db
+            .query()
+            .table_name(&table)
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(&listing))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("query nights");
+        let owners: Vec<_> = nights.items().iter().map(|item| item["booking"].as_s().unwrap().as_str()).collect();
+        assert_eq!(owners, vec![winner.as_str(); NIGHTS.len()], "round {round}: every night is the winner's");
+
+        for night in NIGHTS {
+            expected.insert((listing.clone(), format!("NIGHT#{night}")), winner.clone());
+        }
+        expected.insert((format!("BOOKING#{winner}"), "META".to_string()), winner);
+    }
+
+    // The stream: exactly the winners' INSERTs (5 nights + 1 booking per round), nothing from the
+    // 19 cancelled transactions per round.
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
+    let described = db.describe_table().table_name(&table).send().await.expect("describe table");
+    let stream_arn = described.table().and_then(|t| t.latest_stream_arn()).expect("stream arn").to_string();
+    let stream = streams(&http, &url, "DescribeStream", json!({"StreamArn": stream_arn})).await;
+    let shards = stream["StreamDescription"]["Shards"].as_array().expect("shards").clone();
+    let mut records = Vec::new();
+    for shard in shards {
+        let body = json!({"StreamArn": stream_arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"});
+        let mut iterator = streams(&http, &url, "GetShardIterator", body).await["ShardIterator"].clone();
+        loop {
+            let page = streams(&http, &url, "GetRecords", json!({"ShardIterator": iterator, "Limit": 1000})).await;
+            let batch = page["Records"].as_array().expect("records").clone();
+            if batch.is_empty() {
+                break;
+            }
+            records.extend(batch);
+            iterator = page["NextShardIterator"].clone();
+        }
+    }
+    let mut seen: BTreeMap<(String, String), String> = BTreeMap::new();
+    for record in &records {
+        assert_eq!(record["eventName"], "INSERT", "only inserts were committed: {record}");
+        let image = &record["dynamodb"]["NewImage"];
+        let key = (image["PK"]["S"].as_str().unwrap().to_string(), image["SK"]["S"].as_str().unwrap().to_string());
+        let previous = seen.insert(key, image["booking"]["S"].as_str().unwrap().to_string());
+        assert!(previous.is_none(), "one record per committed item: {record}");
+    }
+    assert_eq!(records.len(), ROUNDS * (NIGHTS.len() + 1), "the winners wrote 6 items per round");
+    assert_eq!(seen, expected, "the stream holds exactly the winners' items, nothing from cancelled transactions");
+
+    db.delete_table().table_name(&table).send().await.expect("delete table");
+}
