@@ -57,9 +57,10 @@ impl Stack {
     }
 }
 
+/// A new client per call: each `#[tokio::test]` has its own runtime, and a pooled connection
+/// from a runtime that has ended fails ("dispatch gone").
 pub fn client() -> reqwest::Client {
-    static CLIENT: LazyLock<reqwest::Client> = LazyLock::new(reqwest::Client::new);
-    CLIENT.clone()
+    reqwest::Client::new()
 }
 
 /// A unique name for what a test creates, so tests can run in parallel on one stack.
@@ -67,4 +68,128 @@ pub fn unique(prefix: &str) -> String {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{prefix}{}{:x}{n}", std::process::id(), jiff::Timestamp::now().as_millisecond())
+}
+
+/// A signed-up, confirmed, signed-in user, made through the public API as a client would.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub user_id: String,
+    pub email: String,
+    pub password: String,
+    pub name: String,
+    pub access_token: String,
+    pub id_token: String,
+    pub refresh_token: String,
+}
+
+pub const PASSWORD: &str = "Roost-test-1";
+
+impl User {
+    /// A new guest with a unique e-mail.
+    pub async fn guest(name: &str) -> User {
+        let stack = Stack::get();
+        let email = format!("{}@test.roost.dev", unique(&name.to_lowercase().replace(' ', "-")));
+        let signup = client()
+            .post(stack.url("/v1/auth/signup"))
+            .json(&serde_json::json!({"email": email, "password": PASSWORD, "name": name}))
+            .send()
+            .await
+            .expect("api");
+        assert_eq!(signup.status(), 201, "signup: {}", signup.text().await.unwrap_or_default());
+        let user_id = signup.json::<Value>().await.expect("json")["user_id"].as_str().expect("user_id").to_string();
+        let confirm = client()
+            .post(stack.url("/v1/auth/confirm"))
+            .json(&serde_json::json!({"email": email, "code": "123456"}))
+            .send()
+            .await
+            .expect("api");
+        assert_eq!(confirm.status(), 204, "confirm");
+        let tokens = login(&email, PASSWORD).await;
+        User {
+            user_id,
+            email,
+            password: PASSWORD.into(),
+            name: name.into(),
+            access_token: tokens["access_token"].as_str().expect("access").into(),
+            id_token: tokens["id_token"].as_str().expect("id").into(),
+            refresh_token: tokens["refresh_token"].as_str().expect("refresh").into(),
+        }
+    }
+
+    /// A new user who became a host, with tokens that carry the `hosts` group.
+    pub async fn host(name: &str) -> User {
+        let mut user = User::guest(name).await;
+        let response = user.post("/v1/me/host", None).await;
+        assert_eq!(response.status(), 200, "become host");
+        let refreshed = client()
+            .post(Stack::get().url("/v1/auth/refresh"))
+            .json(&serde_json::json!({"refresh_token": user.refresh_token}))
+            .send()
+            .await
+            .expect("api");
+        assert_eq!(refreshed.status(), 200, "refresh");
+        let tokens: Value = refreshed.json().await.expect("json");
+        user.access_token = tokens["access_token"].as_str().expect("access").into();
+        user.id_token = tokens["id_token"].as_str().expect("id").into();
+        user
+    }
+
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.access_token)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        client().get(Stack::get().url(path)).header("authorization", self.bearer()).send().await.expect("api")
+    }
+
+    pub async fn post(&self, path: &str, body: Option<&Value>) -> reqwest::Response {
+        self.send(reqwest::Method::POST, path, body).await
+    }
+
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> reqwest::Response {
+        let request = client().request(method, Stack::get().url(path)).header("authorization", self.bearer());
+        let request = match body {
+            Some(body) => request.json(body),
+            None => request,
+        };
+        request.send().await.expect("api")
+    }
+}
+
+/// `POST /v1/auth/login`, asserting success; returns the token body.
+pub async fn login(email: &str, password: &str) -> Value {
+    let response = client()
+        .post(Stack::get().url("/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(response.status(), 200, "login {email}");
+    response.json().await.expect("json")
+}
+
+/// Asserts an RFC 9457 problem with this status and code; returns the body for more checks.
+pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let body: Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(content_type, "application/problem+json", "{body}");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    body
+}
+
+/// Runs futures concurrently on the runtime's threads (so requests really race) and returns
+/// their outputs in order.
+pub async fn join_all<T, F>(futures: impl IntoIterator<Item = F>) -> Vec<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for handle in handles {
+        out.push(handle.await.expect("task panicked"));
+    }
+    out
 }

@@ -73,13 +73,15 @@ async fn sign_up(State(st): State<AppState>, Json(body): Json<SignUpBody>) -> Re
     let (email, (password, name)) = fields.finish(email.zip(password.zip(name)))?;
 
     const ATTEMPTS: usize = 3;
-    for _ in 0..ATTEMPTS {
+    for attempt in 1..=ATTEMPTS {
         match st.cognito.sign_up(&email, &password, &name).await {
             Ok(user_id) => {
                 profile::ensure(&st.table, Profile::new(&user_id, email.as_str(), &name, st.clock.now())).await?;
                 let body = json!({ "user_id": user_id, "email": email.as_str(), "confirmed": false });
                 return Ok((StatusCode::CREATED, Json(body)));
             }
+            // Never end on a deletion: whoever replaces an unconfirmed account signs up next.
+            Err(AuthError::EmailTaken) if attempt == ATTEMPTS => break,
             Err(AuthError::EmailTaken) => match st.cognito.user(email.as_str()).await? {
                 Some(existing) if existing.confirmed => return Err(AuthError::EmailTaken.into()),
                 Some(existing) => {
@@ -177,7 +179,9 @@ async fn refresh(State(st): State<AppState>, Json(body): Json<RefreshBody>) -> R
 /// (the profile's revocation instant, checked by every `/me` route).
 async fn logout(State(st): State<AppState>, caller: Caller) -> Result<StatusCode> {
     let me = caller_profile(&st, &caller).await?;
-    st.cognito.sign_out_everywhere(&caller.username).await?;
+    // By e-mail (an alias Cognito resolves): moto revokes only refresh tokens recorded under the
+    // name used at sign-in, which is the e-mail; AWS accepts either.
+    st.cognito.sign_out_everywhere(&me.email).await?;
     profile::revoke_tokens(&st.table, &me.user_id, st.clock.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -215,7 +219,7 @@ async fn reset_password(State(st): State<AppState>, Json(body): Json<ResetBody>)
         other => other.into(),
     })?;
     if let Some(user) = st.cognito.user(email.as_str()).await? {
-        st.cognito.sign_out_everywhere(&user.username).await?;
+        st.cognito.sign_out_everywhere(email.as_str()).await?;
         if profile::get(&st.table, &user.sub).await?.is_some() {
             profile::revoke_tokens(&st.table, &user.sub, st.clock.now()).await?;
         }

@@ -25,10 +25,11 @@ pub struct Profile {
     pub is_host: bool,
     pub created_at: String,
     pub updated_at: String,
-    /// Tokens issued (`iat`) before this instant (epoch seconds) are refused: set by logout and
-    /// by a password reset, since API Gateway's authorizer cannot revoke access tokens itself.
+    /// Tokens issued (`iat`, epoch seconds) at or before this second are refused: set by logout
+    /// and by a password reset, since API Gateway's authorizer cannot revoke access tokens. The
+    /// second itself is included: a token minted in the same second may predate the logout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokens_revoked_before: Option<i64>,
+    pub tokens_revoked_at: Option<i64>,
 }
 
 impl Profile {
@@ -45,7 +46,7 @@ impl Profile {
             is_host: false,
             created_at: now.to_string(),
             updated_at: now.to_string(),
-            tokens_revoked_before: None,
+            tokens_revoked_at: None,
         }
     }
 
@@ -53,10 +54,10 @@ impl Profile {
         if self.is_host { vec!["guest", "host"] } else { vec!["guest"] }
     }
 
-    /// Whether a token issued at `issued_at` (epoch seconds) predates a logout or reset.
+    /// Whether a token issued at `issued_at` (epoch seconds) may predate a logout or reset.
     pub fn revokes(&self, issued_at: Option<i64>) -> bool {
-        match (self.tokens_revoked_before, issued_at) {
-            (Some(before), Some(iat)) => iat < before,
+        match (self.tokens_revoked_at, issued_at) {
+            (Some(revoked), Some(iat)) => iat <= revoked,
             (Some(_), None) => true,
             (None, _) => false,
         }
@@ -118,9 +119,8 @@ pub async fn mark_host(table: &Table, user_id: &str, now: jiff::Timestamp) -> Re
 }
 
 pub async fn revoke_tokens(table: &Table, user_id: &str, now: jiff::Timestamp) -> Result<(), TableError> {
-    let update = Expr::new("SET tokens_revoked_before = :t, updated_at = :now")
-        .n(":t", now.as_second())
-        .s(":now", now.to_string());
+    let update =
+        Expr::new("SET tokens_revoked_at = :t, updated_at = :now").n(":t", now.as_second()).s(":now", now.to_string());
     table.update(&key(user_id), &update, Some(&Expr::exists())).await
 }
 
@@ -132,9 +132,10 @@ mod tests {
     fn revocation_compares_issue_time() {
         let mut p = Profile::new("u", "a@b.co", "A", jiff::Timestamp::UNIX_EPOCH);
         assert!(!p.revokes(Some(5)));
-        p.tokens_revoked_before = Some(100);
+        p.tokens_revoked_at = Some(100);
         assert!(p.revokes(Some(99)));
-        assert!(!p.revokes(Some(100)));
+        assert!(p.revokes(Some(100)));
+        assert!(!p.revokes(Some(101)));
         assert!(p.revokes(None));
     }
 

@@ -7,6 +7,7 @@ mod gateway;
 mod lambda;
 mod process;
 mod provision;
+mod seed;
 mod sources;
 mod stack;
 mod template;
@@ -144,7 +145,20 @@ async fn up(args: &Args) -> Result<ExitCode> {
     let stack = Stack::start(&options).await?;
     let stack_file = options.state_dir.join("stack.json");
     stack.write_description(&stack_file)?;
-    println!("Roost API: {}", stack.description["api_url"].as_str().unwrap_or_default());
+    let api_url = stack.description["api_url"].as_str().unwrap_or_default().to_string();
+    match seed::seed(&api_url).await {
+        Ok(users) => {
+            println!("Demo accounts (sign in with POST /v1/auth/login):");
+            for u in users {
+                println!("  {:<5}  {}  password {}", u.role, u.email, u.password);
+            }
+        }
+        Err(e) => {
+            stack.stop().await;
+            return Err(e.context("seeding demo data"));
+        }
+    }
+    println!("Roost API: {api_url}");
     println!("Stack: {}", stack_file.display());
     wait_for_stop(args.exit_with_parent).await;
     progress("stopping");

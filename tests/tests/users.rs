@@ -1,0 +1,267 @@
+//! The users context end to end: sign-up to sign-out through Cognito (moto), through HTTP.
+
+use base64::Engine;
+use roost_e2e::{PASSWORD, Stack, User, assert_problem, client, join_all, login, unique};
+use serde_json::{Value, json};
+
+async fn post(path: &str, body: Value) -> reqwest::Response {
+    client().post(Stack::get().url(path)).json(&body).send().await.expect("api")
+}
+
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("jwt");
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64"))
+        .expect("json")
+}
+
+/// moto hands out reset codes in its state dump (EMULATORS.md), where SES would e-mail them.
+async fn reset_code(email: &str) -> String {
+    let dump: Value = client()
+        .get(format!("{}/moto-api/data.json", Stack::get().moto_url))
+        .send()
+        .await
+        .expect("moto")
+        .json()
+        .await
+        .expect("json");
+    let users =
+        dump.pointer("/cognitoidp/CognitoIdpUser").and_then(Value::as_array).expect("cognito users in data.json");
+    users
+        .iter()
+        .find(|u| u.to_string().contains(email))
+        .and_then(|u| u["confirmation_code"].as_str())
+        .expect("a reset code for the user")
+        .to_string()
+}
+
+/// Fixture: token revocation has one-second resolution (`iat`), and tokens minted in the second
+/// of a logout or reset are refused too. Instead of waiting for the next second, move the
+/// profile's revocation instant one second back, as if the reset had happened a second earlier.
+async fn rewind_revocation(user_id: &str) {
+    let stack = Stack::get();
+    let body = json!({
+        "TableName": stack.table_name,
+        "Key": {"PK": {"S": format!("USER#{user_id}")}, "SK": {"S": "PROFILE"}},
+        "UpdateExpression": "SET tokens_revoked_at = tokens_revoked_at - :one",
+        "ExpressionAttributeValues": {":one": {"N": "1"}},
+    });
+    let response = client()
+        .post(&stack.moto_url)
+        .header("X-Amz-Target", "DynamoDB_20120810.UpdateItem")
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("moto");
+    assert!(response.status().is_success(), "{}", response.text().await.unwrap_or_default());
+}
+
+fn email(name: &str) -> String {
+    format!("{}@test.roost.dev", unique(name))
+}
+
+#[tokio::test]
+async fn the_whole_journey_from_sign_up_to_sign_out() {
+    let email = email("journey");
+    let signup =
+        post("/v1/auth/signup", json!({"email": email.to_uppercase(), "password": PASSWORD, "name": " Jo Journey "}))
+            .await;
+    assert_eq!(signup.status(), 201);
+    let created: Value = signup.json().await.expect("json");
+    assert_eq!((created["email"].as_str(), &created["confirmed"]), (Some(email.as_str()), &json!(false)));
+    let user_id = created["user_id"].as_str().expect("user_id").to_string();
+
+    let early = post("/v1/auth/login", json!({"email": email, "password": PASSWORD})).await;
+    assert_problem(early, 403, "user_not_confirmed").await;
+
+    assert_eq!(post("/v1/auth/confirm", json!({"email": email, "code": "123456"})).await.status(), 204);
+    let tokens = login(&email, PASSWORD).await;
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert!(tokens["expires_in"].as_i64().unwrap_or(0) > 0);
+    let user = User {
+        user_id: user_id.clone(),
+        email: email.clone(),
+        password: PASSWORD.into(),
+        name: "Jo Journey".into(),
+        access_token: tokens["access_token"].as_str().expect("access").into(),
+        id_token: tokens["id_token"].as_str().expect("id").into(),
+        refresh_token: tokens["refresh_token"].as_str().expect("refresh").into(),
+    };
+
+    let me: Value = user.get("/v1/me").await.json().await.expect("json");
+    assert_eq!(me["user_id"], user_id);
+    assert_eq!(me["email"], email);
+    assert_eq!(me["name"], "Jo Journey");
+    assert_eq!(me["roles"], json!(["guest"]));
+
+    let updated =
+        user.send(reqwest::Method::PATCH, "/v1/me", Some(&json!({"bio": "Loves the sea", "name": "Jo"}))).await;
+    assert_eq!(updated.status(), 200);
+    let updated: Value = updated.json().await.expect("json");
+    assert_eq!((updated["name"].as_str(), updated["bio"].as_str()), (Some("Jo"), Some("Loves the sea")));
+    let email_change = user.send(reqwest::Method::PATCH, "/v1/me", Some(&json!({"email": "x@y.co"}))).await;
+    assert_problem(email_change, 400, "validation_failed").await;
+
+    let host = user.post("/v1/me/host", None).await;
+    assert_eq!(host.status(), 200);
+    assert_eq!(host.json::<Value>().await.expect("json")["roles"], json!(["guest", "host"]));
+    assert!(claims(&user.access_token).get("cognito:groups").is_none(), "the old token predates the group");
+    let refreshed = post("/v1/auth/refresh", json!({"refresh_token": user.refresh_token})).await;
+    assert_eq!(refreshed.status(), 200);
+    let refreshed: Value = refreshed.json().await.expect("json");
+    assert!(refreshed.get("refresh_token").is_none(), "refresh issues no new refresh token");
+    let fresh_access = refreshed["access_token"].as_str().expect("access").to_string();
+    assert_eq!(claims(&fresh_access)["cognito:groups"], json!(["hosts"]));
+
+    let public: Value = client()
+        .get(Stack::get().url(&format!("/v1/users/{user_id}")))
+        .send()
+        .await
+        .expect("api")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        public,
+        json!({"user_id": user_id, "name": "Jo", "bio": "Loves the sea", "created_at": me["created_at"], "is_host": true})
+    );
+
+    assert_eq!(post("/v1/auth/password/forgot", json!({"email": email})).await.status(), 202);
+    let wrong = post(
+        "/v1/auth/password/reset",
+        json!({"email": email, "code": "moto-confirmation-code:1", "new_password": "Changed-pass-2"}),
+    )
+    .await;
+    assert_problem(wrong, 400, "invalid_code").await;
+    let code = reset_code(&email).await;
+    let weak = post("/v1/auth/password/reset", json!({"email": email, "code": code, "new_password": "weak"})).await;
+    let weak = assert_problem(weak, 400, "validation_failed").await;
+    assert_eq!(weak["errors"][0]["field"], "new_password");
+    let reset =
+        post("/v1/auth/password/reset", json!({"email": email, "code": code, "new_password": "Changed-pass-2"})).await;
+    assert_eq!(reset.status(), 204);
+    assert_problem(
+        post("/v1/auth/login", json!({"email": email, "password": PASSWORD})).await,
+        401,
+        "invalid_credentials",
+    )
+    .await;
+    assert_problem(user.get("/v1/me").await, 401, "token_revoked").await;
+
+    rewind_revocation(&user_id).await;
+    let after_reset = login(&email, "Changed-pass-2").await;
+    let session = User {
+        access_token: after_reset["access_token"].as_str().expect("access").into(),
+        refresh_token: after_reset["refresh_token"].as_str().expect("refresh").into(),
+        ..user
+    };
+    assert_eq!(session.get("/v1/me").await.status(), 200);
+
+    assert_eq!(session.post("/v1/auth/logout", None).await.status(), 204);
+    assert_problem(session.get("/v1/me").await, 401, "token_revoked").await;
+    let stale_refresh = post("/v1/auth/refresh", json!({"refresh_token": session.refresh_token})).await;
+    assert_problem(stale_refresh, 401, "invalid_token").await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_email_look_the_same() {
+    let user = User::guest("Enum").await;
+    let wrong = post("/v1/auth/login", json!({"email": user.email, "password": "Not-the-pass-1"})).await;
+    let unknown = post("/v1/auth/login", json!({"email": email("nobody"), "password": "Not-the-pass-1"})).await;
+    let (a, b) = (
+        assert_problem(wrong, 401, "invalid_credentials").await,
+        assert_problem(unknown, 401, "invalid_credentials").await,
+    );
+    assert_eq!(a, b);
+    assert_eq!(post("/v1/auth/password/forgot", json!({"email": email("ghost")})).await.status(), 202);
+}
+
+#[tokio::test]
+async fn signing_up_again_before_confirming_starts_over_and_a_confirmed_email_is_taken() {
+    let email = email("again");
+    let first: Value = post("/v1/auth/signup", json!({"email": email, "password": PASSWORD, "name": "First"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let second = post("/v1/auth/signup", json!({"email": email, "password": "Second-pass-2", "name": "Second"})).await;
+    assert_eq!(second.status(), 201);
+    let second: Value = second.json().await.expect("json");
+    assert_ne!(first["user_id"], second["user_id"], "the unconfirmed account was replaced");
+    assert_eq!(post("/v1/auth/confirm", json!({"email": email, "code": "1"})).await.status(), 204);
+    let tokens = login(&email, "Second-pass-2").await;
+    assert_eq!(claims(tokens["access_token"].as_str().expect("access"))["sub"], second["user_id"]);
+    let again = post("/v1/auth/signup", json!({"email": email, "password": PASSWORD, "name": "Third"})).await;
+    assert_problem(again, 409, "email_taken").await;
+    let gone = client()
+        .get(Stack::get().url(&format!("/v1/users/{}", first["user_id"].as_str().expect("id"))))
+        .send()
+        .await
+        .expect("api");
+    assert_problem(gone, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn concurrent_sign_ups_with_one_email_make_one_account() {
+    let email = email("race");
+    let attempts = (0..4)
+        .map(|i| post("/v1/auth/signup", json!({"email": email, "password": PASSWORD, "name": format!("Racer {i}")})));
+    let statuses: Vec<u16> = join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
+    assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
+    let stack = Stack::get();
+    let listed = cognito(&json!({"UserPoolId": stack.user_pool_id, "Filter": format!("email = \"{email}\"")})).await;
+    assert_eq!(listed["Users"].as_array().map(Vec::len), Some(1), "{listed}");
+}
+
+async fn cognito(body: &Value) -> Value {
+    client()
+        .post(&Stack::get().moto_url)
+        .header("X-Amz-Target", "AWSCognitoIdentityProviderService.ListUsers")
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/cognito-idp/aws4_request, SignedHeaders=host, Signature=0")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("moto")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_4xx_never_a_5xx() {
+    let weak = post("/v1/auth/signup", json!({"email": email("weak"), "password": "password", "name": "W"})).await;
+    let weak = assert_problem(weak, 400, "validation_failed").await;
+    assert_eq!(weak["errors"][0]["field"], "password");
+    let bad_email = post("/v1/auth/signup", json!({"email": "not-an-email", "password": PASSWORD, "name": "W"})).await;
+    assert_eq!(assert_problem(bad_email, 400, "validation_failed").await["errors"][0]["field"], "email");
+    let wrong_type = post("/v1/auth/signup", json!({"email": 7, "password": PASSWORD, "name": "W"})).await;
+    assert_problem(wrong_type, 400, "validation_failed").await;
+    let unknown =
+        post("/v1/auth/signup", json!({"email": email("u"), "password": PASSWORD, "name": "W", "admin": true})).await;
+    assert_problem(unknown, 400, "validation_failed").await;
+    let malformed = client()
+        .post(Stack::get().url("/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .expect("api");
+    assert_problem(malformed, 400, "malformed_request").await;
+    let huge = client()
+        .post(Stack::get().url("/v1/auth/signup"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"email\":\"{}\"}}", "a".repeat(1 << 20)))
+        .send()
+        .await
+        .expect("api");
+    assert_problem(huge, 413, "payload_too_large").await;
+    let bio = User::guest("Bio").await;
+    let long = bio.send(reqwest::Method::PATCH, "/v1/me", Some(&json!({"bio": "x".repeat(1001)}))).await;
+    assert_eq!(assert_problem(long, 400, "validation_failed").await["errors"][0]["field"], "bio");
+    let garbage_id = client().get(Stack::get().url("/v1/users/not-a-user")).send().await.expect("api");
+    assert_problem(garbage_id, 404, "not_found").await;
+    let refresh = post("/v1/auth/refresh", json!({"refresh_token": "garbage"})).await;
+    assert_problem(refresh, 401, "invalid_token").await;
+}
