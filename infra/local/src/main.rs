@@ -33,6 +33,7 @@ const USAGE: &str = "usage: cargo roost <up|test> [options]
          --test-mode         shorten SQS visibility timeouts (redrive in seconds)
          --quiet             keep function logs in the state dir only
          --exit-with-parent  stop when the process that started us dies
+         --no-seed           skip the demo accounts (needed for other templates)
   test   lint the template, build, start a stack on free ports, run every test against it";
 
 #[derive(Clone)]
@@ -47,6 +48,7 @@ struct Args {
     test_mode: bool,
     quiet: bool,
     exit_with_parent: bool,
+    seed: bool,
     rest: Vec<String>,
 }
 
@@ -64,6 +66,7 @@ fn parse_args() -> Result<Args> {
         test_mode: false,
         quiet: false,
         exit_with_parent: false,
+        seed: true,
         rest: Vec::new(),
     };
     while let Some(arg) = args.next() {
@@ -78,6 +81,7 @@ fn parse_args() -> Result<Args> {
             "--test-mode" => parsed.test_mode = true,
             "--quiet" => parsed.quiet = true,
             "--exit-with-parent" => parsed.exit_with_parent = true,
+            "--no-seed" => parsed.seed = false,
             "--" => parsed.rest.extend(args.by_ref()),
             other => bail!("unknown option {other}\n\n{USAGE}"),
         }
@@ -146,7 +150,10 @@ async fn up(args: &Args) -> Result<ExitCode> {
     let stack_file = options.state_dir.join("stack.json");
     stack.write_description(&stack_file)?;
     let api_url = stack.description["api_url"].as_str().unwrap_or_default().to_string();
-    match seed::seed(&api_url).await {
+    // Demo data goes through the project's own API (the runtime's fixture template has none).
+    let seeded = if args.seed { seed::seed(&api_url).await } else { Ok(Vec::new()) };
+    match seeded {
+        Ok(users) if users.is_empty() => {}
         Ok(users) => {
             println!("Demo accounts (sign in with POST /v1/auth/login):");
             for u in users {
@@ -155,6 +162,7 @@ async fn up(args: &Args) -> Result<ExitCode> {
         }
         Err(e) => {
             stack.stop().await;
+            let _ = std::fs::remove_file(&stack_file);
             return Err(e.context("seeding demo data"));
         }
     }
