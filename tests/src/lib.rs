@@ -1,6 +1,8 @@
 //! The end-to-end harness: tests drive the stack that `cargo roost test` started (found through
 //! the `stack.json` named by `ROOST_STACK`), through HTTP as a client would.
 
+pub mod tokens;
+
 use std::sync::LazyLock;
 
 use serde::Deserialize;

@@ -210,23 +210,10 @@ async fn concurrent_sign_ups_with_one_email_make_one_account() {
     let statuses: Vec<u16> = join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
     assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
     let stack = Stack::get();
-    let listed = cognito(&json!({"UserPoolId": stack.user_pool_id, "Filter": format!("email = \"{email}\"")})).await;
+    let listed =
+        cognito_call("ListUsers", &json!({"UserPoolId": stack.user_pool_id, "Filter": format!("email = \"{email}\"")}))
+            .await;
     assert_eq!(listed["Users"].as_array().map(Vec::len), Some(1), "{listed}");
-}
-
-async fn cognito(body: &Value) -> Value {
-    client()
-        .post(&Stack::get().moto_url)
-        .header("X-Amz-Target", "AWSCognitoIdentityProviderService.ListUsers")
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/cognito-idp/aws4_request, SignedHeaders=host, Signature=0")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("moto")
-        .json()
-        .await
-        .expect("json")
 }
 
 #[tokio::test]
@@ -264,4 +251,96 @@ async fn bad_input_is_a_clear_4xx_never_a_5xx() {
     assert_problem(garbage_id, 404, "not_found").await;
     let refresh = post("/v1/auth/refresh", json!({"refresh_token": "garbage"})).await;
     assert_problem(refresh, 401, "invalid_token").await;
+}
+
+/// The gateway's JWT authorizer guards every protected users route: each bad token is a 401
+/// with API Gateway's own body, and the function never sees the request.
+#[tokio::test]
+async fn the_authorizer_refuses_bad_tokens_before_the_function_runs() {
+    use roost_e2e::tokens::{claims_of, sign, signing_keys};
+    let stack = Stack::get();
+    let user = User::guest("Gate").await;
+    let (moto_key, other_key) = signing_keys();
+    let base = claims_of(&user.access_token);
+    let now = jiff::Timestamp::now().as_second();
+    let mut expired = base.clone();
+    expired.insert("iat".into(), json!(now - 7200));
+    expired.insert("exp".into(), json!(now - 3600));
+
+    // A real sign-in through another app client of the same pool.
+    let other_client = cognito_call(
+        "CreateUserPoolClient",
+        &json!({"UserPoolId": stack.user_pool_id, "ClientName": unique("other"), "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]}),
+    )
+    .await["UserPoolClient"]["ClientId"]
+        .as_str()
+        .expect("client id")
+        .to_string();
+    let other_sign_in = cognito_call(
+        "InitiateAuth",
+        &json!({"ClientId": other_client, "AuthFlow": "USER_PASSWORD_AUTH", "AuthParameters": {"USERNAME": user.email, "PASSWORD": user.password}}),
+    )
+    .await;
+    let other_client_token = other_sign_in["AuthenticationResult"]["AccessToken"].as_str().expect("token").to_string();
+
+    let cases = [
+        ("no token", None),
+        ("garbage", Some("Bearer not.a.jwt".to_string())),
+        ("another key", Some(format!("Bearer {}", sign(&base, &other_key)))),
+        ("expired", Some(format!("Bearer {}", sign(&expired, &moto_key)))),
+        ("another app client", Some(format!("Bearer {other_client_token}"))),
+    ];
+    let mut refused = Vec::new();
+    for (what, authorization) in cases {
+        let request_id = unique("refused-");
+        let mut request = client().get(stack.url("/v1/me")).header("x-request-id", &request_id);
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let response = request.send().await.expect("api");
+        assert_eq!(response.status(), 401, "{what}");
+        assert_eq!(response.json::<Value>().await.expect("json"), json!({"message": "Unauthorized"}), "{what}");
+        refused.push(request_id);
+    }
+
+    // Control: the same forged-token path with moto's own key and untouched claims gets through,
+    // and its line in the function's log is what the refused requests lack.
+    let control_id = unique("control-");
+    let control = client()
+        .get(stack.url("/v1/me"))
+        .header("x-request-id", &control_id)
+        .header("authorization", format!("Bearer {}", sign(&base, &moto_key)))
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(control.status(), 200);
+    let log = wait_for_log("UsersFunction", &control_id).await;
+    for id in refused {
+        assert!(!log.contains(&id), "{id} reached the function");
+    }
+}
+
+async fn wait_for_log(function: &str, needle: &str) -> String {
+    for _ in 0..100 {
+        let log = Stack::get().function_log(function);
+        if log.contains(needle) {
+            return log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{needle} never reached {function}'s log");
+}
+
+async fn cognito_call(action: &str, body: &Value) -> Value {
+    let response = client()
+        .post(&Stack::get().moto_url)
+        .header("X-Amz-Target", format!("AWSCognitoIdentityProviderService.{action}"))
+        .header("Content-Type", "application/x-amz-json-1.1")
+        .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/cognito-idp/aws4_request, SignedHeaders=host, Signature=0")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("moto");
+    assert!(response.status().is_success(), "{action}");
+    response.json().await.expect("json")
 }
