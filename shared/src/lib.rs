@@ -1,6 +1,7 @@
 //! What every Roost function crate stands on: configuration, time, ids, money, the one error type
 //! and its HTTP mapping, request extractors, the caller's identity, the DynamoDB table wrapper,
-//! pagination cursors, the HTTP request layers and tracing setup.
+//! pagination cursors, the HTTP request layers and tracing setup, the domain-event envelope and
+//! outbox (`events`) and the SQS consumer helpers (`sqs`).
 //!
 //! Nothing here knows one context's rules: a type or helper belongs here only when two or more
 //! contexts need the same thing, or when it defines a contract between them (keys, wire formats).
@@ -9,12 +10,16 @@ pub mod clock;
 pub mod config;
 pub mod cursor;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod http;
 pub mod identity;
 pub mod ids;
 pub mod keys;
+pub mod listing;
 pub mod money;
+pub mod night;
+pub mod sqs;
 pub mod table;
 pub mod telemetry;
 

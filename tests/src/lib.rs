@@ -195,3 +195,43 @@ where
     }
     out
 }
+
+/// A raw DynamoDB call (JSON protocol, e.g. `"GetItem"`, `"Query"`, `"UpdateItem"`) to the stack's
+/// moto, for fixtures that move an item's timestamps and for checking what is stored; asserts
+/// success and returns the answer. The table name is filled in.
+pub async fn dynamodb(operation: &str, mut body: Value) -> Value {
+    let stack = Stack::get();
+    body["TableName"] = Value::String(stack.table_name.clone().expect("table_name in stack.json"));
+    let response = client()
+        .post(&stack.moto_url)
+        .header("X-Amz-Target", format!("DynamoDB_20120810.{operation}"))
+        .header("Content-Type", "application/x-amz-json-1.0")
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("moto");
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{operation}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// The `ddb_requests` of `function`'s request line for the request sent with this
+/// `X-Request-Id` (the log is written as the runtime reads it: polled for up to 5 s).
+pub async fn ddb_requests(function: &str, request_id: &str) -> u32 {
+    let needle = format!("\"request_id\":\"{request_id}\"");
+    for _ in 0..50 {
+        let log = Stack::get().function_log(function);
+        if let Some(line) = log.lines().find(|l| l.contains(&needle) && l.contains("\"message\":\"request\"")) {
+            let json = &line[line.find('{').expect("json line")..];
+            let v: Value = serde_json::from_str(json).expect("log line is JSON");
+            return u32::try_from(v["ddb_requests"].as_u64().expect("ddb_requests")).expect("small");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no request line for {request_id} in the {function} log");
+}

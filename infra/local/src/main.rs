@@ -8,6 +8,7 @@ mod lambda;
 mod process;
 mod provision;
 mod seed;
+mod seed_listings;
 mod sources;
 mod stack;
 mod template;
@@ -151,19 +152,20 @@ async fn up(args: &Args) -> Result<ExitCode> {
     stack.write_description(&stack_file)?;
     let api_url = stack.description["api_url"].as_str().unwrap_or_default().to_string();
     // Demo data goes through the project's own API (the runtime's fixture template has none).
-    let seeded = if args.seed { seed::seed(&api_url).await } else { Ok(Vec::new()) };
-    match seeded {
-        Ok(users) if users.is_empty() => {}
-        Ok(users) => {
-            println!("Demo accounts (sign in with POST /v1/auth/login):");
-            for u in users {
-                println!("  {:<5}  {}  password {}", u.role, u.email, u.password);
+    if args.seed {
+        match seed::seed(&api_url).await {
+            Ok(demo) => {
+                println!("Demo accounts (sign in with POST /v1/auth/login):");
+                for u in demo.users {
+                    println!("  {:<5}  {}  password {}", u.role, u.email, u.password);
+                }
+                println!("Demo listings: {} (try GET /v1/search?city=lisboa)", demo.listings);
             }
-        }
-        Err(e) => {
-            stack.stop().await;
-            let _ = std::fs::remove_file(&stack_file);
-            return Err(e.context("seeding demo data"));
+            Err(e) => {
+                stack.stop().await;
+                let _ = std::fs::remove_file(&stack_file);
+                return Err(e.context("seeding demo data"));
+            }
         }
     }
     println!("Roost API: {api_url}");

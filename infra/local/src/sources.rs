@@ -313,17 +313,7 @@ async fn deliver_in_order(lambda: &Arc<Lambda>, source: &StreamSource, mut recor
         let event = json!({ "Records": records });
         let outcome = lambda.invoke(&source.function, Bytes::from(event.to_string())).await;
         let retry_from = match outcome {
-            Ok(Outcome::Response(body)) if source.report_failures => match failed_ids(&body) {
-                Some(failed) => failed
-                    .iter()
-                    .filter_map(|id| {
-                        records
-                            .iter()
-                            .position(|r| r.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str) == Some(id))
-                    })
-                    .min(),
-                None => Some(0),
-            },
+            Ok(Outcome::Response(body)) if source.report_failures => stream_retry_from(&records, failed_ids(&body)),
             Ok(Outcome::Response(_)) => None,
             _ => Some(0),
         };
@@ -335,6 +325,24 @@ async fn deliver_in_order(lambda: &Arc<Lambda>, source: &StreamSource, mut recor
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// Where a stream batch resumes after a `ReportBatchItemFailures` answer: at the lowest reported
+/// sequence number, nowhere when none is reported, and at the start when the answer is malformed
+/// or names a record that is not in the batch (an empty or unknown identifier fails the whole
+/// batch, as on Lambda: it must never pass for a success).
+fn stream_retry_from(records: &[Value], failed: Option<Vec<String>>) -> Option<usize> {
+    let Some(failed) = failed else { return Some(0) };
+    let positions: Option<Vec<usize>> = failed
+        .iter()
+        .map(|id| {
+            records.iter().position(|r| r.pointer("/dynamodb/SequenceNumber").and_then(Value::as_str) == Some(id))
+        })
+        .collect();
+    match positions {
+        Some(positions) => positions.into_iter().min(),
+        None => Some(0),
     }
 }
 
@@ -398,6 +406,18 @@ mod tests {
         assert!(!passes(&[json!({"b": [{"exists": false}]})], &value));
         assert!(passes(&[json!({"a": [{"anything-but": ["x"]}]})], &value));
         assert!(!passes(&[json!({"b": [{"anything-but": [3]}]})], &value));
+    }
+
+    #[test]
+    fn stream_batches_resume_from_the_first_reported_record() {
+        let records: Vec<Value> =
+            ["10", "11", "12"].iter().map(|s| json!({"dynamodb": {"SequenceNumber": s}})).collect();
+        let ids = |ids: &[&str]| Some(ids.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(stream_retry_from(&records, ids(&[])), None);
+        assert_eq!(stream_retry_from(&records, ids(&["12", "11"])), Some(1));
+        assert_eq!(stream_retry_from(&records, None), Some(0));
+        assert_eq!(stream_retry_from(&records, ids(&[""])), Some(0), "an empty identifier fails the batch");
+        assert_eq!(stream_retry_from(&records, ids(&["12", "99"])), Some(0), "an unknown identifier fails the batch");
     }
 
     #[test]
