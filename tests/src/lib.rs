@@ -196,28 +196,44 @@ where
     out
 }
 
-/// A raw DynamoDB call (JSON protocol, e.g. `"GetItem"`, `"Query"`, `"UpdateItem"`) to the stack's
-/// moto, for fixtures that move an item's timestamps and for checking what is stored; asserts
-/// success and returns the answer. The table name is filled in.
-pub async fn dynamodb(operation: &str, mut body: Value) -> Value {
-    let stack = Stack::get();
-    body["TableName"] = Value::String(stack.table_name.clone().expect("table_name in stack.json"));
+/// A raw call to one of moto's JSON-protocol services, e.g. `moto_json("sqs", "AmazonSQS.SendMessage",
+/// body)`; moto checks no signature but routes by the service in the credential scope. Asserts
+/// success and returns the answer (`Null` for an empty one).
+pub async fn moto_json(scope: &str, target: &str, body: &Value) -> Value {
+    let version = if matches!(scope, "dynamodb" | "sqs") { "1.0" } else { "1.1" };
     let response = client()
-        .post(&stack.moto_url)
-        .header("X-Amz-Target", format!("DynamoDB_20120810.{operation}"))
-        .header("Content-Type", "application/x-amz-json-1.0")
+        .post(&Stack::get().moto_url)
+        .header("X-Amz-Target", target)
+        .header("Content-Type", format!("application/x-amz-json-{version}"))
         .header(
             "Authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+            format!("AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/{scope}/aws4_request, SignedHeaders=host, Signature=0"),
         )
         .body(body.to_string())
         .send()
         .await
-        .expect("moto");
+        .expect("moto reachable");
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
-    assert!(status.is_success(), "{operation}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    assert!(status.is_success(), "{target}: {status} {text}");
+    if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("moto answers JSON") }
+}
+
+/// A raw DynamoDB call (e.g. `"GetItem"`, `"Query"`, `"UpdateItem"`) on the stack's table, for
+/// fixtures that move an item's timestamps and for checking what is stored.
+pub async fn dynamodb(operation: &str, mut body: Value) -> Value {
+    body["TableName"] = Value::String(Stack::get().table_name.clone().expect("table_name in stack.json"));
+    moto_json("dynamodb", &format!("DynamoDB_20120810.{operation}"), &body).await
+}
+
+/// A raw Cognito call (e.g. `"ListUsers"`, `"InitiateAuth"`) on the stack's moto.
+pub async fn cognito(operation: &str, body: &Value) -> Value {
+    moto_json("cognito-idp", &format!("AWSCognitoIdentityProviderService.{operation}"), body).await
+}
+
+/// A raw SQS call (e.g. `"SendMessage"`, `"ReceiveMessage"`) on the stack's moto.
+pub async fn sqs(operation: &str, body: &Value) -> Value {
+    moto_json("sqs", &format!("AmazonSQS.{operation}"), body).await
 }
 
 /// The `ddb_requests` of `function`'s request line for the request sent with this

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use roost_e2e::{Stack, client, join_all, unique};
+use roost_e2e::{Stack, join_all, unique};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::Money;
@@ -56,24 +56,8 @@ fn topic_arn() -> String {
     Stack::get().rest["topics"]["DomainEventsTopic"].as_str().expect("DomainEventsTopic in stack.json").to_string()
 }
 
-/// SQS's JSON protocol, straight to moto (as the local runtime itself talks to it).
 async fn sqs_call(action: &str, body: Value) -> Value {
-    let response = client()
-        .post(&Stack::get().moto_url)
-        .header("X-Amz-Target", format!("AmazonSQS.{action}"))
-        .header("Content-Type", "application/x-amz-json-1.0")
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("moto");
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    assert!(status.is_success(), "SQS {action}: {status} {text}");
-    if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("SQS json") }
+    roost_e2e::sqs(action, &body).await
 }
 
 /// One real subscription of the topic, as moto holds it.

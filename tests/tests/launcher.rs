@@ -22,16 +22,7 @@ const ROUNDS: usize = 5;
 const RACERS: usize = 20;
 const NIGHTS: [&str; 5] = ["2026-07-01", "2026-07-02", "2026-07-03", "2026-07-04", "2026-07-05"];
 
-/// The moto endpoint: `ROOST_MOTO_URL`, else `moto_url` in the stack.json named by `ROOST_STACK`.
-fn moto_url() -> String {
-    if let Ok(url) = std::env::var("ROOST_MOTO_URL") {
-        return url;
-    }
-    let path = std::env::var("ROOST_STACK").expect("set ROOST_MOTO_URL or ROOST_STACK");
-    let stack: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("stack.json")).expect("json");
-    stack["moto_url"].as_str().expect("moto_url in stack.json").to_string()
-}
-
+/// A DynamoDB client on the stack's moto, with retries off so a server error shows.
 fn dynamodb(url: &str) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
@@ -62,29 +53,13 @@ fn put(table: &str, pk: &str, sk: &str, booking: &str) -> TransactWriteItem {
     TransactWriteItem::builder().put(put).build()
 }
 
-/// A raw DynamoDB Streams call (JSON 1.0); moto checks no signature.
-async fn streams(http: &reqwest::Client, url: &str, action: &str, body: Value) -> Value {
-    let response = http
-        .post(url)
-        .header("X-Amz-Target", format!("DynamoDBStreams_20120810.{action}"))
-        .header("Content-Type", "application/x-amz-json-1.0")
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("moto reachable");
-    let status = response.status();
-    let text = response.text().await.expect("body");
-    assert!(status.is_success(), "{action}: {status} {text}");
-    serde_json::from_str(&text).expect("json")
+async fn streams(action: &str, body: Value) -> Value {
+    roost_e2e::moto_json("dynamodb", &format!("DynamoDBStreams_20120810.{action}"), &body).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_transactions_have_one_intact_winner_and_cancelled_ones_leave_no_stream_record() {
-    let url = moto_url();
+    let url = roost_e2e::Stack::get().moto_url.clone();
     let db = dynamodb(&url);
     let run = format!("{}{:x}", std::process::id(), jiff::Timestamp::now().as_millisecond());
     let table = format!("launcher-proof-{run}");
@@ -169,17 +144,16 @@ async fn racing_transactions_have_one_intact_winner_and_cancelled_ones_leave_no_
 
     // The stream: exactly the winners' INSERTs (5 nights + 1 booking per round), nothing from the
     // 19 cancelled transactions per round.
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
     let described = db.describe_table().table_name(&table).send().await.expect("describe table");
     let stream_arn = described.table().and_then(|t| t.latest_stream_arn()).expect("stream arn").to_string();
-    let stream = streams(&http, &url, "DescribeStream", json!({"StreamArn": stream_arn})).await;
+    let stream = streams("DescribeStream", json!({"StreamArn": stream_arn})).await;
     let shards = stream["StreamDescription"]["Shards"].as_array().expect("shards").clone();
     let mut records = Vec::new();
     for shard in shards {
         let body = json!({"StreamArn": stream_arn, "ShardId": shard["ShardId"], "ShardIteratorType": "TRIM_HORIZON"});
-        let mut iterator = streams(&http, &url, "GetShardIterator", body).await["ShardIterator"].clone();
+        let mut iterator = streams("GetShardIterator", body).await["ShardIterator"].clone();
         loop {
-            let page = streams(&http, &url, "GetRecords", json!({"ShardIterator": iterator, "Limit": 1000})).await;
+            let page = streams("GetRecords", json!({"ShardIterator": iterator, "Limit": 1000})).await;
             let batch = page["Records"].as_array().expect("records").clone();
             if batch.is_empty() {
                 break;

@@ -1,7 +1,7 @@
 //! The users context end to end: sign-up to sign-out through Cognito (moto), through HTTP.
 
 use base64::Engine;
-use roost_e2e::{PASSWORD, Stack, User, assert_problem, client, join_all, login, unique};
+use roost_e2e::{PASSWORD, Stack, User, assert_problem, client, cognito, dynamodb, join_all, login, unique};
 use serde_json::{Value, json};
 
 async fn post(path: &str, body: Value) -> reqwest::Response {
@@ -38,23 +38,13 @@ async fn reset_code(email: &str) -> String {
 /// of a logout or reset are refused too. Instead of waiting for the next second, move the
 /// profile's revocation instant one second back, as if the reset had happened a second earlier.
 async fn rewind_revocation(user_id: &str) {
-    let stack = Stack::get();
-    let body = json!({
-        "TableName": stack.table_name,
-        "Key": {"PK": {"S": format!("USER#{user_id}")}, "SK": {"S": "PROFILE"}},
-        "UpdateExpression": "SET tokens_revoked_at = tokens_revoked_at - :one",
-        "ExpressionAttributeValues": {":one": {"N": "1"}},
-    });
-    let response = client()
-        .post(&stack.moto_url)
-        .header("X-Amz-Target", "DynamoDB_20120810.UpdateItem")
-        .header("Content-Type", "application/x-amz-json-1.0")
-        .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("moto");
-    assert!(response.status().is_success(), "{}", response.text().await.unwrap_or_default());
+    let key = json!({"PK": {"S": format!("USER#{user_id}")}, "SK": {"S": "PROFILE"}});
+    let update = "SET tokens_revoked_at = tokens_revoked_at - :one";
+    dynamodb(
+        "UpdateItem",
+        json!({"Key": key, "UpdateExpression": update, "ExpressionAttributeValues": {":one": {"N": "1"}}}),
+    )
+    .await;
 }
 
 fn email(name: &str) -> String {
@@ -211,7 +201,7 @@ async fn concurrent_sign_ups_with_one_email_make_one_account() {
     assert!(statuses.iter().all(|s| *s == 201 || *s == 409), "{statuses:?}");
     let stack = Stack::get();
     let listed =
-        cognito_call("ListUsers", &json!({"UserPoolId": stack.user_pool_id, "Filter": format!("email = \"{email}\"")}))
+        cognito("ListUsers", &json!({"UserPoolId": stack.user_pool_id, "Filter": format!("email = \"{email}\"")}))
             .await;
     assert_eq!(listed["Users"].as_array().map(Vec::len), Some(1), "{listed}");
 }
@@ -268,7 +258,7 @@ async fn the_authorizer_refuses_bad_tokens_before_the_function_runs() {
     expired.insert("exp".into(), json!(now - 3600));
 
     // A real sign-in through another app client of the same pool.
-    let other_client = cognito_call(
+    let other_client = cognito(
         "CreateUserPoolClient",
         &json!({"UserPoolId": stack.user_pool_id, "ClientName": unique("other"), "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]}),
     )
@@ -276,7 +266,7 @@ async fn the_authorizer_refuses_bad_tokens_before_the_function_runs() {
         .as_str()
         .expect("client id")
         .to_string();
-    let other_sign_in = cognito_call(
+    let other_sign_in = cognito(
         "InitiateAuth",
         &json!({"ClientId": other_client, "AuthFlow": "USER_PASSWORD_AUTH", "AuthParameters": {"USERNAME": user.email, "PASSWORD": user.password}}),
     )
@@ -329,18 +319,4 @@ async fn wait_for_log(function: &str, needle: &str) -> String {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("{needle} never reached {function}'s log");
-}
-
-async fn cognito_call(action: &str, body: &Value) -> Value {
-    let response = client()
-        .post(&Stack::get().moto_url)
-        .header("X-Amz-Target", format!("AWSCognitoIdentityProviderService.{action}"))
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .header("Authorization", "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/cognito-idp/aws4_request, SignedHeaders=host, Signature=0")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("moto");
-    assert!(response.status().is_success(), "{action}");
-    response.json().await.expect("json")
 }
