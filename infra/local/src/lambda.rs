@@ -266,6 +266,12 @@ impl Lambda {
         let _ = writeln!(lock(&f.log), "{line}");
     }
 
+    /// Set once the stack is stopping: pollers then end quietly instead of reporting that the
+    /// emulators went away.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
     /// Stops every process; no restarts after this.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::Relaxed);

@@ -109,6 +109,9 @@ pub fn spawn_sqs(lambda: Arc<Lambda>, moto: Moto, source: SqsSource) {
         tokio::spawn(async move {
             loop {
                 if let Err(e) = poll_sqs_once(&lambda, &moto, &source).await {
+                    if lambda.is_stopping() {
+                        return;
+                    }
                     eprintln!("[{}] SQS poller: {e:#}", source.function);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
@@ -240,6 +243,9 @@ pub fn spawn_stream(lambda: Arc<Lambda>, moto: Moto, source: StreamSource) {
     tokio::spawn(async move {
         loop {
             if let Err(e) = run_stream(&lambda, &moto, &source).await {
+                if lambda.is_stopping() {
+                    return;
+                }
                 eprintln!("[{}] stream poller: {e:#}", source.function);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
