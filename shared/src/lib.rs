@@ -6,6 +6,7 @@
 //! Nothing here knows one context's rules: a type or helper belongs here only when two or more
 //! contexts need the same thing, or when it defines a contract between them (keys, wire formats).
 
+pub mod booking;
 pub mod clock;
 pub mod config;
 pub mod cursor;
@@ -13,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod http;
+pub mod idempotency;
 pub mod identity;
 pub mod ids;
 pub mod keys;

@@ -251,3 +251,28 @@ pub async fn ddb_requests(function: &str, request_id: &str) -> u32 {
     }
     panic!("no request line for {request_id} in the {function} log");
 }
+
+/// A listing's NIGHT items straight from the table (consistent Query): (date, kind, booking id).
+pub async fn night_items(listing_id: &str) -> Vec<(String, String, Option<String>)> {
+    let out = dynamodb(
+        "Query",
+        serde_json::json!({
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :night)",
+            "ExpressionAttributeValues": {":pk": {"S": format!("LISTING#{listing_id}")}, ":night": {"S": "NIGHT#"}},
+            "ConsistentRead": true
+        }),
+    )
+    .await;
+    out["Items"]
+        .as_array()
+        .expect("Items")
+        .iter()
+        .map(|i| {
+            (
+                i["date"]["S"].as_str().expect("date").to_owned(),
+                i["kind"]["S"].as_str().expect("kind").to_owned(),
+                i["booking_id"]["S"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}

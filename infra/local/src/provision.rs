@@ -27,6 +27,10 @@ pub struct Provisioned {
     pub user_pool_clients: BTreeMap<String, String>,
     pub topics: BTreeMap<String, String>,
     pub secret_parameters: BTreeMap<String, String>,
+    /// Template parameter (logical name) -> the generated secret value, for wiring that needs
+    /// the value itself (the Stripe webhook secret is registered with localstripe).
+    #[serde(skip)]
+    pub secret_values: BTreeMap<String, String>,
 }
 
 pub async fn provision(moto: &Moto, template: &Template, options: &Options) -> Result<Provisioned> {
@@ -43,7 +47,7 @@ pub async fn provision(moto: &Moto, template: &Template, options: &Options) -> R
         // Convention: a parameter named `*SecretParameter` holds the NAME of an SSM SecureString
         // that operators create; locally we create it with a random value.
         if name.ends_with("SecretParameter") && !value.is_empty() {
-            let secret = random_base64(48);
+            let secret = local_secret(name);
             moto.json(
                 "ssm",
                 "AmazonSSM.PutParameter",
@@ -51,6 +55,7 @@ pub async fn provision(moto: &Moto, template: &Template, options: &Options) -> R
             )
             .await
             .with_context(|| format!("creating SSM parameter {value}"))?;
+            out.secret_values.insert(name.clone(), secret);
             out.secret_parameters.insert(value, param.get("Description").and_then(Value::as_str).unwrap_or("").into());
         }
     }
@@ -287,6 +292,24 @@ fn scalar(value: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// A local value for the secret parameter `name`: shaped like what it stands for where the
+/// shape matters (Stripe keys are `sk_test_...`, webhook signing secrets `whsec_...`), else 48
+/// random bytes, base64 (as the template's descriptions say).
+fn local_secret(name: &str) -> String {
+    if name.starts_with("StripeSecretKey") {
+        format!("sk_test_{}", random_alphanumeric(32))
+    } else if name.starts_with("StripeWebhookSecret") {
+        format!("whsec_{}", random_alphanumeric(32))
+    } else {
+        random_base64(48)
+    }
+}
+
+fn random_alphanumeric(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len).map(|_| char::from(ALPHABET[rand::random_range(0..ALPHABET.len())])).collect()
 }
 
 /// Secrets are documented (template Description) as random bytes, base64.

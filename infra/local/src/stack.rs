@@ -257,6 +257,12 @@ impl Stack {
             lambda.start_and_wait(&f.logical_id, Duration::from_secs(30)).await?;
         }
 
+        // Stripe's webhook: localstripe signs and sends its events to the local API.
+        let stripe_webhook_secret = provisioned.secret_values.get(STRIPE_WEBHOOK_SECRET_PARAMETER).cloned();
+        if let Some(secret) = &stripe_webhook_secret {
+            register_stripe_webhook(stripe_url, &format!("{api_url}/v1/webhooks/stripe"), secret).await?;
+        }
+
         let first = |map: &BTreeMap<String, String>| map.values().next().cloned();
         let queues: BTreeMap<String, String> = provisioned
             .queues
@@ -275,6 +281,7 @@ impl Stack {
             "queues": queues,
             "topics": provisioned.topics,
             "secret_parameters": provisioned.secret_parameters.keys().collect::<Vec<_>>(),
+            "stripe_webhook_secret": stripe_webhook_secret,
             "functions": functions.iter().map(|f| f.logical_id.clone()).collect::<Vec<_>>(),
             "logs_dir": options.state_dir.join("logs"),
             "pid": std::process::id(),
@@ -295,6 +302,23 @@ impl Stack {
             emulator.stop().await;
         }
     }
+}
+
+/// The template parameter naming the Stripe webhook signing secret.
+const STRIPE_WEBHOOK_SECRET_PARAMETER: &str = "StripeWebhookSecretSecretParameter";
+
+/// `POST /_config/webhooks/roost` (form `url`, `secret`; no `events[]`: every event type).
+async fn register_stripe_webhook(stripe_url: &str, url: &str, secret: &str) -> Result<()> {
+    let response = reqwest::Client::new()
+        .post(format!("{stripe_url}/_config/webhooks/roost"))
+        .form(&[("url", url), ("secret", secret)])
+        .send()
+        .await
+        .context("registering the Stripe webhook with localstripe")?;
+    if !response.status().is_success() {
+        bail!("localstripe refused the webhook registration: {}", response.status());
+    }
+    Ok(())
 }
 
 fn reports_failures(properties: &Value) -> bool {

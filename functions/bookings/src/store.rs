@@ -1,0 +1,276 @@
+//! The bookings context's DynamoDB access: one function per access pattern of
+//! docs/data-model.md, each with its request count.
+
+use anyhow::Context as _;
+use aws_sdk_dynamodb::types::AttributeValue;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use shared::Table;
+use shared::booking::{self, BookingItem, BookingStatus};
+use shared::idempotency::{IdempotencyRecord, Idempotent, StoredResponse};
+use shared::keys::{self, Key, PK, SK};
+use shared::listing::{self, ListingItem, MAX_STAY_NIGHTS};
+use shared::night::{self, Night};
+use shared::table::{Expr, Item, MAX_TRANSACTION_ITEMS, Page, Query, TableError};
+
+/// Items of a booking's transaction besides its nights: the idempotency record, the listing's
+/// ConditionCheck, the search item's update and the booking itself.
+pub const FIXED_ITEMS: usize = 4;
+/// Kept free for the `booking.created` outbox item (the lifecycle issue).
+pub const RESERVED_ITEMS: usize = 1;
+const _: () = assert!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS + RESERVED_ITEMS <= MAX_TRANSACTION_ITEMS);
+
+/// GetItem of the listing (1 request, strongly consistent).
+pub async fn listing(table: &Table, listing_id: &str) -> Result<Option<ListingItem>, TableError> {
+    table.get(&listing::key(listing_id)).await
+}
+
+/// The nights among `nights` that are taken at `now` (blocked, booked, or held by a hold that has
+/// not lapsed): one strongly consistent Query on the listing's NIGHT range (at most 90 items of
+/// about 200 bytes: one page).
+pub async fn taken_nights(
+    table: &Table,
+    listing_id: &str,
+    nights: &[Date],
+    now: Timestamp,
+) -> Result<Vec<Date>, TableError> {
+    let (Some(first), Some(last)) = (nights.first(), nights.last()) else { return Ok(Vec::new()) };
+    let page: Page<Night> = table.query(night::range_query(listing_id, *first, *last)).await?;
+    if page.last_key.is_some() {
+        return Err(anyhow::anyhow!("NIGHT range of {listing_id} did not fit one page").into());
+    }
+    let mut taken: Vec<Date> = page
+        .items
+        .iter()
+        .filter(|n| n.is_taken_at(now))
+        .filter_map(Night::civil_date)
+        .filter(|d| nights.contains(d))
+        .collect();
+    taken.sort();
+    Ok(taken)
+}
+
+/// What `POST /v1/bookings` reads before writing.
+#[derive(Debug, Default)]
+pub struct BookingReads {
+    pub listing: Option<ListingItem>,
+    /// The guest's display name from their profile.
+    pub guest_name: Option<String>,
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// One BatchGetItem (1 request, strongly consistent): the listing, the guest's profile and, with
+/// an `Idempotency-Key`, its record.
+pub async fn booking_reads(
+    table: &Table,
+    listing_id: &str,
+    guest_id: &str,
+    idempotency: Option<&Key>,
+) -> Result<BookingReads, TableError> {
+    let listing_key = listing::key(listing_id);
+    let profile_key = keys::user_profile(guest_id);
+    let mut wanted = vec![listing_key.clone(), profile_key.clone()];
+    wanted.extend(idempotency.cloned());
+    let mut reads = BookingReads::default();
+    for item in table.batch_get::<Value>(&wanted).await? {
+        let key = Key::new(text(&item, PK), text(&item, SK));
+        if key == listing_key {
+            reads.listing = Some(decode(item, &key)?);
+        } else if key == profile_key {
+            #[derive(Deserialize)]
+            struct ProfileName {
+                name: String,
+            }
+            reads.guest_name = Some(decode::<ProfileName>(item, &key)?.name);
+        } else if Some(&key) == idempotency {
+            reads.idempotency = Some(decode(item, &key)?);
+        }
+    }
+    Ok(reads)
+}
+
+fn decode<T: DeserializeOwned>(item: Value, key: &Key) -> Result<T, TableError> {
+    Ok(serde_json::from_value(item).with_context(|| format!("decode item {}/{}", key.pk, key.sk))?)
+}
+
+fn text(item: &Value, attr: &str) -> String {
+    item.get(attr).and_then(Value::as_str).unwrap_or_default().to_owned()
+}
+
+/// Why a booking's transaction was cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateFailure {
+    /// The idempotency record exists: another request with this key committed first.
+    Duplicate,
+    /// The listing is no longer active, or not at the version the price came from.
+    ListingChanged,
+    /// These nights are taken.
+    NightsTaken(Vec<Date>),
+}
+
+/// Creates `b` holding `nights` until its `hold_expires_at`: ONE TransactWriteItems (1 request)
+/// of up to `nights + 4` items, in this order:
+/// 0. the idempotency record with its stored response (with an `Idempotency-Key`; condition:
+///    no live record),
+/// 1. ConditionCheck on the listing: active, at the version the price came from,
+/// 2. the search item: `ADD unavailable :nights` (condition: it exists),
+/// 3. the booking (condition: new),
+/// 4. one NIGHT put per night (condition: free, or held by a hold that lapsed before `now`: taken over).
+pub async fn create(
+    table: &Table,
+    b: &BookingItem,
+    nights: &[Date],
+    now: Timestamp,
+    idempotency: Option<(&Idempotent, StoredResponse)>,
+) -> Result<Result<(), CreateFailure>, TableError> {
+    let hold_until: Timestamp = b
+        .hold_expires_at
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("new booking {} has no hold", b.booking_id))?
+        .parse()
+        .map_err(|e| anyhow::anyhow!("hold of {}: {e}", b.booking_id))?;
+    let add =
+        listing::add_unavailable(nights).ok_or_else(|| anyhow::anyhow!("booking {} has no nights", b.booking_id))?;
+    let mut items = Vec::with_capacity(nights.len() + FIXED_ITEMS);
+    let idempotency_index = match idempotency {
+        Some((request, response)) => {
+            items.push(request.tx_put_completed(table, response, now)?);
+            Some(0)
+        }
+        None => None,
+    };
+    let listing_index = items.len();
+    items.push(table.tx_check(&listing::key(&b.listing_id), &listing::condition_bookable(b.listing_version))?);
+    items.push(table.tx_update(
+        &listing::search_key(&b.listing_id),
+        &add,
+        Some(&listing::condition_search_item_exists()),
+    )?);
+    items.push(table.tx_put_new(b)?);
+    let first_night = items.len();
+    for d in nights {
+        let held = Night::held(&b.listing_id, *d, &b.booking_id, hold_until, now);
+        items.push(table.tx_put(&held, Some(&night::condition_free_or_expired_hold(now)))?);
+    }
+    match table.transact(items).await {
+        Ok(()) => Ok(Ok(())),
+        Err(e) if e.is_condition_failure() => {
+            let failed = e.failed_items();
+            if idempotency_index.is_some_and(|i| failed.contains(&i)) {
+                return Ok(Err(CreateFailure::Duplicate));
+            }
+            if failed.contains(&listing_index) {
+                return Ok(Err(CreateFailure::ListingChanged));
+            }
+            let taken: Vec<Date> = failed
+                .iter()
+                .filter_map(|i| i.checked_sub(first_night))
+                .filter_map(|i| nights.get(i).copied())
+                .collect();
+            if taken.is_empty() { Err(e) } else { Ok(Err(CreateFailure::NightsTaken(taken))) }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// GetItem of a booking (1 request, strongly consistent).
+pub async fn booking(table: &Table, booking_id: &str) -> Result<Option<BookingItem>, TableError> {
+    table.get(&booking::key(booking_id)).await
+}
+
+/// One page of a guest's trips, newest first: one Query on GSI1
+/// (`GSI1PK = GUEST#<id> AND begins_with(GSI1SK, "BOOKING#")`), the status as a filter.
+pub async fn trips_page(
+    table: &Table,
+    guest_id: &str,
+    status: Option<BookingStatus>,
+    limit: u32,
+    start: Option<Item>,
+    now: Timestamp,
+) -> Result<Page<BookingItem>, TableError> {
+    let q = newest_first(booking::GUEST_INDEX, booking::guest_partition(guest_id), limit, start);
+    table
+        .query(match status {
+            Some(s) => q.filter(booking::status_filter(s, now)),
+            None => q,
+        })
+        .await
+}
+
+/// One page of a host's reservations, newest first: one Query on GSI2
+/// (`GSI2PK = HOST#<id> AND begins_with(GSI2SK, "BOOKING#")`), one listing as a filter.
+pub async fn reservations_page(
+    table: &Table,
+    host_id: &str,
+    listing_id: Option<&str>,
+    limit: u32,
+    start: Option<Item>,
+) -> Result<Page<BookingItem>, TableError> {
+    let q = newest_first(booking::HOST_INDEX, booking::host_partition(host_id), limit, start);
+    table
+        .query(match listing_id {
+            Some(id) => q.filter(
+                Expr::new("#f_listing = :f_listing").name("#f_listing", booking::LISTING_ID_ATTR).s(":f_listing", id),
+            ),
+            None => q,
+        })
+        .await
+}
+
+/// The bookings in one partition of `index` (`GSI1` or `GSI2`, keys `<index>PK`/`<index>SK`),
+/// newest first.
+fn newest_first(index: &str, partition: String, limit: u32, start: Option<Item>) -> Query {
+    Query::begins_with(&format!("{index}PK"), partition, &format!("{index}SK"), booking::INDEX_SORT_PREFIX)
+        .index(index)
+        .descending()
+        .limit(limit)
+        .start(start)
+}
+
+/// Whether an opened cursor is a position in this index partition: exactly the table key and
+/// the index key, as strings, in the expected partition.
+pub fn is_position_in(key: &Item, index_pk_attr: &str, index_sk_attr: &str, partition: &str) -> bool {
+    let is_s = |a: &str| matches!(key.get(a), Some(AttributeValue::S(_)));
+    key.len() == 4
+        && is_s(PK)
+        && is_s(SK)
+        && is_s(index_sk_attr)
+        && key.get(index_pk_attr) == Some(&AttributeValue::S(partition.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn position(pk: &str, sk: &str, index: [(&str, &str); 2]) -> Item {
+        let mut m = HashMap::from([
+            (PK.to_owned(), AttributeValue::S(pk.to_owned())),
+            (SK.to_owned(), AttributeValue::S(sk.to_owned())),
+        ]);
+        for (a, v) in index {
+            m.insert(a.to_owned(), AttributeValue::S(v.to_owned()));
+        }
+        m
+    }
+
+    #[test]
+    fn the_budget_leaves_room_for_the_outbox() {
+        assert_eq!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS, 94);
+        assert!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS + RESERVED_ITEMS <= MAX_TRANSACTION_ITEMS);
+    }
+
+    #[test]
+    fn positions_must_be_in_the_partition() {
+        let p = position("BOOKING#b", "BOOKING", [("GSI1PK", "GUEST#u-1"), ("GSI1SK", "BOOKING#b")]);
+        assert!(is_position_in(&p, "GSI1PK", "GSI1SK", "GUEST#u-1"));
+        assert!(!is_position_in(&p, "GSI1PK", "GSI1SK", "GUEST#u-2"));
+        assert!(!is_position_in(&p, "GSI2PK", "GSI2SK", "GUEST#u-1"));
+        let mut extra = p.clone();
+        extra.insert("x".into(), AttributeValue::S("y".into()));
+        assert!(!is_position_in(&extra, "GSI1PK", "GSI1SK", "GUEST#u-1"));
+    }
+}

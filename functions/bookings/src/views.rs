@@ -1,0 +1,162 @@
+//! What the bookings routes answer: the quote and the booking as API.md shows them.
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use serde::Serialize;
+use shared::booking::{BookingItem, BookingStatus, Party, Payment, Price};
+use shared::listing::{Address, CancellationPolicy};
+
+/// `POST /v1/quotes`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuoteView {
+    pub listing_id: String,
+    pub check_in: Date,
+    pub check_out: Date,
+    pub nights: u32,
+    pub guests: u32,
+    pub price: Price,
+    /// False only when some night is taken (blocked, booked, or held by an unexpired hold).
+    pub available: bool,
+    /// The taken nights, when there are any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unavailable_dates: Vec<Date>,
+}
+
+/// City, region and country: where the stay is, without the exact address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Location {
+    pub city: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub country: String,
+}
+
+/// A booking as its guest and its host see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BookingView {
+    pub booking_id: String,
+    pub listing_id: String,
+    pub listing_title: String,
+    pub guest: Party,
+    pub host: Party,
+    pub check_in: Date,
+    pub check_out: Date,
+    pub guests: u32,
+    pub nights: u32,
+    pub price: Price,
+    pub cancellation_policy: CancellationPolicy,
+    /// The effective status at read time (`shared::booking::effective_status`).
+    pub status: BookingStatus,
+    /// While the booking waits for payment (and once that wait lapsed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_expires_at: Option<String>,
+    /// The exact address, once the booking is confirmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<Address>,
+    pub location: Location,
+    pub timezone: String,
+    pub check_in_time: String,
+    pub check_out_time: String,
+    pub payment: Payment,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// The view of `b` at `now`.
+pub fn booking(b: &BookingItem, now: Timestamp) -> BookingView {
+    let status = b.effective_status(now);
+    let waiting = matches!(status, BookingStatus::PendingPayment | BookingStatus::Expired);
+    BookingView {
+        booking_id: b.booking_id.clone(),
+        listing_id: b.listing_id.clone(),
+        listing_title: b.listing_title.clone(),
+        guest: b.guest.clone(),
+        host: b.host.clone(),
+        check_in: b.check_in,
+        check_out: b.check_out,
+        guests: b.guests,
+        nights: b.nights,
+        price: b.price.clone(),
+        cancellation_policy: b.cancellation_policy,
+        status,
+        hold_expires_at: b.hold_expires_at.clone().filter(|_| waiting),
+        address: status.reveals_address().then(|| b.address.clone()),
+        location: Location {
+            city: b.address.city.clone(),
+            region: b.address.region.clone(),
+            country: b.address.country.clone(),
+        },
+        timezone: b.timezone.clone(),
+        check_in_time: b.check_in_time.clone(),
+        check_out_time: b.check_out_time.clone(),
+        payment: b.payment.clone(),
+        created_at: b.created_at.clone(),
+        updated_at: b.updated_at.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{self, NewBooking, Stay};
+    use jiff::SignedDuration;
+    use shared::booking::BookingStatus;
+
+    fn item() -> BookingItem {
+        let l = crate::domain::tests_support::listing();
+        let stay = Stay {
+            listing_id: l.listing_id.clone(),
+            check_in: "2026-03-01".parse().unwrap(),
+            check_out: "2026-03-03".parse().unwrap(),
+            guests: 2,
+        };
+        let price = domain::price(l.nightly_price, l.cleaning_fee, &stay.nights()).unwrap();
+        domain::booking_item(
+            &l,
+            NewBooking {
+                booking_id: "bkg_1",
+                stay: &stay,
+                guest: Party { user_id: "guest-1".into(), name: "Gil".into() },
+                price,
+                now: "2026-02-01T09:00:00Z".parse().unwrap(),
+                hold: SignedDuration::from_mins(15),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_address_shows_only_once_confirmed() {
+        let mut b = item();
+        let now: Timestamp = "2026-02-01T09:01:00Z".parse().unwrap();
+        let v = serde_json::to_value(booking(&b, now)).unwrap();
+        assert_eq!(v["status"], "pending_payment");
+        assert_eq!(v["hold_expires_at"], "2026-02-01T09:15:00Z");
+        assert!(v.get("address").is_none());
+        assert_eq!(v["location"], serde_json::json!({"city": "Lisboa", "country": "PT"}));
+        assert_eq!(v["guest"], serde_json::json!({"user_id": "guest-1", "name": "Gil"}));
+        assert_eq!(v["host"]["name"], "Helena");
+        assert_eq!(v["price"]["nightly"][1], serde_json::json!({"date": "2026-03-02", "amount": 12_345}));
+        assert_eq!(v["price"]["currency"], "EUR");
+        assert_eq!(v["payment"], serde_json::json!({"status": "unpaid"}));
+        assert_eq!(v["cancellation_policy"], "strict");
+
+        // The hold lapsed: expired, and still no address.
+        let v = serde_json::to_value(booking(&b, "2026-02-01T09:15:00Z".parse().unwrap())).unwrap();
+        assert_eq!(v["status"], "expired");
+        assert!(v.get("address").is_none());
+
+        b.status = BookingStatus::Confirmed;
+        let v = serde_json::to_value(booking(&b, now)).unwrap();
+        assert_eq!(v["status"], "confirmed");
+        assert_eq!(v["address"]["line1"], "Rua A 1");
+        assert!(v.get("hold_expires_at").is_none());
+        // After the check-out instant: completed, address kept.
+        let v = serde_json::to_value(booking(&b, "2026-03-03T11:00:00Z".parse().unwrap())).unwrap();
+        assert_eq!(v["status"], "completed");
+        assert!(v.get("address").is_some());
+
+        b.status = BookingStatus::Cancelled;
+        assert!(serde_json::to_value(booking(&b, now)).unwrap().get("address").is_none());
+    }
+}

@@ -1,0 +1,297 @@
+//! Every sample batch in `events/payment-events/` replayed through the real handler: the Stripe
+//! events are what localstripe really sent, the domain event an envelope as the topic delivers
+//! it. DynamoDB is a stub that serves the booking and records every write; Stripe is a fake
+//! that records every call. What each batch must write is asserted item by item.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use futures::future::BoxFuture;
+use payment_events::{State, handle_batch};
+use payments::stripe::{Gateway, Intent, NewIntent, NewRefund, Refund, StripeFailure};
+use serde_json::{Value, json};
+use shared::Table;
+use shared::clock::FixedClock;
+
+/// Requests the stub received: (X-Amz-Target, body).
+type Log = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// A DynamoDB endpoint: GetItem answers from `items` (by PK), every write succeeds and is logged.
+async fn dynamodb_stub(items: HashMap<String, Value>) -> (String, Log) {
+    let log: Log = Arc::default();
+    let recorded = log.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+        let (log, items) = (recorded.clone(), items.clone());
+        async move {
+            let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            log.lock().unwrap().push((target.clone(), request.clone()));
+            let answer = match target.as_str() {
+                "DynamoDB_20120810.GetItem" => {
+                    let pk = request["Key"]["PK"]["S"].as_str().unwrap_or("");
+                    items.get(pk).map_or(json!({}), |item| json!({"Item": item}))
+                }
+                _ => json!({}),
+            };
+            ([("content-type", "application/x-amz-json-1.0")], answer.to_string())
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, log)
+}
+
+/// Stripe: refunds succeed at once (as localstripe answers); every call is recorded.
+#[derive(Default)]
+struct FakeStripe {
+    calls: Mutex<Vec<String>>,
+}
+
+impl Gateway for FakeStripe {
+    fn create_intent<'a>(&'a self, _: &'a NewIntent) -> BoxFuture<'a, Result<Intent, StripeFailure>> {
+        Box::pin(async { Err(StripeFailure::Transport(anyhow::anyhow!("not in replays"))) })
+    }
+    fn retrieve_intent<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Intent, StripeFailure>> {
+        Box::pin(async { Err(StripeFailure::Transport(anyhow::anyhow!("not in replays"))) })
+    }
+    fn cancel_intent<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Intent, StripeFailure>> {
+        self.calls.lock().unwrap().push(format!("cancel {id}"));
+        Box::pin(async { Err(StripeFailure::Api { status: 400, code: None, decline_code: None }) })
+    }
+    fn create_refund<'a>(&'a self, new: &'a NewRefund) -> BoxFuture<'a, Result<Refund, StripeFailure>> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("refund {} {} {}", new.payment_intent, new.amount, new.idempotency_key));
+        Box::pin(async move {
+            Ok(Refund {
+                id: "re_replay".into(),
+                status: Some("succeeded".into()),
+                amount: new.amount,
+                currency: "eur".into(),
+                payment_intent: Some(new.payment_intent.clone()),
+                metadata: HashMap::new(),
+            })
+        })
+    }
+    fn refunds_of<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Vec<Refund>, StripeFailure>> {
+        self.calls.lock().unwrap().push(format!("list refunds {id}"));
+        Box::pin(async { Ok(Vec::new()) })
+    }
+}
+
+/// A booking item as bookings stores it, in DynamoDB JSON.
+fn booking_item(booking_id: &str, guest: &str, status: &str, payment: Value, total: i64) -> Value {
+    let item = json!({
+        "PK": format!("BOOKING#{booking_id}"), "SK": "BOOKING", "type": "booking",
+        "GSI1PK": format!("GUEST#{guest}"), "GSI1SK": format!("BOOKING#{booking_id}"),
+        "GSI2PK": "HOST#9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "GSI2SK": format!("BOOKING#{booking_id}"),
+        "booking_id": booking_id, "listing_id": "lst_01kaxb3c4d5e6f7g8h9jkmnpqr", "listing_version": 1,
+        "listing_title": "Loft", "guest": {"user_id": guest, "name": "Gil"},
+        "host": {"user_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "name": "Helena"},
+        "check_in": "2027-01-10", "check_out": "2027-01-13", "nights": 3, "guests": 1,
+        "price": {"nightly": [], "subtotal": total, "cleaning_fee": 0, "service_fee": 0, "total": total, "currency": "EUR"},
+        "cancellation_policy": "moderate", "timezone": "Europe/Lisbon", "check_in_time": "15:00", "check_out_time": "11:00",
+        "address": {"line1": "Rua A 1", "city": "Lisboa", "country": "PT"},
+        "status": status, "hold_expires_at": "2026-11-26T12:50:00Z", "check_out_at": "2027-01-13T11:00:00Z",
+        "payment": payment, "created_at": "2026-11-26T12:35:00Z", "updated_at": "2026-11-26T12:35:00Z"
+    });
+    serde_json::to_value(serde_dynamo::to_item::<_, serde_dynamo::Item>(item).unwrap()).unwrap()
+}
+
+fn sample(file: &str) -> SqsEvent {
+    let path = format!("{}/../../events/payment-events/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{file} is not an SQS event: {e}"))
+}
+
+fn stripe_object(event: &SqsEvent) -> (String, Value) {
+    let body: Value = serde_json::from_str(event.records[0].body.as_deref().unwrap()).unwrap();
+    (body["id"].as_str().unwrap().to_owned(), body["data"]["object"].clone())
+}
+
+async fn run(file: &str, items: HashMap<String, Value>) -> (Vec<String>, Vec<(String, Value)>, Vec<String>) {
+    let (url, log) = dynamodb_stub(items).await;
+    let conf = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::for_tests())
+        .endpoint_url(url);
+    let stripe = Arc::new(FakeStripe::default());
+    let st = State {
+        table: Arc::new(Table::from_conf(conf, "replay")),
+        clock: Arc::new(FixedClock::at("2026-11-26T12:35:47Z").unwrap()),
+        stripe: stripe.clone(),
+    };
+    let response = handle_batch(&st, sample(file)).await.expect("batch");
+    let mut failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    failed.sort();
+    let log = log.lock().unwrap().clone();
+    let calls = stripe.calls.lock().unwrap().clone();
+    (failed, log, calls)
+}
+
+fn writes(log: &[(String, Value)], target: &str) -> Vec<Value> {
+    log.iter().filter(|(t, _)| t == &format!("DynamoDB_20120810.{target}")).map(|(_, b)| b.clone()).collect()
+}
+
+fn outbox_types(transaction: &Value) -> Vec<String> {
+    transaction["TransactItems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["Put"]["Item"]["type"]["S"] == "outbox")
+        .map(|i| i["Put"]["Item"]["event_type"]["S"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_sample_batch_has_an_expectation() {
+    let mut files: Vec<String> =
+        std::fs::read_dir(format!("{}/../../events/payment-events", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        [
+            "domain-booking-cancelled.json",
+            "mixed-batch-with-poison.json",
+            "stripe-payment-intent-payment-failed.json",
+            "stripe-payment-intent-succeeded.json"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn localstripe_s_success_confirms_the_booking_in_one_transaction() {
+    let event = sample("stripe-payment-intent-succeeded.json");
+    let (event_id, intent) = stripe_object(&event);
+    let booking_id = intent["metadata"]["booking_id"].as_str().unwrap();
+    let guest = intent["metadata"]["guest_id"].as_str().unwrap();
+    let pi = intent["id"].as_str().unwrap();
+    let total = intent["amount"].as_i64().unwrap();
+    let item = booking_item(
+        booking_id,
+        guest,
+        "pending_payment",
+        json!({"status": "processing", "payment_intent_id": pi}),
+        total,
+    );
+    let (failed, log, calls) =
+        run("stripe-payment-intent-succeeded.json", HashMap::from([(format!("BOOKING#{booking_id}"), item)])).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(calls.is_empty(), "no Stripe call: {calls:?}");
+    let tx = writes(&log, "TransactWriteItems");
+    assert_eq!(tx.len(), 1, "ONE transaction");
+    let items = tx[0]["TransactItems"].as_array().unwrap();
+    assert_eq!(items.len(), 1 + 1 + 3 + 1, "receipt, booking, 3 nights, outbox");
+    assert_eq!(items[0]["Put"]["Item"]["PK"]["S"], format!("EVENT#{event_id}"));
+    assert_eq!(items[0]["Put"]["Item"]["SK"]["S"], "CONSUMER#payment-events");
+    let booking = &items[1]["Update"];
+    assert_eq!(booking["Key"]["PK"]["S"], format!("BOOKING#{booking_id}"));
+    assert!(
+        booking["ConditionExpression"].as_str().unwrap().contains("payment_intent_id")
+            || booking["ExpressionAttributeNames"].to_string().contains("payment_intent_id")
+    );
+    assert_eq!(booking["ExpressionAttributeValues"][":confirmed"]["S"], "confirmed");
+    assert_eq!(booking["ExpressionAttributeValues"][":paid"]["M"]["amount"]["N"], total.to_string());
+    for (i, date) in ["2027-01-10", "2027-01-11", "2027-01-12"].iter().enumerate() {
+        let night = &items[2 + i]["Update"];
+        assert_eq!(night["Key"]["SK"]["S"], format!("NIGHT#{date}"));
+        assert_eq!(night["ExpressionAttributeValues"][":booked"]["S"], "booked");
+        assert_eq!(night["ExpressionAttributeValues"][":n_booking"]["S"], booking_id, "held by this booking");
+        assert!(!night["ConditionExpression"].as_str().unwrap().contains("hold_expires_at"), "whatever the clock");
+    }
+    assert_eq!(outbox_types(&tx[0]), ["booking.confirmed"]);
+}
+
+#[tokio::test]
+async fn localstripe_s_decline_is_recorded_with_its_code() {
+    let event = sample("stripe-payment-intent-payment-failed.json");
+    let (_, intent) = stripe_object(&event);
+    let booking_id = intent["metadata"]["booking_id"].as_str().unwrap();
+    let guest = intent["metadata"]["guest_id"].as_str().unwrap();
+    let pi = intent["id"].as_str().unwrap();
+    let item = booking_item(
+        booking_id,
+        guest,
+        "pending_payment",
+        json!({"status": "processing", "payment_intent_id": pi}),
+        intent["amount"].as_i64().unwrap(),
+    );
+    let (failed, log, _) =
+        run("stripe-payment-intent-payment-failed.json", HashMap::from([(format!("BOOKING#{booking_id}"), item)]))
+            .await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let tx = writes(&log, "TransactWriteItems");
+    assert_eq!(tx.len(), 1);
+    assert_eq!(tx[0]["TransactItems"][1]["Update"]["ExpressionAttributeValues"][":failure"]["S"], "card_declined");
+    assert_eq!(outbox_types(&tx[0]), ["payment.failed"]);
+
+    // The same failure for a booking paid meanwhile (out of order): only the receipt.
+    let item = booking_item(
+        booking_id,
+        guest,
+        "confirmed",
+        json!({"status": "succeeded", "payment_intent_id": pi}),
+        intent["amount"].as_i64().unwrap(),
+    );
+    let (failed, log, _) =
+        run("stripe-payment-intent-payment-failed.json", HashMap::from([(format!("BOOKING#{booking_id}"), item)]))
+            .await;
+    assert!(failed.is_empty());
+    assert!(writes(&log, "TransactWriteItems").is_empty());
+    let puts = writes(&log, "PutItem");
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0]["Item"]["type"]["S"], "event_receipt");
+}
+
+#[tokio::test]
+async fn a_cancelled_paid_booking_is_refunded_what_is_due_never_more_than_paid() {
+    let booking_id = "bkg_01kaxb3c4d5e6f7g8h9jkmnpqr";
+    let guest = "3f1e2d4c-5b6a-4789-8abc-def012345678";
+    // refund_due in the sample is 24300 EUR; the guest paid 20000.
+    let item = booking_item(
+        booking_id,
+        guest,
+        "cancelled",
+        json!({"status": "succeeded", "payment_intent_id": "pi_paid", "amount_paid": {"amount": 20000, "currency": "EUR"}}),
+        20000,
+    );
+    let (failed, log, calls) =
+        run("domain-booking-cancelled.json", HashMap::from([(format!("BOOKING#{booking_id}"), item)])).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(
+        calls,
+        ["list refunds pi_paid", &format!("refund pi_paid 20000 refund-{booking_id}")],
+        "capped, paid intents not cancelled"
+    );
+    let pending = writes(&log, "UpdateItem");
+    assert_eq!(pending.len(), 1, "the pending record first");
+    assert_eq!(pending[0]["ExpressionAttributeValues"][":r"]["M"]["status"]["S"], "pending");
+    assert!(pending[0]["ConditionExpression"].as_str().unwrap().contains("attribute_not_exists"));
+    let tx = writes(&log, "TransactWriteItems");
+    assert_eq!(tx.len(), 1);
+    assert_eq!(outbox_types(&tx[0]), ["refund.issued"]);
+    let issued =
+        tx[0]["TransactItems"].as_array().unwrap().iter().find(|i| i["Put"]["Item"]["type"]["S"] == "outbox").unwrap();
+    let envelope: Value = serde_json::from_str(issued["Put"]["Item"]["envelope"]["S"].as_str().unwrap()).unwrap();
+    assert_eq!(envelope["data"]["amount"], json!({"amount": 20000, "currency": "EUR"}));
+}
+
+#[tokio::test]
+async fn unknown_types_are_acknowledged_and_undecodable_messages_fail() {
+    let (failed, log, calls) = run("mixed-batch-with-poison.json", HashMap::new()).await;
+    assert_eq!(failed, ["0b1c2d3e-0000-4000-8000-000000000004", "0b1c2d3e-0000-4000-8000-000000000006"]);
+    assert!(log.is_empty() && calls.is_empty(), "{log:?} {calls:?}");
+
+    // An event for a booking that does not exist: acknowledged, nothing written.
+    let (failed, log, _) = run("stripe-payment-intent-succeeded.json", HashMap::new()).await;
+    assert!(failed.is_empty());
+    assert!(log.iter().all(|(t, _)| t == "DynamoDB_20120810.GetItem"), "{log:?}");
+}

@@ -1,0 +1,247 @@
+//! `POST /v1/bookings/{id}/payment` (idem): the booking's PaymentIntent, the same one on every
+//! call.
+//!
+//! 1. One GetItem of the booking: only its guest, only while `pending_payment` with a live hold
+//!    (`shared::booking::effective_status`) and not yet paid; else 409 `booking_not_payable`.
+//! 2. The booking already names an intent: it is read back from Stripe (for its client secret
+//!    and status) and answered.
+//! 3. Otherwise the intent is created (amount and currency from the booking's price snapshot,
+//!    never from the client; Stripe `Idempotency-Key` `payment-intent-<booking id>`), and its id
+//!    is kept on the booking by ONE TransactWriteItems: the booking update (condition: still
+//!    `pending_payment`, and no intent yet or this very one) and the intent -> booking pointer.
+//!    Stripe returns the same intent for the same key, so concurrent first calls agree; where it
+//!    does not (localstripe ignores the key), the condition picks one, the loser's intent is
+//!    cancelled and the winner's answered.
+//!
+//! With an `Idempotency-Key` header the call is reserved first (`shared::idempotency`): a
+//! duplicate arriving while it runs gets 409 `idempotency_in_progress`, a later one the stored
+//! answer.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use shared::booking::{self, BookingStatus, PaymentStatus};
+use shared::extract::Path;
+use shared::idempotency::{IdempotencyKey, Idempotent, Lookup, StoredResponse};
+use shared::table::{Expr, TableError};
+use shared::{ApiError, Caller};
+
+use crate::AppState;
+use crate::record::{self, BookingRecord, IntentPointer};
+use crate::stripe::{Intent, NewIntent, StripeFailure};
+
+/// How long a reservation of an `Idempotency-Key` blocks duplicates if its process dies: longer
+/// than the function's timeout.
+pub const IDEMPOTENCY_LEASE: SignedDuration = SignedDuration::from_secs(30);
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PaymentView {
+    pub payment_intent_id: String,
+    pub client_secret: String,
+    pub amount: i64,
+    /// ISO 4217, upper case, as everywhere in Roost's API.
+    pub currency: String,
+    /// Stripe's intent status (`requires_payment_method`, ..., `succeeded`).
+    pub status: String,
+}
+
+/// Stripe's `Idempotency-Key` for a booking's intent.
+pub fn intent_idempotency_key(booking_id: &str) -> String {
+    format!("payment-intent-{booking_id}")
+}
+
+/// 409 `booking_not_payable`.
+pub fn not_payable() -> ApiError {
+    ApiError::conflict(
+        "booking_not_payable",
+        "This booking cannot be paid: it is not waiting for payment (paid, cancelled, or its hold lapsed).",
+    )
+}
+
+fn provider_error(e: StripeFailure) -> ApiError {
+    match e {
+        StripeFailure::Api { status, code, .. } => {
+            tracing::error!(
+                stripe_status = status,
+                stripe_code = code.as_deref().unwrap_or(""),
+                "Stripe refused a call"
+            );
+            ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "payment_provider_error",
+                "The payment provider refused the request.",
+            )
+        }
+        StripeFailure::Transport(e) => {
+            tracing::error!(error = %format!("{e:#}"), "Stripe unreachable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "payment_provider_unavailable",
+                "The payment provider is unavailable; try again in a moment.",
+            )
+        }
+    }
+}
+
+/// Who may pay and when: the rules, as values.
+pub fn check_payable(b: &BookingRecord, caller: &str, now: Timestamp) -> Result<(), ApiError> {
+    if b.item.guest.user_id != caller {
+        return Err(if b.item.host.user_id == caller {
+            ApiError::forbidden("not_booking_guest", "Only the booking's guest pays for it.")
+        } else {
+            ApiError::not_found()
+        });
+    }
+    if b.item.effective_status(now) != BookingStatus::PendingPayment
+        || b.item.payment.status == PaymentStatus::Succeeded
+    {
+        return Err(not_payable());
+    }
+    Ok(())
+}
+
+pub async fn pay(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let key = IdempotencyKey::from_headers(&headers)?;
+    let booking_id = shared::ids::parse_id(booking::ID_PREFIX, &id).ok_or_else(ApiError::not_found)?.to_owned();
+    let now = st.clock.now();
+    let Some(key) = key else {
+        return Ok(
+            StoredResponse::json(StatusCode::OK, &payment(&st, &caller, &booking_id, now).await?)?.to_response(false)
+        );
+    };
+    // The request has no body: the route (with the booking id) is what the key is bound to.
+    let idem = Idempotent::new(&caller.user_id, &format!("POST /v1/bookings/{booking_id}/payment"), &key, b"");
+    match idem.reserve(&st.table, now, IDEMPOTENCY_LEASE).await? {
+        Lookup::New => {}
+        other => return other.into_response()?.ok_or_else(|| anyhow::anyhow!("reservation answered nothing").into()),
+    }
+    match payment(&st, &caller, &booking_id, now).await {
+        Ok(view) => {
+            let stored = StoredResponse::json(StatusCode::OK, &view)?;
+            if let Err(e) = idem.complete(&st.table, &stored).await {
+                // The answer is right either way; a retry would find the same intent.
+                tracing::warn!(error = %e, "could not store the idempotent response");
+            }
+            Ok(stored.to_response(false))
+        }
+        Err(e) => {
+            if let Err(release) = idem.release(&st.table).await {
+                tracing::warn!(error = %release, "could not release the idempotency reservation");
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn payment(st: &AppState, caller: &Caller, booking_id: &str, now: Timestamp) -> Result<PaymentView, ApiError> {
+    let b = record::read_booking(&st.table, booking_id).await?.ok_or_else(ApiError::not_found)?;
+    check_payable(&b, &caller.user_id, now)?;
+    if let Some(existing) = b.intent_id() {
+        return existing_intent(st, &b, existing).await;
+    }
+    let new = NewIntent {
+        amount: b.item.price.total,
+        currency: b.item.price.currency.code().to_owned(),
+        booking_id: booking_id.to_owned(),
+        guest_id: b.item.guest.user_id.clone(),
+        idempotency_key: intent_idempotency_key(booking_id),
+    };
+    let intent = st.stripe.create_intent(&new).await.map_err(provider_error)?;
+    match keep_intent(st, &b, &intent.id, now).await {
+        Ok(()) => {
+            tracing::info!(booking_id, payment_intent_id = %intent.id, "payment intent created");
+            view(&b, intent)
+        }
+        Err(e) if e.is_condition_failure() => {
+            // Another call recorded its intent first, or the booking stopped being payable.
+            let current = record::read_booking(&st.table, booking_id).await?.ok_or_else(ApiError::not_found)?;
+            let winner = current.intent_id().map(str::to_owned);
+            if winner.as_deref() != Some(intent.id.as_str()) {
+                cancel_orphan(st, &intent.id).await;
+            }
+            check_payable(&current, &caller.user_id, now)?;
+            match winner {
+                Some(w) => existing_intent(st, &current, &w).await,
+                None => Err(not_payable()),
+            }
+        }
+        Err(e) => {
+            cancel_orphan(st, &intent.id).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// The booking update and the pointer, in one transaction.
+async fn keep_intent(st: &AppState, b: &BookingRecord, intent_id: &str, now: Timestamp) -> Result<(), TableError> {
+    let update = Expr::new("SET #p.#pi = :pi, #p.#ps = :processing, #updated = :now")
+        .name("#p", "payment")
+        .name("#pi", "payment_intent_id")
+        .name("#ps", "status")
+        .name("#updated", "updated_at")
+        .s(":pi", intent_id)
+        .s(":processing", "processing")
+        .s(":now", now.to_string());
+    let condition = record::condition_status_is(BookingStatus::PendingPayment).and(
+        Expr::new("attribute_not_exists(#c_p.#c_pi) OR #c_p.#c_pi = :c_pi")
+            .name("#c_p", "payment")
+            .name("#c_pi", "payment_intent_id")
+            .s(":c_pi", intent_id),
+    );
+    let pointer_condition = Expr::new("attribute_not_exists(#x_pk) OR #x_b = :x_b")
+        .name("#x_pk", shared::keys::PK)
+        .name("#x_b", "booking_id")
+        .s(":x_b", b.id());
+    let items = vec![
+        st.table.tx_update(&booking::key(b.id()), &update, Some(&condition))?,
+        st.table.tx_put(&IntentPointer::new(intent_id, b.id(), now), Some(&pointer_condition))?,
+    ];
+    st.table.transact(items).await
+}
+
+async fn existing_intent(st: &AppState, b: &BookingRecord, intent_id: &str) -> Result<PaymentView, ApiError> {
+    let intent = st.stripe.retrieve_intent(intent_id).await.map_err(provider_error)?;
+    if intent.status == "canceled" {
+        return Err(not_payable());
+    }
+    view(b, intent)
+}
+
+/// Best effort: an intent nobody will use is cancelled (a failure is only logged).
+async fn cancel_orphan(st: &AppState, intent_id: &str) {
+    if let Err(e) = st.stripe.cancel_intent(intent_id).await {
+        tracing::warn!(payment_intent_id = intent_id, error = %e, "could not cancel an unused payment intent");
+    }
+}
+
+fn view(b: &BookingRecord, intent: Intent) -> Result<PaymentView, ApiError> {
+    let total = b.total();
+    if intent.amount != total.amount || !intent.currency.eq_ignore_ascii_case(total.currency.code()) {
+        return Err(anyhow::anyhow!(
+            "intent {} is for {} {}, booking {} costs {total}",
+            intent.id,
+            intent.amount,
+            intent.currency,
+            b.id()
+        )
+        .into());
+    }
+    let client_secret = intent
+        .client_secret
+        .ok_or_else(|| anyhow::anyhow!("intent {} came back without a client secret", intent.id))?;
+    Ok(PaymentView {
+        payment_intent_id: intent.id,
+        client_secret,
+        amount: total.amount,
+        currency: total.currency.code().to_owned(),
+        status: intent.status,
+    })
+}

@@ -1,0 +1,218 @@
+//! What the payments contexts keep in the table, beyond the booking fields `shared::booking`
+//! defines: the attributes they add to the booking item, and the intent -> booking pointer.
+//!
+//! On the booking item (`BOOKING#<id>` / `BOOKING`), always by `UpdateItem` of these attributes
+//! only (never a whole-item `Put`, so bookings' own writes and ours never erase each other):
+//! - `payment.payment_intent_id` (payments, once: `attribute_not_exists` or equal),
+//!   `payment.status` (`processing` -> `failed` / `succeeded`), `payment.failure` (Stripe's code),
+//!   `payment.amount_paid` (money, written when the payment succeeded: the ceiling of any refund);
+//! - `refund` (payment-events): `{amount, currency, status: pending | succeeded, reason,
+//!   refund_id?, requested_at, succeeded_at?}`: the refund state machine, at most one per booking.
+//!
+//! `PAYMENT_INTENT#<pi id>` / `PAYMENT_INTENT`: `{booking_id}`, written with the intent id, so a
+//! Stripe object that names only the intent (a charge) leads to its booking in one GetItem.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use shared::booking::{self, BookingItem, BookingStatus, PaymentStatus};
+use shared::keys::Key;
+use shared::money::{Currency, Money};
+use shared::table::{Expr, Table, TableError};
+
+pub const INTENT_ITEM_TYPE: &str = "payment_intent";
+pub const INTENT_SK: &str = "PAYMENT_INTENT";
+pub const REFUND_ATTR: &str = "refund";
+
+/// `PAYMENT_INTENT#<id>` / `PAYMENT_INTENT`.
+pub fn intent_key(payment_intent_id: &str) -> Key {
+    Key::new(format!("PAYMENT_INTENT#{payment_intent_id}"), INTENT_SK)
+}
+
+/// The pointer from an intent to its booking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntentPointer {
+    #[serde(flatten)]
+    pub key: Key,
+    #[serde(rename = "type")]
+    pub item_type: String,
+    pub payment_intent_id: String,
+    pub booking_id: String,
+    pub created_at: String,
+}
+
+impl IntentPointer {
+    pub fn new(payment_intent_id: &str, booking_id: &str, now: Timestamp) -> Self {
+        Self {
+            key: intent_key(payment_intent_id),
+            item_type: INTENT_ITEM_TYPE.to_owned(),
+            payment_intent_id: payment_intent_id.to_owned(),
+            booking_id: booking_id.to_owned(),
+            created_at: shared::night::instant(now),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    /// Recorded before Stripe is called; a redelivery that finds it calls Stripe again (with
+    /// the same idempotency key).
+    Pending,
+    /// Stripe confirmed it (its API answer or `charge.refunded`); `refund.issued` was emitted.
+    Succeeded,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundReason {
+    /// The booking was cancelled after it was paid (`booking.cancelled`, `refund_due`).
+    Cancelled,
+    /// A payment succeeded for a booking that could not be confirmed any more (cancelled,
+    /// expired, or a night lost): refunded in full.
+    NotConfirmable,
+}
+
+/// The `refund` attribute of a booking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRecord {
+    pub amount: i64,
+    pub currency: Currency,
+    pub status: RefundStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RefundReason>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_at: Option<String>,
+}
+
+impl RefundRecord {
+    pub fn money(&self) -> Money {
+        Money::new(self.amount, self.currency)
+    }
+}
+
+/// The booking item as payments reads it: shared's struct plus the attributes payments adds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookingRecord {
+    pub item: BookingItem,
+    pub amount_paid: Option<Money>,
+    pub refund: Option<RefundRecord>,
+}
+
+#[derive(Deserialize)]
+struct Extras {
+    #[serde(default)]
+    payment: PaymentExtras,
+    #[serde(default)]
+    refund: Option<RefundRecord>,
+}
+
+#[derive(Default, Deserialize)]
+struct PaymentExtras {
+    #[serde(default)]
+    amount_paid: Option<Money>,
+}
+
+impl BookingRecord {
+    pub fn from_value(value: Value) -> Result<Self, TableError> {
+        let decode_error = |e: serde_json::Error| TableError::Unexpected(anyhow::anyhow!("decode booking item: {e}"));
+        let extras: Extras = serde_json::from_value(value.clone()).map_err(decode_error)?;
+        let item: BookingItem = serde_json::from_value(value).map_err(decode_error)?;
+        Ok(Self { item, amount_paid: extras.payment.amount_paid, refund: extras.refund })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.item.booking_id
+    }
+
+    pub fn intent_id(&self) -> Option<&str> {
+        self.item.payment.payment_intent_id.as_deref()
+    }
+
+    pub fn total(&self) -> Money {
+        self.item.price.total_money()
+    }
+
+    /// Stored status pending and the payment not yet taken.
+    pub fn awaits_payment(&self) -> bool {
+        self.item.status == BookingStatus::PendingPayment && self.item.payment.status != PaymentStatus::Succeeded
+    }
+}
+
+/// One strongly consistent GetItem of the booking.
+pub async fn read_booking(table: &Table, booking_id: &str) -> Result<Option<BookingRecord>, TableError> {
+    match table.get::<Value>(&booking::key(booking_id)).await? {
+        Some(v) => BookingRecord::from_value(v).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The booking an intent belongs to, through its pointer (one GetItem).
+pub async fn booking_of_intent(table: &Table, payment_intent_id: &str) -> Result<Option<String>, TableError> {
+    Ok(table.get::<IntentPointer>(&intent_key(payment_intent_id)).await?.map(|p| p.booking_id))
+}
+
+/// Condition: the booking exists and its recorded intent is `payment_intent_id`.
+pub fn condition_intent_is(payment_intent_id: &str) -> Expr {
+    Expr::new("attribute_exists(#r_pk) AND #r_payment.#r_intent = :r_intent")
+        .name("#r_pk", shared::keys::PK)
+        .name("#r_payment", "payment")
+        .name("#r_intent", "payment_intent_id")
+        .s(":r_intent", payment_intent_id)
+}
+
+/// Condition: the booking's stored status is `status`.
+pub fn condition_status_is(status: BookingStatus) -> Expr {
+    Expr::new("#r_status = :r_status").name("#r_status", booking::STATUS_ATTR).s(":r_status", status.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_and_pointer() {
+        assert_eq!(intent_key("pi_1"), Key::new("PAYMENT_INTENT#pi_1", "PAYMENT_INTENT"));
+        let p = IntentPointer::new("pi_1", "bkg_1", "2026-01-01T10:00:00.5Z".parse().unwrap());
+        let item = shared::table::to_item(&p).unwrap();
+        assert_eq!(item["PK"].as_s().unwrap(), "PAYMENT_INTENT#pi_1");
+        assert_eq!(item["type"].as_s().unwrap(), "payment_intent");
+        assert_eq!(item["created_at"].as_s().unwrap(), "2026-01-01T10:00:00Z");
+    }
+
+    #[test]
+    fn refund_records_have_the_documented_shape() {
+        let r = RefundRecord {
+            amount: 500,
+            currency: Currency::EUR,
+            status: RefundStatus::Pending,
+            reason: Some(RefundReason::NotConfirmable),
+            refund_id: None,
+            requested_at: Some("2026-01-01T10:00:00Z".into()),
+            succeeded_at: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"amount": 500, "currency": "EUR", "status": "pending", "reason": "not_confirmable",
+                   "requested_at": "2026-01-01T10:00:00Z"})
+        );
+        // Bookings may write the minimal shape the API shows; payments reads it.
+        let minimal: RefundRecord =
+            serde_json::from_value(json!({"amount": 1, "currency": "USD", "status": "succeeded"})).unwrap();
+        assert_eq!(minimal.money(), Money::new(1, Currency::USD));
+    }
+}

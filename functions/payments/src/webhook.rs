@@ -1,0 +1,163 @@
+//! `POST /v1/webhooks/stripe`: verify, enqueue, answer. Nothing else, so a slow database can
+//! never make Stripe retry (Stripe retries a webhook that is not answered 2xx within seconds).
+//!
+//! The signature is checked on the exact bytes of the body (`signature::verify`); a verified
+//! body is put, verbatim, on the payment-events queue with the message attribute
+//! `source = stripe`, and `payment-events` applies it. Every refusal is the same 400 problem,
+//! whatever the reason (the reason goes to the log, never the signature or the body).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::future::BoxFuture;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use secrecy::SecretString;
+use serde::Deserialize;
+use shared::ApiError;
+use shared::extract::Json;
+
+use crate::AppState;
+use crate::signature::{self, SignatureError};
+
+pub const SIGNATURE_HEADER: &str = "stripe-signature";
+/// The message attribute that tells payment-events a body is a Stripe event.
+pub const SOURCE_ATTRIBUTE: &str = "source";
+pub const SOURCE_STRIPE: &str = "stripe";
+/// SQS takes 256 KiB per message, attributes included.
+pub const MAX_EVENT_BYTES: usize = 250 * 1024;
+
+/// Where verified events go: the payment-events queue (a fake in tests).
+pub trait EventQueue: Send + Sync {
+    /// Sends `body` with `source = stripe`; returns the queue's message id.
+    fn send<'a>(&'a self, body: &'a str) -> BoxFuture<'a, anyhow::Result<String>>;
+}
+
+/// The payment-events SQS queue.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    pub client: aws_sdk_sqs::Client,
+    pub queue_url: String,
+}
+
+impl EventQueue for SqsQueue {
+    fn send<'a>(&'a self, body: &'a str) -> BoxFuture<'a, anyhow::Result<String>> {
+        Box::pin(async move {
+            let source = aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(SOURCE_STRIPE)
+                .build()?;
+            let out = self
+                .client
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(body)
+                .message_attributes(SOURCE_ATTRIBUTE, source)
+                .send()
+                .await
+                .map_err(|e| anyhow::Error::new(e).context("SQS SendMessage"))?;
+            Ok(out.message_id.unwrap_or_default())
+        })
+    }
+}
+
+/// The accepted webhook secrets: the current one, and the previous one during a rotation.
+#[derive(Clone)]
+pub struct WebhookSecrets(pub Vec<SecretString>);
+
+impl std::fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookSecrets({} secret(s))", self.0.len())
+    }
+}
+
+/// The one answer to anything that does not verify.
+pub fn refused() -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_signature", "The request could not be verified.")
+}
+
+/// The ids worth logging of a verified event (never its data).
+#[derive(Deserialize)]
+struct EventIds {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default, rename = "type")]
+    event_type: Option<String>,
+}
+
+pub async fn stripe_webhook(State(st): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body = read_body(body).await?;
+    let header = signature_header(&parts.headers);
+    let secrets: Vec<&SecretString> = st.webhook_secrets.0.iter().collect();
+    if let Err(reason) = signature::verify(header, &body, &secrets, st.clock.now(), signature::TOLERANCE_SECONDS) {
+        if reason == SignatureError::NoSecret {
+            return Err(ApiError::Unexpected(anyhow::anyhow!("no webhook secret configured")));
+        }
+        tracing::warn!(reason = %reason, body_bytes = body.len(), "stripe webhook refused");
+        return Err(refused());
+    }
+    // Stripe sends UTF-8 JSON; a verified body that is not text cannot be a message body.
+    let Ok(text) = std::str::from_utf8(&body) else {
+        tracing::warn!(body_bytes = body.len(), "stripe webhook refused: verified body is not UTF-8");
+        return Err(refused());
+    };
+    let ids: Option<EventIds> = serde_json::from_str(text).ok();
+    let (event_id, event_type) = ids.map(|i| (i.id, i.event_type)).unwrap_or_default();
+    let message_id = st.queue.send(text).await.map_err(ApiError::Unexpected)?;
+    tracing::info!(
+        event_id = event_id.as_deref().unwrap_or("?"),
+        event_type = event_type.as_deref().unwrap_or("?"),
+        sqs_message_id = %message_id,
+        "stripe event queued"
+    );
+    Ok((StatusCode::OK, Json(serde_json::json!({"received": true}))).into_response())
+}
+
+fn signature_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok())
+}
+
+async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
+    match Limited::new(body, MAX_EVENT_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            tracing::error!(limit = MAX_EVENT_BYTES, "stripe webhook body over the queue's limit");
+            Err(ApiError::payload_too_large())
+        }
+        Err(_) => Err(refused()),
+    }
+}
+
+/// A queue that keeps what it is sent (tests).
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    pub sent: std::sync::Mutex<Vec<String>>,
+    pub fail: bool,
+}
+
+impl EventQueue for MemoryQueue {
+    fn send<'a>(&'a self, body: &'a str) -> BoxFuture<'a, anyhow::Result<String>> {
+        Box::pin(async move {
+            if self.fail {
+                anyhow::bail!("queue unavailable");
+            }
+            let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+            sent.push(body.to_owned());
+            Ok(format!("m-{}", sent.len()))
+        })
+    }
+}
+
+impl MemoryQueue {
+    pub fn bodies(&self) -> Vec<String> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Wraps a queue for the state.
+pub fn shared_queue<Q: EventQueue + 'static>(q: Q) -> Arc<dyn EventQueue> {
+    Arc::new(q)
+}

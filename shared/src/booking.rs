@@ -1,0 +1,342 @@
+//! The booking item: the contract between bookings (which creates it, cancels it and sweeps
+//! lapsed holds), payments and payment-events (which read the amount and confirm it) and reviews
+//! (which need to know the stay is completed).
+//!
+//! - **Booking item** `BOOKING#<id>` / `BOOKING`: one GetItem by id serves its guest and its host
+//!   (the item names both; anyone else gets a 404).
+//! - On GSI1 under `GUEST#<guest id>` / `BOOKING#<id>`: the guest's trips, newest first.
+//! - On GSI2 under `HOST#<host id>` / `BOOKING#<id>`: the host's reservations, newest first.
+//!
+//! A booking snapshots what it was sold under (price lines, cancellation policy, time zone,
+//! check-in/out times, title, address, the listing `version` it was priced at), so later listing
+//! edits never change it. Status that time changes is computed on read by [`effective_status`]
+//! (every reader uses it; a sweep writes the same result later): `pending_payment` whose hold
+//! lapsed reads `expired`, `confirmed` whose check-out instant passed reads `completed`.
+
+use jiff::Timestamp;
+use jiff::civil::{Date, Time};
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::Key;
+use crate::listing::{Address, CancellationPolicy};
+use crate::money::{Currency, Money};
+use crate::table::Expr;
+
+pub const ITEM_TYPE: &str = "booking";
+pub const ID_PREFIX: &str = "bkg";
+pub const SK: &str = "BOOKING";
+pub const GUEST_INDEX: &str = "GSI1";
+pub const HOST_INDEX: &str = "GSI2";
+/// Sort-key prefix of bookings in both indexes (ids sort by creation time).
+pub const INDEX_SORT_PREFIX: &str = "BOOKING#";
+pub const STATUS_ATTR: &str = "status";
+pub const HOLD_EXPIRES_AT_ATTR: &str = "hold_expires_at";
+pub const CHECK_OUT_AT_ATTR: &str = "check_out_at";
+pub const LISTING_ID_ATTR: &str = "listing_id";
+
+/// `BOOKING#<id>` / `BOOKING`.
+pub fn key(booking_id: &str) -> Key {
+    Key::new(format!("BOOKING#{booking_id}"), SK)
+}
+
+/// GSI1 partition of a guest's trips: `GUEST#<user id>`.
+pub fn guest_partition(guest_id: &str) -> String {
+    format!("GUEST#{guest_id}")
+}
+
+/// GSI2 partition of a host's reservations: `HOST#<user id>`.
+pub fn host_partition(host_id: &str) -> String {
+    format!("HOST#{host_id}")
+}
+
+/// Sort key in both indexes: `BOOKING#<id>`.
+pub fn index_sort_key(booking_id: &str) -> String {
+    format!("{INDEX_SORT_PREFIX}{booking_id}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BookingStatus {
+    PendingPayment,
+    Confirmed,
+    Completed,
+    Expired,
+    Cancelled,
+}
+
+impl BookingStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PendingPayment => "pending_payment",
+            Self::Confirmed => "confirmed",
+            Self::Completed => "completed",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the guest may see the exact address: the stay was paid for.
+    pub fn reveals_address(self) -> bool {
+        matches!(self, Self::Confirmed | Self::Completed)
+    }
+}
+
+/// The status at `now` of a booking stored with `stored`: the one function every reader uses.
+/// `hold_expires_at` and `check_out_at` are RFC 3339 instants; an unreadable one never moves
+/// the status (a hold that cannot be read is treated as still held, as NIGHT items are).
+pub fn effective_status(
+    stored: BookingStatus,
+    hold_expires_at: Option<&str>,
+    check_out_at: &str,
+    now: Timestamp,
+) -> BookingStatus {
+    let passed = |t: Option<&str>| t.and_then(|t| t.parse::<Timestamp>().ok()).is_some_and(|t| t <= now);
+    match stored {
+        BookingStatus::PendingPayment if passed(hold_expires_at) => BookingStatus::Expired,
+        BookingStatus::Confirmed if passed(Some(check_out_at)) => BookingStatus::Completed,
+        other => other,
+    }
+}
+
+/// The `FilterExpression` that selects bookings whose [`effective_status`] at `now` is `status`,
+/// for list queries. It compares the same stored instants (fixed-width RFC 3339, so string order
+/// is time order); readers still apply `effective_status` to what comes back.
+pub fn status_filter(status: BookingStatus, now: Timestamp) -> Expr {
+    use BookingStatus::*;
+    let now_s = crate::night::instant(now);
+    let by_status = |e: &str| Expr::new(e).name("#f_status", STATUS_ATTR).s(":f_status", status.as_str());
+    let hold = |e: Expr| e.name("#f_hold", HOLD_EXPIRES_AT_ATTR).s(":f_now", now_s.clone());
+    let out = |e: Expr| e.name("#f_out", CHECK_OUT_AT_ATTR).s(":f_now", now_s.clone());
+    match status {
+        PendingPayment => hold(by_status("#f_status = :f_status AND #f_hold > :f_now")),
+        Expired => hold(by_status("#f_status = :f_status OR (#f_status = :f_other AND #f_hold <= :f_now)"))
+            .s(":f_other", PendingPayment.as_str()),
+        Confirmed => out(by_status("#f_status = :f_status AND #f_out > :f_now")),
+        Completed => out(by_status("#f_status = :f_status OR (#f_status = :f_other AND #f_out <= :f_now)"))
+            .s(":f_other", Confirmed.as_str()),
+        Cancelled => by_status("#f_status = :f_status"),
+    }
+}
+
+/// The instant a stay ends: `check_out` at `check_out_time` (`HH:MM`) in `timezone` (IANA).
+/// A local time that does not exist (a DST gap) resolves forward, as jiff's "compatible" rule.
+pub fn check_out_instant(check_out: Date, check_out_time: &str, timezone: &str) -> Result<Timestamp, anyhow::Error> {
+    let time: Time =
+        check_out_time.parse().map_err(|e| anyhow::anyhow!("check-out time {check_out_time:?} is not HH:MM: {e}"))?;
+    let tz = TimeZone::get(timezone).map_err(|e| anyhow::anyhow!("time zone {timezone:?}: {e}"))?;
+    Ok(check_out.to_datetime(time).to_zoned(tz)?.timestamp())
+}
+
+/// One night's price line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NightlyPrice {
+    /// `YYYY-MM-DD`.
+    pub date: Date,
+    /// Minor units of the price's currency.
+    pub amount: i64,
+}
+
+/// The price of a stay as API.md's quote shows it: amounts in minor units of `currency`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    pub nightly: Vec<NightlyPrice>,
+    pub subtotal: i64,
+    pub cleaning_fee: i64,
+    pub service_fee: i64,
+    pub total: i64,
+    pub currency: Currency,
+}
+
+impl Price {
+    /// What the guest pays.
+    pub fn total_money(&self) -> Money {
+        Money::new(self.total, self.currency)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// No payment attempt yet.
+    Unpaid,
+    /// An intent exists and waits for the card.
+    Processing,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub status: PaymentStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_intent_id: Option<String>,
+    /// Stripe's failure code of the last attempt, if it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+/// A person as a booking names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    pub user_id: String,
+    pub name: String,
+}
+
+/// The booking item (`key(id)`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BookingItem {
+    #[serde(rename = "PK")]
+    pub pk: String,
+    #[serde(rename = "SK")]
+    pub sk: String,
+    #[serde(rename = "type")]
+    pub item_type: String,
+    /// `GUEST#<guest id>`.
+    #[serde(rename = "GSI1PK")]
+    pub gsi1pk: String,
+    /// `BOOKING#<id>`.
+    #[serde(rename = "GSI1SK")]
+    pub gsi1sk: String,
+    /// `HOST#<host id>`.
+    #[serde(rename = "GSI2PK")]
+    pub gsi2pk: String,
+    /// `BOOKING#<id>`.
+    #[serde(rename = "GSI2SK")]
+    pub gsi2sk: String,
+    pub booking_id: String,
+    pub listing_id: String,
+    /// The listing `version` the price was computed from (and checked against when booking).
+    pub listing_version: u64,
+    pub listing_title: String,
+    pub guest: Party,
+    pub host: Party,
+    pub check_in: Date,
+    pub check_out: Date,
+    pub nights: u32,
+    pub guests: u32,
+    pub price: Price,
+    pub cancellation_policy: CancellationPolicy,
+    /// IANA time zone of the listing: dates and times below are local to it.
+    pub timezone: String,
+    pub check_in_time: String,
+    pub check_out_time: String,
+    /// The exact address, shown to the guest only once confirmed.
+    pub address: Address,
+    /// As stored; read it through `effective_status`.
+    pub status: BookingStatus,
+    /// RFC 3339 UTC, whole seconds (`night::instant`): the hold on the nights lapses then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_expires_at: Option<String>,
+    /// RFC 3339 UTC, whole seconds: `check_out` at `check_out_time` in `timezone`.
+    pub check_out_at: String,
+    pub payment: Payment,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl BookingItem {
+    pub fn effective_status(&self, now: Timestamp) -> BookingStatus {
+        effective_status(self.status, self.hold_expires_at.as_deref(), &self.check_out_at, now)
+    }
+
+    /// Whether `user_id` may read it: its guest or its host.
+    pub fn is_party(&self, user_id: &str) -> bool {
+        self.guest.user_id == user_id || self.host.user_id == user_id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(key("bkg_1"), Key::new("BOOKING#bkg_1", "BOOKING"));
+        assert_eq!(guest_partition("u-1"), "GUEST#u-1");
+        assert_eq!(host_partition("u-2"), "HOST#u-2");
+        assert_eq!(index_sort_key("bkg_1"), "BOOKING#bkg_1");
+        assert!(index_sort_key("bkg_1").starts_with(INDEX_SORT_PREFIX));
+        // Never the listing's key shapes.
+        assert_ne!(key("x").pk, crate::listing::key("x").pk);
+    }
+
+    #[test]
+    fn lapsed_holds_read_expired_and_ended_stays_completed() {
+        let hold = Some("2026-01-01T10:15:00Z");
+        let out = "2026-02-03T11:00:00Z";
+        let s = |stored, now| effective_status(stored, hold, out, t(now));
+        use BookingStatus::*;
+        assert_eq!(s(PendingPayment, "2026-01-01T10:14:59Z"), PendingPayment);
+        assert_eq!(s(PendingPayment, "2026-01-01T10:15:00Z"), Expired);
+        assert_eq!(s(PendingPayment, "2026-03-01T00:00:00Z"), Expired);
+        assert_eq!(s(Confirmed, "2026-02-03T10:59:59Z"), Confirmed);
+        assert_eq!(s(Confirmed, "2026-02-03T11:00:00Z"), Completed);
+        for stored in [Completed, Expired, Cancelled] {
+            assert_eq!(s(stored, "2030-01-01T00:00:00Z"), stored);
+        }
+        // Unreadable instants never move the status.
+        assert_eq!(effective_status(PendingPayment, Some("soon"), out, t("2030-01-01T00:00:00Z")), PendingPayment);
+        assert_eq!(effective_status(PendingPayment, None, out, t("2030-01-01T00:00:00Z")), PendingPayment);
+        assert_eq!(effective_status(Confirmed, None, "later", t("2030-01-01T00:00:00Z")), Confirmed);
+        assert!(Confirmed.reveals_address() && Completed.reveals_address());
+        assert!(!PendingPayment.reveals_address() && !Expired.reveals_address() && !Cancelled.reveals_address());
+    }
+
+    #[test]
+    fn check_out_is_local_to_the_listing() {
+        let d: Date = "2026-07-10".parse().unwrap();
+        assert_eq!(check_out_instant(d, "11:00", "Europe/Lisbon").unwrap(), t("2026-07-10T10:00:00Z"));
+        assert_eq!(check_out_instant(d, "11:00", "Pacific/Auckland").unwrap(), t("2026-07-09T23:00:00Z"));
+        assert_eq!(check_out_instant(d, "11:00", "America/Los_Angeles").unwrap(), t("2026-07-10T18:00:00Z"));
+        // 01:30 does not exist in Lisbon on 2026-03-29 (clocks jump from 01:00 to 02:00): 02:30 WEST.
+        let gap: Date = "2026-03-29".parse().unwrap();
+        assert_eq!(check_out_instant(gap, "01:30", "Europe/Lisbon").unwrap(), t("2026-03-29T01:30:00Z"));
+        assert!(check_out_instant(d, "11h", "Europe/Lisbon").is_err());
+        assert!(check_out_instant(d, "11:00", "Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn status_filters_use_the_same_instants() {
+        let now = t("2026-01-01T10:00:00.750Z");
+        let f = status_filter(BookingStatus::Expired, now);
+        assert_eq!(f.expression, "#f_status = :f_status OR (#f_status = :f_other AND #f_hold <= :f_now)");
+        assert_eq!(f.names["#f_hold"], "hold_expires_at");
+        assert_eq!(f.values[":f_now"], aws_sdk_dynamodb::types::AttributeValue::S("2026-01-01T10:00:00Z".into()));
+        assert_eq!(f.values[":f_other"], aws_sdk_dynamodb::types::AttributeValue::S("pending_payment".into()));
+        let f = status_filter(BookingStatus::Completed, now);
+        assert_eq!(f.names["#f_out"], "check_out_at");
+        assert_eq!(f.values[":f_other"], aws_sdk_dynamodb::types::AttributeValue::S("confirmed".into()));
+        let f = status_filter(BookingStatus::PendingPayment, now);
+        assert_eq!(f.expression, "#f_status = :f_status AND #f_hold > :f_now");
+        let f = status_filter(BookingStatus::Confirmed, now);
+        assert_eq!(f.expression, "#f_status = :f_status AND #f_out > :f_now");
+        let f = status_filter(BookingStatus::Cancelled, now);
+        assert_eq!(f.expression, "#f_status = :f_status");
+        assert_eq!(f.values.len(), 1);
+        // Every placeholder used is defined and every one defined is used (DynamoDB rejects both).
+        for s in [
+            BookingStatus::PendingPayment,
+            BookingStatus::Confirmed,
+            BookingStatus::Completed,
+            BookingStatus::Expired,
+            BookingStatus::Cancelled,
+        ] {
+            let f = status_filter(s, now);
+            for p in f.names.keys().chain(f.values.keys()) {
+                assert!(f.expression.contains(p.as_str()), "{s:?}: {p} unused");
+            }
+            for token in f.expression.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '#' || c == ':')) {
+                if token.starts_with('#') {
+                    assert!(f.names.contains_key(token), "{s:?}: {token} undefined");
+                } else if token.starts_with(':') {
+                    assert!(f.values.contains_key(token), "{s:?}: {token} undefined");
+                }
+            }
+        }
+    }
+}

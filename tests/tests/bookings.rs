@@ -1,0 +1,673 @@
+//! Bookings end to end through the HTTP API: quote -> book -> read -> trips -> reservations with
+//! exact prices, every stay rule as a 422 that writes nothing, `Idempotency-Key`, a lapsed hold
+//! taken over, and races between several function processes, each repeated on fresh listings.
+//!
+//! What a test checks beyond the answers it reads from the table itself (`roost_e2e::dynamodb`):
+//! the NIGHT items (`LISTING#<id>` / `NIGHT#<date>`) and the search item's `unavailable` set,
+//! so "writes nothing" and "no night held by a loser" are facts about the data, not the API.
+
+use std::collections::{BTreeSet, HashSet};
+
+use reqwest::Method;
+use roost_e2e::{Stack, User, assert_problem, client, ddb_requests, dynamodb, join_all, night_items, unique};
+use serde_json::{Value, json};
+
+const FUNCTION: &str = "BookingsFunction";
+const TZ: &str = "Europe/Lisbon";
+/// How many times each race runs, each time on a fresh listing.
+const ROUNDS: usize = 5;
+
+fn listing_body(city: &str) -> Value {
+    json!({
+        "title": "Harbour loft",
+        "description": "Bright.",
+        "property_type": "apartment",
+        "address": {"line1": "Rua das Flores 12", "city": city, "region": "Lisboa", "country": "PT", "postal_code": "1200-195"},
+        "timezone": TZ,
+        "max_guests": 3, "bedrooms": 1, "beds": 2, "bathrooms": 1,
+        "amenities": ["wifi"],
+        "nightly_price": {"amount": 12345, "currency": "EUR"},
+        "cleaning_fee": {"amount": 2500, "currency": "EUR"},
+        "min_nights": 2,
+        "max_nights": 7,
+        "cancellation_policy": "moderate"
+    })
+}
+
+async fn create_listing(host: &User, body: &Value) -> String {
+    let response = host.post("/v1/listings", Some(body)).await;
+    let status = response.status();
+    let created: Value = response.json().await.expect("json");
+    assert_eq!(status, 201, "{created}");
+    created["listing_id"].as_str().expect("listing_id").to_owned()
+}
+
+async fn new_listing(host: &User) -> String {
+    create_listing(host, &listing_body(&unique("Bookville"))).await
+}
+
+/// The date `days` after today in the listings' time zone, `YYYY-MM-DD`.
+fn day(days: i64) -> String {
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get(TZ).expect("tz")).date();
+    today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
+}
+
+fn days(from: i64, to: i64) -> Vec<String> {
+    (from..to).map(day).collect()
+}
+
+fn stay(lid: &str, check_in: i64, check_out: i64, guests: u32) -> Value {
+    json!({"listing_id": lid, "check_in": day(check_in), "check_out": day(check_out), "guests": guests})
+}
+
+async fn quote(body: &Value) -> reqwest::Response {
+    client().post(Stack::get().url("/v1/quotes")).json(body).send().await.expect("api")
+}
+
+async fn book(guest: &User, body: &Value, key: Option<&str>) -> reqwest::Response {
+    let mut request =
+        client().post(Stack::get().url("/v1/bookings")).header("authorization", guest.bearer()).json(body);
+    if let Some(k) = key {
+        request = request.header("idempotency-key", k);
+    }
+    request.send().await.expect("api")
+}
+
+async fn json_of(response: reqwest::Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(got, status, "{body}");
+    body
+}
+
+/// Books and asserts 201; returns the booking.
+async fn booked(guest: &User, body: &Value) -> Value {
+    json_of(book(guest, body, None).await, 201).await
+}
+
+fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
+    v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
+}
+
+/// The search item's unavailable set, straight from the table.
+async fn stored_unavailable(lid: &str) -> BTreeSet<String> {
+    let out = dynamodb(
+        "GetItem",
+        json!({"Key": {"PK": {"S": format!("LISTING#{lid}")}, "SK": {"S": "SEARCH"}}, "ConsistentRead": true}),
+    )
+    .await;
+    out["Item"]["unavailable"]["SS"]
+        .as_array()
+        .map(|a| a.iter().map(|d| d.as_str().expect("date").to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// Asserts the listing's nights `dates` are held by `booking_id` and no other night has an item.
+async fn assert_held_by(lid: &str, booking_id: &str, dates: &[String]) {
+    let nights = night_items(lid).await;
+    let got: BTreeSet<&str> = nights.iter().map(|(d, _, _)| d.as_str()).collect();
+    let want: BTreeSet<&str> = dates.iter().map(String::as_str).collect();
+    assert_eq!(got, want, "night items of {lid}");
+    for (date, kind, holder) in &nights {
+        assert_eq!(kind, "held", "{date}");
+        assert_eq!(holder.as_deref(), Some(booking_id), "{date} is held by the winner");
+    }
+    let unavailable = stored_unavailable(lid).await;
+    assert_eq!(unavailable, dates.iter().cloned().collect::<BTreeSet<_>>(), "search item of {lid}");
+}
+
+/// The host's reservations on one listing.
+async fn reservations_of(host: &User, lid: &str) -> Vec<Value> {
+    let page = json_of(host.get(&format!("/v1/me/reservations?listing_id={lid}&limit=100")).await, 200).await;
+    page["items"].as_array().expect("items").clone()
+}
+
+/// Fixture for time passing without waiting: moves a booking's hold (the booking item and its
+/// NIGHT items) `minutes` into the past, as if the hold had lapsed, writing the table directly.
+async fn rewind_hold(booking_id: &str, lid: &str, nights: &[String], minutes: i64) {
+    let past = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_mins(minutes)).expect("past");
+    let past = jiff::Timestamp::from_second(past.as_second()).expect("whole seconds").to_string();
+    let set = |pk: String, sk: String| {
+        json!({
+            "Key": {"PK": {"S": pk}, "SK": {"S": sk}},
+            "UpdateExpression": "SET hold_expires_at = :past",
+            "ConditionExpression": "attribute_exists(PK)",
+            "ExpressionAttributeValues": {":past": {"S": past.clone()}}
+        })
+    };
+    dynamodb("UpdateItem", set(format!("BOOKING#{booking_id}"), "BOOKING".to_owned())).await;
+    for n in nights {
+        dynamodb("UpdateItem", set(format!("LISTING#{lid}"), format!("NIGHT#{n}"))).await;
+    }
+}
+
+#[tokio::test]
+async fn quote_book_read_trips_and_reservations_with_exact_prices() {
+    let (host, guest, stranger) =
+        tokio::join!(User::host("Helena Host"), User::guest("Gil Guest"), User::guest("Sam Stranger"));
+    let lid = new_listing(&host).await;
+    let body = stay(&lid, 40, 43, 2);
+
+    // Anyone may quote (no token). 3 nights of 123.45 EUR: 370.35; 12 % = 44.4420 -> 44.44; cleaning 25.00.
+    let q = json_of(quote(&body).await, 200).await;
+    let expected_price = json!({
+        "nightly": [
+            {"date": day(40), "amount": 12345}, {"date": day(41), "amount": 12345}, {"date": day(42), "amount": 12345}
+        ],
+        "subtotal": 37035, "cleaning_fee": 2500, "service_fee": 4444, "total": 43979, "currency": "EUR"
+    });
+    assert_eq!(q["price"], expected_price);
+    assert_eq!(q["nights"], 3);
+    assert_eq!(q["available"], true);
+    assert_eq!((&q["listing_id"], &q["check_in"], &q["check_out"]), (&json!(lid), &json!(day(40)), &json!(day(43))));
+    assert!(q.get("unavailable_dates").is_none());
+
+    // Booking needs a token (the gateway's authorizer answers).
+    let anonymous = client().post(Stack::get().url("/v1/bookings")).json(&body).send().await.expect("api");
+    assert_eq!(anonymous.status(), 401);
+
+    let before = jiff::Timestamp::now();
+    let response = book(&guest, &body, None).await;
+    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let b = json_of(response, 201).await;
+    let bid = str_of(&b, "booking_id").to_owned();
+    assert!(bid.starts_with("bkg_"), "{bid}");
+    assert_eq!(location.as_deref(), Some(format!("/v1/bookings/{bid}").as_str()));
+    assert_eq!(b["status"], "pending_payment");
+    assert_eq!(b["price"], expected_price, "the booking has the quoted price");
+    assert_eq!(b["guest"], json!({"user_id": guest.user_id, "name": "Gil Guest"}));
+    assert_eq!(b["host"], json!({"user_id": host.user_id, "name": "Helena Host"}));
+    assert_eq!((&b["listing_id"], &b["listing_title"]), (&json!(lid), &json!("Harbour loft")));
+    assert_eq!(
+        (&b["check_in"], &b["check_out"], &b["nights"], &b["guests"]),
+        (&json!(day(40)), &json!(day(43)), &json!(3), &json!(2))
+    );
+    assert_eq!((&b["cancellation_policy"], &b["timezone"]), (&json!("moderate"), &json!(TZ)));
+    assert_eq!((&b["check_in_time"], &b["check_out_time"]), (&json!("15:00"), &json!("11:00")));
+    assert_eq!(b["payment"], json!({"status": "unpaid"}));
+    assert!(b.get("address").is_none(), "no exact address before confirmation: {b}");
+    assert_eq!(b["location"]["country"], "PT");
+    // The hold: 15 minutes (HOLD_MINUTES in the template).
+    let hold: jiff::Timestamp = str_of(&b, "hold_expires_at").parse().expect("hold_expires_at");
+    let minutes = hold.duration_since(before).as_secs_f64() / 60.0;
+    assert!((14.9..=15.1).contains(&minutes), "hold of {minutes} minutes");
+
+    // Stored: 3 nights held by it, and the search item knows them.
+    assert_held_by(&lid, &bid, &days(40, 43)).await;
+
+    // Read: its guest and its host; anyone else (even with a token) gets 404.
+    let path = format!("/v1/bookings/{bid}");
+    assert_eq!(json_of(guest.get(&path).await, 200).await, b);
+    assert_eq!(json_of(host.get(&path).await, 200).await, b);
+    assert_problem(stranger.get(&path).await, 404, "not_found").await;
+    assert_problem(stranger.get("/v1/bookings/bkg_nope").await, 404, "not_found").await;
+    let anonymous = client().get(Stack::get().url(&path)).send().await.expect("api");
+    assert_eq!(anonymous.status(), 401);
+
+    // The nights are taken now: the quote says so (and names them), the calendar and search too.
+    let q = json_of(quote(&body).await, 200).await;
+    assert_eq!(q["available"], false);
+    assert_eq!(q["unavailable_dates"], json!(days(40, 43)));
+    let overlapping = json_of(quote(&stay(&lid, 42, 45, 2)).await, 200).await;
+    assert_eq!((&overlapping["available"], &overlapping["unavailable_dates"]), (&json!(false), &json!([day(42)])));
+    let after = json_of(quote(&stay(&lid, 43, 45, 2)).await, 200).await;
+    assert_eq!(after["available"], true, "check-out day is free: {after}");
+    let calendar = json_of(
+        client()
+            .get(Stack::get().url(&format!("/v1/listings/{lid}/availability?from={}&to={}", day(39), day(44))))
+            .send()
+            .await
+            .expect("api"),
+        200,
+    )
+    .await;
+    let free: Vec<bool> = calendar["nights"]
+        .as_array()
+        .expect("nights")
+        .iter()
+        .map(|n| n["available"].as_bool().expect("available"))
+        .collect();
+    assert_eq!(free, [true, false, false, false, true]);
+
+    // Trips: the guest's, newest first; a stranger has none.
+    let second = booked(&guest, &stay(&lid, 50, 52, 1)).await;
+    let trips = json_of(guest.get("/v1/me/trips").await, 200).await;
+    let ids: Vec<&str> = trips["items"].as_array().expect("items").iter().map(|t| str_of(t, "booking_id")).collect();
+    assert_eq!(ids, [str_of(&second, "booking_id"), bid.as_str()]);
+    assert_eq!(trips["items"][1], b);
+    assert_eq!(trips["next_cursor"], Value::Null);
+    let pending = json_of(guest.get("/v1/me/trips?status=pending_payment").await, 200).await;
+    assert_eq!(pending["items"].as_array().expect("items").len(), 2);
+    for status in ["confirmed", "expired", "cancelled", "completed"] {
+        let none = json_of(guest.get(&format!("/v1/me/trips?status={status}")).await, 200).await;
+        assert_eq!(none["items"], json!([]), "{status}");
+    }
+    assert_problem(guest.get("/v1/me/trips?status=paid").await, 400, "validation_failed").await;
+    assert_problem(guest.get("/v1/me/trips?limit=0").await, 400, "validation_failed").await;
+    assert_eq!(json_of(stranger.get("/v1/me/trips").await, 200).await["items"], json!([]));
+
+    // Pagination: one per page, cursors bound to route, caller and filters.
+    let page1 = json_of(guest.get("/v1/me/trips?limit=1").await, 200).await;
+    assert_eq!(page1["items"][0]["booking_id"], second["booking_id"]);
+    let cursor = str_of(&page1, "next_cursor").to_owned();
+    let page2 = json_of(guest.get(&format!("/v1/me/trips?limit=1&cursor={cursor}")).await, 200).await;
+    assert_eq!(page2["items"][0]["booking_id"], json!(bid));
+    if let Some(c) = page2["next_cursor"].as_str() {
+        let page3 = json_of(guest.get(&format!("/v1/me/trips?limit=1&cursor={c}")).await, 200).await;
+        assert_eq!(page3["items"], json!([]));
+    }
+    assert_problem(stranger.get(&format!("/v1/me/trips?limit=1&cursor={cursor}")).await, 400, "invalid_cursor").await;
+    assert_problem(
+        guest.get(&format!("/v1/me/trips?status=pending_payment&cursor={cursor}")).await,
+        400,
+        "invalid_cursor",
+    )
+    .await;
+    assert_problem(host.get(&format!("/v1/me/reservations?cursor={cursor}")).await, 400, "invalid_cursor").await;
+    assert_problem(guest.get("/v1/me/trips?cursor=forged.cursor").await, 400, "invalid_cursor").await;
+
+    // Reservations: the host's, all or one listing; hosts only.
+    let other_lid = new_listing(&host).await;
+    let third = booked(&stranger, &stay(&other_lid, 40, 42, 3)).await;
+    let all = json_of(host.get("/v1/me/reservations").await, 200).await;
+    let ids: Vec<&str> = all["items"].as_array().expect("items").iter().map(|t| str_of(t, "booking_id")).collect();
+    assert_eq!(ids, [str_of(&third, "booking_id"), str_of(&second, "booking_id"), bid.as_str()]);
+    let one: Vec<String> =
+        reservations_of(&host, &lid).await.iter().map(|t| str_of(t, "booking_id").to_owned()).collect();
+    assert_eq!(one, [str_of(&second, "booking_id"), bid.as_str()]);
+    assert_eq!(reservations_of(&host, &other_lid).await[0]["price"]["total"], 2 * 12345 + 2963 + 2500);
+    assert_problem(guest.get("/v1/me/reservations").await, 403, "host_required").await;
+    assert_problem(host.get("/v1/me/reservations?listing_id=nope").await, 400, "validation_failed").await;
+    let other_host = User::host("Otto Other").await;
+    assert_eq!(json_of(other_host.get("/v1/me/reservations").await, 200).await["items"], json!([]));
+    assert!(reservations_of(&other_host, &lid).await.is_empty(), "another host's listing id filters to nothing");
+}
+
+#[tokio::test]
+async fn every_broken_rule_is_a_422_that_writes_nothing() {
+    let (host, guest) = tokio::join!(User::host("Rita Rules"), User::guest("Bea Breaker"));
+    let lid = new_listing(&host).await;
+    // (body, code, field) with min 2 / max 7 nights and at most 3 guests.
+    let cases = [
+        (stay(&lid, -1, 2, 2), "check_in_in_past", "check_in"),
+        (stay(&lid, 40, 40, 2), "check_out_not_after_check_in", "check_out"),
+        (stay(&lid, 41, 40, 2), "check_out_not_after_check_in", "check_out"),
+        (stay(&lid, 40, 41, 2), "stay_too_short", "check_out"),
+        (stay(&lid, 40, 48, 2), "stay_too_long", "check_out"),
+        (stay(&lid, 40, 400, 2), "stay_too_long", "check_out"),
+        (stay(&lid, 40, 42, 0), "too_few_guests", "guests"),
+        (stay(&lid, 40, 42, 4), "too_many_guests", "guests"),
+    ];
+    for (body, code, field) in &cases {
+        let problem = assert_problem(book(&guest, body, Some(&unique("k"))).await, 422, code).await;
+        assert_eq!(problem["errors"][0]["field"], *field, "{problem}");
+        let problem = assert_problem(quote(body).await, 422, code).await;
+        assert_eq!(problem["errors"][0]["field"], *field, "quote: {problem}");
+    }
+    // The edges are fine for a quote: exactly min and max nights, exactly max guests, today.
+    for body in [stay(&lid, 40, 42, 3), stay(&lid, 40, 47, 1), stay(&lid, 0, 2, 1)] {
+        assert_eq!(json_of(quote(&body).await, 200).await["available"], true);
+    }
+    // Own listing: the host may quote it (anyone may) but not book it.
+    let problem = assert_problem(book(&host, &stay(&lid, 40, 42, 2), None).await, 422, "own_listing").await;
+    assert_eq!(problem["errors"][0]["field"], "listing_id");
+    // Malformed requests are 400s, unknown listings 404s.
+    let mut bad_date = stay(&lid, 40, 42, 2);
+    bad_date["check_in"] = json!("2027-02-30");
+    assert_problem(book(&guest, &bad_date, None).await, 400, "validation_failed").await;
+    assert_problem(quote(&bad_date).await, 400, "validation_failed").await;
+    let mut extra = stay(&lid, 40, 42, 2);
+    extra["price"] = json!(1);
+    assert_problem(book(&guest, &extra, None).await, 400, "validation_failed").await;
+    let mut negative = stay(&lid, 40, 42, 2);
+    negative["guests"] = json!(-1);
+    assert_problem(quote(&negative).await, 400, "validation_failed").await;
+    let unknown = stay("lst_01jh3k0000000000000000000a", 40, 42, 2);
+    assert_problem(book(&guest, &unknown, None).await, 404, "not_found").await;
+    assert_problem(quote(&unknown).await, 404, "not_found").await;
+    let malformed = client()
+        .post(Stack::get().url("/v1/quotes"))
+        .header("content-type", "application/json")
+        .body("{\"listing_id\":")
+        .send()
+        .await
+        .expect("api");
+    assert_problem(malformed, 400, "malformed_request").await;
+    assert_problem(book(&guest, &stay(&lid, 40, 42, 2), Some("has spaces")).await, 400, "validation_failed").await;
+
+    // An archived listing takes no bookings (and no quotes).
+    let archived = new_listing(&host).await;
+    assert_eq!(host.send(Method::DELETE, &format!("/v1/listings/{archived}"), None).await.status(), 204);
+    assert_problem(book(&guest, &stay(&archived, 40, 42, 2), None).await, 422, "listing_unavailable").await;
+    assert_problem(quote(&stay(&archived, 40, 42, 2)).await, 422, "listing_unavailable").await;
+
+    // Nothing was written anywhere: no night, no unavailable date, no trip, no reservation.
+    for l in [&lid, &archived] {
+        assert!(night_items(l).await.is_empty(), "{l} has night items");
+        assert!(stored_unavailable(l).await.is_empty(), "{l} has unavailable dates");
+        assert!(reservations_of(&host, l).await.is_empty());
+    }
+    assert_eq!(json_of(guest.get("/v1/me/trips").await, 200).await["items"], json!([]));
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_gives_the_same_booking() {
+    let (host, guest, other) = tokio::join!(User::host("Ida Host"), User::guest("Ike Guest"), User::guest("Ola Other"));
+    let lid = new_listing(&host).await;
+    let key = unique("idem-");
+    let body = stay(&lid, 60, 62, 2);
+    let first = book(&guest, &body, Some(&key)).await;
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first = json_of(first, 201).await;
+    // Again, with the same body spelled differently (key order, spacing): the stored response.
+    let respelled = format!(
+        "{{ \"guests\": 2, \"check_out\": \"{}\", \"check_in\": \"{}\",  \"listing_id\": \"{lid}\" }}",
+        day(62),
+        day(60)
+    );
+    let again = client()
+        .post(Stack::get().url("/v1/bookings"))
+        .header("authorization", guest.bearer())
+        .header("idempotency-key", &key)
+        .header("content-type", "application/json")
+        .body(respelled)
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(again.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+    assert_eq!(json_of(again, 201).await, first, "the first response, byte for byte in JSON");
+    // Another body with the same key: 422, and nothing booked.
+    let problem =
+        assert_problem(book(&guest, &stay(&lid, 70, 72, 2), Some(&key)).await, 422, "idempotency_key_reused").await;
+    assert_eq!(problem["errors"][0]["field"], "Idempotency-Key");
+    assert_eq!(json_of(quote(&stay(&lid, 70, 72, 2)).await, 200).await["available"], true);
+    // The key is the caller's: another user with the same key and dates makes their own attempt.
+    assert_problem(book(&other, &body, Some(&key)).await, 409, "dates_unavailable").await;
+    assert_eq!(reservations_of(&host, &lid).await.len(), 1);
+    assert_held_by(&lid, str_of(&first, "booking_id"), &days(60, 62)).await;
+}
+
+#[tokio::test]
+async fn a_lapsed_hold_is_taken_over_by_the_next_guest() {
+    let (host, first, second, third) = tokio::join!(
+        User::host("Lia Host"),
+        User::guest("Fay First"),
+        User::guest("Sol Second"),
+        User::guest("Tom Third")
+    );
+    let lid = new_listing(&host).await;
+    let body = stay(&lid, 30, 33, 2);
+    let a = booked(&first, &body).await;
+    let a_id = str_of(&a, "booking_id").to_owned();
+    assert_problem(book(&second, &body, None).await, 409, "dates_unavailable").await;
+
+    // Fixture: the hold lapsed a minute ago (booking and nights), no waiting.
+    rewind_hold(&a_id, &lid, &days(30, 33), 1).await;
+    let a_now = json_of(first.get(&format!("/v1/bookings/{a_id}")).await, 200).await;
+    assert_eq!(a_now["status"], "expired", "a lapsed hold reads as expired: {a_now}");
+    let expired = json_of(first.get("/v1/me/trips?status=expired").await, 200).await;
+    assert_eq!(expired["items"][0]["booking_id"], json!(a_id));
+    assert_eq!(json_of(first.get("/v1/me/trips?status=pending_payment").await, 200).await["items"], json!([]));
+    // A lapsed hold does not make the nights unavailable to a quote.
+    assert_eq!(json_of(quote(&body).await, 200).await["available"], true);
+
+    // The next guest takes the nights over (one overlapping night is enough to need it).
+    let b = booked(&second, &stay(&lid, 32, 34, 2)).await;
+    let b_id = str_of(&b, "booking_id").to_owned();
+    let nights = night_items(&lid).await;
+    for (date, kind, holder) in &nights {
+        let want = if *date == day(32) || *date == day(33) { &b_id } else { &a_id };
+        assert_eq!((kind.as_str(), holder.as_ref()), ("held", Some(want)), "{date}");
+    }
+    assert_eq!(stored_unavailable(&lid).await, days(30, 34).into_iter().collect());
+    // The taken-over night is not free for a third guest; the lapsed ones are.
+    assert_problem(book(&third, &stay(&lid, 31, 33, 2), None).await, 409, "dates_unavailable").await;
+    booked(&third, &stay(&lid, 30, 32, 2)).await;
+    // The first booking stays expired: it lost its nights.
+    assert_eq!(json_of(first.get(&format!("/v1/bookings/{a_id}")).await, 200).await["status"], "expired");
+}
+
+#[tokio::test]
+async fn thirty_guests_race_for_the_same_nights_and_exactly_one_wins() {
+    let host = User::host("Rae Race").await;
+    let guests: Vec<User> = join_all((0..30).map(|i| async move { User::guest(&format!("Racer {i}")).await })).await;
+    for round in 0..ROUNDS {
+        let lid = new_listing(&host).await;
+        let body = stay(&lid, 20, 23, 2);
+        let attempts = guests.iter().cloned().map(|g| {
+            let body = body.clone();
+            async move {
+                let r = book(&g, &body, None).await;
+                let status = r.status().as_u16();
+                (status, r.json::<Value>().await.expect("json"))
+            }
+        });
+        let results = join_all(attempts).await;
+        let winners: Vec<&Value> = results.iter().filter(|(s, _)| *s == 201).map(|(_, b)| b).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        for (status, problem) in results.iter().filter(|(s, _)| *s != 201) {
+            assert_eq!((*status, &problem["code"]), (409, &json!("dates_unavailable")), "round {round}: {problem}");
+        }
+        let winner = str_of(winners[0], "booking_id");
+        // No night is held by a loser, and the listing has exactly one booking.
+        assert_held_by(&lid, winner, &days(20, 23)).await;
+        let reservations = reservations_of(&host, &lid).await;
+        assert_eq!(reservations.len(), 1, "round {round}");
+        assert_eq!(reservations[0]["booking_id"], json!(winner));
+    }
+}
+
+#[tokio::test]
+async fn overlapping_stays_never_both_succeed_and_adjacent_ones_do() {
+    let (host, a, b) = tokio::join!(User::host("Ova Host"), User::guest("Ann Overlap"), User::guest("Ben Overlap"));
+    for round in 0..2 * ROUNDS {
+        let lid = new_listing(&host).await;
+        // [1,4) and [3,6) share night 3.
+        let (first, second) = (stay(&lid, 31, 34, 2), stay(&lid, 33, 36, 2));
+        let (x, y) = tokio::join!(book(&a, &first, None), book(&b, &second, None));
+        let (sx, sy) = (x.status().as_u16(), y.status().as_u16());
+        let (bx, by): (Value, Value) = (x.json().await.expect("json"), y.json().await.expect("json"));
+        let mut statuses = [sx, sy];
+        statuses.sort();
+        assert_eq!(statuses, [201, 409], "round {round}: {bx} {by}");
+        let (winner, nights, loser) = if sx == 201 { (&bx, days(31, 34), &by) } else { (&by, days(33, 36), &bx) };
+        assert_eq!(loser["code"], "dates_unavailable");
+        assert_eq!(loser["errors"], json!([{"field": "nights", "message": format!("{} is not available", day(33))}]));
+        assert_held_by(&lid, str_of(winner, "booking_id"), &nights).await;
+
+        // [1,3) and [3,5) touch but share no night: both succeed, concurrently.
+        let lid = new_listing(&host).await;
+        let (first, second) = (stay(&lid, 31, 33, 2), stay(&lid, 33, 35, 2));
+        let (x, y) = tokio::join!(book(&a, &first, None), book(&b, &second, None));
+        let (bx, by) = (json_of(x, 201).await, json_of(y, 201).await);
+        let nights = night_items(&lid).await;
+        assert_eq!(nights.len(), 4, "round {round}");
+        for (date, _, holder) in nights {
+            let want = if date < day(33) { &bx } else { &by };
+            assert_eq!(holder.as_deref(), Some(str_of(want, "booking_id")), "{date}");
+        }
+        assert_eq!(stored_unavailable(&lid).await, days(31, 35).into_iter().collect());
+    }
+}
+
+#[tokio::test]
+async fn a_host_blocking_a_night_while_a_guest_books_it_exactly_one_wins() {
+    let (host, guest) = tokio::join!(User::host("Bo Blocker"), User::guest("Gus Booker"));
+    let mut outcomes = HashSet::new();
+    for round in 0..2 * ROUNDS {
+        let lid = new_listing(&host).await;
+        let block = json!({"block": [day(26)]});
+        let path = format!("/v1/listings/{lid}/blocked-dates");
+        let body = stay(&lid, 25, 28, 2);
+        let (blocked, booking) = tokio::join!(host.send(Method::PUT, &path, Some(&block)), book(&guest, &body, None));
+        let (sb, sg) = (blocked.status().as_u16(), booking.status().as_u16());
+        let (block_body, booking_body): (Value, Value) =
+            (blocked.json().await.expect("json"), booking.json().await.expect("json"));
+        let nights = night_items(&lid).await;
+        match (sb, sg) {
+            (200, 409) => {
+                assert_eq!(booking_body["code"], "dates_unavailable", "{booking_body}");
+                assert_eq!(nights, [(day(26), "blocked".to_owned(), None)], "round {round}");
+                assert_eq!(stored_unavailable(&lid).await, [day(26)].into_iter().collect());
+                outcomes.insert("host");
+            }
+            (409, 201) => {
+                assert_eq!(block_body["code"], "dates_unavailable", "{block_body}");
+                assert_held_by(&lid, str_of(&booking_body, "booking_id"), &days(25, 28)).await;
+                outcomes.insert("guest");
+            }
+            other => panic!("round {round}: exactly one must win, got {other:?}: {block_body} {booking_body}"),
+        }
+    }
+    eprintln!("block vs book winners seen: {outcomes:?}");
+}
+
+#[tokio::test]
+async fn a_listing_edited_while_being_booked_never_gives_a_mixed_price() {
+    let (host, guest) = tokio::join!(User::host("Eda Editor"), User::guest("Pia Price"));
+    let (old, new) = (12345i64, 15000i64);
+    let total = |nightly: i64| {
+        let subtotal = 3 * nightly;
+        subtotal + 2500 + (subtotal * 12 + 50) / 100
+    };
+    let mut seen = std::collections::BTreeMap::new();
+    for round in 0..2 * ROUNDS {
+        let lid = new_listing(&host).await;
+        let patch = json!({"nightly_price": {"amount": new, "currency": "EUR"}});
+        let body = stay(&lid, 45, 48, 2);
+        let path = format!("/v1/listings/{lid}");
+        let (edited, booking) = tokio::join!(host.send(Method::PATCH, &path, Some(&patch)), book(&guest, &body, None));
+        assert_eq!(edited.status(), 200, "round {round}: the edit never fails");
+        let status = booking.status().as_u16();
+        let b: Value = booking.json().await.expect("json");
+        let first_price = b["price"]["nightly"][0]["amount"].as_i64();
+        *seen.entry((status, first_price)).or_insert(0) += 1;
+        let b = match status {
+            201 => b,
+            409 => {
+                // Priced before the edit, checked after it: re-quote and book again.
+                assert_eq!(b["code"], "listing_changed", "round {round}: {b}");
+                assert!(night_items(&lid).await.is_empty(), "a cancelled booking holds nothing");
+                let q = json_of(quote(&body).await, 200).await;
+                assert_eq!(q["price"]["total"], total(new));
+                booked(&guest, &body).await
+            }
+            other => panic!("round {round}: {other} {b}"),
+        };
+        let nightly: HashSet<i64> = b["price"]["nightly"]
+            .as_array()
+            .expect("nightly")
+            .iter()
+            .map(|n| n["amount"].as_i64().expect("amount"))
+            .collect();
+        assert_eq!(nightly.len(), 1, "round {round}: one price for every night: {b}");
+        let price = *nightly.iter().next().expect("price");
+        assert!(price == old || price == new, "round {round}: {price}");
+        assert_eq!(b["price"]["total"], total(price), "round {round}: totals from the same price");
+        // Snapshotted: a later edit changes nothing on the booking.
+        let again = json!({"nightly_price": {"amount": 99900, "currency": "EUR"}});
+        assert_eq!(host.send(Method::PATCH, &path, Some(&again)).await.status(), 200);
+        let read = json_of(guest.get(&format!("/v1/bookings/{}", str_of(&b, "booking_id"))).await, 200).await;
+        assert_eq!(read["price"], b["price"]);
+    }
+    eprintln!("edit vs book outcomes (status, nightly price): {seen:?}");
+}
+
+#[tokio::test]
+async fn five_concurrent_requests_with_one_key_make_one_booking() {
+    let (host, guest) = tokio::join!(User::host("Kai Keys"), User::guest("Kim Keys"));
+    for round in 0..ROUNDS {
+        let lid = new_listing(&host).await;
+        let key = unique("race-key-");
+        let body = stay(&lid, 35, 38, 2);
+        let attempts = (0..5).map(|_| {
+            let (guest, body, key) = (guest.clone(), body.clone(), key.clone());
+            async move {
+                let r = book(&guest, &body, Some(&key)).await;
+                let status = r.status().as_u16();
+                (status, r.json::<Value>().await.expect("json"))
+            }
+        });
+        let results = join_all(attempts).await;
+        let ids: HashSet<&str> = results
+            .iter()
+            .map(|(status, body)| {
+                assert!((200..300).contains(status), "round {round}: every answer is the booking: {status} {body}");
+                str_of(body, "booking_id")
+            })
+            .collect();
+        assert_eq!(ids.len(), 1, "round {round}: one booking id in every answer: {results:?}");
+        let id = ids.into_iter().next().expect("id");
+        let reservations = reservations_of(&host, &lid).await;
+        assert_eq!(reservations.len(), 1, "round {round}: one booking");
+        assert_eq!(reservations[0]["booking_id"], json!(id));
+        assert_held_by(&lid, id, &days(35, 38)).await;
+    }
+}
+
+#[tokio::test]
+async fn reads_cost_one_request_and_booking_two() {
+    let (host, guest) = tokio::join!(User::host("Cy Count"), User::guest("Cal Count"));
+    let lid = new_listing(&host).await;
+    // (who, method, path, body, request id)
+    let call = |user: Option<&User>, method: Method, path: &str, body: Option<Value>| {
+        let id = unique("count-");
+        let mut request = client().request(method, Stack::get().url(path)).header("x-request-id", &id);
+        if let Some(u) = user {
+            request = request.header("authorization", u.bearer());
+        }
+        if let Some(b) = body {
+            request = request.json(&b);
+        }
+        async move {
+            let response = request.send().await.expect("api");
+            (id, json_of(response, 200).await.is_object())
+        }
+    };
+    let book_id = unique("count-book-");
+    let response = client()
+        .post(Stack::get().url("/v1/bookings"))
+        .header("authorization", guest.bearer())
+        .header("x-request-id", &book_id)
+        .json(&stay(&lid, 80, 82, 2))
+        .send()
+        .await
+        .expect("api");
+    let bid = str_of(&json_of(response, 201).await, "booking_id").to_owned();
+    assert_eq!(ddb_requests(FUNCTION, &book_id).await, 2, "BatchGetItem + TransactWriteItems");
+    let (quote_id, _) = call(None, Method::POST, "/v1/quotes", Some(stay(&lid, 90, 92, 2))).await;
+    assert_eq!(ddb_requests(FUNCTION, &quote_id).await, 2, "GetItem + Query, sent concurrently");
+    for (user, path) in [
+        (&guest, format!("/v1/bookings/{bid}")),
+        (&host, format!("/v1/bookings/{bid}")),
+        (&guest, "/v1/me/trips?status=pending_payment".to_owned()),
+        (&host, "/v1/me/reservations".to_owned()),
+        (&host, format!("/v1/me/reservations?listing_id={lid}")),
+    ] {
+        let (id, _) = call(Some(user), Method::GET, &path, None).await;
+        assert_eq!(ddb_requests(FUNCTION, &id).await, 1, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_ninety_night_stay_is_one_booking_and_ninety_one_is_refused() {
+    let (host, guest) = tokio::join!(User::host("Len Long"), User::guest("Lou Long"));
+    let mut body = listing_body(&unique("Longville"));
+    body["min_nights"] = json!(1);
+    body["max_nights"] = json!(90);
+    let lid = create_listing(&host, &body).await;
+    let key = unique("long-");
+    let long = stay(&lid, 100, 190, 1);
+    // 90 nights + booking + listing check + search item + idempotency record: one transaction.
+    let b = json_of(book(&guest, &long, Some(&key)).await, 201).await;
+    assert_eq!(b["nights"], 90);
+    assert_eq!(b["price"]["nightly"].as_array().expect("nightly").len(), 90);
+    // 90 x 123.45 = 11110.50; 12 % = 1333.26; + 25.00 cleaning.
+    assert_eq!((&b["price"]["subtotal"], &b["price"]["service_fee"]), (&json!(1_111_050), &json!(133_326)));
+    assert_eq!(b["price"]["total"], 1_111_050 + 133_326 + 2_500);
+    assert_held_by(&lid, str_of(&b, "booking_id"), &days(100, 190)).await;
+    // Its stored response (all 90 lines) comes back for the same key.
+    assert_eq!(json_of(book(&guest, &long, Some(&key)).await, 201).await, b);
+    let problem = assert_problem(book(&guest, &stay(&lid, 200, 291, 1), None).await, 422, "stay_too_long").await;
+    assert_eq!(problem["errors"][0]["field"], "check_out");
+}

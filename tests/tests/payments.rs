@@ -1,0 +1,857 @@
+//! Payments end to end against localstripe: pay -> Stripe's signed webhook -> payment-events ->
+//! booking confirmed and nights booked; declines, replays and events out of order; forged
+//! webhooks; late payments refunded; refunds of cancelled bookings never above what was paid;
+//! a poison message in the DLQ.
+//!
+//! Time is never waited for: a lapsed hold is a fixture that moves the booking's and its nights'
+//! `hold_expires_at` into the past. Waiting is only for the asynchronous path (localstripe sends
+//! its webhook about a second after the event, then SQS and payment-events), with a bounded poll.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use reqwest::Method;
+use roost_e2e::{Stack, User, assert_problem, client, dynamodb, join_all, sqs, unique};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+const TZ: &str = "Europe/Lisbon";
+/// localstripe takes any `sk_` key.
+const STRIPE_KEY: &str = "sk_test_roost_e2e";
+/// How long the asynchronous path may take before a test fails.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn listing_body(city: &str, policy: &str) -> Value {
+    json!({
+        "title": "Payment loft",
+        "description": "Paid for.",
+        "property_type": "apartment",
+        "address": {"line1": "Rua do Ouro 1", "city": city, "region": "Lisboa", "country": "PT"},
+        "timezone": TZ,
+        "max_guests": 3, "bedrooms": 1, "beds": 1, "bathrooms": 1,
+        "amenities": ["wifi"],
+        "nightly_price": {"amount": 10000, "currency": "EUR"},
+        "cleaning_fee": {"amount": 2000, "currency": "EUR"},
+        "min_nights": 1,
+        "max_nights": 7,
+        "cancellation_policy": policy
+    })
+}
+
+/// The date `days` after today in the listing's time zone.
+fn day(days: i64) -> String {
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get(TZ).expect("tz")).date();
+    today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
+}
+
+async fn json_of(response: reqwest::Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    assert_eq!(got, status, "{text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+fn s<'a>(v: &'a Value, field: &str) -> &'a str {
+    v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
+}
+
+struct Fixture {
+    host: User,
+    guest: User,
+    listing_id: String,
+}
+
+async fn fixture(policy: &str) -> Fixture {
+    let (host, guest) = tokio::join!(User::host("Paula Host"), User::guest("Pedro Guest"));
+    let created = json_of(host.post("/v1/listings", Some(&listing_body(&unique("Payville"), policy))).await, 201).await;
+    Fixture { host, guest, listing_id: s(&created, "listing_id").to_owned() }
+}
+
+impl Fixture {
+    /// A booking of nights `[from, to)` days from today: 201, `pending_payment`.
+    async fn book(&self, guest: &User, from: i64, to: i64) -> Value {
+        let body = json!({"listing_id": self.listing_id, "check_in": day(from), "check_out": day(to), "guests": 1});
+        json_of(guest.post("/v1/bookings", Some(&body)).await, 201).await
+    }
+}
+
+async fn pay(user: &User, booking_id: &str, key: Option<&str>) -> reqwest::Response {
+    let mut request = client()
+        .post(Stack::get().url(&format!("/v1/bookings/{booking_id}/payment")))
+        .header("authorization", user.bearer());
+    if let Some(k) = key {
+        request = request.header("idempotency-key", k);
+    }
+    request.send().await.expect("api")
+}
+
+async fn booking_of(user: &User, booking_id: &str) -> Value {
+    json_of(user.get(&format!("/v1/bookings/{booking_id}")).await, 200).await
+}
+
+/// A raw call to localstripe (form-encoded, as Stripe.js or a server SDK would).
+async fn stripe(method: Method, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = client()
+        .request(method, format!("{}{path}", Stack::get().stripe_url))
+        .bearer_auth(STRIPE_KEY)
+        .form(form)
+        .send()
+        .await
+        .expect("localstripe reachable");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// What the guest's browser does with the client secret: attach a card and confirm.
+/// localstripe: `payment_method` is set on the intent first, then `/confirm` with no body.
+async fn confirm_with(intent_id: &str, payment_method: &str) -> (u16, Value) {
+    let (status, body) =
+        stripe(Method::POST, &format!("/v1/payment_intents/{intent_id}"), &[("payment_method", payment_method)]).await;
+    assert_eq!(status, 200, "attach {payment_method}: {body}");
+    stripe(Method::POST, &format!("/v1/payment_intents/{intent_id}/confirm"), &[]).await
+}
+
+/// A card payment method (for the numbers localstripe has no `pm_card_*` alias for).
+async fn card(number: &str) -> String {
+    let (status, pm) = stripe(
+        Method::POST,
+        "/v1/payment_methods",
+        &[
+            ("type", "card"),
+            ("card[number]", number),
+            ("card[exp_month]", "12"),
+            ("card[exp_year]", "2034"),
+            ("card[cvc]", "123"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{pm}");
+    s(&pm, "id").to_owned()
+}
+
+/// Polls `check` until it returns `Some`, for at most `PATIENCE`.
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    eventually_for(PATIENCE, what, check).await
+}
+
+async fn eventually_for<T, F, Fut>(patience: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn wait_for_status(user: &User, booking_id: &str, status: &str) -> Value {
+    eventually(&format!("{booking_id} {status}"), || async {
+        let b = booking_of(user, booking_id).await;
+        (b["status"] == status).then_some(b)
+    })
+    .await
+}
+
+/// The booking item as stored (payment and refund attributes included).
+async fn stored_booking(booking_id: &str) -> Value {
+    dynamodb(
+        "GetItem",
+        json!({"Key": {"PK": {"S": format!("BOOKING#{booking_id}")}, "SK": {"S": "BOOKING"}}, "ConsistentRead": true}),
+    )
+    .await["Item"]
+        .clone()
+}
+
+/// NIGHT items of a listing: (date, kind, booking id).
+async fn nights_of(listing_id: &str) -> Vec<(String, String, Option<String>)> {
+    let out = dynamodb(
+        "Query",
+        json!({
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :night)",
+            "ExpressionAttributeValues": {":pk": {"S": format!("LISTING#{listing_id}")}, ":night": {"S": "NIGHT#"}},
+            "ConsistentRead": true
+        }),
+    )
+    .await;
+    out["Items"]
+        .as_array()
+        .expect("Items")
+        .iter()
+        .map(|i| {
+            (
+                i["date"]["S"].as_str().expect("date").to_owned(),
+                i["kind"]["S"].as_str().expect("kind").to_owned(),
+                i["booking_id"]["S"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// The outbox events of `event_type` about `booking_id` (a Scan: tests only, never a request path).
+async fn outbox_events(booking_id: &str, event_type: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    let mut start: Option<Value> = None;
+    loop {
+        let mut request = json!({
+            "FilterExpression": "#t = :outbox AND event_type = :type AND contains(envelope, :booking)",
+            "ExpressionAttributeNames": {"#t": "type"},
+            "ExpressionAttributeValues": {":outbox": {"S": "outbox"}, ":type": {"S": event_type}, ":booking": {"S": booking_id}},
+            "ConsistentRead": true
+        });
+        if let Some(key) = start.take() {
+            request["ExclusiveStartKey"] = key;
+        }
+        let page = dynamodb("Scan", request).await;
+        for item in page["Items"].as_array().expect("Items") {
+            found.push(serde_json::from_str(item["envelope"]["S"].as_str().expect("envelope")).expect("json"));
+        }
+        match page.get("LastEvaluatedKey") {
+            Some(k) if !k.is_null() => start = Some(k.clone()),
+            _ => return found,
+        }
+    }
+}
+
+/// The refunds localstripe holds for an intent.
+async fn refunds_of(intent_id: &str) -> Vec<Value> {
+    let (status, list) = stripe(Method::GET, &format!("/v1/refunds?payment_intent={intent_id}"), &[]).await;
+    assert_eq!(status, 200, "{list}");
+    list["data"].as_array().expect("data").clone()
+}
+
+fn webhook_secret() -> String {
+    Stack::get().rest["stripe_webhook_secret"].as_str().expect("stripe_webhook_secret in stack.json").to_owned()
+}
+
+/// `Stripe-Signature` as Stripe computes it: HMAC-SHA256 of `"{t}.{body}"`.
+fn signature(secret: &str, t: i64, body: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("hmac");
+    mac.update(format!("{t}.{body}").as_bytes());
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={t},v1={hex}")
+}
+
+async fn post_webhook(body: &str, header: Option<&str>) -> reqwest::Response {
+    let mut request = client()
+        .post(Stack::get().url("/v1/webhooks/stripe"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body.to_owned());
+    if let Some(h) = header {
+        request = request.header("stripe-signature", h);
+    }
+    request.send().await.expect("api")
+}
+
+/// Signs `body` with the stack's webhook secret now and posts it: 200.
+async fn deliver(body: &str) {
+    let header = signature(&webhook_secret(), jiff::Timestamp::now().as_second(), body);
+    let response = post_webhook(body, Some(&header)).await;
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap_or_default());
+}
+
+/// A Stripe event as localstripe shapes it, about `object`.
+fn stripe_event(id: &str, event_type: &str, object: Value) -> String {
+    serde_json::to_string_pretty(&json!({
+        "api_version": "2017-08-15",
+        "created": jiff::Timestamp::now().as_second(),
+        "data": {"object": object},
+        "id": id,
+        "livemode": false,
+        "object": "event",
+        "type": event_type
+    }))
+    .expect("json")
+}
+
+fn intent_object(intent: &Value, booking_id: &str, guest_id: &str, status: &str) -> Value {
+    json!({
+        "id": intent["payment_intent_id"], "object": "payment_intent", "amount": intent["amount"],
+        "currency": s(intent, "currency").to_lowercase(), "status": status,
+        "metadata": {"booking_id": booking_id, "guest_id": guest_id}
+    })
+}
+
+/// Fixture for time passing without waiting: the booking's hold (booking item and its nights)
+/// lapsed `minutes` ago.
+async fn rewind_hold(booking_id: &str, listing_id: &str, nights: &[String], minutes: i64) {
+    let past = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_mins(minutes)).expect("past");
+    let past = jiff::Timestamp::from_second(past.as_second()).expect("whole seconds").to_string();
+    let set = |pk: String, sk: String| {
+        json!({
+            "Key": {"PK": {"S": pk}, "SK": {"S": sk}},
+            "UpdateExpression": "SET hold_expires_at = :past",
+            "ConditionExpression": "attribute_exists(PK)",
+            "ExpressionAttributeValues": {":past": {"S": past.clone()}}
+        })
+    };
+    dynamodb("UpdateItem", set(format!("BOOKING#{booking_id}"), "BOOKING".to_owned())).await;
+    for n in nights {
+        dynamodb("UpdateItem", set(format!("LISTING#{listing_id}"), format!("NIGHT#{n}"))).await;
+    }
+}
+
+fn queue_url(name: &str) -> String {
+    Stack::get().rest["queues"][name].as_str().unwrap_or_else(|| panic!("queue {name} in stack.json")).to_owned()
+}
+
+/// Pays a booking with `pm_card_visa` and waits until it is confirmed; returns the intent view.
+async fn pay_and_confirm(guest: &User, booking_id: &str) -> Value {
+    let intent = json_of(pay(guest, booking_id, None).await, 200).await;
+    let (status, confirmed) = confirm_with(s(&intent, "payment_intent_id"), "pm_card_visa").await;
+    assert_eq!((status, &confirmed["status"]), (200, &json!("succeeded")), "{confirmed}");
+    wait_for_status(guest, booking_id, "confirmed").await;
+    intent
+}
+
+#[tokio::test]
+async fn pay_with_a_card_confirms_the_booking_and_books_its_nights() {
+    let f = fixture("moderate").await;
+    let stranger = User::guest("Sara Stranger").await;
+    let b = f.book(&f.guest, 30, 33).await;
+    let bid = s(&b, "booking_id").to_owned();
+    let total = b["price"]["total"].as_i64().expect("total");
+    assert_eq!(total, 3 * 10000 + 2000 + 3600);
+
+    // Only the guest pays; the host may read the booking but not pay it; others see nothing.
+    assert_problem(pay(&f.host, &bid, None).await, 403, "not_booking_guest").await;
+    assert_problem(pay(&stranger, &bid, None).await, 404, "not_found").await;
+    assert_problem(pay(&f.guest, "bkg_nope", None).await, 404, "not_found").await;
+    let anonymous = client().post(Stack::get().url(&format!("/v1/bookings/{bid}/payment"))).send().await.expect("api");
+    assert_eq!(anonymous.status(), 401);
+
+    // The intent: the booking's amount and currency, and the same one on every call.
+    let intent = json_of(pay(&f.guest, &bid, None).await, 200).await;
+    let pi = s(&intent, "payment_intent_id").to_owned();
+    assert!(pi.starts_with("pi_"), "{intent}");
+    assert_eq!((&intent["amount"], &intent["currency"]), (&json!(total), &json!("EUR")));
+    assert_eq!(intent["status"], "requires_payment_method");
+    assert!(s(&intent, "client_secret").starts_with(&pi));
+    let again = json_of(pay(&f.guest, &bid, None).await, 200).await;
+    assert_eq!(again, intent, "the same intent on every call");
+    let key = unique("pay-key");
+    let keyed = pay(&f.guest, &bid, Some(&key)).await;
+    let replayed = pay(&f.guest, &bid, Some(&key)).await;
+    assert_eq!(replayed.headers().get("idempotent-replayed").and_then(|v| v.to_str().ok()), Some("true"));
+    assert_eq!(json_of(keyed, 200).await, intent);
+    assert_eq!(json_of(replayed, 200).await, intent);
+    let (_, at_stripe) = stripe(Method::GET, &format!("/v1/payment_intents/{pi}"), &[]).await;
+    assert_eq!(at_stripe["metadata"], json!({"booking_id": bid, "guest_id": f.guest.user_id}));
+    assert_eq!((&at_stripe["amount"], &at_stripe["currency"]), (&json!(total), &json!("eur")));
+    let view = booking_of(&f.guest, &bid).await;
+    assert_eq!(view["payment"], json!({"status": "processing", "payment_intent_id": pi}));
+
+    // The card: Stripe's webhook -> the queue -> payment-events.
+    let (status, confirmed) = confirm_with(&pi, "pm_card_visa").await;
+    assert_eq!((status, &confirmed["status"]), (200, &json!("succeeded")), "{confirmed}");
+    let view = wait_for_status(&f.guest, &bid, "confirmed").await;
+    assert_eq!(view["payment"]["status"], "succeeded");
+    assert_eq!(view["payment"]["payment_intent_id"], json!(pi));
+    let nights = nights_of(&f.listing_id).await;
+    assert_eq!(nights.len(), 3);
+    for (date, kind, holder) in &nights {
+        assert_eq!((kind.as_str(), holder.as_deref()), ("booked", Some(bid.as_str())), "{date}");
+    }
+    let stored = stored_booking(&bid).await;
+    assert_eq!(stored["payment"]["M"]["amount_paid"]["M"]["amount"]["N"], json!(total.to_string()));
+    let confirmed_events = outbox_events(&bid, "booking.confirmed").await;
+    assert_eq!(confirmed_events.len(), 1, "{confirmed_events:?}");
+    assert_eq!(confirmed_events[0]["data"]["amount_paid"], json!({"amount": total, "currency": "EUR"}));
+    assert_eq!(confirmed_events[0]["data"]["payment_intent_id"], json!(pi));
+
+    // Paid: nothing more to pay.
+    assert_problem(pay(&f.guest, &bid, None).await, 409, "booking_not_payable").await;
+}
+
+#[tokio::test]
+async fn concurrent_first_calls_agree_on_one_intent() {
+    let f = fixture("flexible").await;
+    let b = f.book(&f.guest, 35, 36).await;
+    let bid = s(&b, "booking_id").to_owned();
+    let guest = f.guest.clone();
+    let answers = join_all((0..4).map(|_| {
+        let (guest, bid) = (guest.clone(), bid.clone());
+        async move {
+            let r = pay(&guest, &bid, None).await;
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    }))
+    .await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "{body}");
+            s(body, "payment_intent_id").to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    let view = booking_of(&f.guest, &bid).await;
+    assert_eq!(view["payment"]["payment_intent_id"], json!(ids.into_iter().next()));
+
+    // A concurrent duplicate under one Idempotency-Key: one answer, or 409 while it runs.
+    let b2 = f.book(&f.guest, 37, 38).await;
+    let bid2 = s(&b2, "booking_id").to_owned();
+    let key = unique("k");
+    let answers = join_all((0..3).map(|_| {
+        let (guest, bid, key) = (guest.clone(), bid2.clone(), key.clone());
+        async move {
+            let r = pay(&guest, &bid, Some(&key)).await;
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    }))
+    .await;
+    let ok: Vec<&Value> = answers.iter().filter(|(st, _)| *st == 200).map(|(_, b)| b).collect();
+    assert!(!ok.is_empty(), "{answers:?}");
+    assert!(ok.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    for (status, body) in &answers {
+        assert!(*status == 200 || (*status == 409 && body["code"] == "idempotency_in_progress"), "{status} {body}");
+    }
+}
+
+#[tokio::test]
+async fn a_declined_card_is_recorded_and_the_booking_stays_payable() {
+    let f = fixture("moderate").await;
+    let b = f.book(&f.guest, 40, 42).await;
+    let bid = s(&b, "booking_id").to_owned();
+    let intent = json_of(pay(&f.guest, &bid, None).await, 200).await;
+    let pi = s(&intent, "payment_intent_id").to_owned();
+
+    let declining = card("4000000000000341").await;
+    let (status, declined) = confirm_with(&pi, &declining).await;
+    assert_eq!(status, 402, "{declined}");
+    assert_eq!(declined["error"]["code"], "card_declined");
+    let view = eventually("the failure recorded", || async {
+        let v = booking_of(&f.guest, &bid).await;
+        (v["payment"]["status"] == "failed").then_some(v)
+    })
+    .await;
+    assert_eq!(view["status"], "pending_payment", "still payable until the hold lapses");
+    assert_eq!(view["payment"]["failure"], "card_declined");
+    let failed = outbox_events(&bid, "payment.failed").await;
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["data"]["failure_code"], "card_declined");
+    assert_eq!(failed[0]["data"]["guest_id"], json!(f.guest.user_id));
+    // The nights are still held by it.
+    assert!(nights_of(&f.listing_id).await.iter().all(|(_, k, h)| k == "held" && h.as_deref() == Some(bid.as_str())));
+
+    // Pay again: the same intent, ready for another card.
+    let again = json_of(pay(&f.guest, &bid, None).await, 200).await;
+    assert_eq!(again["payment_intent_id"], json!(pi));
+    assert_eq!(again["status"], "requires_payment_method");
+    // localstripe cannot confirm an intent whose last charge failed (Stripe can): the test clears
+    // the failed charge (a JSON update, which localstripe applies verbatim) before the new card.
+    let client = client();
+    let reset = client
+        .post(format!("{}/v1/payment_intents/{pi}", Stack::get().stripe_url))
+        .bearer_auth(STRIPE_KEY)
+        .json(&json!({"latest_charge": null}))
+        .send()
+        .await
+        .expect("localstripe");
+    assert_eq!(reset.status(), 200);
+    let (status, ok) = confirm_with(&pi, "pm_card_visa").await;
+    assert_eq!((status, &ok["status"]), (200, &json!("succeeded")), "{ok}");
+    let view = wait_for_status(&f.guest, &bid, "confirmed").await;
+    assert_eq!(view["payment"], json!({"status": "succeeded", "payment_intent_id": pi}), "the failure is cleared");
+    assert_eq!(outbox_events(&bid, "booking.confirmed").await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_same_event_twice_and_events_out_of_order_apply_once() {
+    let f = fixture("moderate").await;
+    let b = f.book(&f.guest, 45, 47).await;
+    let bid = s(&b, "booking_id").to_owned();
+    let intent = json_of(pay(&f.guest, &bid, None).await, 200).await;
+    let succeeded = stripe_event(
+        &format!("evt_{}", unique("dup")),
+        "payment_intent.succeeded",
+        intent_object(&intent, &bid, &f.guest.user_id, "succeeded"),
+    );
+    // Twice at once, then once more: one confirmation.
+    let both = join_all([succeeded.clone(), succeeded.clone()].map(|body| async move { deliver(&body).await })).await;
+    assert_eq!(both.len(), 2);
+    wait_for_status(&f.guest, &bid, "confirmed").await;
+    deliver(&succeeded).await;
+
+    // A failure from before the success, arriving after it: changes nothing.
+    let mut failed_object = intent_object(&intent, &bid, &f.guest.user_id, "requires_payment_method");
+    failed_object["last_payment_error"] = json!({"code": "card_declined", "message": "Your card was declined."});
+    let late_failure = stripe_event(&format!("evt_{}", unique("late")), "payment_intent.payment_failed", failed_object);
+    deliver(&late_failure).await;
+    let late_id: Value = serde_json::from_str(&late_failure).expect("json");
+    applied(s(&late_id, "id")).await;
+
+    let view = booking_of(&f.guest, &bid).await;
+    assert_eq!(view["status"], "confirmed");
+    assert_eq!(view["payment"], json!({"status": "succeeded", "payment_intent_id": intent["payment_intent_id"]}));
+    assert_eq!(outbox_events(&bid, "booking.confirmed").await.len(), 1, "confirmed once");
+    assert!(outbox_events(&bid, "payment.failed").await.is_empty(), "the late failure emitted nothing");
+    assert!(nights_of(&f.listing_id).await.iter().all(|(_, k, _)| k == "booked"));
+}
+
+#[tokio::test]
+async fn forged_stale_and_altered_webhooks_are_refused_and_never_queued() {
+    let f = fixture("moderate").await;
+    let b = f.book(&f.guest, 50, 52).await;
+    let bid = s(&b, "booking_id").to_owned();
+    let intent = json_of(pay(&f.guest, &bid, None).await, 200).await;
+    let object = intent_object(&intent, &bid, &f.guest.user_id, "succeeded");
+    let secret = webhook_secret();
+    let now = jiff::Timestamp::now().as_second();
+
+    let mut refused_ids = Vec::new();
+    let mut bodies = Vec::new();
+    let mut event = |tag: &str| {
+        let id = format!("evt_{}", unique(tag));
+        refused_ids.push(id.clone());
+        stripe_event(&id, "payment_intent.succeeded", object.clone())
+    };
+    let forged = event("forged");
+    let wrong_secret = event("wrongsecret");
+    let stale = event("stale");
+    let missing = event("missing");
+    let signed = event("altered");
+    let altered = signed.replace(&format!("\"amount\": {}", intent["amount"]), "\"amount\": 1");
+    assert_ne!(altered, signed);
+    let cases: Vec<(String, Option<String>)> = vec![
+        (forged, Some(format!("t={now},v1={}", "0".repeat(64)))),
+        (wrong_secret.clone(), Some(signature("whsec_not_the_secret", now, &wrong_secret))),
+        (stale.clone(), Some(signature(&secret, now - 301, &stale))),
+        (missing, None),
+        (altered, Some(signature(&secret, now, &signed))),
+    ];
+    for (body, header) in &cases {
+        let response = post_webhook(body, header.as_deref()).await;
+        bodies.push(assert_problem(response, 400, "invalid_signature").await);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "one answer for every failure: {bodies:?}");
+
+    // The same event, signed properly, is accepted and applied: what was refused would have been.
+    let genuine_id = format!("evt_{}", unique("genuine"));
+    deliver(&stripe_event(&genuine_id, "payment_intent.succeeded", object.clone())).await;
+    wait_for_status(&f.guest, &bid, "confirmed").await;
+    let log = Stack::get().function_log("PaymentEventsFunction");
+    assert!(log.contains(&genuine_id));
+    for id in &refused_ids {
+        assert!(!log.contains(id.as_str()), "{id} reached payment-events");
+        let receipt = dynamodb(
+            "GetItem",
+            json!({"Key": {"PK": {"S": format!("EVENT#{id}")}, "SK": {"S": "CONSUMER#payment-events"}}, "ConsistentRead": true}),
+        )
+        .await;
+        assert!(receipt.get("Item").is_none(), "{id} was applied");
+    }
+    let webhook_log = Stack::get().function_log("PaymentsFunction");
+    assert!(!webhook_log.contains(&secret), "the secret is never logged");
+}
+
+/// Fixture: the booking cancelled as bookings' cancel leaves it in the table (stored status
+/// `cancelled`, its nights released), without the event (the test sends what it needs).
+async fn cancel_in_table(booking_id: &str, listing_id: &str) {
+    dynamodb(
+        "UpdateItem",
+        json!({
+            "Key": {"PK": {"S": format!("BOOKING#{booking_id}")}, "SK": {"S": "BOOKING"}},
+            "UpdateExpression": "SET #s = :c",
+            "ConditionExpression": "attribute_exists(PK)",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":c": {"S": "cancelled"}}
+        }),
+    )
+    .await;
+    for (date, _, holder) in nights_of(listing_id).await {
+        if holder.as_deref() == Some(booking_id) {
+            dynamodb(
+                "DeleteItem",
+                json!({"Key": {"PK": {"S": format!("LISTING#{listing_id}")}, "SK": {"S": format!("NIGHT#{date}")}}}),
+            )
+            .await;
+        }
+    }
+}
+
+/// `booking.cancelled` as the topic delivers it (raw envelope), put on the payment-events queue.
+async fn send_cancelled(b: &Value, refund_due: i64, by: &str) -> String {
+    let id = format!("evt_{}", ulid_like());
+    let envelope = json!({
+        "id": id,
+        "type": "booking.cancelled",
+        "version": 1,
+        "occurred_at": jiff::Timestamp::now().to_string(),
+        "data": {
+            "booking_id": b["booking_id"], "listing_id": b["listing_id"], "guest_id": b["guest"]["user_id"],
+            "host_id": b["host"]["user_id"], "cancelled_by": by,
+            "refund_due": {"amount": refund_due, "currency": "EUR"}
+        }
+    });
+    sqs(
+        "SendMessage",
+        &json!({
+            "QueueUrl": queue_url("roost-PaymentEventsQueue"),
+            "MessageBody": envelope.to_string(),
+            "MessageAttributes": {"type": {"DataType": "String", "StringValue": "booking.cancelled"}}
+        }),
+    )
+    .await;
+    id
+}
+
+/// Waits until payment-events holds the receipt of `event_id` (it applied the event).
+async fn applied(event_id: &str) {
+    eventually(&format!("{event_id} applied"), || async {
+        let receipt = dynamodb(
+            "GetItem",
+            json!({"Key": {"PK": {"S": format!("EVENT#{event_id}")}, "SK": {"S": "CONSUMER#payment-events"}}, "ConsistentRead": true}),
+        )
+        .await;
+        receipt.get("Item").is_some().then_some(())
+    })
+    .await;
+}
+
+/// A new lowercase ULID-shaped id (what `shared::ids` makes).
+fn ulid_like() -> String {
+    shared::ids::new_id("x").trim_start_matches("x_").to_owned()
+}
+
+#[tokio::test]
+async fn a_payment_for_a_booking_cancelled_meanwhile_is_refunded_in_full() {
+    let f = fixture("flexible").await;
+    let b = f.book(&f.guest, 55, 57).await;
+    let bid = s(&b, "booking_id").to_owned();
+    let total = b["price"]["total"].as_i64().expect("total");
+    let intent = json_of(pay(&f.guest, &bid, None).await, 200).await;
+    let pi = s(&intent, "payment_intent_id").to_owned();
+
+    // Cancelled (unpaid, nothing due) while the card form was open; the card goes through.
+    cancel_in_table(&bid, &f.listing_id).await;
+    assert_problem(pay(&f.guest, &bid, None).await, 409, "booking_not_payable").await;
+    let (status, ok) = confirm_with(&pi, "pm_card_visa").await;
+    assert_eq!((status, &ok["status"]), (200, &json!("succeeded")), "{ok}");
+
+    let stored = eventually("the late payment refunded", || async {
+        let stored = stored_booking(&bid).await;
+        (stored["refund"]["M"]["status"]["S"] == "succeeded").then_some(stored)
+    })
+    .await;
+    assert_eq!(stored["refund"]["M"]["amount"]["N"], json!(total.to_string()));
+    assert_eq!(stored["refund"]["M"]["reason"]["S"], "not_confirmable");
+    assert_eq!(stored["payment"]["M"]["status"]["S"], "succeeded", "the money was taken, and given back");
+    let refunds = refunds_of(&pi).await;
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!((&refunds[0]["amount"], &refunds[0]["status"]), (&json!(total), &json!("succeeded")));
+    assert_eq!(booking_of(&f.guest, &bid).await["status"], "cancelled", "never confirmed");
+    assert!(nights_of(&f.listing_id).await.is_empty(), "no night booked or held for it");
+    assert_eq!(outbox_events(&bid, "refund.issued").await.len(), 1);
+    assert!(outbox_events(&bid, "booking.confirmed").await.is_empty());
+
+    // Its cancellation arriving now (any order) refunds nothing more and cancels nothing.
+    let cancelled = send_cancelled(&b, 0, "guest").await;
+    applied(&cancelled).await;
+    assert_eq!(refunds_of(&pi).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_payment_after_the_hold_lapsed_and_was_taken_is_refunded_never_double_booked() {
+    let f = fixture("moderate").await;
+    let late = User::guest("Lia Late").await;
+    let b = f.book(&late, 60, 62).await;
+    let bid = s(&b, "booking_id").to_owned();
+    let total = b["price"]["total"].as_i64().expect("total");
+    let intent = json_of(pay(&late, &bid, None).await, 200).await;
+    let pi = s(&intent, "payment_intent_id").to_owned();
+
+    // The hold lapses (fixture), another guest takes the nights.
+    rewind_hold(&bid, &f.listing_id, &[day(60), day(61)], 1).await;
+    assert_problem(pay(&late, &bid, None).await, 409, "booking_not_payable").await;
+    let taker = f.book(&f.guest, 60, 62).await;
+    let tid = s(&taker, "booking_id").to_owned();
+
+    // The late guest's card goes through at Stripe anyway (the form was open).
+    let (status, ok) = confirm_with(&pi, "pm_card_visa").await;
+    assert_eq!((status, &ok["status"]), (200, &json!("succeeded")), "{ok}");
+    let stored = eventually("the late payment refunded", || async {
+        let stored = stored_booking(&bid).await;
+        (stored["refund"]["M"]["status"]["S"] == "succeeded").then_some(stored)
+    })
+    .await;
+    assert_eq!(stored["refund"]["M"]["amount"]["N"], json!(total.to_string()));
+    assert_eq!(stored["refund"]["M"]["reason"]["S"], "not_confirmable");
+    assert_eq!(stored["status"]["S"], "pending_payment", "never confirmed (it reads expired)");
+    assert_eq!(booking_of(&late, &bid).await["status"], "expired");
+    let refunds = refunds_of(&pi).await;
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!((&refunds[0]["amount"], &refunds[0]["status"]), (&json!(total), &json!("succeeded")));
+    // The nights stay the taker's, held (not booked by the late payment).
+    let nights = nights_of(&f.listing_id).await;
+    assert_eq!(nights.len(), 2);
+    for (date, kind, holder) in &nights {
+        assert_eq!((kind.as_str(), holder.as_deref()), ("held", Some(tid.as_str())), "{date}");
+    }
+    assert!(outbox_events(&bid, "booking.confirmed").await.is_empty());
+    let issued = outbox_events(&bid, "refund.issued").await;
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0]["data"]["amount"], json!({"amount": total, "currency": "EUR"}));
+}
+
+/// A `charge.refunded` as Stripe would send it for the refund of `intent_id`.
+async fn charge_refunded(intent_id: &str) -> String {
+    let (status, pi) = stripe(Method::GET, &format!("/v1/payment_intents/{intent_id}"), &[]).await;
+    assert_eq!(status, 200, "{pi}");
+    let charge = pi["latest_charge"].clone();
+    let refunds = refunds_of(intent_id).await;
+    let refunded: i64 = refunds.iter().map(|r| r["amount"].as_i64().expect("amount")).sum();
+    let object = json!({
+        "id": charge["id"], "object": "charge", "amount": pi["amount"], "amount_refunded": refunded,
+        "currency": pi["currency"], "payment_intent": intent_id, "refunded": refunded == pi["amount"].as_i64().unwrap_or(0),
+        "refunds": {"object": "list", "data": refunds}
+    });
+    stripe_event(&format!("evt_{}", unique("refunded")), "charge.refunded", object)
+}
+
+#[tokio::test]
+async fn refunds_of_cancelled_bookings_are_what_is_due_once_and_never_more_than_paid() {
+    let f = fixture("moderate").await;
+    let total = 10000 + 2000 + 1200;
+    // (refund due as bookings computes it, who cancelled, what localstripe must hold)
+    let cases = [
+        (total / 2, "guest", Some(total / 2)),
+        (total, "host", Some(total)),
+        (total + 5000, "host", Some(total)),
+        (0, "guest", None),
+    ];
+    for (i, (due, by, want)) in cases.into_iter().enumerate() {
+        let from = 70 + 2 * i64::try_from(i).expect("small");
+        let b = f.book(&f.guest, from, from + 1).await;
+        let bid = s(&b, "booking_id").to_owned();
+        assert_eq!(b["price"]["total"], json!(total));
+        let intent = pay_and_confirm(&f.guest, &bid).await;
+        let pi = s(&intent, "payment_intent_id").to_owned();
+
+        cancel_in_table(&bid, &f.listing_id).await;
+        // Delivered twice: refunded once.
+        let first = send_cancelled(&b, due, by).await;
+        let again = json!({
+            "id": first, "type": "booking.cancelled", "version": 1, "occurred_at": jiff::Timestamp::now().to_string(),
+            "data": {"booking_id": bid, "listing_id": f.listing_id, "guest_id": f.guest.user_id, "host_id": f.host.user_id,
+                     "cancelled_by": by, "refund_due": {"amount": due, "currency": "EUR"}}
+        });
+        let request = json!({"QueueUrl": queue_url("roost-PaymentEventsQueue"), "MessageBody": again.to_string()});
+        sqs("SendMessage", &request).await;
+        applied(&first).await;
+        let refunds = refunds_of(&pi).await;
+        match want {
+            Some(amount) => {
+                assert_eq!(refunds.len(), 1, "case {i}: {refunds:?}");
+                assert_eq!(refunds[0]["amount"], json!(amount), "case {i}");
+                let stored = eventually("the refund recorded", || async {
+                    let stored = stored_booking(&bid).await;
+                    (stored["refund"]["M"]["status"]["S"] == "succeeded").then_some(stored)
+                })
+                .await;
+                assert_eq!(stored["refund"]["M"]["amount"]["N"], json!(amount.to_string()), "case {i}");
+                assert_eq!(stored["refund"]["M"]["reason"]["S"], "cancelled");
+                let issued = outbox_events(&bid, "refund.issued").await;
+                assert_eq!(issued.len(), 1, "case {i}");
+                assert_eq!(issued[0]["data"]["amount"], json!({"amount": amount, "currency": "EUR"}));
+                assert_eq!(issued[0]["data"]["refund_id"], refunds[0]["id"]);
+
+                // Stripe's charge.refunded for the same refund (localstripe sends none: signed
+                // here) changes nothing more.
+                let webhook = charge_refunded(&pi).await;
+                let id: Value = serde_json::from_str(&webhook).expect("json");
+                deliver(&webhook).await;
+                applied(s(&id, "id")).await;
+                assert_eq!(outbox_events(&bid, "refund.issued").await.len(), 1, "case {i}");
+                assert_eq!(refunds_of(&pi).await.len(), 1);
+                assert_eq!(stored_booking(&bid).await["refund"], stored["refund"], "case {i}");
+            }
+            None => {
+                assert!(refunds.is_empty(), "case {i}: {refunds:?}");
+                assert!(stored_booking(&bid).await.get("refund").is_none());
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_pending_refund_is_completed_by_charge_refunded_once() {
+    // A refund Stripe has not finished: recorded `pending` on the booking (as payment-events
+    // leaves it when Stripe answers `pending`), then Stripe's charge.refunded completes it.
+    let f = fixture("moderate").await;
+    let b = f.book(&f.guest, 90, 91).await;
+    let bid = s(&b, "booking_id").to_owned();
+    let intent = pay_and_confirm(&f.guest, &bid).await;
+    let pi = s(&intent, "payment_intent_id").to_owned();
+    let (status, refund) =
+        stripe(Method::POST, "/v1/refunds", &[("payment_intent", pi.as_str()), ("amount", "700")]).await;
+    assert_eq!(status, 200, "{refund}");
+    dynamodb(
+        "UpdateItem",
+        json!({
+            "Key": {"PK": {"S": format!("BOOKING#{bid}")}, "SK": {"S": "BOOKING"}},
+            "UpdateExpression": "SET #s = :c, refund = :r",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":c": {"S": "cancelled"}, ":r": {"M": {
+                "amount": {"N": "700"}, "currency": {"S": "EUR"}, "status": {"S": "pending"}, "reason": {"S": "cancelled"}}}}
+        }),
+    )
+    .await;
+    let webhook = charge_refunded(&pi).await;
+    let id: Value = serde_json::from_str(&webhook).expect("json");
+    deliver(&webhook).await;
+    deliver(&webhook).await;
+    applied(s(&id, "id")).await;
+    let stored = stored_booking(&bid).await;
+    assert_eq!(stored["refund"]["M"]["status"]["S"], "succeeded");
+    assert_eq!(stored["refund"]["M"]["refund_id"]["S"], refund["id"]);
+    assert_eq!(outbox_events(&bid, "refund.issued").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_poison_message_lands_in_the_dlq_while_the_rest_of_its_batch_is_applied() {
+    let f = fixture("moderate").await;
+    let b = f.book(&f.guest, 80, 81).await;
+    let bid = s(&b, "booking_id").to_owned();
+    let intent = json_of(pay(&f.guest, &bid, None).await, 200).await;
+    let poison = format!("not json {}", unique("poison"));
+    let good_id = format!("evt_{}", unique("good"));
+    let good =
+        stripe_event(&good_id, "payment_intent.succeeded", intent_object(&intent, &bid, &f.guest.user_id, "succeeded"));
+    sqs(
+        "SendMessageBatch",
+        &json!({
+            "QueueUrl": queue_url("roost-PaymentEventsQueue"),
+            "Entries": [
+                {"Id": "poison", "MessageBody": poison},
+                {"Id": "good", "MessageBody": good, "MessageAttributes": {"source": {"DataType": "String", "StringValue": "stripe"}}}
+            ]
+        }),
+    )
+    .await;
+    wait_for_status(&f.guest, &bid, "confirmed").await;
+    let dlq = queue_url("roost-PaymentEventsDLQ");
+    // 5 receives (maxReceiveCount) at the test mode's 2 s visibility timeout.
+    let found = eventually_for(Duration::from_secs(90), "the poison message in the DLQ", || {
+        let (dlq, poison) = (dlq.clone(), poison.clone());
+        async move {
+            let got = sqs(
+                "ReceiveMessage",
+                &json!({"QueueUrl": dlq, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 1, "VisibilityTimeout": 0,
+                        "AttributeNames": ["ApproximateReceiveCount"]}),
+            )
+            .await;
+            got["Messages"].as_array().and_then(|m| m.iter().find(|m| m["Body"] == json!(poison)).cloned())
+        }
+    })
+    .await;
+    assert_eq!(found["Body"], json!(poison));
+}
