@@ -34,6 +34,12 @@ pub const STATUS_ATTR: &str = "status";
 pub const HOLD_EXPIRES_AT_ATTR: &str = "hold_expires_at";
 pub const CHECK_OUT_AT_ATTR: &str = "check_out_at";
 pub const LISTING_ID_ATTR: &str = "listing_id";
+/// GSI3, sparse: a booking that time will change (a hold that lapses, a stay that ends) sits
+/// under `SWEEP#<day of that instant>` sorted by `<instant>#<id>`, so the sweep finds what is
+/// due with one Query per day and never scans. Terminal statuses remove both keys.
+pub const SWEEP_INDEX: &str = "GSI3";
+pub const SWEEP_PK_ATTR: &str = "GSI3PK";
+pub const SWEEP_SK_ATTR: &str = "GSI3SK";
 
 /// `BOOKING#<id>` / `BOOKING`.
 pub fn key(booking_id: &str) -> Key {
@@ -41,6 +47,17 @@ pub fn key(booking_id: &str) -> Key {
 }
 
 /// GSI1 partition of a guest's trips: `GUEST#<user id>`.
+/// The sweep keys (GSI3PK, GSI3SK) for a booking that needs attention at `due`
+/// (whole-second RFC 3339 UTC, as stored).
+pub fn sweep_keys(booking_id: &str, due: &str) -> (String, String) {
+    (sweep_partition(due.get(..10).unwrap_or(due)), format!("{due}#{booking_id}"))
+}
+
+/// The sweep partition of a day (`YYYY-MM-DD`).
+pub fn sweep_partition(day: &str) -> String {
+    format!("SWEEP#{day}")
+}
+
 pub fn guest_partition(guest_id: &str) -> String {
     format!("GUEST#{guest_id}")
 }
@@ -174,6 +191,27 @@ pub struct Payment {
     /// Stripe's failure code of the last attempt, if it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+    /// Written by payment-events when the payment succeeded: the ceiling of any refund.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_paid: Option<Money>,
+}
+
+/// Who cancelled, when, and the refund due (what `booking.cancelled` carried).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancellation {
+    pub by: crate::events::CancelledBy,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub refund_due: Money,
+}
+
+/// The refund as payment-events records it (it owns `refund`; bookings only reads it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundSummary {
+    pub amount: i64,
+    pub currency: Currency,
+    pub status: String,
 }
 
 /// A person as a booking names them.
@@ -231,6 +269,14 @@ pub struct BookingItem {
     /// RFC 3339 UTC, whole seconds: `check_out` at `check_out_time` in `timezone`.
     pub check_out_at: String,
     pub payment: Payment,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation: Option<Cancellation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refund: Option<RefundSummary>,
+    #[serde(rename = "GSI3PK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi3pk: Option<String>,
+    #[serde(rename = "GSI3SK", default, skip_serializing_if = "Option::is_none")]
+    pub gsi3sk: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }

@@ -235,6 +235,8 @@ pub fn booking_item(l: &ListingItem, b: NewBooking<'_>) -> anyhow::Result<Bookin
     let hold_until = b.now.checked_add(b.hold)?;
     let check_out_at = booking::check_out_instant(b.stay.check_out, &l.check_out_time, &l.timezone)?;
     let nights = u32::try_from(b.price.nightly.len())?;
+    let hold_expires_at = night::instant(hold_until);
+    let (sweep_pk, sweep_sk) = booking::sweep_keys(b.booking_id, &hold_expires_at);
     Ok(BookingItem {
         pk: key.pk,
         sk: key.sk,
@@ -260,9 +262,14 @@ pub fn booking_item(l: &ListingItem, b: NewBooking<'_>) -> anyhow::Result<Bookin
         check_out_time: l.check_out_time.clone(),
         address: l.address.clone(),
         status: BookingStatus::PendingPayment,
-        hold_expires_at: Some(night::instant(hold_until)),
+        hold_expires_at: Some(hold_expires_at),
         check_out_at: night::instant(check_out_at),
-        payment: Payment { status: PaymentStatus::Unpaid, payment_intent_id: None, failure: None },
+        payment: Payment { status: PaymentStatus::Unpaid, payment_intent_id: None, failure: None, amount_paid: None },
+        cancellation: None,
+        refund: None,
+        // Found by the sweep when its hold lapses.
+        gsi3pk: Some(sweep_pk),
+        gsi3sk: Some(sweep_sk),
         created_at: night::instant(b.now),
         updated_at: night::instant(b.now),
     })

@@ -7,7 +7,9 @@
 //! listing, and a duplicate of an idempotent request impossible; this code only maps which item
 //! failed to the answer.
 
+pub mod cancellation;
 pub mod domain;
+pub mod lifecycle;
 pub mod store;
 pub mod views;
 
@@ -54,6 +56,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/quotes", post(quote))
         .route("/v1/bookings", post(create_booking))
         .route("/v1/bookings/{id}", get(get_booking))
+        .route("/v1/bookings/{id}/cancellation", get(cancellation_preview))
+        .route("/v1/bookings/{id}/cancel", post(cancel_booking))
         .route("/v1/me/trips", get(trips))
         .route("/v1/me/reservations", get(reservations))
         .with_state(state)
@@ -193,6 +197,64 @@ async fn get_booking(State(st): State<AppState>, caller: Caller, Path(id): Path<
     let b =
         store::booking(&st.table, id).await?.filter(|b| b.is_party(&caller.user_id)).ok_or_else(ApiError::not_found)?;
     Ok(Json(views::booking(&b, st.clock.now())))
+}
+
+/// The booking `id` if the caller is its guest or its host; 404 for anyone else.
+async fn party_booking(st: &AppState, caller: &Caller, id: &str) -> Result<shared::booking::BookingItem> {
+    let id = shared::ids::parse_id(shared::booking::ID_PREFIX, id).ok_or_else(ApiError::not_found)?;
+    store::booking(&st.table, id).await?.filter(|b| b.is_party(&caller.user_id)).ok_or_else(ApiError::not_found)
+}
+
+/// GET /v1/bookings/{id}/cancellation: what cancelling now would refund (1 GetItem).
+async fn cancellation_preview(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<lifecycle::PreviewView>> {
+    let b = party_booking(&st, &caller, &id).await?;
+    let (_, decision) = lifecycle::decide(&b, &caller.user_id, st.clock.now())?;
+    Ok(Json(lifecycle::preview(&b, &decision)))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    reason: Option<String>,
+}
+
+const CANCEL_REASON_MAX: usize = 500;
+
+/// POST /v1/bookings/{id}/cancel: by its guest (per the policy it was sold under) or its host
+/// (100 %). The body (`{reason?}`) is optional. 1 GetItem + 1 Query + 1 TransactWriteItems;
+/// if the booking changed in between (paid, swept, cancelled by the other party) it is read and
+/// judged again.
+async fn cancel_booking(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<BookingView>> {
+    let body: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelBody::default()
+    } else {
+        shared::extract::from_json_slice(&body)?
+    };
+    let reason = body.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > CANCEL_REASON_MAX) {
+        return Err(ApiError::invalid_field("reason", format!("must be at most {CANCEL_REASON_MAX} characters")));
+    }
+    const ATTEMPTS: usize = 3;
+    for _ in 0..ATTEMPTS {
+        let b = party_booking(&st, &caller, &id).await?;
+        let now = st.clock.now();
+        let (by, decision) = lifecycle::decide(&b, &caller.user_id, now)?;
+        if let lifecycle::Cancelled::Done(done) =
+            lifecycle::cancel(&st.table, &b, by, &decision, reason.clone(), now).await?
+        {
+            return Ok(Json(views::booking(&done, now)));
+        }
+    }
+    Err(ApiError::conflict("conflict", "The booking is changing right now; try again."))
 }
 
 #[derive(Serialize)]

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use shared::Table;
 use shared::booking::{self, BookingItem, BookingStatus};
+use shared::events::{self, BookingCreated, Envelope};
 use shared::idempotency::{IdempotencyRecord, Idempotent, StoredResponse};
 use shared::keys::{self, Key, PK, SK};
 use shared::listing::{self, ListingItem, MAX_STAY_NIGHTS};
@@ -17,11 +18,10 @@ use shared::night::{self, Night};
 use shared::table::{Expr, Item, MAX_TRANSACTION_ITEMS, Page, Query, TableError};
 
 /// Items of a booking's transaction besides its nights: the idempotency record, the listing's
-/// ConditionCheck, the search item's update and the booking itself.
-pub const FIXED_ITEMS: usize = 4;
-/// Kept free for the `booking.created` outbox item (the lifecycle issue).
-pub const RESERVED_ITEMS: usize = 1;
-const _: () = assert!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS + RESERVED_ITEMS <= MAX_TRANSACTION_ITEMS);
+/// ConditionCheck, the search item's update, the booking itself and its `booking.created`
+/// outbox item.
+pub const FIXED_ITEMS: usize = 5;
+const _: () = assert!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS <= MAX_TRANSACTION_ITEMS);
 
 /// GetItem of the listing (1 request, strongly consistent).
 pub async fn listing(table: &Table, listing_id: &str) -> Result<Option<ListingItem>, TableError> {
@@ -118,7 +118,8 @@ pub enum CreateFailure {
 /// 1. ConditionCheck on the listing: active, at the version the price came from,
 /// 2. the search item: `ADD unavailable :nights` (condition: it exists),
 /// 3. the booking (condition: new),
-/// 4. one NIGHT put per night (condition: free, or held by a hold that lapsed before `now`: taken over).
+/// 4. its `booking.created` outbox item (a new id: never fails),
+/// 5. one NIGHT put per night (condition: free, or held by a hold that lapsed before `now`: taken over).
 pub async fn create(
     table: &Table,
     b: &BookingItem,
@@ -150,6 +151,21 @@ pub async fn create(
         Some(&listing::condition_search_item_exists()),
     )?);
     items.push(table.tx_put_new(b)?);
+    // The event exists iff the booking does: same transaction (docs/events.md).
+    let created = Envelope::new(
+        BookingCreated {
+            booking_id: b.booking_id.clone(),
+            listing_id: b.listing_id.clone(),
+            guest_id: b.guest.user_id.clone(),
+            host_id: b.host.user_id.clone(),
+            check_in: b.check_in,
+            check_out: b.check_out,
+            total: b.price.total_money(),
+            hold_expires_at: hold_until,
+        },
+        now,
+    );
+    items.push(events::outbox_put(table, &created).map_err(|e| anyhow::anyhow!("booking.created: {e}"))?);
     let first_night = items.len();
     for d in nights {
         let held = Night::held(&b.listing_id, *d, &b.booking_id, hold_until, now);
@@ -258,9 +274,9 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_leaves_room_for_the_outbox() {
-        assert_eq!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS, 94);
-        assert!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS + RESERVED_ITEMS <= MAX_TRANSACTION_ITEMS);
+    fn a_ninety_night_stay_fits_one_transaction() {
+        assert_eq!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS, 95);
+        assert!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS <= MAX_TRANSACTION_ITEMS);
     }
 
     #[test]

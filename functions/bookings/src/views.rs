@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Serialize;
-use shared::booking::{BookingItem, BookingStatus, Party, Payment, Price};
+use shared::booking::{BookingItem, BookingStatus, Cancellation, Party, Payment, Price, RefundSummary};
 use shared::listing::{Address, CancellationPolicy};
 
 /// `POST /v1/quotes`.
@@ -58,8 +58,26 @@ pub struct BookingView {
     pub check_in_time: String,
     pub check_out_time: String,
     pub payment: Payment,
+    /// Once cancelled: by whom, when, why and the refund due.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation: Option<Cancellation>,
+    /// Once a cancellation (or a payment that came too late) owes money back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund: Option<RefundSummary>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// The refund as the client sees it: payment-events' record once it exists, else what the
+/// cancellation owes (`pending`), or `none` when nothing was paid back.
+fn refund(b: &BookingItem) -> Option<RefundSummary> {
+    b.refund.clone().or_else(|| {
+        b.cancellation.as_ref().map(|c| RefundSummary {
+            amount: c.refund_due.amount,
+            currency: c.refund_due.currency,
+            status: if c.refund_due.amount > 0 { "pending" } else { "none" }.to_owned(),
+        })
+    })
 }
 
 /// The view of `b` at `now`.
@@ -90,6 +108,8 @@ pub fn booking(b: &BookingItem, now: Timestamp) -> BookingView {
         check_in_time: b.check_in_time.clone(),
         check_out_time: b.check_out_time.clone(),
         payment: b.payment.clone(),
+        cancellation: b.cancellation.clone(),
+        refund: refund(b),
         created_at: b.created_at.clone(),
         updated_at: b.updated_at.clone(),
     }

@@ -225,9 +225,16 @@ async fn confirm(st: &State, event_id: &str, b: &BookingRecord, intent: &IntentO
     let now = st.clock.now();
     let paid = b.total();
     let mut items = vec![sqs::receipt_put(&st.table, event_id, CONSUMER, now)?];
+    // The sweep finds a confirmed booking again when its stay ends (shared::booking::sweep_keys).
+    let (sweep_pk, sweep_sk) = booking::sweep_keys(b.id(), &b.item.check_out_at);
     let update = Expr::new(
-        "SET #status = :confirmed, #p.#ps = :succeeded, #p.#paid = :paid, #updated = :now REMOVE #p.#failure",
+        "SET #status = :confirmed, #p.#ps = :succeeded, #p.#paid = :paid, #updated = :now, \
+         #spk = :spk, #ssk = :ssk REMOVE #p.#failure",
     )
+    .name("#spk", booking::SWEEP_PK_ATTR)
+    .name("#ssk", booking::SWEEP_SK_ATTR)
+    .s(":spk", sweep_pk)
+    .s(":ssk", sweep_sk)
     .name("#status", booking::STATUS_ATTR)
     .name("#p", "payment")
     .name("#ps", "status")

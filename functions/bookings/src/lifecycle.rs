@@ -1,0 +1,255 @@
+//! What happens to a booking after it is made: cancellation (by its guest, per the policy it was
+//! sold under, or by its host) and the sweep that writes the statuses time changes (a lapsed
+//! hold becomes `expired` and frees its nights; an ended stay becomes `completed`).
+//!
+//! Every change is one transaction with its nights, the listing's search availability and its
+//! outbox event, so the event exists iff the change committed (docs/events.md).
+
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+use shared::booking::{self, BookingItem, BookingStatus, Cancellation, PaymentStatus};
+use shared::events::{self, BookingCancelled, BookingExpired, CancelledBy, Envelope};
+use shared::listing::{self, CancellationPolicy};
+use shared::money::Money;
+use shared::night::{self, Night};
+use shared::table::{Expr, Page, Query, TableError};
+use shared::{ApiError, Table};
+
+use crate::cancellation::{self, CancelRefusal, RefundDecision};
+
+/// The refund a cancellation by `caller` would give now, or why it is refused.
+pub fn decide(b: &BookingItem, caller: &str, now: Timestamp) -> Result<(CancelledBy, RefundDecision), ApiError> {
+    let by = if b.host.user_id == caller { CancelledBy::Host } else { CancelledBy::Guest };
+    match b.effective_status(now) {
+        BookingStatus::PendingPayment | BookingStatus::Confirmed => {}
+        BookingStatus::Cancelled => {
+            return Err(ApiError::conflict("already_cancelled", "This booking is already cancelled."));
+        }
+        BookingStatus::Expired | BookingStatus::Completed => {
+            return Err(ApiError::conflict(
+                "booking_not_cancellable",
+                "An expired or completed booking cannot be cancelled.",
+            ));
+        }
+    }
+    let tz = TimeZone::get(&b.timezone).map_err(|e| anyhow::anyhow!("booking {} time zone: {e}", b.booking_id))?;
+    let days = cancellation::days_before_check_in(b.check_in, cancellation::today_in(&tz, now));
+    let paid = match (&b.payment.status, b.payment.amount_paid) {
+        (PaymentStatus::Succeeded, Some(paid)) => paid,
+        (PaymentStatus::Succeeded, None) => b.price.total_money(),
+        _ => Money::new(0, b.price.currency),
+    };
+    let decision = cancellation::decide(by, b.cancellation_policy, paid, days).map_err(|e| match e {
+        CancelRefusal::StayStarted => ApiError::conflict(
+            "stay_started",
+            "The stay has started (it is the check-in day or later in the listing's time zone); only the host can cancel now.",
+        ),
+        CancelRefusal::Money(e) => ApiError::Unexpected(anyhow::anyhow!("refund of {}: {e}", b.booking_id)),
+    })?;
+    Ok((by, decision))
+}
+
+#[derive(Serialize)]
+pub struct PreviewView {
+    pub refund: Money,
+    pub policy: CancellationPolicy,
+    pub reason: String,
+}
+
+pub fn preview(b: &BookingItem, decision: &RefundDecision) -> PreviewView {
+    PreviewView { refund: decision.refund, policy: b.cancellation_policy, reason: decision.reason.clone() }
+}
+
+/// The nights this booking still has, read with one Query on the stay's NIGHT range. A lapsed
+/// hold may have been taken over by another booking: those nights are not ours to release.
+async fn own_nights(table: &Table, b: &BookingItem) -> Result<Vec<jiff::civil::Date>, TableError> {
+    let Some(last) = b.check_out.yesterday().ok() else { return Ok(Vec::new()) };
+    let page: Page<Night> = table.query(night::range_query(&b.listing_id, b.check_in, last)).await?;
+    Ok(page
+        .items
+        .iter()
+        .filter(|n| n.booking_id.as_deref() == Some(b.booking_id.as_str()))
+        .filter_map(Night::civil_date)
+        .collect())
+}
+
+/// The items that release `nights` of `b`: each deleted only while still this booking's, and
+/// their dates removed from the listing's search availability.
+fn release(table: &Table, b: &BookingItem, nights: &[jiff::civil::Date]) -> Result<Vec<TransactWriteItem>, TableError> {
+    let mut items = Vec::with_capacity(nights.len() + 1);
+    let ours =
+        Expr::new("#n_booking = :n_booking").name("#n_booking", night::BOOKING_ID_ATTR).s(":n_booking", &b.booking_id);
+    for d in nights {
+        items.push(table.tx_delete(&night::key(&b.listing_id, *d), Some(&ours))?);
+    }
+    if let Some(remove) = listing::remove_unavailable(nights) {
+        items.push(table.tx_update(
+            &listing::search_key(&b.listing_id),
+            &remove,
+            Some(&listing::condition_search_item_exists()),
+        )?);
+    }
+    Ok(items)
+}
+
+/// `status` moves from what was read, and nothing else changed meanwhile (`updated_at`).
+fn unchanged_since_read(b: &BookingItem) -> Expr {
+    Expr::new("#b_status = :b_seen_status AND #b_updated = :b_seen_updated")
+        .name("#b_status", booking::STATUS_ATTR)
+        .name("#b_updated", "updated_at")
+        .s(":b_seen_status", b.status.as_str())
+        .s(":b_seen_updated", &b.updated_at)
+}
+
+pub enum Cancelled {
+    Done(Box<BookingItem>),
+    /// The booking changed between read and write (a payment, a sweep, another cancel): decide again.
+    Changed,
+}
+
+/// Cancels `b` in ONE transaction (1 Query + 1 TransactWriteItems): the booking (status,
+/// cancellation, sweep keys removed; condition: unchanged since read), its nights deleted and
+/// released from search, and `booking.cancelled` with the refund due. At most 90 + 3 items.
+pub async fn cancel(
+    table: &Table,
+    b: &BookingItem,
+    by: CancelledBy,
+    decision: &RefundDecision,
+    reason: Option<String>,
+    now: Timestamp,
+) -> Result<Cancelled, ApiError> {
+    let nights = own_nights(table, b).await?;
+    let at = night::instant(now);
+    let record = Cancellation { by, at: at.clone(), reason, refund_due: decision.refund };
+    let update = Expr::new("SET #status = :cancelled, #cancellation = :c, #updated = :now REMOVE #spk, #ssk")
+        .name("#status", booking::STATUS_ATTR)
+        .name("#cancellation", "cancellation")
+        .name("#updated", "updated_at")
+        .name("#spk", booking::SWEEP_PK_ATTR)
+        .name("#ssk", booking::SWEEP_SK_ATTR)
+        .s(":cancelled", BookingStatus::Cancelled.as_str())
+        .ser(":c", &record)?
+        .s(":now", &at);
+    let mut items = vec![table.tx_update(&booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))?];
+    items.extend(release(table, b, &nights)?);
+    let event = Envelope::new(
+        BookingCancelled {
+            booking_id: b.booking_id.clone(),
+            listing_id: b.listing_id.clone(),
+            guest_id: b.guest.user_id.clone(),
+            host_id: b.host.user_id.clone(),
+            cancelled_by: by,
+            refund_due: decision.refund,
+        },
+        now,
+    );
+    items.push(events::outbox_put(table, &event).map_err(|e| anyhow::anyhow!("booking.cancelled: {e}"))?);
+    match table.transact(items).await {
+        Ok(()) => {
+            let mut done = b.clone();
+            done.status = BookingStatus::Cancelled;
+            done.cancellation = Some(record);
+            done.updated_at = at;
+            done.gsi3pk = None;
+            done.gsi3sk = None;
+            Ok(Cancelled::Done(Box::new(done)))
+        }
+        Err(e) if e.is_condition_failure() => Ok(Cancelled::Changed),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What one sweep did.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct SweepReport {
+    pub expired: usize,
+    pub completed: usize,
+    /// Changed meanwhile (paid, cancelled): left for the next run to judge again.
+    pub skipped: usize,
+}
+
+/// How far back the sweep looks: a sweep that was down for days still catches up.
+pub const SWEEP_LOOKBACK_DAYS: i64 = 7;
+
+/// Writes the statuses time changed: lapsed holds become `expired` (nights freed, search
+/// availability restored, `booking.expired` emitted) and ended stays `completed`. Finds them
+/// with one Query per day of GSI3 (sparse: only bookings that time will change), never a Scan.
+pub async fn sweep(table: &Table, now: Timestamp) -> Result<SweepReport, TableError> {
+    let mut report = SweepReport::default();
+    let due = format!("{}#~", night::instant(now));
+    for back in (0..=SWEEP_LOOKBACK_DAYS).rev() {
+        let day = (now - SignedDuration::from_hours(24 * back)).to_zoned(TimeZone::UTC).date();
+        let mut start = None;
+        loop {
+            let condition = Expr::new("#pk = :pk AND #sk <= :due")
+                .name("#pk", booking::SWEEP_PK_ATTR)
+                .name("#sk", booking::SWEEP_SK_ATTR)
+                .s(":pk", booking::sweep_partition(&day.to_string()))
+                .s(":due", &due);
+            let page: Page<BookingItem> =
+                table.query(Query::new(condition).index(booking::SWEEP_INDEX).start(start)).await?;
+            for b in &page.items {
+                match sweep_one(table, b, now).await? {
+                    Some(BookingStatus::Expired) => report.expired += 1,
+                    Some(BookingStatus::Completed) => report.completed += 1,
+                    _ => report.skipped += 1,
+                }
+            }
+            start = page.last_key;
+            if start.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn sweep_one(table: &Table, b: &BookingItem, now: Timestamp) -> Result<Option<BookingStatus>, TableError> {
+    let to = b.effective_status(now);
+    let at = night::instant(now);
+    let mut items = Vec::new();
+    match (b.status, to) {
+        (BookingStatus::PendingPayment, BookingStatus::Expired) => {
+            let update = Expr::new("SET #status = :to, #updated = :now REMOVE #spk, #ssk")
+                .name("#status", booking::STATUS_ATTR)
+                .name("#updated", "updated_at")
+                .name("#spk", booking::SWEEP_PK_ATTR)
+                .name("#ssk", booking::SWEEP_SK_ATTR)
+                .s(":to", to.as_str())
+                .s(":now", &at);
+            items.push(table.tx_update(&booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))?);
+            // Only nights this booking still holds: a lapsed hold may already be another's.
+            let held: Vec<_> = own_nights(table, b).await?;
+            items.extend(release(table, b, &held)?);
+            let event = Envelope::new(
+                BookingExpired {
+                    booking_id: b.booking_id.clone(),
+                    listing_id: b.listing_id.clone(),
+                    guest_id: b.guest.user_id.clone(),
+                    host_id: b.host.user_id.clone(),
+                },
+                now,
+            );
+            items.push(events::outbox_put(table, &event).map_err(|e| anyhow::anyhow!("booking.expired: {e}"))?);
+        }
+        (BookingStatus::Confirmed, BookingStatus::Completed) => {
+            let update = Expr::new("SET #status = :to, #updated = :now REMOVE #spk, #ssk")
+                .name("#status", booking::STATUS_ATTR)
+                .name("#updated", "updated_at")
+                .name("#spk", booking::SWEEP_PK_ATTR)
+                .name("#ssk", booking::SWEEP_SK_ATTR)
+                .s(":to", to.as_str())
+                .s(":now", &at);
+            items.push(table.tx_update(&booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))?);
+        }
+        // Not due yet, or already terminal with stale sweep keys: nothing to write.
+        _ => return Ok(None),
+    }
+    match table.transact(items).await {
+        Ok(()) => Ok(Some(to)),
+        Err(e) if e.is_condition_failure() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
