@@ -460,7 +460,13 @@ async fn a_declined_card_is_recorded_and_the_booking_stays_payable() {
     let (status, ok) = confirm_with(&pi, "pm_card_visa").await;
     assert_eq!((status, &ok["status"]), (200, &json!("succeeded")), "{ok}");
     let view = wait_for_status(&f.guest, &bid, "confirmed").await;
-    assert_eq!(view["payment"], json!({"status": "succeeded", "payment_intent_id": pi}), "the failure is cleared");
+    let paid = &view["price"]["total"];
+    let currency = &view["price"]["currency"];
+    assert_eq!(
+        view["payment"],
+        json!({"status": "succeeded", "payment_intent_id": pi, "amount_paid": {"amount": paid, "currency": currency}}),
+        "the failure is cleared and the amount paid shows"
+    );
     assert_eq!(outbox_events(&bid, "booking.confirmed").await.len(), 1);
 }
 
@@ -491,7 +497,11 @@ async fn the_same_event_twice_and_events_out_of_order_apply_once() {
 
     let view = booking_of(&f.guest, &bid).await;
     assert_eq!(view["status"], "confirmed");
-    assert_eq!(view["payment"], json!({"status": "succeeded", "payment_intent_id": intent["payment_intent_id"]}));
+    let paid = json!({"amount": view["price"]["total"], "currency": view["price"]["currency"]});
+    assert_eq!(
+        view["payment"],
+        json!({"status": "succeeded", "payment_intent_id": intent["payment_intent_id"], "amount_paid": paid})
+    );
     assert_eq!(outbox_events(&bid, "booking.confirmed").await.len(), 1, "confirmed once");
     assert!(outbox_events(&bid, "payment.failed").await.is_empty(), "the late failure emitted nothing");
     assert!(nights_of(&f.listing_id).await.iter().all(|(_, k, _)| k == "booked"));
