@@ -1,9 +1,7 @@
 //! Cancellation policy as plain functions: who cancels, how many days before check-in (in the
 //! listing's time zone), and what share of the amount paid comes back.
 
-use jiff::Timestamp;
 use jiff::civil::Date;
-use jiff::tz::TimeZone;
 use shared::events::CancelledBy;
 use shared::listing::CancellationPolicy;
 use shared::money::{Money, MoneyError};
@@ -23,11 +21,6 @@ pub struct RefundDecision {
     pub refund: Money,
     pub percent: u32,
     pub reason: String,
-}
-
-/// The listing's "today": a night is a date in the listing's time zone.
-pub fn today_in(tz: &TimeZone, now: Timestamp) -> Date {
-    now.to_zoned(tz.clone()).date()
 }
 
 /// Days from today until check-in (negative once it passed).
@@ -78,6 +71,9 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::today_in;
+    use jiff::Timestamp;
+    use jiff::tz::TimeZone;
     use shared::money::Currency;
 
     fn usd(amount: i64) -> Money {

@@ -35,7 +35,7 @@ pub fn decide(b: &BookingItem, caller: &str, now: Timestamp) -> Result<(Cancelle
         }
     }
     let tz = TimeZone::get(&b.timezone).map_err(|e| anyhow::anyhow!("booking {} time zone: {e}", b.booking_id))?;
-    let days = cancellation::days_before_check_in(b.check_in, cancellation::today_in(&tz, now));
+    let days = cancellation::days_before_check_in(b.check_in, crate::domain::today_in(&tz, now));
     let paid = match (&b.payment.status, b.payment.amount_paid) {
         (PaymentStatus::Succeeded, Some(paid)) => paid,
         (PaymentStatus::Succeeded, None) => b.price.total_money(),
@@ -206,20 +206,26 @@ pub async fn sweep(table: &Table, now: Timestamp) -> Result<SweepReport, TableEr
     Ok(report)
 }
 
+/// The booking's move to a status time decided (`expired`, `completed`): its sweep keys go, as
+/// it needs no more attention; condition: unchanged since read.
+fn settle(table: &Table, b: &BookingItem, to: BookingStatus, at: &str) -> Result<TransactWriteItem, TableError> {
+    let update = Expr::new("SET #status = :to, #updated = :now REMOVE #spk, #ssk")
+        .name("#status", booking::STATUS_ATTR)
+        .name("#updated", "updated_at")
+        .name("#spk", booking::SWEEP_PK_ATTR)
+        .name("#ssk", booking::SWEEP_SK_ATTR)
+        .s(":to", to.as_str())
+        .s(":now", at);
+    table.tx_update(&booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))
+}
+
 async fn sweep_one(table: &Table, b: &BookingItem, now: Timestamp) -> Result<Option<BookingStatus>, TableError> {
     let to = b.effective_status(now);
     let at = night::instant(now);
     let mut items = Vec::new();
     match (b.status, to) {
         (BookingStatus::PendingPayment, BookingStatus::Expired) => {
-            let update = Expr::new("SET #status = :to, #updated = :now REMOVE #spk, #ssk")
-                .name("#status", booking::STATUS_ATTR)
-                .name("#updated", "updated_at")
-                .name("#spk", booking::SWEEP_PK_ATTR)
-                .name("#ssk", booking::SWEEP_SK_ATTR)
-                .s(":to", to.as_str())
-                .s(":now", &at);
-            items.push(table.tx_update(&booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))?);
+            items.push(settle(table, b, to, &at)?);
             // Only nights this booking still holds: a lapsed hold may already be another's.
             let held: Vec<_> = own_nights(table, b).await?;
             items.extend(release(table, b, &held)?);
@@ -235,14 +241,7 @@ async fn sweep_one(table: &Table, b: &BookingItem, now: Timestamp) -> Result<Opt
             items.push(events::outbox_put(table, &event).map_err(|e| anyhow::anyhow!("booking.expired: {e}"))?);
         }
         (BookingStatus::Confirmed, BookingStatus::Completed) => {
-            let update = Expr::new("SET #status = :to, #updated = :now REMOVE #spk, #ssk")
-                .name("#status", booking::STATUS_ATTR)
-                .name("#updated", "updated_at")
-                .name("#spk", booking::SWEEP_PK_ATTR)
-                .name("#ssk", booking::SWEEP_SK_ATTR)
-                .s(":to", to.as_str())
-                .s(":now", &at);
-            items.push(table.tx_update(&booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))?);
+            items.push(settle(table, b, to, &at)?);
         }
         // Not due yet, or already terminal with stale sweep keys: nothing to write.
         _ => return Ok(None),

@@ -3,6 +3,7 @@
 
 pub mod cognito;
 pub mod domain;
+pub mod inbox;
 pub mod profile;
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub table: Arc<Table>,
     pub cognito: Arc<Cognito>,
     pub clock: SharedClock,
+    /// Signs the inbox's pagination cursors (the key from SSM, shared by every instance).
+    pub cursors: Arc<shared::cursor::CursorKey>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -43,6 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me", get(me).patch(update_me))
         .route("/v1/me/host", post(become_host))
         .route("/v1/users/{id}", get(public_profile))
+        .route("/v1/me/notifications", get(inbox::list))
+        .route("/v1/me/notifications/{id}/read", post(inbox::mark_read))
         .with_state(state)
 }
 

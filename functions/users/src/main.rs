@@ -8,6 +8,8 @@ use users::{AppState, router};
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
     let sdk = config::aws_config().await;
+    let ssm = aws_sdk_ssm::Client::new(&sdk);
+    let cursor_secret = config::secure_parameter(&ssm, &config::required("CURSOR_KEY_PARAMETER")?).await?;
     let state = AppState {
         table: Arc::new(Table::new(&sdk, config::required("TABLE_NAME")?)),
         cognito: Arc::new(Cognito {
@@ -16,6 +18,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             client_id: config::required("USER_POOL_CLIENT_ID")?,
         }),
         clock: clock::from_env()?,
+        cursors: Arc::new(shared::cursor::CursorKey::new(&cursor_secret)?),
     };
     shared::http::run(router(state)).await
 }

@@ -34,6 +34,10 @@ fn state() -> AppState {
             client_id: "replay".into(),
         }),
         clock: Arc::new(FixedClock::at("2026-11-26T10:00:00Z").expect("timestamp")),
+        cursors: Arc::new(
+            shared::cursor::CursorKey::new(&secrecy::SecretString::from("replay-cursor-key-of-at-least-32-bytes!"))
+                .expect("cursor key"),
+        ),
     }
 }
 

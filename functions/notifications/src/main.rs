@@ -1,0 +1,22 @@
+use std::sync::Arc;
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use notifications::{Ses, State, handle_batch};
+use shared::config;
+use shared::{Table, clock, telemetry};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init();
+    let sdk = config::aws_config().await;
+    let state = Arc::new(State {
+        table: Arc::new(Table::new(&sdk, config::required("TABLE_NAME")?)),
+        clock: clock::from_env()?,
+        mailer: Arc::new(Ses { client: aws_sdk_sesv2::Client::new(&sdk), from: config::required("EMAIL_FROM")? }),
+    });
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
+        let state = state.clone();
+        async move { handle_batch(&state, event.payload).await.map_err(lambda_runtime::Error::from) }
+    }))
+    .await
+}

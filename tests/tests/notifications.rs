@@ -1,0 +1,297 @@
+//! Notifications end to end (issue 9, notifications part): a domain event put on the
+//! notifications queue (as the topic's raw delivery would) for a booking made through the API
+//! becomes an inbox item for each person concerned (read back through `GET
+//! /v1/me/notifications`) and an e-mail to each (read back from moto's sent-mail record); a
+//! duplicate delivery gives nothing new; a listing title with `<script>` arrives escaped in the
+//! HTML. Nothing sleeps for a fixed time: every wait is a bounded poll.
+
+use std::time::{Duration, Instant};
+
+use roost_e2e::{Stack, User, assert_problem, client, sqs, unique};
+use serde_json::{Value, json};
+
+const TITLE: &str = "Loft <script>alert(1)</script> & sea";
+const WAIT: Duration = Duration::from_secs(60);
+
+fn queue_url() -> String {
+    let queues = Stack::get().rest["queues"].as_object().expect("queues in stack.json");
+    let url = queues.get("roost-NotificationsQueue").expect("roost-NotificationsQueue in stack.json");
+    url.as_str().map(str::to_owned).or_else(|| url["url"].as_str().map(str::to_owned)).expect("queue url")
+}
+
+async fn json_of(response: reqwest::Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    assert_eq!(got, status, "{text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+fn day(days: i64) -> String {
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
+}
+
+async fn booking(host: &User, guest: &User) -> String {
+    let listing = json!({
+        "title": TITLE,
+        "description": "Notified.",
+        "property_type": "apartment",
+        "address": {"line1": "1 Quay", "city": unique("Notifyville"), "region": "Region", "country": "PT"},
+        "timezone": "UTC",
+        "max_guests": 2, "bedrooms": 1, "beds": 1, "bathrooms": 1,
+        "amenities": ["wifi"],
+        "nightly_price": {"amount": 8_100, "currency": "EUR"},
+        "min_nights": 1,
+        "max_nights": 7,
+        "cancellation_policy": "flexible"
+    });
+    let created = json_of(host.post("/v1/listings", Some(&listing)).await, 201).await;
+    let listing_id = created["listing_id"].as_str().expect("listing_id");
+    let body = json!({"listing_id": listing_id, "check_in": day(30), "check_out": day(33), "guests": 1});
+    let b = json_of(guest.post("/v1/bookings", Some(&body)).await, 201).await;
+    b["booking_id"].as_str().expect("booking_id").to_owned()
+}
+
+/// Puts an envelope on the notifications queue as SNS raw delivery would; returns the event id.
+async fn deliver(event_id: &str, event_type: &str, data: Value) {
+    let envelope = json!({
+        "id": event_id, "type": event_type, "version": 1,
+        "occurred_at": jiff::Timestamp::now().round(jiff::Unit::Second).expect("ts").to_string(),
+        "data": data,
+    });
+    sqs(
+        "SendMessage",
+        &json!({
+            "QueueUrl": queue_url(),
+            "MessageBody": envelope.to_string(),
+            "MessageAttributes": {"type": {"DataType": "String", "StringValue": event_type}},
+        }),
+    )
+    .await;
+}
+
+fn ntf_id(event_id: &str) -> String {
+    format!("ntf_{}", event_id.trim_start_matches("evt_"))
+}
+
+async fn inbox(user: &User, query: &str) -> Value {
+    json_of(user.get(&format!("/v1/me/notifications{query}")).await, 200).await
+}
+
+/// Polls the user's inbox until `notification_id` is in it; returns that item.
+async fn wait_for_item(user: &User, notification_id: &str) -> Value {
+    let start = Instant::now();
+    loop {
+        let page = inbox(user, "?limit=100").await;
+        if let Some(item) =
+            page["items"].as_array().into_iter().flatten().find(|i| i["notification_id"] == notification_id)
+        {
+            return item.clone();
+        }
+        assert!(start.elapsed() < WAIT, "{notification_id} never reached the inbox: {page}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every message in moto's sent-mail record.
+async fn sent_mail() -> Vec<Value> {
+    let data: Value = client()
+        .get(format!("{}/moto-api/data.json", Stack::get().moto_url))
+        .send()
+        .await
+        .expect("moto reachable")
+        .json()
+        .await
+        .expect("data.json");
+    data["ses"]["Message"].as_array().cloned().unwrap_or_default()
+}
+
+fn to_addresses(m: &Value) -> Vec<String> {
+    m["destinations"]["ToAddresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect()
+}
+
+fn mail_to<'a>(all: &'a [Value], email: &str) -> Vec<&'a Value> {
+    all.iter().filter(|m| to_addresses(m).iter().any(|a| a == email)).collect()
+}
+
+/// Polls until `email` has received `n` messages; returns them.
+async fn wait_for_mail(email: &str, n: usize) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let all = sent_mail().await;
+        let mine: Vec<Value> = mail_to(&all, email).into_iter().cloned().collect();
+        if mine.len() >= n {
+            return mine;
+        }
+        assert!(start.elapsed() < WAIT, "{email} got {} of {n} e-mails", mine.len());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Waits until the queue holds nothing, visible or in flight (the function consumed it all).
+async fn wait_queue_drained() {
+    let start = Instant::now();
+    loop {
+        let attrs = sqs(
+            "GetQueueAttributes",
+            &json!({"QueueUrl": queue_url(), "AttributeNames": ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]}),
+        )
+        .await;
+        let n = |k: &str| attrs["Attributes"][k].as_str().and_then(|v| v.parse::<u64>().ok()).unwrap_or(u64::MAX);
+        if n("ApproximateNumberOfMessages") == 0 && n("ApproximateNumberOfMessagesNotVisible") == 0 {
+            return;
+        }
+        assert!(start.elapsed() < WAIT, "the notifications queue never drained: {attrs}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_confirmed_booking_notifies_guest_and_host_once_with_escaped_html() {
+    let host = User::host("Notify Host").await;
+    let guest = User::guest("Notify Guest").await;
+    let booking_id = booking(&host, &guest).await;
+    let event_id = shared::ids::new_id("evt");
+    let data = json!({
+        "booking_id": booking_id, "listing_id": "lst_unused", "guest_id": guest.user_id, "host_id": host.user_id,
+        "check_in": day(30), "check_out": day(33),
+        "amount_paid": {"amount": 24_300, "currency": "EUR"}, "payment_intent_id": "pi_e2e"
+    });
+    deliver(&event_id, "booking.confirmed", data.clone()).await;
+
+    let id = ntf_id(&event_id);
+    for (user, title) in [(&guest, "Your booking is confirmed"), (&host, "New confirmed booking")] {
+        let item = wait_for_item(user, &id).await;
+        assert_eq!(item["type"], "booking.confirmed");
+        assert_eq!(item["title"], title);
+        assert_eq!(item["booking_id"], booking_id.as_str());
+        assert_eq!(item["read"], false);
+        assert!(item["body"].as_str().unwrap_or("").contains(TITLE), "{item}");
+    }
+    let guest_mail = wait_for_mail(&guest.email, 1).await;
+    let host_mail = wait_for_mail(&host.email, 1).await;
+    let m = &guest_mail[0];
+    assert_eq!(m["subject"], "Your booking is confirmed");
+    assert!(m["source"].as_str().unwrap_or("").contains("no-reply@"), "{m}");
+    let html = m["body"].as_str().unwrap_or("");
+    assert!(!html.contains("<script>"), "unescaped title in {html}");
+    assert!(html.contains("Loft &lt;script&gt;alert(1)&lt;/script&gt; &amp; sea"), "{html}");
+    assert!(html.contains("EUR 243.00"), "{html}");
+    assert_eq!(host_mail[0]["subject"], "New confirmed booking");
+
+    // A second delivery of the same event, then a sentinel (booking.expired: the guest only).
+    deliver(&event_id, "booking.confirmed", data).await;
+    let sentinel = shared::ids::new_id("evt");
+    deliver(
+        &sentinel,
+        "booking.expired",
+        json!({"booking_id": booking_id, "listing_id": "lst_unused", "guest_id": guest.user_id, "host_id": host.user_id}),
+    )
+    .await;
+    wait_for_item(&guest, &ntf_id(&sentinel)).await;
+    wait_for_mail(&guest.email, 2).await;
+    wait_queue_drained().await;
+    let all = sent_mail().await;
+    assert_eq!(mail_to(&all, &guest.email).len(), 2, "the duplicate sent the guest another e-mail");
+    assert_eq!(mail_to(&all, &host.email).len(), 1, "the duplicate sent the host another e-mail");
+    assert_eq!(inbox(&guest, "").await["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(inbox(&host, "").await["items"].as_array().map(Vec::len), Some(1));
+
+    // Newest first, paginated, unread filter, marking read.
+    let first = inbox(&guest, "?limit=1").await;
+    assert_eq!(first["items"][0]["notification_id"], ntf_id(&sentinel).as_str());
+    let cursor = first["next_cursor"].as_str().expect("a next page");
+    let second = inbox(&guest, &format!("?limit=1&cursor={cursor}")).await;
+    assert_eq!(second["items"][0]["notification_id"], id.as_str());
+    assert_problem(host.get(&format!("/v1/me/notifications?limit=1&cursor={cursor}")).await, 400, "invalid_cursor")
+        .await;
+
+    let read = guest.post(&format!("/v1/me/notifications/{id}/read"), None).await;
+    assert_eq!(read.status(), 204);
+    let unread = inbox(&guest, "?unread=true").await;
+    let ids: Vec<&str> =
+        unread["items"].as_array().into_iter().flatten().filter_map(|i| i["notification_id"].as_str()).collect();
+    assert_eq!(ids, vec![ntf_id(&sentinel).as_str()]);
+    // Someone else's notification and an unknown one are both 404.
+    assert_problem(
+        host.post(&format!("/v1/me/notifications/{}/read", ntf_id(&sentinel)), None).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        guest.post("/v1/me/notifications/ntf_01kaxb3c4d5e6f7g8h9jkmnp99/read", None).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_event_type_reaches_exactly_the_people_concerned() {
+    let host = User::host("Notify Host").await;
+    let guest = User::guest("Notify Guest").await;
+    let booking_id = booking(&host, &guest).await;
+    let (g, h) = (guest.user_id.as_str(), host.user_id.as_str());
+    let eur = json!({"amount": 24_300, "currency": "EUR"});
+    // (type, data, guest notified, host notified)
+    let cases = [
+        (
+            "booking.cancelled",
+            json!({"booking_id": booking_id, "listing_id": "lst_x", "guest_id": g, "host_id": h,
+            "cancelled_by": "guest", "refund_due": eur}),
+            true,
+            true,
+        ),
+        (
+            "payment.failed",
+            json!({"booking_id": booking_id, "guest_id": g, "payment_intent_id": "pi_x",
+            "failure_code": "card_declined"}),
+            true,
+            false,
+        ),
+        (
+            "refund.issued",
+            json!({"booking_id": booking_id, "guest_id": g, "refund_id": "re_x", "amount": eur}),
+            true,
+            false,
+        ),
+        (
+            "review.posted",
+            json!({"review_id": "rev_01kaxb3c4d5e6f7g8h9jkmnpqr", "booking_id": booking_id,
+            "listing_id": "lst_x", "author_id": g, "host_id": h, "rating": 5}),
+            false,
+            true,
+        ),
+    ];
+    let (mut to_guest, mut to_host) = (0, 0);
+    for (event_type, data, guest_too, host_too) in cases {
+        let event_id = shared::ids::new_id("evt");
+        deliver(&event_id, event_type, data).await;
+        let id = ntf_id(&event_id);
+        for (user, concerned, count) in [(&guest, guest_too, &mut to_guest), (&host, host_too, &mut to_host)] {
+            if concerned {
+                let item = wait_for_item(user, &id).await;
+                assert_eq!(item["type"], event_type);
+                *count += 1;
+                let mail = wait_for_mail(&user.email, *count).await;
+                assert!(
+                    mail.iter().any(|m| m["subject"] == item["title"]),
+                    "{event_type}: no e-mail titled {}",
+                    item["title"]
+                );
+            }
+        }
+    }
+    wait_queue_drained().await;
+    let all = sent_mail().await;
+    assert_eq!(mail_to(&all, &guest.email).len(), to_guest);
+    assert_eq!(mail_to(&all, &host.email).len(), to_host);
+    assert_eq!(inbox(&guest, "").await["items"].as_array().map(Vec::len), Some(to_guest));
+    assert_eq!(inbox(&host, "").await["items"].as_array().map(Vec::len), Some(to_host));
+}
