@@ -1,0 +1,286 @@
+//! The guest journey (issue 9), one test, all through HTTP: a host and a guest sign up and
+//! confirm; the host becomes a host and lists a home with a photo; the guest searches the city
+//! and dates, quotes, books and pays with a test card in localstripe; localstripe's webhook
+//! confirms the booking; both get the e-mail and the inbox item; the stay ends; the guest
+//! reviews; the listing's rating changes and the host's inbox says so; the host answers and the
+//! answer shows on the listing's reviews.
+//!
+//! Time is never waited for. The end of the stay is the **stay-ends fixture** below (one
+//! `UpdateItem` moving the booking's `check_out_at` into the past); everything else goes through
+//! the API, and the asynchronous paths (webhook -> SQS -> payment-events; outbox -> SNS ->
+//! notifications -> SES) are waited for with bounded polls.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use roost_e2e::{Stack, User, client, dynamodb, unique};
+use serde_json::{Value, json};
+
+const TZ: &str = "Europe/Lisbon";
+/// localstripe takes any `sk_` key.
+const STRIPE_KEY: &str = "sk_test_roost_e2e";
+/// How long an asynchronous step may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A 1x1 PNG.
+const TINY_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49,
+    0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0, 0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d,
+    0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
+fn listing_body(city: &str) -> Value {
+    json!({
+        "title": "Journey loft",
+        "description": "Two rooms.\nNear the river.",
+        "property_type": "loft",
+        "address": {"line1": "Rua Augusta 1", "city": city, "region": "Lisboa", "country": "PT", "postal_code": "1100-001"},
+        "timezone": TZ,
+        "max_guests": 2, "bedrooms": 1, "beds": 1, "bathrooms": 1,
+        "amenities": ["wifi"],
+        "nightly_price": {"amount": 10000, "currency": "EUR"},
+        "cleaning_fee": {"amount": 2000, "currency": "EUR"},
+        "min_nights": 1,
+        "max_nights": 7,
+        "cancellation_policy": "moderate"
+    })
+}
+
+/// The date `days` after today in the listing's time zone.
+fn day(days: i64) -> String {
+    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get(TZ).expect("tz")).date();
+    today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
+}
+
+fn q(s: &str) -> String {
+    s.replace('%', "%25").replace(' ', "%20").replace('&', "%26").replace('+', "%2B").replace('#', "%23")
+}
+
+async fn json_of(response: reqwest::Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    assert_eq!(got, status, "{text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+fn s<'a>(v: &'a Value, field: &str) -> &'a str {
+    v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
+}
+
+async fn anonymous(method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {
+    let request = client().request(method, Stack::get().url(path));
+    let request = match body {
+        Some(body) => request.json(body),
+        None => request,
+    };
+    request.send().await.expect("api")
+}
+
+/// PUTs the bytes to the pre-signed URL with the headers it was signed with.
+async fn put_upload(upload: &Value, bytes: &[u8]) -> reqwest::Response {
+    let mut request = client().put(s(upload, "upload_url")).body(bytes.to_vec());
+    for (name, value) in upload["upload_headers"].as_object().expect("upload_headers") {
+        if name != "content-length" {
+            request = request.header(name, value.as_str().expect("header value"));
+        }
+    }
+    request.send().await.expect("s3")
+}
+
+/// A raw call to localstripe (form-encoded, as Stripe.js would).
+async fn stripe(path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let response = client()
+        .post(format!("{}{path}", Stack::get().stripe_url))
+        .bearer_auth(STRIPE_KEY)
+        .form(form)
+        .send()
+        .await
+        .expect("localstripe reachable");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Polls `check` until it returns `Some`, for at most `PATIENCE`.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every message in moto's sent-mail record.
+async fn sent_mail() -> Vec<Value> {
+    let data: Value = client()
+        .get(format!("{}/moto-api/data.json", Stack::get().moto_url))
+        .send()
+        .await
+        .expect("moto reachable")
+        .json()
+        .await
+        .expect("data.json");
+    data["ses"]["Message"].as_array().cloned().unwrap_or_default()
+}
+
+fn sent_to(m: &Value, email: &str) -> bool {
+    m["destinations"]["ToAddresses"].as_array().into_iter().flatten().any(|a| a == email)
+}
+
+/// Waits for an e-mail to `email` with this subject; returns it.
+async fn wait_for_mail(email: &str, subject: &str) -> Value {
+    eventually(&format!("{subject:?} to {email}"), || async {
+        sent_mail().await.into_iter().find(|m| sent_to(m, email) && m["subject"] == subject)
+    })
+    .await
+}
+
+/// Waits for an inbox item of `event_type` about `booking_id`; returns it.
+async fn wait_for_inbox(user: &User, event_type: &str, booking_id: &str) -> Value {
+    eventually(&format!("{event_type} in {}'s inbox", user.name), || async {
+        let page = json_of(user.get("/v1/me/notifications?limit=100").await, 200).await;
+        page["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["type"] == event_type && i["booking_id"] == booking_id)
+            .cloned()
+    })
+    .await
+}
+
+/// **Stay-ends fixture**: the stay's check-out instant passes. One `UpdateItem` on the booking
+/// item (`BOOKING#<id>` / `BOOKING`) moving `check_out_at` to a whole-second UTC instant an hour
+/// ago, conditioned on the booking being the really paid, `confirmed` one the journey made
+/// (status and `payment.status` are not touched: payment-events set them). Every view then
+/// reads the effective status `completed`, as it would once the real check-out time passed.
+async fn end_stay(booking_id: &str) {
+    let past = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_mins(60)).expect("past");
+    let past = jiff::Timestamp::from_second(past.as_second()).expect("whole seconds").to_string();
+    dynamodb(
+        "UpdateItem",
+        json!({
+            "Key": {"PK": {"S": format!("BOOKING#{booking_id}")}, "SK": {"S": "BOOKING"}},
+            "UpdateExpression": "SET check_out_at = :out",
+            "ConditionExpression": "#s = :confirmed AND #p.#s = :succeeded",
+            "ExpressionAttributeNames": {"#s": "status", "#p": "payment"},
+            "ExpressionAttributeValues": {":out": {"S": past}, ":confirmed": {"S": "confirmed"},
+                                          ":succeeded": {"S": "succeeded"}}
+        }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_guest_journey_from_sign_up_to_the_hosts_answer() {
+    // Sign up and confirm both; the host becomes a host (tokens refreshed to carry `hosts`).
+    let (host, guest) = tokio::join!(User::host("Jo Host"), User::guest("Gina Guest"));
+
+    // The host lists a home with a photo: upload URL -> PUT the bytes -> complete.
+    let city = unique("Journeyville");
+    let created = json_of(host.post("/v1/listings", Some(&listing_body(&city))).await, 201).await;
+    let listing_id = s(&created, "listing_id").to_owned();
+    let photos = format!("/v1/listings/{listing_id}/photos");
+    let announce = json!({"content_type": "image/png", "content_length": TINY_PNG.len(), "caption": "The front"});
+    let upload = json_of(host.post(&photos, Some(&announce)).await, 201).await;
+    let photo_id = s(&upload, "photo_id").to_owned();
+    assert!(put_upload(&upload, TINY_PNG).await.status().is_success());
+    let done = json_of(host.post(&format!("{photos}/{photo_id}/complete"), None).await, 200).await;
+    assert_eq!(done["photo_id"], photo_id.as_str());
+
+    // The guest searches the city and the dates (three days ahead, two nights) and finds it.
+    let (check_in, check_out) = (day(3), day(5));
+    let found = json_of(
+        anonymous(
+            Method::GET,
+            &format!("/v1/search?city={}&check_in={check_in}&check_out={check_out}&guests=2", q(&city)),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let items = found["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1, "{found}");
+    assert_eq!(items[0]["listing_id"], listing_id.as_str());
+    assert!(items[0]["photo_url"].as_str().is_some_and(|u| u.contains(&photo_id)), "{found}");
+    let listing = json_of(anonymous(Method::GET, &format!("/v1/listings/{listing_id}"), None).await, 200).await;
+    assert_eq!(listing["rating"], json!({"average": null, "count": 0}), "not rated yet");
+    assert_eq!(listing["photos"][0]["photo_id"], photo_id.as_str());
+
+    // Quotes, then books at the quoted price.
+    let stay = json!({"listing_id": listing_id, "check_in": check_in, "check_out": check_out, "guests": 2});
+    let quote = json_of(anonymous(Method::POST, "/v1/quotes", Some(&stay)).await, 200).await;
+    assert_eq!((&quote["available"], &quote["nights"]), (&json!(true), &json!(2)), "{quote}");
+    let booking = json_of(guest.post("/v1/bookings", Some(&stay)).await, 201).await;
+    let booking_id = s(&booking, "booking_id").to_owned();
+    assert_eq!(booking["status"], "pending_payment");
+    assert_eq!(booking["price"], quote["price"], "booked at the quoted price");
+
+    // Pays with a test card in localstripe, as the browser would with the client secret.
+    let intent = json_of(guest.post(&format!("/v1/bookings/{booking_id}/payment"), None).await, 200).await;
+    assert_eq!(intent["amount"], quote["price"]["total"], "{intent}");
+    let intent_id = s(&intent, "payment_intent_id");
+    let (status, attached) =
+        stripe(&format!("/v1/payment_intents/{intent_id}"), &[("payment_method", "pm_card_visa")]).await;
+    assert_eq!(status, 200, "{attached}");
+    let (status, confirmed) = stripe(&format!("/v1/payment_intents/{intent_id}/confirm"), &[]).await;
+    assert_eq!((status, &confirmed["status"]), (200, &json!("succeeded")), "{confirmed}");
+
+    // localstripe's webhook -> payment-events: the booking is confirmed.
+    let booking_path = format!("/v1/bookings/{booking_id}");
+    let confirmed = eventually("the booking confirmed", || async {
+        let b = json_of(guest.get(&booking_path).await, 200).await;
+        (b["status"] == "confirmed").then_some(b)
+    })
+    .await;
+    assert_eq!(confirmed["payment"]["status"], "succeeded", "{confirmed}");
+
+    // Both get the e-mail and the inbox item.
+    let (guest_mail, host_mail, guest_item, host_item) = tokio::join!(
+        wait_for_mail(&guest.email, "Your booking is confirmed"),
+        wait_for_mail(&host.email, "New confirmed booking"),
+        wait_for_inbox(&guest, "booking.confirmed", &booking_id),
+        wait_for_inbox(&host, "booking.confirmed", &booking_id),
+    );
+    for m in [&guest_mail, &host_mail] {
+        assert!(m["body"].as_str().is_some_and(|b| b.contains("Journey loft")), "{m}");
+    }
+    for item in [&guest_item, &host_item] {
+        assert_eq!(item["read"], false, "{item}");
+    }
+
+    // The stay ends; the guest reviews it.
+    end_stay(&booking_id).await;
+    assert_eq!(json_of(guest.get(&booking_path).await, 200).await["status"], "completed");
+    let review = json!({"rating": 4, "comment": "Lovely light, a little noisy."});
+    let posted = json_of(guest.post(&format!("/v1/bookings/{booking_id}/review"), Some(&review)).await, 201).await;
+    let review_id = s(&posted, "review_id").to_owned();
+    assert_eq!(posted["author"], json!({"user_id": guest.user_id, "name": "Gina Guest"}));
+
+    // The listing's rating changes, and the host's inbox says so.
+    let listing = json_of(anonymous(Method::GET, &format!("/v1/listings/{listing_id}"), None).await, 200).await;
+    assert_eq!(listing["rating"], json!({"average": 4.0, "count": 1}));
+    let review_item = wait_for_inbox(&host, "review.posted", &booking_id).await;
+    assert_eq!(review_item["read"], false, "{review_item}");
+
+    // The host answers; the answer shows on the listing's reviews.
+    let answer = json!({"comment": "Thank you, Gina! Earplugs are now by the bed."});
+    let answered = json_of(host.post(&format!("/v1/reviews/{review_id}/response"), Some(&answer)).await, 200).await;
+    assert_eq!(answered["response"]["comment"], answer["comment"]);
+    let reviews = json_of(anonymous(Method::GET, &format!("/v1/listings/{listing_id}/reviews"), None).await, 200).await;
+    let listed = reviews["items"].as_array().expect("items");
+    assert_eq!(listed.len(), 1, "{reviews}");
+    assert_eq!(listed[0]["review_id"], review_id.as_str());
+    assert_eq!(listed[0]["rating"], 4);
+    assert_eq!(listed[0]["comment"], review["comment"]);
+    assert_eq!(listed[0]["response"], answered["response"], "the answer shows on the listing's reviews");
+    assert!(!reviews.to_string().contains(&guest.email), "never the e-mail: {reviews}");
+}
