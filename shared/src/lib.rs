@@ -24,6 +24,8 @@ pub mod night;
 pub mod sqs;
 pub mod table;
 pub mod telemetry;
+#[cfg(feature = "test-support")]
+pub mod testing;
 
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -4,14 +4,12 @@
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use http_body_util::BodyExt;
 use reviews::{AppState, router};
 use secrecy::SecretString;
 use serde_json::Value;
 use shared::Table;
 use shared::clock::FixedClock;
 use shared::cursor::CursorKey;
-use tower::ServiceExt;
 
 /// DynamoDB on an unroutable endpoint: the replayed events must be answered without it (any
 /// call would fail loudly as a 500).
@@ -28,16 +26,8 @@ fn state() -> AppState {
     }
 }
 
-async fn replay(file: &str) -> (u16, http::HeaderMap, Value) {
-    let path = format!("{}/../../events/reviews/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let request =
-        lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file} is not an API Gateway event: {e}"));
-    let response = shared::http::with_request_layers(router(state())).oneshot(request).await.expect("infallible");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
-    (status, headers, serde_json::from_slice(&body).unwrap_or(Value::Null))
+async fn replay(file: &str) -> (u16, axum::http::HeaderMap, Value) {
+    shared::testing::replay(router(state()), &shared::testing::sample("reviews", file)).await
 }
 
 #[tokio::test]
@@ -52,11 +42,7 @@ async fn every_sample_event_is_replayed() {
         ("reviews-forged-cursor.json", 400, "invalid_cursor", Some("cursor")),
         ("reviews-limit-too-large.json", 400, "validation_failed", Some("limit")),
     ];
-    let mut files: Vec<String> = std::fs::read_dir(format!("{}/../../events/reviews", env!("CARGO_MANIFEST_DIR")))
-        .expect("events/reviews")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
+    let files = shared::testing::sample_files("reviews");
     let listed: Vec<String> = expected.iter().map(|(f, ..)| f.to_string()).collect();
     assert_eq!(files, listed, "every file in events/reviews has an expectation here");
 

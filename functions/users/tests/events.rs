@@ -4,11 +4,9 @@
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shared::Table;
 use shared::clock::FixedClock;
-use tower::ServiceExt;
 use users::cognito::Cognito;
 use users::{AppState, router};
 
@@ -41,16 +39,8 @@ fn state() -> AppState {
     }
 }
 
-async fn replay(file: &str) -> (u16, http::HeaderMap, Value) {
-    let path = format!("{}/../../events/users/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let request =
-        lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file} is not an API Gateway event: {e}"));
-    let response = shared::http::with_request_layers(router(state())).oneshot(request).await.expect("infallible");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.expect("body").to_bytes();
-    (status, headers, serde_json::from_slice(&body).unwrap_or(Value::Null))
+async fn replay(file: &str) -> (u16, axum::http::HeaderMap, Value) {
+    shared::testing::replay(router(state()), &shared::testing::sample("users", file)).await
 }
 
 #[tokio::test]
@@ -64,11 +54,7 @@ async fn every_sample_event_is_replayed() {
         ("signup-weak-password.json", 400, problem("validation_failed")),
         ("update-me-unknown-field.json", 400, problem("validation_failed")),
     ];
-    let mut files: Vec<String> = std::fs::read_dir(format!("{}/../../events/users", env!("CARGO_MANIFEST_DIR")))
-        .expect("events/users")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    files.sort();
+    let files = shared::testing::sample_files("users");
     let mut listed: Vec<String> = expected.iter().map(|(f, _, _)| f.to_string()).collect();
     listed.sort();
     assert_eq!(files, listed, "every file in events/users has an expectation here");
