@@ -276,3 +276,61 @@ pub async fn night_items(listing_id: &str) -> Vec<(String, String, Option<String
         })
         .collect()
 }
+
+/// How long a test waits for something asynchronous (a webhook, a queue, the relay) at most.
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Polls `check` until it returns `Some`, for at most [`PATIENCE`]: the one way tests wait.
+pub async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    eventually_for(PATIENCE, what, check).await
+}
+
+/// [`eventually`] with another bound.
+pub async fn eventually_for<T, F, Fut>(patience: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// The stack's table through `shared::Table` on moto, for tests that commit transactions with
+/// the real helpers (outbox, receipts).
+pub fn table() -> shared::Table {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    let stack = Stack::get();
+    let config = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(&stack.moto_url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "e2e"));
+    shared::Table::from_conf(config, stack.table_name.clone().expect("table_name in stack.json"))
+}
+
+/// An SNS client on the stack's moto (to subscribe probe queues to the domain-events topic).
+pub fn sns() -> aws_sdk_sns::Client {
+    use aws_sdk_sns::config::{BehaviorVersion, Credentials, Region};
+    let config = aws_sdk_sns::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(&Stack::get().moto_url)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "e2e"))
+        .build();
+    aws_sdk_sns::Client::from_conf(config)
+}
+
+/// The `domain-events` topic's ARN.
+pub fn topic_arn() -> String {
+    Stack::get().rest["topics"]["DomainEventsTopic"].as_str().expect("DomainEventsTopic in stack.json").to_owned()
+}

@@ -14,8 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use roost_e2e::{Stack, join_all, unique};
+use roost_e2e::{Stack, join_all, sns, table, topic_arn, unique};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use shared::Money;
@@ -31,30 +30,6 @@ const WAIT: Duration = Duration::from_secs(30);
 const RELAY: &str = "EventsRelayFunction";
 const PAYMENT_EVENTS_QUEUE: &str = "roost-PaymentEventsQueue";
 const NOTIFICATIONS_QUEUE: &str = "roost-NotificationsQueue";
-
-fn table() -> Table {
-    let stack = Stack::get();
-    let config = aws_sdk_dynamodb::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(&stack.moto_url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "e2e"));
-    Table::from_conf(config, stack.table_name.clone().expect("table_name in stack.json"))
-}
-
-fn sns() -> aws_sdk_sns::Client {
-    let config = aws_sdk_sns::config::Builder::new()
-        .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
-        .endpoint_url(&Stack::get().moto_url)
-        .region(aws_sdk_sns::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sns::config::Credentials::new("test", "test", None, None, "e2e"))
-        .build();
-    aws_sdk_sns::Client::from_conf(config)
-}
-
-fn topic_arn() -> String {
-    Stack::get().rest["topics"]["DomainEventsTopic"].as_str().expect("DomainEventsTopic in stack.json").to_string()
-}
 
 async fn sqs_call(action: &str, body: Value) -> Value {
     roost_e2e::sqs(action, &body).await

@@ -10,17 +10,13 @@
 //! the API, and the asynchronous paths (webhook -> SQS -> payment-events; outbox -> SNS ->
 //! notifications -> SES) are waited for with bounded polls.
 
-use std::time::{Duration, Instant};
-
 use reqwest::Method;
-use roost_e2e::{Stack, User, client, dynamodb, unique};
+use roost_e2e::{Stack, User, client, dynamodb, eventually, unique};
 use serde_json::{Value, json};
 
 const TZ: &str = "Europe/Lisbon";
 /// localstripe takes any `sk_` key.
 const STRIPE_KEY: &str = "sk_test_roost_e2e";
-/// How long an asynchronous step may take before the test fails.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A 1x1 PNG.
 const TINY_PNG: &[u8] = &[
@@ -99,22 +95,6 @@ async fn stripe(path: &str, form: &[(&str, &str)]) -> (u16, Value) {
         .expect("localstripe reachable");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// Polls `check` until it returns `Some`, for at most `PATIENCE`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// Every message in moto's sent-mail record.

@@ -22,21 +22,19 @@
 //! half-up to 66.01: the 50 % bands prove the rounding.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use reqwest::Method;
-use roost_e2e::{Stack, User, assert_problem, client, dynamodb, join_all, night_items, sqs, unique};
+use roost_e2e::{
+    PATIENCE, Stack, User, assert_problem, client, dynamodb, eventually, join_all, night_items, sns, sqs, table,
+    topic_arn, unique,
+};
 use serde_json::{Value, json};
 use shared::events::{BookingExpired, Envelope, outbox_put};
-use shared::table::Table;
 
 const SWEEP: &str = "BookingsSweepFunction";
 const CURRENCY: &str = "USD";
 /// 100.01 + 20.00 cleaning + 12.00 service fee (12 % of 100.01, half-up).
 const ONE_NIGHT: i64 = 13_201;
-/// How long an asynchronous effect may take before a test fails.
-const PATIENCE: Duration = Duration::from_secs(30);
 /// localstripe takes any `sk_` key.
 const STRIPE_KEY: &str = "sk_test_roost_lifecycle";
 
@@ -180,22 +178,6 @@ async fn search_finds(city: &str, listing_id: &str, check_in: &str, check_out: &
     page["items"].as_array().expect("items").iter().any(|i| i["listing_id"] == listing_id)
 }
 
-/// Polls `check` until it returns `Some`, for at most `PATIENCE`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// A trips page's booking ids.
 async fn trip_ids(guest: &User, query: &str) -> Vec<String> {
     let page = json_of(guest.get(&format!("/v1/me/trips{query}")).await, 200).await;
@@ -326,30 +308,6 @@ async fn run_sweep() -> Value {
 // ---------------------------------------------------------------------------------------------
 // Events: a probe queue on the domain-events topic, closed by a sentinel
 // ---------------------------------------------------------------------------------------------
-
-fn table() -> Table {
-    let stack = Stack::get();
-    let config = aws_sdk_dynamodb::config::Builder::new()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(&stack.moto_url)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "e2e"));
-    Table::from_conf(config, stack.table_name.clone().expect("table_name in stack.json"))
-}
-
-fn sns() -> aws_sdk_sns::Client {
-    let config = aws_sdk_sns::config::Builder::new()
-        .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
-        .endpoint_url(&Stack::get().moto_url)
-        .region(aws_sdk_sns::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sns::config::Credentials::new("test", "test", None, None, "e2e"))
-        .build();
-    aws_sdk_sns::Client::from_conf(config)
-}
-
-fn topic_arn() -> String {
-    Stack::get().rest["topics"]["DomainEventsTopic"].as_str().expect("DomainEventsTopic in stack.json").to_owned()
-}
 
 /// This test's own queue on the topic: raw delivery, `booking.cancelled` and `booking.expired`.
 struct Probe {

@@ -11,15 +11,13 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use reqwest::Method;
-use roost_e2e::{Stack, User, assert_problem, client, dynamodb, join_all, sqs, unique};
+use roost_e2e::{Stack, User, assert_problem, client, dynamodb, eventually, eventually_for, join_all, sqs, unique};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
 const TZ: &str = "Europe/Lisbon";
 /// localstripe takes any `sk_` key.
 const STRIPE_KEY: &str = "sk_test_roost_e2e";
-/// How long the asynchronous path may take before a test fails.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 fn listing_body(city: &str, policy: &str) -> Value {
     json!({
@@ -127,30 +125,6 @@ async fn card(number: &str) -> String {
     .await;
     assert_eq!(status, 200, "{pm}");
     s(&pm, "id").to_owned()
-}
-
-/// Polls `check` until it returns `Some`, for at most `PATIENCE`.
-async fn eventually<T, F, Fut>(what: &str, check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    eventually_for(PATIENCE, what, check).await
-}
-
-async fn eventually_for<T, F, Fut>(patience: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = std::time::Instant::now() + patience;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 async fn wait_for_status(user: &User, booking_id: &str, status: &str) -> Value {
