@@ -135,7 +135,7 @@ struct Needles(Vec<(String, String)>);
 impl Needles {
     fn add(&mut self, what: impl Into<String>, text: &str) {
         assert!(text.len() >= 6, "a needle this short would match by chance: {text:?}");
-        self.0.push((what.into(), text.to_lowercase()));
+        self.0.push((what.into(), text.to_ascii_lowercase()));
     }
 
     fn add_user(&mut self, role: &str, user: &User) {
@@ -152,7 +152,7 @@ impl Needles {
 
     /// The first thing in `line` that must not be there, and the line with every hit redacted.
     fn find(&self, line: &str) -> Option<(String, String)> {
-        let lower = line.to_lowercase();
+        let lower = line.to_ascii_lowercase();
         let mut hits: Vec<&str> = self.0.iter().filter(|(_, n)| lower.contains(n)).map(|(w, _)| w.as_str()).collect();
         // Any secret-shaped string, whoever's.
         if jwt_at(line).is_some() {
@@ -217,8 +217,8 @@ fn client_secret_at(s: &str) -> Option<usize> {
 fn redact(line: &str, needles: &[(String, String)]) -> String {
     let mut out = line.to_owned();
     for (what, needle) in needles {
-        loop {
-            let Some(at) = out.to_lowercase().find(needle.as_str()) else { break };
+        // ASCII lowering keeps byte offsets (the needles are ASCII).
+        while let Some(at) = out.to_ascii_lowercase().find(needle.as_str()) {
             out.replace_range(at..at + needle.len(), &format!("[{what}]"));
         }
     }
@@ -232,7 +232,7 @@ fn redact(line: &str, needles: &[(String, String)]) -> String {
             out.push_str("[secret-shaped text cut]");
         }
     }
-    if let Some(at) = client_secret_at(&out.to_lowercase()) {
+    if let Some(at) = client_secret_at(&out.to_ascii_lowercase()) {
         out.truncate(at);
         out.push_str("[client secret cut]");
     }
