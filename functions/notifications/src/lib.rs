@@ -9,11 +9,18 @@
 //!
 //! Exactly one inbox item per (event, person): its key is derived from the event id
 //! (`USER#<sub>` / `NOTIFICATION#ntf_<event ULID>`) and written with `attribute_not_exists`, so a
-//! second delivery hits the same key and sends nothing. The item is written first, then the
-//! e-mail sent; when the send fails the item is deleted again and the message fails, so the
-//! retry does both (at-least-once e-mail, never a silent loss). E-mail addresses come from the
-//! profiles (events carry ids only) and are never logged.
+//! second delivery hits the same key. The item also records its e-mail's state (`email.rs`):
+//! written `sending` under the writer's claim (or `skipped` when no e-mail is due), marked
+//! `sent` with SES's message id once SES accepted it, back to `pending` when SES refused (the
+//! message fails and the redelivery sends it). A redelivery sends only an e-mail that is
+//! `pending` or whose claim expired, so an e-mail is never lost and goes twice only if SES
+//! accepted it and the sender died before recording that (at-least-once, docs/events.md).
+//! Items are never deleted to undo. E-mail addresses and names come from the profiles (events
+//! carry ids only) and are never logged: log lines carry ids.
 
+pub mod email;
+pub mod mailer;
+pub mod store;
 pub mod templates;
 
 use std::future::Future;
@@ -30,11 +37,13 @@ use shared::events::{
 use shared::keys::{self, Key};
 use shared::money::Money;
 use shared::sqs::{self, Received};
-use shared::table::TableError;
 use shared::{SharedClock, Table};
 use tracing::Instrument;
 
-use crate::templates::{Context, Kind, Rendered};
+pub use crate::email::{Claim, EmailState, EmailStatus, Step};
+pub use crate::mailer::{Email, Mailer, Ses};
+pub use crate::store::{DynamoInbox, InboxStore, MemoryInbox};
+use crate::templates::{Context, Kind};
 
 /// Messages of a batch applied at once.
 pub const CONCURRENCY: usize = sqs::DEFAULT_CONCURRENCY;
@@ -74,62 +83,33 @@ pub struct InboxItem {
     pub booking_id: Option<String>,
     pub created_at: String,
     pub read: bool,
-}
-
-/// An e-mail ready to send.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Email {
-    pub to: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
+    /// The e-mail's state; absent on items written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailState>,
 }
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// Sends e-mail (SES in production, a fake in tests).
-pub trait Mailer: Send + Sync {
-    fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, anyhow::Result<()>>;
-}
-
-/// SES v2 from `from` (a sender in a verified identity's domain).
-pub struct Ses {
-    pub client: aws_sdk_sesv2::Client,
-    pub from: String,
-}
-
-impl Mailer for Ses {
-    fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, anyhow::Result<()>> {
-        use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
-        Box::pin(async move {
-            let content = |s: &str| Content::builder().data(s).charset("UTF-8").build();
-            let message = Message::builder()
-                .subject(content(&email.subject)?)
-                .body(Body::builder().text(content(&email.text)?).html(content(&email.html)?).build())
-                .build();
-            self.client
-                .send_email()
-                .from_email_address(&self.from)
-                .destination(Destination::builder().to_addresses(&email.to).build())
-                .content(EmailContent::builder().simple(message).build())
-                .send()
-                .await
-                .map_err(|e| anyhow::anyhow!("SES SendEmail: {}", aws_sdk_sesv2::error::DisplayErrorContext(e)))?;
-            Ok(())
-        })
-    }
-}
-
 /// Built once per process in `main`.
 #[derive(Clone)]
 pub struct State {
+    /// Bookings and profiles are read here.
     pub table: Arc<Table>,
+    pub inbox: Arc<dyn InboxStore>,
     pub clock: SharedClock,
     pub mailer: Arc<dyn Mailer>,
 }
 
-pub async fn handle_batch(st: &State, event: SqsEvent) -> Result<SqsBatchResponse, sqs::BatchError> {
-    sqs::run_batch(event, CONCURRENCY, |msg: Received<Value>| async move { apply(st, msg.body).await }).await
+/// Applies a batch; `remaining` is the invocation's time left (from its deadline), which bounds
+/// how long this delivery's claims on e-mails last.
+pub async fn handle_batch(
+    st: &State,
+    event: SqsEvent,
+    remaining: std::time::Duration,
+) -> Result<SqsBatchResponse, sqs::BatchError> {
+    let claim_for = Claim::new(st.clock.now(), remaining);
+    let claim_for = &claim_for;
+    sqs::run_batch(event, CONCURRENCY, |msg: Received<Value>| async move { apply(st, msg.body, claim_for).await }).await
 }
 
 /// Who gets what for one event.
@@ -219,14 +199,14 @@ struct ProfileView {
     name: String,
 }
 
-/// Applies one message.
-pub async fn apply(st: &State, body: Value) -> anyhow::Result<()> {
+/// Applies one message under `claim` (one claim per invocation: all its sends end with it).
+pub async fn apply(st: &State, body: Value, claim: &Claim) -> anyhow::Result<()> {
     let envelope = Envelope::from_json(&body.to_string())?;
     let span = tracing::info_span!("domain_event", event_id = %envelope.id, event_type = %envelope.event_type);
-    apply_envelope(st, envelope).instrument(span).await
+    apply_envelope(st, envelope, claim).instrument(span).await
 }
 
-async fn apply_envelope(st: &State, envelope: Envelope) -> anyhow::Result<()> {
+async fn apply_envelope(st: &State, envelope: Envelope, claim: &Claim) -> anyhow::Result<()> {
     let Some(plan) = plan(&envelope)? else {
         tracing::warn!("event type not handled (filter policy drift?): acknowledged");
         return Ok(());
@@ -248,6 +228,9 @@ async fn apply_envelope(st: &State, envelope: Envelope) -> anyhow::Result<()> {
         .collect();
     let id = notification_id(&envelope.id);
     let now = st.clock.now();
+    // Every recipient is tried, so one refused e-mail does not hold the others back; the
+    // message fails if any did (the redelivery finds the others done).
+    let mut failure = None;
     for (user_id, kind) in &plan.recipients {
         let profile = profiles.iter().find(|(u, _)| u == user_id).map(|(_, p)| p);
         let ctx = Context {
@@ -260,6 +243,12 @@ async fn apply_envelope(st: &State, envelope: Envelope) -> anyhow::Result<()> {
             rating: plan.rating,
         };
         let rendered = templates::render(*kind, &ctx);
+        let email = profile.map(|p| p.email.as_str()).filter(|e| !e.is_empty()).map(|to| Email {
+            to: to.to_owned(),
+            subject: rendered.title.clone(),
+            text: rendered.text,
+            html: rendered.html,
+        });
         let item = InboxItem {
             key: inbox_key(user_id, &id),
             item_type: ITEM_TYPE.to_owned(),
@@ -267,39 +256,332 @@ async fn apply_envelope(st: &State, envelope: Envelope) -> anyhow::Result<()> {
             user_id: user_id.clone(),
             event_id: envelope.id.clone(),
             notification_type: envelope.event_type.as_str().to_owned(),
-            title: rendered.title.clone(),
-            body: rendered.inbox_body.clone(),
+            title: rendered.title,
+            body: rendered.inbox_body,
             booking_id: Some(plan.booking_id.clone()),
             created_at: now.to_string(),
             read: false,
+            email: None,
         };
-        notify(st, &item, profile.map(|p| p.email.as_str()), rendered).await?;
+        let user = tracing::info_span!("recipient", user_id = %user_id, notification_id = %id);
+        match deliver(st.inbox.as_ref(), st.mailer.as_ref(), item, email, claim, st.clock.as_ref())
+            .instrument(user)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => {
+                failure.get_or_insert(e.context(format!("notifying user {user_id}")));
+            }
+        }
     }
-    Ok(())
+    failure.map_or(Ok(()), Err)
 }
 
-/// Writes the inbox item, then sends the e-mail; a duplicate sends nothing.
-async fn notify(st: &State, item: &InboxItem, email: Option<&str>, rendered: Rendered) -> anyhow::Result<()> {
-    match st.table.put_new(item).await {
-        Ok(()) => {}
-        Err(TableError::ConditionFailed) => {
-            tracing::info!(user_id = %item.user_id, "already notified (duplicate delivery): nothing sent");
-            return Ok(());
-        }
-        Err(e) => return Err(e.into()),
-    }
-    let Some(to) = email.filter(|e| !e.is_empty()) else {
-        tracing::warn!(user_id = %item.user_id, "no profile e-mail: inbox item only");
-        return Ok(());
+/// What [`deliver`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivered {
+    /// The e-mail went (SES accepted it) under this delivery's claim.
+    Sent,
+    /// No e-mail is due: the inbox item only.
+    NoEmailDue,
+    /// A previous delivery did it all.
+    AlreadyDone,
+}
+
+/// The inbox item, then its e-mail, for one recipient (`email`: `None` when they have no
+/// address). Errors leave the e-mail `pending` (or under a claim that expires) for the
+/// redelivery; nothing is deleted.
+pub async fn deliver(
+    inbox: &dyn InboxStore,
+    mailer: &dyn Mailer,
+    mut item: InboxItem,
+    email: Option<Email>,
+    claim: &Claim,
+    clock: &dyn shared::clock::Clock,
+) -> anyhow::Result<Delivered> {
+    let mut state = match email {
+        Some(_) => EmailState::first_claim(claim),
+        None => EmailState::nothing_due(),
     };
-    let email = Email { to: to.to_owned(), subject: rendered.title, text: rendered.text, html: rendered.html };
-    if let Err(e) = st.mailer.send(&email).await {
-        // Undo the dedupe record so the retry sends; if this fails too the e-mail is lost (logged).
-        if let Err(d) = st.table.delete(&item.key, None).await {
-            tracing::error!(user_id = %item.user_id, error = %d, "e-mail failed and the inbox item could not be removed: no retry will send it");
+    item.email = Some(state.clone());
+    if !inbox.put_new(&item).await? {
+        // The item exists: this event was delivered before (or is being delivered right now).
+        let stored = inbox.get(&item.key).await?.ok_or_else(|| anyhow::anyhow!("the inbox item vanished"))?;
+        let Some(current) = stored.email else {
+            tracing::info!("already notified (item from before e-mail states): nothing sent");
+            return Ok(Delivered::AlreadyDone);
+        };
+        match crate::email::step(Some(&current), clock.now()) {
+            Step::Done => {
+                tracing::info!(email_status = ?current.status, "already notified (duplicate delivery): nothing sent");
+                return Ok(Delivered::AlreadyDone);
+            }
+            Step::Busy { until } => {
+                anyhow::bail!("another delivery is sending this e-mail (its claim holds until {until}): retry later")
+            }
+            Step::Send => {}
         }
-        return Err(e.context(format!("sending the e-mail to user {}", item.user_id)));
+        let next = if email.is_some() { current.claimed(claim) } else { current.skipped() };
+        if !inbox.swap_email(&item.key, current.rev, &next).await? {
+            anyhow::bail!("another delivery changed this e-mail's state first: retry later");
+        }
+        state = next;
     }
-    tracing::info!(user_id = %item.user_id, "notified");
-    Ok(())
+    let Some(email) = email else {
+        tracing::warn!("no profile e-mail: inbox item only");
+        return Ok(Delivered::NoEmailDue);
+    };
+    match mailer.send(&email).await {
+        Err(e) => {
+            // Back to `pending` for the redelivery; if even that fails, the claim expires.
+            match inbox.swap_email(&item.key, state.rev, &state.released()).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!("e-mail failed; its state had changed meanwhile"),
+                Err(r) => tracing::warn!(
+                    error = %format!("{r:#}"),
+                    claimed_until = %claim.until,
+                    "e-mail failed and could not be set back to pending: a redelivery after the claim expires sends it"
+                ),
+            }
+            Err(e.context("sending the e-mail"))
+        }
+        Ok(message_id) => {
+            match inbox.swap_email(&item.key, state.rev, &state.sent(&message_id, clock.now())).await {
+                Ok(true) => tracing::info!(ses_message_id = %message_id, "notified"),
+                Ok(false) => tracing::warn!(
+                    ses_message_id = %message_id,
+                    "e-mail sent, but another delivery had taken it over: it may have gone twice"
+                ),
+                // SES has it: failing the message would send it again for certain. The item
+                // stays `sending` until its claim expires; only a replay of the event resends.
+                Err(e) => tracing::error!(
+                    ses_message_id = %message_id,
+                    error = %format!("{e:#}"),
+                    "e-mail sent but not recorded as sent: a replay of this event would send it again"
+                ),
+            }
+            Ok(Delivered::Sent)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use jiff::SignedDuration;
+    use shared::clock::{Clock, FixedClock};
+
+    use super::*;
+
+    /// Records what it sent; refuses while `down`.
+    #[derive(Default)]
+    struct FakeMailer {
+        sent: Mutex<Vec<Email>>,
+        down: AtomicBool,
+    }
+
+    impl Mailer for FakeMailer {
+        fn send<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, anyhow::Result<String>> {
+            Box::pin(async move {
+                if self.down.load(Ordering::SeqCst) {
+                    anyhow::bail!("SES SendEmail failed: ServiceUnavailable (HTTP 503)");
+                }
+                let mut sent = self.sent.lock().unwrap();
+                sent.push(email.clone());
+                Ok(format!("ses-{}", sent.len()))
+            })
+        }
+    }
+
+    impl FakeMailer {
+        fn count(&self) -> usize {
+            self.sent.lock().unwrap().len()
+        }
+    }
+
+    /// The memory inbox, with e-mail state swaps that fail while `swaps_down` (DynamoDB down
+    /// right after the item was written).
+    #[derive(Default)]
+    struct FlakyInbox {
+        inner: MemoryInbox,
+        swaps_down: AtomicBool,
+    }
+
+    impl InboxStore for FlakyInbox {
+        fn put_new<'a>(&'a self, item: &'a InboxItem) -> BoxFuture<'a, anyhow::Result<bool>> {
+            self.inner.put_new(item)
+        }
+        fn get<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, anyhow::Result<Option<InboxItem>>> {
+            self.inner.get(key)
+        }
+        fn swap_email<'a>(
+            &'a self,
+            key: &'a Key,
+            expected_rev: u32,
+            new: &'a EmailState,
+        ) -> BoxFuture<'a, anyhow::Result<bool>> {
+            if self.swaps_down.load(Ordering::SeqCst) {
+                return Box::pin(async { anyhow::bail!("UpdateItem: service unavailable") });
+            }
+            self.inner.swap_email(key, expected_rev, new)
+        }
+    }
+
+    impl FlakyInbox {
+        fn email(&self) -> EmailState {
+            let items = self.inner.items();
+            assert_eq!(items.len(), 1, "one inbox item");
+            items[0].email.clone().expect("an e-mail state")
+        }
+    }
+
+    const TEN_SECONDS: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn item() -> InboxItem {
+        InboxItem {
+            key: inbox_key("u-1", "ntf_1"),
+            item_type: ITEM_TYPE.into(),
+            notification_id: "ntf_1".into(),
+            user_id: "u-1".into(),
+            event_id: "evt_1".into(),
+            notification_type: "booking.confirmed".into(),
+            title: "Your booking is confirmed".into(),
+            body: "Loft".into(),
+            booking_id: Some("bkg_1".into()),
+            created_at: "2026-11-26T10:00:00Z".into(),
+            read: false,
+            email: None,
+        }
+    }
+
+    fn mail() -> Option<Email> {
+        Some(Email { to: "ann@example.com".into(), subject: "s".into(), text: "t".into(), html: "h".into() })
+    }
+
+    struct World {
+        inbox: FlakyInbox,
+        mailer: FakeMailer,
+        clock: FixedClock,
+    }
+
+    impl World {
+        fn new() -> Self {
+            Self {
+                inbox: FlakyInbox::default(),
+                mailer: FakeMailer::default(),
+                clock: FixedClock::at("2026-11-26T10:00:00Z").unwrap(),
+            }
+        }
+
+        /// One delivery of the event, as an invocation with ten seconds left would make it.
+        async fn deliver(&self, email: Option<Email>) -> anyhow::Result<Delivered> {
+            let claim = Claim::new(self.clock.now(), TEN_SECONDS);
+            deliver(&self.inbox, &self.mailer, item(), email, &claim, &self.clock).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_e_mail_stays_pending_and_fails_the_message() {
+        let w = World::new();
+        w.mailer.down.store(true, Ordering::SeqCst);
+        assert!(w.deliver(mail()).await.is_err(), "the message fails");
+        assert_eq!(w.mailer.count(), 0);
+        let state = w.inbox.email();
+        assert_eq!((state.status, state.attempts, state.claim_id), (EmailStatus::Pending, 1, None));
+        assert_eq!(w.inbox.inner.items().len(), 1, "the inbox item stays");
+    }
+
+    #[tokio::test]
+    async fn the_redelivery_sends_it_once_and_later_ones_send_nothing() {
+        let w = World::new();
+        w.mailer.down.store(true, Ordering::SeqCst);
+        assert!(w.deliver(mail()).await.is_err());
+        w.mailer.down.store(false, Ordering::SeqCst);
+        w.clock.advance(SignedDuration::from_secs(60));
+        assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::Sent);
+        assert_eq!(w.mailer.count(), 1);
+        let state = w.inbox.email();
+        assert_eq!((state.status, state.attempts), (EmailStatus::Sent, 2));
+        assert_eq!(state.message_id.as_deref(), Some("ses-1"));
+        assert_eq!(state.sent_at, Some(w.clock.now()));
+        for _ in 0..3 {
+            assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::AlreadyDone);
+        }
+        assert_eq!(w.mailer.count(), 1, "sent once");
+    }
+
+    #[tokio::test]
+    async fn an_e_mail_already_sent_is_not_sent_again() {
+        let w = World::new();
+        assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::Sent);
+        assert_eq!(w.inbox.email().status, EmailStatus::Sent);
+        w.clock.advance(SignedDuration::from_hours(24));
+        assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::AlreadyDone);
+        assert_eq!(w.mailer.count(), 1);
+    }
+
+    /// The lost e-mail of issue 13 item 7: SES refuses and the state cannot be written either.
+    /// Nothing is deleted; the claim expires and a redelivery sends it.
+    #[tokio::test]
+    async fn refused_and_not_released_the_e_mail_goes_once_the_claim_expires() {
+        let w = World::new();
+        w.mailer.down.store(true, Ordering::SeqCst);
+        w.inbox.swaps_down.store(true, Ordering::SeqCst);
+        assert!(w.deliver(mail()).await.is_err());
+        let state = w.inbox.email();
+        assert_eq!(state.status, EmailStatus::Sending, "the failed release left the claim");
+        assert_eq!(state.claimed_until, Some("2026-11-26T10:00:15Z".parse().unwrap()));
+        w.mailer.down.store(false, Ordering::SeqCst);
+        w.inbox.swaps_down.store(false, Ordering::SeqCst);
+        // A delivery while the claim holds (a concurrent duplicate) sends nothing and retries.
+        w.clock.advance(SignedDuration::from_secs(5));
+        let busy = w.deliver(mail()).await.unwrap_err();
+        assert!(format!("{busy:#}").contains("retry later"), "{busy:#}");
+        assert_eq!(w.mailer.count(), 0);
+        // The redelivery after the visibility timeout takes the abandoned claim over.
+        w.clock.advance(SignedDuration::from_secs(55));
+        assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::Sent);
+        assert_eq!(w.mailer.count(), 1);
+        assert_eq!(w.inbox.email().status, EmailStatus::Sent);
+    }
+
+    /// SES accepted it but the state could not be written: the message is acknowledged (failing
+    /// it would send again for certain) and the item keeps its claim.
+    #[tokio::test]
+    async fn accepted_but_not_recorded_is_acknowledged_without_a_second_send() {
+        let w = World::new();
+        w.inbox.swaps_down.store(true, Ordering::SeqCst);
+        assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::Sent);
+        assert_eq!(w.mailer.count(), 1);
+        assert_eq!(w.inbox.email().status, EmailStatus::Sending);
+    }
+
+    #[tokio::test]
+    async fn no_address_no_e_mail_and_the_item_says_so() {
+        let w = World::new();
+        assert_eq!(w.deliver(None).await.unwrap(), Delivered::NoEmailDue);
+        let state = w.inbox.email();
+        assert_eq!((state.status, state.attempts), (EmailStatus::Skipped, 0));
+        assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::AlreadyDone, "skipped stays skipped");
+        assert_eq!(w.mailer.count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_pending_e_mail_whose_address_is_gone_is_skipped() {
+        let w = World::new();
+        w.mailer.down.store(true, Ordering::SeqCst);
+        assert!(w.deliver(mail()).await.is_err());
+        assert_eq!(w.deliver(None).await.unwrap(), Delivered::NoEmailDue);
+        assert_eq!(w.inbox.email().status, EmailStatus::Skipped);
+    }
+
+    #[tokio::test]
+    async fn items_from_before_e_mail_states_send_nothing() {
+        let w = World::new();
+        assert!(w.inbox.put_new(&item()).await.unwrap());
+        assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::AlreadyDone);
+        assert_eq!(w.mailer.count(), 0);
+    }
 }

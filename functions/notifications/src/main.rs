@@ -1,7 +1,8 @@
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use notifications::{Ses, State, handle_batch};
+use notifications::{DynamoInbox, Ses, State, handle_batch};
 use shared::config;
 use shared::{Table, clock, telemetry};
 
@@ -9,14 +10,19 @@ use shared::{Table, clock, telemetry};
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let sdk = config::aws_config().await;
+    let table = Arc::new(Table::new(&sdk, config::required("TABLE_NAME")?));
     let state = Arc::new(State {
-        table: Arc::new(Table::new(&sdk, config::required("TABLE_NAME")?)),
+        table: table.clone(),
+        inbox: Arc::new(DynamoInbox { table }),
         clock: clock::from_env()?,
         mailer: Arc::new(Ses { client: aws_sdk_sesv2::Client::new(&sdk), from: config::required("EMAIL_FROM")? }),
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
         let state = state.clone();
-        async move { handle_batch(&state, event.payload).await.map_err(lambda_runtime::Error::from) }
+        async move {
+            let remaining = event.context.deadline().duration_since(SystemTime::now()).unwrap_or_default();
+            handle_batch(&state, event.payload, remaining).await.map_err(lambda_runtime::Error::from)
+        }
     }))
     .await
 }
