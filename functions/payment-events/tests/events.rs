@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use futures::future::BoxFuture;
-use payment_events::{State, handle_batch};
+use payment_events::{Budget, State, handle_batch};
 use payments::stripe::{Gateway, Intent, NewIntent, NewRefund, Refund, StripeFailure};
 use serde_json::{Value, json};
 use shared::Table;
@@ -59,7 +59,7 @@ impl Gateway for FakeStripe {
     }
     fn cancel_intent<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Intent, StripeFailure>> {
         self.calls.lock().unwrap().push(format!("cancel {id}"));
-        Box::pin(async { Err(StripeFailure::Api { status: 400, code: None, decline_code: None }) })
+        Box::pin(async { Err(StripeFailure::Api { status: 400, code: None, decline_code: None, message: None }) })
     }
     fn create_refund<'a>(&'a self, new: &'a NewRefund) -> BoxFuture<'a, Result<Refund, StripeFailure>> {
         self.calls
@@ -125,8 +125,10 @@ async fn run(file: &str, items: HashMap<String, Value>) -> (Vec<String>, Vec<(St
         table: Arc::new(Table::from_conf(conf, "replay")),
         clock: Arc::new(FixedClock::at("2026-11-26T12:35:47Z").unwrap()),
         stripe: stripe.clone(),
+        budget: Budget::default(),
+        max_receive_count: 5,
     };
-    let response = handle_batch(&st, sample(file)).await.expect("batch");
+    let response = handle_batch(&st, sample(file), None).await.expect("batch");
     let mut failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     failed.sort();
     let log = log.lock().unwrap().clone();
@@ -290,8 +292,25 @@ async fn unknown_types_are_acknowledged_and_undecodable_messages_fail() {
     assert_eq!(failed, ["0b1c2d3e-0000-4000-8000-000000000004", "0b1c2d3e-0000-4000-8000-000000000006"]);
     assert!(log.is_empty() && calls.is_empty(), "{log:?} {calls:?}");
 
-    // An event for a booking that does not exist: acknowledged, nothing written.
-    let (failed, log, _) = run("stripe-payment-intent-succeeded.json", HashMap::new()).await;
-    assert!(failed.is_empty());
-    assert!(log.iter().all(|(t, _)| t == "DynamoDB_20120810.GetItem"), "{log:?}");
+    // A payment for a booking that does not exist: refunded in full on a record of its own.
+    let event = sample("stripe-payment-intent-succeeded.json");
+    let (event_id, intent) = stripe_object(&event);
+    let pi = intent["id"].as_str().unwrap();
+    let (failed, log, calls) = run("stripe-payment-intent-succeeded.json", HashMap::new()).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let stray = writes(&log, "PutItem");
+    assert_eq!(stray.len(), 1, "{log:?}");
+    assert_eq!(stray[0]["Item"]["PK"]["S"], format!("PAYMENT_INTENT#{pi}"));
+    assert_eq!(stray[0]["Item"]["SK"]["S"], "STRAY_PAYMENT");
+    assert_eq!(stray[0]["Item"]["reason"]["S"], "unknown_booking");
+    assert_eq!(stray[0]["ConditionExpression"], "attribute_not_exists(#pk)", "once per intent");
+    assert_eq!(
+        calls,
+        [format!("list refunds {pi}"), format!("refund {pi} {} refund-stray-{pi}", intent["amount"])],
+        "the whole amount"
+    );
+    let tx = writes(&log, "TransactWriteItems");
+    assert_eq!(tx.len(), 1);
+    assert_eq!(tx[0]["TransactItems"][0]["Put"]["Item"]["PK"]["S"], format!("EVENT#{event_id}"));
+    assert!(outbox_types(&tx[0]).is_empty(), "no booking event");
 }
