@@ -138,17 +138,17 @@ impl StripeStep {
 /// A Stripe call within the budget: refused when less than `budget.stripe_call` is left before
 /// the cutoff, abandoned at the cutoff. Abandoning is safe: every Stripe effect is adopted by
 /// the next delivery (refunds by their metadata, cancellations by the intent's status).
-async fn at_stripe<T>(
+async fn at_stripe<'a, T>(
     st: &State,
     d: Delivery,
-    call: futures::future::BoxFuture<'_, Result<T, StripeFailure>>,
+    call: impl FnOnce() -> futures::future::BoxFuture<'a, Result<T, StripeFailure>>,
 ) -> Result<T, StripeStep> {
-    let Some(cutoff) = d.cutoff else { return Ok(call.await?) };
+    let Some(cutoff) = d.cutoff else { return Ok(call().await?) };
     let left = cutoff.saturating_duration_since(Instant::now());
     if left < st.budget.stripe_call {
         return Err(StripeStep::OutOfTime { left_ms: left.as_millis() });
     }
-    match tokio::time::timeout_at(cutoff, call).await {
+    match tokio::time::timeout_at(cutoff, call()).await {
         Ok(answer) => Ok(answer?),
         Err(_) => Err(StripeStep::OutOfTime { left_ms: 0 }),
     }
@@ -521,10 +521,10 @@ async fn on_intent_failed(st: &State, event_id: &str, intent: IntentObject) -> a
 async fn on_charge_refunded(st: &State, _d: Delivery, event_id: &str, charge: ChargeObject) -> anyhow::Result<()> {
     let intent_id = charge.payment_intent_id().map(str::to_owned);
     // A refund of a stray payment completes its own record, never a booking's.
-    if let Some(pi) = &intent_id {
-        if let Some(stray) = st.table.get::<StrayPayment>(&stray_key(pi)).await? {
-            return stray_refunded(st, event_id, &stray, &charge).await;
-        }
+    if let Some(pi) = &intent_id
+        && let Some(stray) = st.table.get::<StrayPayment>(&stray_key(pi)).await?
+    {
+        return stray_refunded(st, event_id, &stray, &charge).await;
     }
     let booking_id = match charge.metadata.get(payments::stripe::META_BOOKING_ID) {
         Some(id) => Some(id.clone()),
@@ -603,7 +603,7 @@ async fn cancel_open_intent(st: &State, d: Delivery, b: &BookingRecord) -> anyho
     if b.item.payment.status == shared::booking::PaymentStatus::Succeeded {
         return Ok(());
     }
-    match at_stripe(st, d, st.stripe.cancel_intent(intent_id)).await {
+    match at_stripe(st, d, || st.stripe.cancel_intent(intent_id)).await {
         Ok(intent) => {
             tracing::info!(booking_id = b.id(), payment_intent_id = intent_id, status = %intent.status, "payment intent cancelled");
             Ok(())
@@ -793,7 +793,7 @@ async fn refund_at_stripe(st: &State, d: Delivery, owner: Owner<'_>, intent_id: 
         RefundAttempt::Refused(e)
     })?;
     let tag = owner.tag();
-    let existing = at_stripe(st, d, st.stripe.refunds_of(intent_id))
+    let existing = at_stripe(st, d, || st.stripe.refunds_of(intent_id))
         .await
         .map_err(RefundAttempt::Failed)?
         .into_iter()
@@ -808,7 +808,7 @@ async fn refund_at_stripe(st: &State, d: Delivery, owner: Owner<'_>, intent_id: 
         booking_id: tag,
         idempotency_key: owner.idempotency_key(),
     };
-    at_stripe(st, d, st.stripe.create_refund(&new)).await.map_err(RefundAttempt::Failed)
+    at_stripe(st, d, || st.stripe.create_refund(&new)).await.map_err(RefundAttempt::Failed)
 }
 
 /// A refund attempt failed at Stripe: the message fails and returns after the visibility

@@ -275,10 +275,10 @@ impl World {
     }
 
     fn refund_succeeded(&mut self, id: &str) -> Result<(), Retry> {
-        if let Some(r) = &mut self.b.refund {
-            if matches!(r.status, RefundStatus::Pending | RefundStatus::Failed) {
-                r.status = RefundStatus::Succeeded;
-            }
+        if let Some(r) = &mut self.b.refund
+            && matches!(r.status, RefundStatus::Pending | RefundStatus::Failed)
+        {
+            r.status = RefundStatus::Succeeded;
         }
         self.receipt(id);
         Ok(())
