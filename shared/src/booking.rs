@@ -291,6 +291,9 @@ pub struct RefundSummary {
     pub amount: i64,
     pub currency: Currency,
     pub status: String,
+    /// Stripe's reason when `status` is `failed` (docs/payments.md: how an operator retries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
 }
 
 /// A person as a booking names them.

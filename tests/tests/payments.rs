@@ -538,16 +538,19 @@ async fn forged_stale_and_altered_webhooks_are_refused_and_never_queued() {
 }
 
 /// Fixture: the booking cancelled as bookings' cancel leaves it in the table (stored status
-/// `cancelled`, its nights released), without the event (the test sends what it needs).
-async fn cancel_in_table(booking_id: &str, listing_id: &str) {
+/// `cancelled`, the `cancellation` record with the refund due, its nights released), without
+/// the event (the test sends what it needs).
+async fn cancel_in_table(booking_id: &str, listing_id: &str, refund_due: i64, by: &str) {
     dynamodb(
         "UpdateItem",
         json!({
             "Key": {"PK": {"S": format!("BOOKING#{booking_id}")}, "SK": {"S": "BOOKING"}},
-            "UpdateExpression": "SET #s = :c",
+            "UpdateExpression": "SET #s = :c, cancellation = :record",
             "ConditionExpression": "attribute_exists(PK)",
             "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": {":c": {"S": "cancelled"}}
+            "ExpressionAttributeValues": {":c": {"S": "cancelled"}, ":record": {"M": {
+                "by": {"S": by}, "at": {"S": jiff::Timestamp::now().to_string()},
+                "refund_due": {"M": {"amount": {"N": refund_due.to_string()}, "currency": {"S": "EUR"}}}}}}
         }),
     )
     .await;
@@ -616,7 +619,7 @@ async fn a_payment_for_a_booking_cancelled_meanwhile_is_refunded_in_full() {
     let pi = s(&intent, "payment_intent_id").to_owned();
 
     // Cancelled (unpaid, nothing due) while the card form was open; the card goes through.
-    cancel_in_table(&bid, &f.listing_id).await;
+    cancel_in_table(&bid, &f.listing_id, 0, "guest").await;
     assert_problem(pay(&f.guest, &bid, None).await, 409, "booking_not_payable").await;
     let (status, ok) = confirm_with(&pi, "pm_card_visa").await;
     assert_eq!((status, &ok["status"]), (200, &json!("succeeded")), "{ok}");
@@ -720,7 +723,7 @@ async fn refunds_of_cancelled_bookings_are_what_is_due_once_and_never_more_than_
         let intent = pay_and_confirm(&f.guest, &bid).await;
         let pi = s(&intent, "payment_intent_id").to_owned();
 
-        cancel_in_table(&bid, &f.listing_id).await;
+        cancel_in_table(&bid, &f.listing_id, due, by).await;
         // Delivered twice: refunded once.
         let first = send_cancelled(&b, due, by).await;
         let again = json!({
@@ -838,4 +841,272 @@ async fn a_poison_message_lands_in_the_dlq_while_the_rest_of_its_batch_is_applie
     })
     .await;
     assert_eq!(found["Body"], json!(poison));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 13: money safe under every ordering
+// ---------------------------------------------------------------------------------------------
+
+/// A signed `payment_intent.succeeded` for `intent` under a new event id; returns the id once
+/// payment-events applied it.
+async fn success_again(intent: &Value, booking_id: &str, guest_id: &str) -> String {
+    let id = format!("evt_{}", unique("again"));
+    deliver(&stripe_event(&id, "payment_intent.succeeded", intent_object(intent, booking_id, guest_id, "succeeded")))
+        .await;
+    applied(&id).await;
+    id
+}
+
+/// The guest cancels through bookings (`POST /v1/bookings/{id}/cancel`), and payment-events
+/// applies the `booking.cancelled` the relay publishes.
+async fn cancel_as_guest(guest: &User, booking_id: &str) -> Value {
+    let cancelled = json_of(
+        guest.post(&format!("/v1/bookings/{booking_id}/cancel"), Some(&json!({"reason": "plans changed"}))).await,
+        200,
+    )
+    .await;
+    let event = eventually("booking.cancelled in the outbox", || async {
+        outbox_events(booking_id, "booking.cancelled").await.into_iter().next()
+    })
+    .await;
+    applied(s(&event, "id")).await;
+    cancelled
+}
+
+#[tokio::test]
+async fn a_success_delivered_again_after_a_cancellation_never_refunds_more_than_the_policy_owes() {
+    // Strict, 3 days before check-in: the guest's cancel refunds nothing. Paid for real.
+    let strict = fixture("strict").await;
+    let b = strict.book(&strict.guest, 3, 4).await;
+    let bid = s(&b, "booking_id").to_owned();
+    let intent = pay_and_confirm(&strict.guest, &bid).await;
+    let pi = s(&intent, "payment_intent_id").to_owned();
+    let cancelled = cancel_as_guest(&strict.guest, &bid).await;
+    assert_eq!(cancelled["refund"], json!({"amount": 0, "currency": "EUR", "status": "none"}));
+    // Stripe sends the success again under a new event id (a resend, a second endpoint): nothing.
+    success_again(&intent, &bid, &strict.guest.user_id).await;
+    success_again(&intent, &bid, &strict.guest.user_id).await;
+    assert!(refunds_of(&pi).await.is_empty(), "nothing refunded: {:?}", refunds_of(&pi).await);
+    let stored = stored_booking(&bid).await;
+    assert!(stored.get("refund").is_none(), "{stored}");
+    assert_eq!(stored["status"]["S"], "cancelled");
+    assert_eq!(stored["payment"]["M"]["status"]["S"], "succeeded");
+    assert!(outbox_events(&bid, "refund.issued").await.is_empty());
+
+    // Moderate, 2 days before check-in: 50 %. The success comes again BEFORE booking.cancelled
+    // is applied (bookings' cancel stored, its event not delivered yet): exactly the policy's half.
+    let moderate = fixture("moderate").await;
+    let b = moderate.book(&moderate.guest, 2, 3).await;
+    let bid = s(&b, "booking_id").to_owned();
+    let total = b["price"]["total"].as_i64().expect("total");
+    let half = (total * 50 + 50) / 100;
+    let intent = pay_and_confirm(&moderate.guest, &bid).await;
+    let pi = s(&intent, "payment_intent_id").to_owned();
+    cancel_in_table(&bid, &moderate.listing_id, half, "guest").await;
+    success_again(&intent, &bid, &moderate.guest.user_id).await;
+    assert!(refunds_of(&pi).await.is_empty(), "no full refund of a paid booking: {:?}", refunds_of(&pi).await);
+    let event = send_cancelled(&b, half, "guest").await;
+    applied(&event).await;
+    success_again(&intent, &bid, &moderate.guest.user_id).await;
+    let refunds = refunds_of(&pi).await;
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0]["amount"], json!(half), "exactly what the policy owes");
+    let read = booking_of(&moderate.guest, &bid).await;
+    assert_eq!(read["refund"], json!({"amount": half, "currency": "EUR", "status": "succeeded"}));
+    assert_eq!(outbox_events(&bid, "refund.issued").await.len(), 1);
+}
+
+/// The stray-payment record of an intent (`PAYMENT_INTENT#<pi>` / `STRAY_PAYMENT`).
+async fn stray_record(intent_id: &str) -> Option<Value> {
+    let out = dynamodb(
+        "GetItem",
+        json!({"Key": {"PK": {"S": format!("PAYMENT_INTENT#{intent_id}")}, "SK": {"S": "STRAY_PAYMENT"}}, "ConsistentRead": true}),
+    )
+    .await;
+    out.get("Item").cloned()
+}
+
+/// An intent made at localstripe outside Roost's payment route, naming `booking_id`, and paid.
+async fn paid_stray_intent(amount: i64, booking_id: &str) -> Value {
+    let (status, created) = stripe(
+        Method::POST,
+        "/v1/payment_intents",
+        &[
+            ("amount", &amount.to_string()),
+            ("currency", "eur"),
+            ("metadata[booking_id]", booking_id),
+            ("payment_method_types[0]", "card"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let (status, paid) = confirm_with(s(&created, "id"), "pm_card_visa").await;
+    assert_eq!((status, &paid["status"]), (200, &json!("succeeded")), "{paid}");
+    paid
+}
+
+#[tokio::test]
+async fn a_payment_that_is_not_its_booking_s_is_refunded_in_full_once_and_alarmed() {
+    let f = fixture("moderate").await;
+    let b = f.book(&f.guest, 20, 22).await;
+    let bid = s(&b, "booking_id").to_owned();
+    let own = json_of(pay(&f.guest, &bid, None).await, 200).await;
+    let before = booking_of(&f.guest, &bid).await;
+
+    // Another intent naming this booking is paid (localstripe sends its webhook).
+    let other = paid_stray_intent(5_000, &bid).await;
+    let other_pi = s(&other, "id").to_owned();
+    let stray = eventually("the stray payment refunded", || async {
+        stray_record(&other_pi).await.filter(|r| r["status"]["S"] == "succeeded")
+    })
+    .await;
+    assert_eq!(stray["reason"]["S"], "other_intent");
+    assert_eq!(stray["booking_id"]["S"], bid.as_str());
+    assert_eq!((&stray["amount"]["N"], &stray["refund_amount"]["N"]), (&json!("5000"), &json!("5000")));
+    // Delivered again: the same event id (Stripe's retry) and a new one (a resend).
+    let object = json!({"id": other_pi, "object": "payment_intent", "amount": 5000, "currency": "eur",
+                        "status": "succeeded", "metadata": {"booking_id": bid}});
+    let again_id = format!("evt_{}", unique("stray"));
+    let again = stripe_event(&again_id, "payment_intent.succeeded", object);
+    deliver(&again).await;
+    deliver(&again).await;
+    applied(&again_id).await;
+    let refunds = refunds_of(&other_pi).await;
+    assert_eq!(refunds.len(), 1, "refunded once: {refunds:?}");
+    assert_eq!((&refunds[0]["amount"], &refunds[0]["status"]), (&json!(5000), &json!("succeeded")));
+    // The booking is untouched, and its own payment still confirms it.
+    assert_eq!(booking_of(&f.guest, &bid).await, before);
+    let (status, ok) = confirm_with(s(&own, "payment_intent_id"), "pm_card_visa").await;
+    assert_eq!((status, &ok["status"]), (200, &json!("succeeded")), "{ok}");
+    let confirmed = wait_for_status(&f.guest, &bid, "confirmed").await;
+    assert!(confirmed.get("refund").is_none(), "{confirmed}");
+    assert!(refunds_of(s(&own, "payment_intent_id")).await.is_empty());
+
+    // A payment naming a booking that does not exist: refunded in full, once, on its own record.
+    let nobody = format!("bkg_{}", ulid_like());
+    let orphan = paid_stray_intent(777, &nobody).await;
+    let orphan_pi = s(&orphan, "id").to_owned();
+    let record = eventually("the orphan payment refunded", || async {
+        stray_record(&orphan_pi).await.filter(|r| r["status"]["S"] == "succeeded")
+    })
+    .await;
+    assert_eq!(record["reason"]["S"], "unknown_booking");
+    assert_eq!(refunds_of(&orphan_pi).await.len(), 1);
+    assert!(stored_booking(&nobody).await.is_null(), "no booking item made up");
+
+    // Each alarmed once (the metric filter counts `"alert":"stray_payment"` lines).
+    let log = Stack::get().function_log("PaymentEventsFunction");
+    for pi in [&other_pi, &orphan_pi] {
+        let alerts =
+            log.lines().filter(|l| l.contains("\"alert\":\"stray_payment\"") && l.contains(pi.as_str())).count();
+        assert_eq!(alerts, 1, "{pi}");
+    }
+}
+
+/// Fixture: the booking as payment-events' confirmation leaves it (confirmed, paid, accepted).
+async fn mark_confirmed(booking_id: &str, total: i64) {
+    dynamodb(
+        "UpdateItem",
+        json!({
+            "Key": {"PK": {"S": format!("BOOKING#{booking_id}")}, "SK": {"S": "BOOKING"}},
+            "UpdateExpression": "SET #s = :confirmed, payment.#ps = :succeeded, payment.amount_paid = :paid, \
+                                 payment.accepted_at = :now REMOVE payment.failure",
+            "ConditionExpression": "attribute_exists(PK)",
+            "ExpressionAttributeNames": {"#s": "status", "#ps": "status"},
+            "ExpressionAttributeValues": {
+                ":confirmed": {"S": "confirmed"}, ":succeeded": {"S": "succeeded"},
+                ":paid": {"M": {"amount": {"N": total.to_string()}, "currency": {"S": "EUR"}}},
+                ":now": {"S": jiff::Timestamp::now().to_string()}
+            }
+        }),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_refund_stripe_keeps_refusing_is_recorded_failed_with_its_reason_and_an_operator_retries_it() {
+    let f = fixture("moderate").await;
+    let b = f.book(&f.guest, 40, 41).await;
+    let bid = s(&b, "booking_id").to_owned();
+    let total = b["price"]["total"].as_i64().expect("total");
+    let intent = json_of(pay(&f.guest, &bid, None).await, 200).await;
+    let pi = s(&intent, "payment_intent_id").to_owned();
+    // The card is declined: localstripe keeps the failed charge, and refuses to refund it
+    // ("Cannot refund a failed payment."), as Stripe refuses refunds it cannot make.
+    let declined = card("4000000000000341").await;
+    let (status, body) = confirm_with(&pi, &declined).await;
+    assert_eq!(status, 402, "{body}");
+    eventually("the decline recorded", || async {
+        (booking_of(&f.guest, &bid).await["payment"]["status"] == "failed").then_some(())
+    })
+    .await;
+    mark_confirmed(&bid, total).await;
+
+    // Moderate, 40 days out: everything back. Stripe refuses on every receive (5, 2 s apart in
+    // test mode); after the last the refund shows `failed` with Stripe's reason.
+    let cancelled = json_of(f.guest.post(&format!("/v1/bookings/{bid}/cancel"), Some(&json!({}))).await, 200).await;
+    assert_eq!(cancelled["refund"], json!({"amount": total, "currency": "EUR", "status": "pending"}));
+    let failed = eventually_for(Duration::from_secs(90), "the refund recorded failed", || async {
+        let read = booking_of(&f.guest, &bid).await;
+        (read["refund"]["status"] == "failed").then_some(read)
+    })
+    .await;
+    assert_eq!(
+        failed["refund"],
+        json!({"amount": total, "currency": "EUR", "status": "failed", "failure_reason": "Cannot refund a failed payment."})
+    );
+    assert!(refunds_of(&pi).await.is_empty());
+    let log = Stack::get().function_log("PaymentEventsFunction");
+    assert_eq!(
+        log.lines().filter(|l| l.contains("\"alert\":\"refund_failed\"") && l.contains(bid.as_str())).count(),
+        1,
+        "counted once (the RefundsFailed metric filter)"
+    );
+    // The message waits in the DLQ.
+    let dlq = queue_url("roost-PaymentEventsDLQ");
+    let parked = eventually_for(Duration::from_secs(60), "booking.cancelled in the DLQ", || {
+        let (dlq, bid) = (dlq.clone(), bid.clone());
+        async move {
+            let got = sqs(
+                "ReceiveMessage",
+                &json!({"QueueUrl": dlq, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 1, "VisibilityTimeout": 0,
+                        "MessageAttributeNames": ["All"]}),
+            )
+            .await;
+            got["Messages"].as_array().and_then(|m| {
+                m.iter()
+                    .find(|m| {
+                        m["Body"].as_str().is_some_and(|b| b.contains(bid.as_str()) && b.contains("booking.cancelled"))
+                    })
+                    .cloned()
+            })
+        }
+    })
+    .await;
+
+    // The operator's retry (docs/payments.md, "When a refund failed"): fix the cause at Stripe
+    // (here localstripe's charge is made good, with no webhook), then redrive the DLQ, as
+    // `aws sqs start-message-move-task --source-arn <PaymentEventsDLQ arn>` does: the message back on
+    // the queue, and off the DLQ.
+    let (_, current) = stripe(Method::GET, &format!("/v1/payment_intents/{pi}"), &[]).await;
+    let charge = current["latest_charge"]["id"].as_str().expect("latest charge").to_owned();
+    let (status, fixed) = stripe(Method::POST, &format!("/v1/charges/{charge}"), &[("status", "succeeded")]).await;
+    assert_eq!(status, 200, "{fixed}");
+    sqs(
+        "SendMessage",
+        &json!({"QueueUrl": queue_url("roost-PaymentEventsQueue"), "MessageBody": parked["Body"],
+                "MessageAttributes": {"type": {"DataType": "String", "StringValue": "booking.cancelled"}}}),
+    )
+    .await;
+    sqs("DeleteMessage", &json!({"QueueUrl": dlq, "ReceiptHandle": parked["ReceiptHandle"]})).await;
+    let read = eventually("the retried refund succeeded", || async {
+        let read = booking_of(&f.guest, &bid).await;
+        (read["refund"]["status"] == "succeeded").then_some(read)
+    })
+    .await;
+    assert_eq!(read["refund"], json!({"amount": total, "currency": "EUR", "status": "succeeded"}));
+    let refunds = refunds_of(&pi).await;
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0]["amount"], json!(total));
+    assert_eq!(outbox_events(&bid, "refund.issued").await.len(), 1);
 }

@@ -76,6 +76,7 @@ fn refund(b: &BookingItem) -> Option<RefundSummary> {
             amount: c.refund_due.amount,
             currency: c.refund_due.currency,
             status: if c.refund_due.amount > 0 { "pending" } else { "none" }.to_owned(),
+            failure_reason: None,
         })
     })
 }

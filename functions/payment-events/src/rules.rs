@@ -1,7 +1,7 @@
 //! The decisions of payment-events as plain functions of values: which success confirms, which
 //! failure is recorded, how much is refunded. The handlers only read, call and write.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::booking::{BookingStatus, PaymentStatus};
 use shared::money::{Currency, Money};
@@ -86,14 +86,40 @@ impl ChargeObject {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Success {
     /// Try to confirm: one transaction, conditioned on the booking still waiting for this
-    /// intent and every night still held by it (whatever the clock).
+    /// intent, not refunded, and every night still held by it (whatever the clock).
     Confirm,
-    /// Confirmed by this intent already (a redelivery under another event id, or a replay).
-    AlreadyConfirmed,
-    /// Money was taken for a booking that can no longer be confirmed: refund it in full.
+    /// The booking recorded this intent as paid already (a redelivery under any event id, a
+    /// replay, a dashboard resend): nothing is decided again, whatever the booking's status
+    /// now. A refund of it that is not finished yet is resumed as recorded, never re-decided.
+    Recorded,
+    /// Money was taken for a booking that can no longer be confirmed (cancelled or expired
+    /// before its payment was recorded, or a night lost): refund it in full.
     NotConfirmable,
-    /// The intent is not the booking's, or not for its price: nothing is applied.
-    Mismatch(&'static str),
+    /// Not the booking's payment (another intent, or not its price): refunded in full on a
+    /// record of its own, the booking untouched.
+    Stray(StrayReason),
+}
+
+/// Why a success is not its booking's payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrayReason {
+    /// The intent is not the one recorded on the booking (or the booking has none).
+    OtherIntent,
+    /// The booking's intent, but not for the booking's price (amount or currency).
+    OtherAmount,
+    /// Its `booking_id` names no booking.
+    UnknownBooking,
+}
+
+impl StrayReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OtherIntent => "other_intent",
+            Self::OtherAmount => "other_amount",
+            Self::UnknownBooking => "unknown_booking",
+        }
+    }
 }
 
 /// Whether the intent's money is exactly the booking's price.
@@ -101,18 +127,86 @@ pub fn same_money(intent_amount: i64, intent_currency: &str, price: Money) -> bo
     intent_amount == price.amount && intent_currency.eq_ignore_ascii_case(price.currency.code())
 }
 
+/// Whether the booking recorded `payment_intent_id` as its payment (status `succeeded` and the
+/// amount paid): by the confirming transaction, or by the refund of a late payment.
+pub fn paid_by(b: &BookingRecord, payment_intent_id: &str) -> bool {
+    b.intent_id() == Some(payment_intent_id)
+        && b.item.payment.status == PaymentStatus::Succeeded
+        && b.amount_paid.is_some()
+}
+
 pub fn on_success(b: &BookingRecord, intent: &IntentObject) -> Success {
     if b.intent_id() != Some(intent.id.as_str()) {
-        return Success::Mismatch("the intent is not the one recorded on the booking");
+        return Success::Stray(StrayReason::OtherIntent);
     }
     if !same_money(intent.amount, &intent.currency, b.total()) {
-        return Success::Mismatch("the intent's amount or currency is not the booking's price");
+        return Success::Stray(StrayReason::OtherAmount);
+    }
+    if paid_by(b, &intent.id) {
+        return Success::Recorded;
     }
     match b.item.status {
         BookingStatus::PendingPayment => Success::Confirm,
-        BookingStatus::Confirmed | BookingStatus::Completed => Success::AlreadyConfirmed,
+        // Confirmed always records the payment (one transaction); kept for old items.
+        BookingStatus::Confirmed | BookingStatus::Completed => Success::Recorded,
         BookingStatus::Cancelled | BookingStatus::Expired => Success::NotConfirmable,
     }
+}
+
+/// Whether the booking's payment confirmed it (`payment.accepted_at`, written by the confirming
+/// transaction; a stored `confirmed`/`completed` status for items older than that attribute).
+pub fn accepted(b: &BookingRecord) -> bool {
+    b.accepted_at.is_some() || matches!(b.item.status, BookingStatus::Confirmed | BookingStatus::Completed)
+}
+
+/// THE REFUND INVARIANT: the most Roost may ever refund, in total, of a booking's own payment.
+///
+/// - nothing recorded as paid: nothing;
+/// - the payment confirmed the booking: what its cancellation owes under the policy (the
+///   `refund_due` bookings wrote with the cancellation, never more than paid), or nothing while
+///   it is not cancelled;
+/// - the payment never confirmed it (it came after a cancellation or an expiry, or a night was
+///   lost): all of it.
+///
+/// A booking's refunds are one record (`refund`, at most one per booking, written under a
+/// condition), so "total refunded" is that record's amount; [`check_refund`] compares them
+/// before every Stripe refund call of a booking.
+pub fn refund_ceiling(b: &BookingRecord) -> Result<Money, RefundError> {
+    let Some(paid) = b.amount_paid else { return Ok(Money::new(0, b.total().currency)) };
+    if !accepted(b) {
+        return Ok(paid);
+    }
+    match (b.item.status, &b.item.cancellation) {
+        (BookingStatus::Cancelled, Some(c)) => {
+            Ok(refund_amount(c.refund_due, Some(paid))?.unwrap_or(Money::new(0, paid.currency)))
+        }
+        _ => Ok(Money::new(0, paid.currency)),
+    }
+}
+
+/// Checks the booking's refund record against [`refund_ceiling`]: the amount Stripe may be asked
+/// to refund, or why not. Called in one place, right before the Stripe refund call of a booking
+/// (`lib.rs`, `refund_at_stripe`).
+pub fn check_refund(b: &BookingRecord) -> Result<Money, RefundError> {
+    let Some(refund) = &b.refund else { return Err(RefundError::NoRecord) };
+    let ceiling = refund_ceiling(b)?;
+    let asked = refund.money();
+    if asked.currency != ceiling.currency && ceiling.amount > 0 {
+        return Err(RefundError::CurrencyMismatch { due: asked.currency, paid: ceiling.currency });
+    }
+    if asked.amount <= 0 || asked.amount > ceiling.amount {
+        return Err(RefundError::AboveCeiling { asked, ceiling });
+    }
+    Ok(asked)
+}
+
+/// The same invariant for a payment that is not its booking's: refunded in full, once (one
+/// record per intent), never more than the intent's own amount.
+pub fn check_stray_refund(taken: i64, refund: i64) -> Result<i64, RefundError> {
+    if refund <= 0 || refund > taken {
+        return Err(RefundError::StrayAboveTaken { refund, taken });
+    }
+    Ok(refund)
 }
 
 /// Whether a `payment_intent.payment_failed` is recorded: the booking's own intent, the booking
@@ -127,6 +221,12 @@ pub fn failure_applies(b: &BookingRecord, intent: &IntentObject) -> bool {
 pub enum RefundError {
     #[error("refund due in {due}, paid in {paid}")]
     CurrencyMismatch { due: Currency, paid: Currency },
+    #[error("refund of {asked} asked, but at most {ceiling} is owed: REFUSED (refund invariant)")]
+    AboveCeiling { asked: Money, ceiling: Money },
+    #[error("no refund recorded on the booking")]
+    NoRecord,
+    #[error("stray refund of {refund} asked, but {taken} was taken: REFUSED (refund invariant)")]
+    StrayAboveTaken { refund: i64, taken: i64 },
 }
 
 /// How much to refund when `due` is owed and `paid` was taken: never more than was paid, nothing
@@ -192,16 +292,50 @@ mod tests {
         Money::new(n, Currency::EUR)
     }
 
+    /// The booking with its payment recorded (as `confirm` or a late refund write it).
+    fn paid(mut b: BookingRecord, accepted: bool) -> BookingRecord {
+        b.item.payment.status = PaymentStatus::Succeeded;
+        b.amount_paid = Some(eur(22_400));
+        b.accepted_at = accepted.then(|| "2027-01-01T10:05:00Z".to_owned());
+        b
+    }
+
+    fn cancelled_with(mut b: BookingRecord, due: i64) -> BookingRecord {
+        b.item.status = BookingStatus::Cancelled;
+        b.item.cancellation = Some(shared::booking::Cancellation {
+            by: shared::events::CancelledBy::Guest,
+            at: "2027-01-02T10:00:00Z".into(),
+            reason: None,
+            refund_due: eur(due),
+        });
+        b
+    }
+
+    fn with_refund(mut b: BookingRecord, amount: i64) -> BookingRecord {
+        b.refund = Some(payments::record::RefundRecord {
+            amount,
+            currency: Currency::EUR,
+            status: payments::record::RefundStatus::Pending,
+            reason: None,
+            refund_id: None,
+            requested_at: None,
+            succeeded_at: None,
+            failure_reason: None,
+            failed_at: None,
+        });
+        b
+    }
+
     #[test]
     fn a_success_confirms_only_the_booking_s_own_intent_at_its_price() {
         let pending = booking("pending_payment", "processing", Some("pi_1"));
         assert_eq!(on_success(&pending, &intent("pi_1", 22_400, "eur")), Success::Confirm);
         assert_eq!(on_success(&pending, &intent("pi_1", 22_400, "EUR")), Success::Confirm);
-        assert!(matches!(on_success(&pending, &intent("pi_2", 22_400, "eur")), Success::Mismatch(_)));
-        assert!(matches!(on_success(&pending, &intent("pi_1", 22_399, "eur")), Success::Mismatch(_)));
-        assert!(matches!(on_success(&pending, &intent("pi_1", 22_400, "usd")), Success::Mismatch(_)));
+        assert_eq!(on_success(&pending, &intent("pi_2", 22_400, "eur")), Success::Stray(StrayReason::OtherIntent));
+        assert_eq!(on_success(&pending, &intent("pi_1", 22_399, "eur")), Success::Stray(StrayReason::OtherAmount));
+        assert_eq!(on_success(&pending, &intent("pi_1", 22_400, "usd")), Success::Stray(StrayReason::OtherAmount));
         let no_intent = booking("pending_payment", "unpaid", None);
-        assert!(matches!(on_success(&no_intent, &intent("pi_1", 22_400, "eur")), Success::Mismatch(_)));
+        assert_eq!(on_success(&no_intent, &intent("pi_1", 22_400, "eur")), Success::Stray(StrayReason::OtherIntent));
         // A failed attempt before does not matter: the success confirms.
         let failed = booking("pending_payment", "failed", Some("pi_1"));
         assert_eq!(on_success(&failed, &intent("pi_1", 22_400, "eur")), Success::Confirm);
@@ -210,13 +344,78 @@ mod tests {
     #[test]
     fn a_success_for_a_booking_that_moved_on_is_refunded_or_ignored() {
         for (status, want) in [
-            ("confirmed", Success::AlreadyConfirmed),
-            ("completed", Success::AlreadyConfirmed),
+            ("confirmed", Success::Recorded),
+            ("completed", Success::Recorded),
             ("cancelled", Success::NotConfirmable),
             ("expired", Success::NotConfirmable),
         ] {
             assert_eq!(on_success(&booking(status, "processing", Some("pi_1")), &intent("pi_1", 22_400, "eur")), want);
         }
+    }
+
+    #[test]
+    fn a_success_for_a_payment_the_booking_recorded_changes_nothing_whatever_its_status() {
+        // Issue 13 item 1: paid, confirmed, cancelled in a band that refunds nothing or half,
+        // then the success again under a new event id: never a full refund.
+        let i = intent("pi_1", 22_400, "eur");
+        for status in ["confirmed", "completed", "cancelled", "expired", "pending_payment"] {
+            let b = paid(booking(status, "succeeded", Some("pi_1")), true);
+            assert_eq!(on_success(&b, &i), Success::Recorded, "{status}");
+            // Refunded in full as a late payment before: recorded too, never refunded again.
+            let late = with_refund(paid(booking(status, "succeeded", Some("pi_1")), false), 22_400);
+            assert_eq!(on_success(&late, &i), Success::Recorded, "{status}");
+        }
+        // Recorded for ANOTHER intent: this one is a stray payment, whatever the status.
+        let other = paid(booking("cancelled", "succeeded", Some("pi_0")), true);
+        assert_eq!(on_success(&other, &i), Success::Stray(StrayReason::OtherIntent));
+    }
+
+    #[test]
+    fn the_refund_ceiling_is_what_the_policy_owes_for_the_payment() {
+        let b = |status| booking(status, "succeeded", Some("pi_1"));
+        // Nothing paid: nothing may be refunded.
+        assert_eq!(refund_ceiling(&booking("cancelled", "processing", Some("pi_1"))), Ok(eur(0)));
+        // Accepted (it confirmed the booking): nothing while the booking stands...
+        assert_eq!(refund_ceiling(&paid(b("confirmed"), true)), Ok(eur(0)));
+        assert_eq!(refund_ceiling(&paid(b("completed"), true)), Ok(eur(0)));
+        // ... and what the cancellation owes once cancelled, capped at what was paid.
+        for due in [0, 11_200, 22_400, 30_000] {
+            let c = cancelled_with(paid(b("confirmed"), true), due);
+            assert_eq!(refund_ceiling(&c), Ok(eur(due.min(22_400))), "due {due}");
+        }
+        // Never accepted (late, or a night lost): all of it.
+        assert_eq!(refund_ceiling(&paid(b("expired"), false)), Ok(eur(22_400)));
+        assert_eq!(refund_ceiling(&cancelled_with(paid(b("pending_payment"), false), 0)), Ok(eur(22_400)));
+        assert_eq!(refund_ceiling(&paid(b("pending_payment"), false)), Ok(eur(22_400)));
+    }
+
+    #[test]
+    fn check_refund_refuses_anything_above_the_ceiling() {
+        let confirmed_then_cancelled = |due, refund| {
+            with_refund(cancelled_with(paid(booking("confirmed", "succeeded", Some("pi_1")), true), due), refund)
+        };
+        assert_eq!(check_refund(&confirmed_then_cancelled(11_200, 11_200)), Ok(eur(11_200)));
+        assert_eq!(check_refund(&confirmed_then_cancelled(11_200, 5_000)), Ok(eur(5_000)));
+        assert_eq!(
+            check_refund(&confirmed_then_cancelled(0, 22_400)),
+            Err(RefundError::AboveCeiling { asked: eur(22_400), ceiling: eur(0) }),
+            "the bug of issue 13 item 1: a full refund of a paid booking cancelled in a band that owes nothing"
+        );
+        assert!(matches!(
+            check_refund(&confirmed_then_cancelled(11_200, 22_400)),
+            Err(RefundError::AboveCeiling { .. })
+        ));
+        assert!(matches!(check_refund(&confirmed_then_cancelled(11_200, 0)), Err(RefundError::AboveCeiling { .. })));
+        let late =
+            with_refund(cancelled_with(paid(booking("pending_payment", "succeeded", Some("pi_1")), false), 0), 22_400);
+        assert_eq!(check_refund(&late), Ok(eur(22_400)));
+        assert_eq!(
+            check_refund(&paid(booking("cancelled", "succeeded", Some("pi_1")), false)),
+            Err(RefundError::NoRecord)
+        );
+        assert_eq!(check_stray_refund(500, 500), Ok(500));
+        assert!(check_stray_refund(500, 501).is_err());
+        assert!(check_stray_refund(500, 0).is_err());
     }
 
     #[test]

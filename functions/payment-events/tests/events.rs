@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use futures::future::BoxFuture;
-use payment_events::{State, handle_batch};
+use payment_events::{Budget, State, handle_batch};
 use payments::stripe::{Gateway, Intent, NewIntent, NewRefund, Refund, StripeFailure};
 use serde_json::{Value, json};
 use shared::Table;
@@ -59,7 +59,7 @@ impl Gateway for FakeStripe {
     }
     fn cancel_intent<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Intent, StripeFailure>> {
         self.calls.lock().unwrap().push(format!("cancel {id}"));
-        Box::pin(async { Err(StripeFailure::Api { status: 400, code: None, decline_code: None }) })
+        Box::pin(async { Err(StripeFailure::Api { status: 400, code: None, decline_code: None, message: None }) })
     }
     fn create_refund<'a>(&'a self, new: &'a NewRefund) -> BoxFuture<'a, Result<Refund, StripeFailure>> {
         self.calls
@@ -114,24 +114,39 @@ fn stripe_object(event: &SqsEvent) -> (String, Value) {
 }
 
 async fn run(file: &str, items: HashMap<String, Value>) -> (Vec<String>, Vec<(String, Value)>, Vec<String>) {
+    let stripe = Arc::new(FakeStripe::default());
+    let (failed, log) = run_with(sample(file), items, stripe.clone(), Budget::default(), None).await;
+    let calls = stripe.calls.lock().unwrap().clone();
+    (failed, log, calls)
+}
+
+/// Runs `event` through the handler with `stripe`, `budget` and an invocation `deadline`:
+/// the failed message ids (sorted) and the DynamoDB requests.
+async fn run_with(
+    event: SqsEvent,
+    items: HashMap<String, Value>,
+    stripe: Arc<dyn Gateway>,
+    budget: Budget,
+    deadline: Option<std::time::SystemTime>,
+) -> (Vec<String>, Vec<(String, Value)>) {
     let (url, log) = dynamodb_stub(items).await;
     let conf = aws_sdk_dynamodb::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::for_tests())
         .endpoint_url(url);
-    let stripe = Arc::new(FakeStripe::default());
     let st = State {
         table: Arc::new(Table::from_conf(conf, "replay")),
         clock: Arc::new(FixedClock::at("2026-11-26T12:35:47Z").unwrap()),
-        stripe: stripe.clone(),
+        stripe,
+        budget,
+        max_receive_count: 5,
     };
-    let response = handle_batch(&st, sample(file)).await.expect("batch");
+    let response = handle_batch(&st, event, deadline).await.expect("batch");
     let mut failed: Vec<String> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     failed.sort();
     let log = log.lock().unwrap().clone();
-    let calls = stripe.calls.lock().unwrap().clone();
-    (failed, log, calls)
+    (failed, log)
 }
 
 fn writes(log: &[(String, Value)], target: &str) -> Vec<Value> {
@@ -290,8 +305,186 @@ async fn unknown_types_are_acknowledged_and_undecodable_messages_fail() {
     assert_eq!(failed, ["0b1c2d3e-0000-4000-8000-000000000004", "0b1c2d3e-0000-4000-8000-000000000006"]);
     assert!(log.is_empty() && calls.is_empty(), "{log:?} {calls:?}");
 
-    // An event for a booking that does not exist: acknowledged, nothing written.
-    let (failed, log, _) = run("stripe-payment-intent-succeeded.json", HashMap::new()).await;
-    assert!(failed.is_empty());
-    assert!(log.iter().all(|(t, _)| t == "DynamoDB_20120810.GetItem"), "{log:?}");
+    // A payment for a booking that does not exist: refunded in full on a record of its own.
+    let event = sample("stripe-payment-intent-succeeded.json");
+    let (event_id, intent) = stripe_object(&event);
+    let pi = intent["id"].as_str().unwrap();
+    let (failed, log, calls) = run("stripe-payment-intent-succeeded.json", HashMap::new()).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    let stray = writes(&log, "PutItem");
+    assert_eq!(stray.len(), 1, "{log:?}");
+    assert_eq!(stray[0]["Item"]["PK"]["S"], format!("PAYMENT_INTENT#{pi}"));
+    assert_eq!(stray[0]["Item"]["SK"]["S"], "STRAY_PAYMENT");
+    assert_eq!(stray[0]["Item"]["reason"]["S"], "unknown_booking");
+    assert_eq!(stray[0]["ConditionExpression"], "attribute_not_exists(#pk)", "once per intent");
+    assert_eq!(
+        calls,
+        [format!("list refunds {pi}"), format!("refund {pi} {} refund-stray-{pi}", intent["amount"])],
+        "the whole amount"
+    );
+    let tx = writes(&log, "TransactWriteItems");
+    assert_eq!(tx.len(), 1);
+    assert_eq!(tx[0]["TransactItems"][0]["Put"]["Item"]["PK"]["S"], format!("EVENT#{event_id}"));
+    assert!(outbox_types(&tx[0]).is_empty(), "no booking event");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stripe slow or refusing: the invocation's deadline and the queue's last receive
+// ---------------------------------------------------------------------------------------------
+
+/// Stripe that answers refunds after `delay`, or refuses them as localstripe refuses a refund
+/// of a failed payment.
+struct ScriptedStripe {
+    delay: std::time::Duration,
+    refuse: bool,
+    calls: Mutex<Vec<String>>,
+}
+
+impl ScriptedStripe {
+    fn new(delay: std::time::Duration, refuse: bool) -> Arc<Self> {
+        Arc::new(Self { delay, refuse, calls: Mutex::default() })
+    }
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Gateway for ScriptedStripe {
+    fn create_intent<'a>(&'a self, _: &'a NewIntent) -> BoxFuture<'a, Result<Intent, StripeFailure>> {
+        Box::pin(async { Err(StripeFailure::Transport(anyhow::anyhow!("not here"))) })
+    }
+    fn retrieve_intent<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Intent, StripeFailure>> {
+        Box::pin(async { Err(StripeFailure::Transport(anyhow::anyhow!("not here"))) })
+    }
+    fn cancel_intent<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Intent, StripeFailure>> {
+        Box::pin(async { Err(StripeFailure::Transport(anyhow::anyhow!("not here"))) })
+    }
+    fn create_refund<'a>(&'a self, new: &'a NewRefund) -> BoxFuture<'a, Result<Refund, StripeFailure>> {
+        self.calls.lock().unwrap().push(format!("refund {}", new.amount));
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            if self.refuse {
+                return Err(StripeFailure::Api {
+                    status: 400,
+                    code: None,
+                    decline_code: None,
+                    message: Some("Cannot refund a failed payment.".into()),
+                });
+            }
+            Ok(Refund {
+                id: "re_slow".into(),
+                status: Some("succeeded".into()),
+                amount: new.amount,
+                currency: "eur".into(),
+                payment_intent: Some(new.payment_intent.clone()),
+                metadata: HashMap::new(),
+            })
+        })
+    }
+    fn refunds_of<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<Refund>, StripeFailure>> {
+        self.calls.lock().unwrap().push("list refunds".into());
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            Ok(Vec::new())
+        })
+    }
+}
+
+const CANCELLED_BOOKING: &str = "bkg_01kaxb3c4d5e6f7g8h9jkmnpqr";
+
+/// The cancelled, paid booking of `domain-booking-cancelled.json` (refund due 24300, paid 20000).
+fn cancelled_paid_booking() -> HashMap<String, Value> {
+    let item = booking_item(
+        CANCELLED_BOOKING,
+        "3f1e2d4c-5b6a-4789-8abc-def012345678",
+        "cancelled",
+        json!({"status": "succeeded", "payment_intent_id": "pi_paid", "amount_paid": {"amount": 20000, "currency": "EUR"}}),
+        20000,
+    );
+    HashMap::from([(format!("BOOKING#{CANCELLED_BOOKING}"), item)])
+}
+
+/// The cancellation (a refund to make at Stripe) received `receive_count` times, and in the same
+/// batch a Stripe event that needs neither Stripe nor the table.
+fn refund_batch(receive_count: u32) -> SqsEvent {
+    let mut event = serde_json::to_value(sample("domain-booking-cancelled.json")).unwrap();
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = json!(receive_count.to_string());
+    let mut other = event["Records"][0].clone();
+    other["messageId"] = json!("quick-one");
+    other["body"] = json!(
+        json!({"id": "evt_quick", "object": "event", "type": "payment_intent.created", "data": {"object": {}}})
+            .to_string()
+    );
+    event["Records"].as_array_mut().unwrap().push(other);
+    serde_json::from_value(event).unwrap()
+}
+
+const REFUND_MESSAGE: &str = "0b1c2d3e-0000-4000-8000-000000000007";
+
+#[tokio::test]
+async fn a_slow_stripe_fails_its_message_before_the_deadline_and_the_others_are_reported() {
+    // Stripe answers after 30 s; the invocation has 2.5 s. A call needs 1 s of budget.
+    let stripe = ScriptedStripe::new(std::time::Duration::from_secs(30), false);
+    let budget =
+        Budget { stripe_call: std::time::Duration::from_secs(1), reserve: std::time::Duration::from_millis(300) };
+    let started = std::time::Instant::now();
+    let deadline = std::time::SystemTime::now() + std::time::Duration::from_millis(2_500);
+    let (failed, log) =
+        run_with(refund_batch(1), cancelled_paid_booking(), stripe.clone(), budget, Some(deadline)).await;
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_millis(2_400), "answered before the deadline: {took:?}");
+    assert!(took >= std::time::Duration::from_millis(2_000), "cut at the deadline minus the reserve: {took:?}");
+    assert_eq!(failed, [REFUND_MESSAGE], "only the slow message returns to the queue");
+    assert_eq!(stripe.calls(), ["list refunds"], "the slow call was abandoned, nothing else started");
+    assert!(writes(&log, "TransactWriteItems").is_empty(), "nothing recorded as refunded");
+}
+
+#[tokio::test]
+async fn no_stripe_call_starts_without_the_time_to_finish_it() {
+    // 1.5 s left, a Stripe call needs 4 s + 1 s: not even started.
+    let stripe = ScriptedStripe::new(std::time::Duration::ZERO, false);
+    let started = std::time::Instant::now();
+    let deadline = std::time::SystemTime::now() + std::time::Duration::from_millis(1_500);
+    let (failed, log) =
+        run_with(refund_batch(1), cancelled_paid_booking(), stripe.clone(), Budget::default(), Some(deadline)).await;
+    assert!(started.elapsed() < std::time::Duration::from_millis(1_000), "{:?}", started.elapsed());
+    assert_eq!(failed, [REFUND_MESSAGE]);
+    assert!(stripe.calls().is_empty(), "{:?}", stripe.calls());
+    // The pending record is written (a redelivery carries on with it); nothing else.
+    assert_eq!(writes(&log, "UpdateItem").len(), 1);
+    assert!(writes(&log, "TransactWriteItems").is_empty());
+
+    // With time enough, the same batch refunds.
+    let stripe = ScriptedStripe::new(std::time::Duration::from_millis(50), false);
+    let deadline = std::time::SystemTime::now() + std::time::Duration::from_secs(10);
+    let (failed, log) =
+        run_with(refund_batch(1), cancelled_paid_booking(), stripe.clone(), Budget::default(), Some(deadline)).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(stripe.calls(), ["list refunds", "refund 20000"]);
+    assert_eq!(outbox_types(&writes(&log, "TransactWriteItems")[0]), ["refund.issued"]);
+}
+
+#[tokio::test]
+async fn a_refund_stripe_refuses_fails_until_the_last_receive_then_is_recorded_failed_with_the_reason() {
+    let stripe = ScriptedStripe::new(std::time::Duration::ZERO, true);
+    for receive in 1..=4 {
+        let (failed, log) =
+            run_with(refund_batch(receive), cancelled_paid_booking(), stripe.clone(), Budget::default(), None).await;
+        assert_eq!(failed, [REFUND_MESSAGE], "receive {receive}: returns to the queue");
+        let updates = writes(&log, "UpdateItem");
+        assert_eq!(updates.len(), 1, "receive {receive}: only the pending record");
+        assert_eq!(updates[0]["ExpressionAttributeValues"][":r"]["M"]["status"]["S"], "pending");
+    }
+    // The 5th receive (maxReceiveCount): recorded failed with Stripe's reason, and the message
+    // still fails, so it moves to the DLQ (the operator's redrive retries it).
+    let (failed, log) =
+        run_with(refund_batch(5), cancelled_paid_booking(), stripe.clone(), Budget::default(), None).await;
+    assert_eq!(failed, [REFUND_MESSAGE]);
+    let updates = writes(&log, "UpdateItem");
+    assert_eq!(updates.len(), 2, "{updates:?}");
+    let failed_update = &updates[1];
+    assert_eq!(failed_update["ExpressionAttributeValues"][":failed"]["S"], "failed");
+    assert_eq!(failed_update["ExpressionAttributeValues"][":why"]["S"], "Cannot refund a failed payment.");
+    assert!(failed_update["ConditionExpression"].as_str().unwrap().contains("IN"), "only from pending or failed");
+    assert!(writes(&log, "TransactWriteItems").is_empty(), "never recorded as refunded");
 }

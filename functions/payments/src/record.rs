@@ -5,9 +5,12 @@
 //! only (never a whole-item `Put`, so bookings' own writes and ours never erase each other):
 //! - `payment.payment_intent_id` (payments, once: `attribute_not_exists` or equal),
 //!   `payment.status` (`processing` -> `failed` / `succeeded`), `payment.failure` (Stripe's code),
-//!   `payment.amount_paid` (money, written when the payment succeeded: the ceiling of any refund);
-//! - `refund` (payment-events): `{amount, currency, status: pending | succeeded, reason,
-//!   refund_id?, requested_at, succeeded_at?}`: the refund state machine, at most one per booking.
+//!   `payment.amount_paid` (money, written when the payment succeeded: the ceiling of any refund),
+//!   `payment.accepted_at` (payment-events, in the confirming transaction only: the payment
+//!   confirmed the booking, so a refund of it is what the cancellation policy owes, never more);
+//! - `refund` (payment-events): `{amount, currency, status: pending | succeeded | failed, reason,
+//!   refund_id?, requested_at, succeeded_at?, failure_reason?, failed_at?}`: the refund state
+//!   machine, at most one per booking.
 //!
 //! `PAYMENT_INTENT#<pi id>` / `PAYMENT_INTENT`: `{booking_id}`, written with the intent id, so a
 //! Stripe object that names only the intent (a charge) leads to its booking in one GetItem.
@@ -61,6 +64,10 @@ pub enum RefundStatus {
     Pending,
     /// Stripe confirmed it (its API answer or `charge.refunded`); `refund.issued` was emitted.
     Succeeded,
+    /// Stripe refused it on every attempt the queue allows (`failure_reason` says why). An
+    /// operator retries it (docs/payments.md); `charge.refunded` or a retry that works still
+    /// makes it `succeeded`.
+    Failed,
 }
 
 impl RefundStatus {
@@ -68,6 +75,7 @@ impl RefundStatus {
         match self {
             Self::Pending => "pending",
             Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
         }
     }
 }
@@ -96,6 +104,11 @@ pub struct RefundRecord {
     pub requested_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub succeeded_at: Option<String>,
+    /// Stripe's reason (its error code, else its message) when the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<String>,
 }
 
 impl RefundRecord {
@@ -109,6 +122,9 @@ impl RefundRecord {
 pub struct BookingRecord {
     pub item: BookingItem,
     pub amount_paid: Option<Money>,
+    /// `payment.accepted_at`: when this payment confirmed the booking (never for a payment
+    /// that came too late and was refunded in full).
+    pub accepted_at: Option<String>,
     pub refund: Option<RefundRecord>,
 }
 
@@ -124,6 +140,8 @@ struct Extras {
 struct PaymentExtras {
     #[serde(default)]
     amount_paid: Option<Money>,
+    #[serde(default)]
+    accepted_at: Option<String>,
 }
 
 impl BookingRecord {
@@ -131,7 +149,12 @@ impl BookingRecord {
         let decode_error = |e: serde_json::Error| TableError::Unexpected(anyhow::anyhow!("decode booking item: {e}"));
         let extras: Extras = serde_json::from_value(value.clone()).map_err(decode_error)?;
         let item: BookingItem = serde_json::from_value(value).map_err(decode_error)?;
-        Ok(Self { item, amount_paid: extras.payment.amount_paid, refund: extras.refund })
+        Ok(Self {
+            item,
+            amount_paid: extras.payment.amount_paid,
+            accepted_at: extras.payment.accepted_at,
+            refund: extras.refund,
+        })
     }
 
     pub fn id(&self) -> &str {
@@ -204,6 +227,8 @@ mod tests {
             refund_id: None,
             requested_at: Some("2026-01-01T10:00:00Z".into()),
             succeeded_at: None,
+            failure_reason: None,
+            failed_at: None,
         };
         assert_eq!(
             serde_json::to_value(&r).unwrap(),

@@ -94,8 +94,10 @@ pub struct NewRefund {
 #[derive(Debug, thiserror::Error)]
 pub enum StripeFailure {
     /// Stripe answered with an error object (a decline, a bad state, a bad request).
+    /// `message` is Stripe's human-readable explanation (no card data); it is kept only where
+    /// an operator needs it (a refund that failed), never in the `Display` form that is logged.
     #[error("Stripe answered {status} ({})", code.as_deref().unwrap_or("no code"))]
-    Api { status: u16, code: Option<String>, decline_code: Option<String> },
+    Api { status: u16, code: Option<String>, decline_code: Option<String>, message: Option<String> },
     /// No usable answer: network, timeout, or a body that is not what was asked for.
     #[error("Stripe call failed: {0:#}")]
     Transport(anyhow::Error),
@@ -115,6 +117,7 @@ impl From<StripeError> for StripeFailure {
                 status,
                 code: err.code.as_ref().map(|c| c.as_str().to_owned()),
                 decline_code: err.decline_code.clone(),
+                message: err.message.clone(),
             },
             other => Self::Transport(anyhow::anyhow!("{other}")),
         }
