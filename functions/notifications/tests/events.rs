@@ -140,7 +140,7 @@ async fn each_event_reaches_the_right_people_once() {
         {
             let db = db.lock().unwrap();
             let pks: Vec<&str> = db.puts.iter().map(|i| i["PK"]["S"].as_str().unwrap()).collect();
-            assert_eq!(pks, expected.iter().map(|(u, _)| format!("USER#{u}")).collect::<Vec<_>>(), "{name}");
+            assert_eq!(pks, expected.iter().map(|(u, _)| format!("INBOX#{u}")).collect::<Vec<_>>(), "{name}");
             for item in &db.puts {
                 assert!(item["SK"]["S"].as_str().unwrap().starts_with("NOTIFICATION#ntf_"));
                 assert_eq!(item["read"], json!({"BOOL": false}));
