@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::{Extension, Router};
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::{Extension, Router};
 use lambda_http::RequestExt;
 use tracing::Instrument;
 

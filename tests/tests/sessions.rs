@@ -48,7 +48,11 @@ async fn assert_every_context_refuses(user: &User, ended: Instant) {
             if (status, code.as_str()) == (401, "token_revoked") {
                 break;
             }
-            assert!(Instant::now() < deadline, "{context} still answers {status} {code} {:?} after the end", ended.elapsed());
+            assert!(
+                Instant::now() < deadline,
+                "{context} still answers {status} {code} {:?} after the end",
+                ended.elapsed()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }

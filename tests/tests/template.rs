@@ -29,9 +29,7 @@ fn to_json(yaml: serde_yaml::Value) -> Value {
         Y::String(s) => Value::String(s),
         Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
         Y::Mapping(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k.as_str().expect("string keys").to_owned(), to_json(v)))
-                .collect(),
+            map.into_iter().map(|(k, v)| (k.as_str().expect("string keys").to_owned(), to_json(v))).collect(),
         ),
         Y::Tagged(tagged) => json!({ tagged.tag.to_string(): to_json(tagged.value) }),
     }
@@ -123,7 +121,8 @@ fn users_touches_only_profiles_and_the_inbox() {
     for statement in statements.iter().filter(|s| !dynamodb_actions(s).is_empty()) {
         saw_table = true;
         assert!(!dynamodb_actions(statement).iter().any(|a| a.contains('*') || a.contains("Scan")), "{statement}");
-        let keys = leading_keys(statement).unwrap_or_else(|| panic!("every table statement names its keys: {statement}"));
+        let keys =
+            leading_keys(statement).unwrap_or_else(|| panic!("every table statement names its keys: {statement}"));
         for pattern in &keys {
             assert!(["USER#*", "INBOX#*"].contains(&pattern.as_str()), "{pattern} in {statement}");
         }
@@ -131,9 +130,8 @@ fn users_touches_only_profiles_and_the_inbox() {
     }
     assert!(saw_table);
     // The key shapes the code uses are the ones the policy allows.
-    let allowed = |pk: &str| {
-        statements.iter().filter_map(leading_keys).any(|keys| keys.iter().any(|pattern| like(pattern, pk)))
-    };
+    let allowed =
+        |pk: &str| statements.iter().filter_map(leading_keys).any(|keys| keys.iter().any(|pattern| like(pattern, pk)));
     assert!(allowed(&profile_pk()) && allowed(&inbox_pk()));
 }
 
@@ -148,7 +146,8 @@ fn notifications_writes_the_inbox_and_no_profile() {
         if !actions.iter().any(|a| WRITES.contains(&a.as_str()) || a.contains('*')) {
             continue;
         }
-        let keys = leading_keys(statement).unwrap_or_else(|| panic!("a write statement without LeadingKeys: {statement}"));
+        let keys =
+            leading_keys(statement).unwrap_or_else(|| panic!("a write statement without LeadingKeys: {statement}"));
         for pattern in &keys {
             assert!(!like(pattern, &profile_pk()), "{pattern} lets notifications overwrite a profile");
         }
@@ -203,7 +202,8 @@ fn every_function_with_private_routes_may_read_the_revocation_instant() {
             continue;
         }
         let events = resource["Properties"]["Events"].as_object().cloned().unwrap_or_default();
-        let private = events.values().any(|e| e["Type"] == "HttpApi" && e["Properties"]["Auth"]["Authorizer"] != "NONE");
+        let private =
+            events.values().any(|e| e["Type"] == "HttpApi" && e["Properties"]["Auth"]["Authorizer"] != "NONE");
         if !private {
             continue;
         }

@@ -235,7 +235,8 @@ mod tests {
     fn only_an_unconfirmed_account_past_the_grace_period_is_replaced() {
         let now: Timestamp = "2026-12-06T12:00:00Z".parse().unwrap();
         let grace = DEFAULT_UNCONFIRMED_GRACE;
-        let ago = |hours: i64, secs: i64| Some(now - SignedDuration::from_hours(hours) + SignedDuration::from_secs(secs));
+        let ago =
+            |hours: i64, secs: i64| Some(now - SignedDuration::from_hours(hours) + SignedDuration::from_secs(secs));
         use AccountStatus::*;
         assert_eq!(on_taken_email(Unconfirmed, ago(24, 0), now, grace), TakenEmail::Replace);
         assert_eq!(on_taken_email(Unconfirmed, ago(400, 0), now, grace), TakenEmail::Replace);
