@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::config;
 use crate::error::ApiError;
-use crate::sessions::Revocations;
+use crate::sessions::{Revocations, count_session_reads};
 use crate::table::{Table, count_ddb_requests};
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -60,7 +60,8 @@ async fn request_layer(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestId(request_id.clone()));
 
     let span = tracing::info_span!("request", request_id = %request_id);
-    let (mut res, ddb_requests) = count_ddb_requests(next.run(req)).instrument(span).await;
+    let ((mut res, ddb_requests), session_ddb_requests) =
+        count_session_reads(count_ddb_requests(next.run(req))).instrument(span).await;
 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID_HEADER, v);
@@ -72,6 +73,7 @@ async fn request_layer(mut req: Request, next: Next) -> Response {
         status = res.status().as_u16(),
         latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
         ddb_requests,
+        session_ddb_requests,
         request_id = %request_id,
         "request"
     );
@@ -167,8 +169,8 @@ mod tests {
         assert_eq!(body_json(res).await["code"], "method_not_allowed");
     }
 
-    /// `with_sessions` puts the sign-out check on every route that takes a `Caller`, and the
-    /// check's read is counted in the request's `ddb_requests`.
+    /// `with_sessions` puts the sign-out check on every route that takes a `Caller` (its read
+    /// is logged as the request's `session_ddb_requests`, apart from `ddb_requests`).
     #[tokio::test]
     async fn with_sessions_checks_every_caller() {
         use crate::identity::{Caller, claims_context};
@@ -240,6 +242,7 @@ mod tests {
         assert_eq!(first["route"], "/v1/listings/{id}");
         assert_eq!(first["status"], 200);
         assert_eq!(first["ddb_requests"], 0);
+        assert_eq!(first["session_ddb_requests"], 0);
         assert_eq!(first["request_id"], "rid-1");
         assert!(first["latency_ms"].as_f64().unwrap() >= 0.0);
         assert_eq!(lines[1]["status"], 500);

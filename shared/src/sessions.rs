@@ -10,7 +10,9 @@
 //! docs/decisions.md, "Access tokens after sign-out", has the measured cost and the alternatives.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -19,7 +21,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use crate::error::ApiError;
 use crate::identity::Caller;
 use crate::keys;
-use crate::table::Table;
+use crate::table::{Table, count_ddb_requests};
 
 /// The profile attribute `users` sets at sign-out and password reset.
 pub const REVOKED_AT_ATTRIBUTE: &str = "tokens_revoked_at";
@@ -37,6 +39,19 @@ pub fn revokes(revoked_at: Option<i64>, issued_at: Option<i64>) -> bool {
         (Some(_), None) => true,
         (None, _) => false,
     }
+}
+
+tokio::task_local! {
+    static SESSION_READS: Arc<AtomicU32>;
+}
+
+/// Runs `f` and returns how many DynamoDB requests the sign-out check sent inside it. They are
+/// counted here and not in `count_ddb_requests`, whose count is the route's own work (the per
+/// route numbers of docs/data-model.md); the request log line shows both.
+pub async fn count_session_reads<F: Future>(f: F) -> (F::Output, u32) {
+    let counter = Arc::new(AtomicU32::new(0));
+    let out = SESSION_READS.scope(counter.clone(), f).await;
+    (out, counter.load(Ordering::Relaxed))
 }
 
 /// 401 `token_revoked`.
@@ -73,7 +88,9 @@ impl Revocations {
         if let Some(known) = self.cached(user_id, Instant::now()) {
             return Ok(known);
         }
-        let read = self.read(user_id).await?;
+        let (read, requests) = count_ddb_requests(self.read(user_id)).await;
+        let _ = SESSION_READS.try_with(|c| c.fetch_add(requests, Ordering::Relaxed));
+        let read = read?;
         self.remember(user_id, read, Instant::now());
         Ok(read)
     }
@@ -165,9 +182,16 @@ mod tests {
         let revoked = Arc::new(AtomicI64::new(1_000));
         let (table, stub) = stub(revoked.clone()).await;
         let revocations = Revocations::with_limits(table, Duration::from_millis(200), 10);
-        assert_eq!(revocations.check(&caller(Some(1_000))).await.unwrap_err().code(), "token_revoked");
-        assert!(revocations.check(&caller(Some(1_001))).await.is_ok());
-        assert_eq!(stub.hits(), 1, "the second check is served from the cache");
+        // The read is the check's, reported apart from the route's own requests.
+        let ((checked, route), session) =
+            count_session_reads(count_ddb_requests(revocations.check(&caller(Some(1_000))))).await;
+        assert_eq!(checked.unwrap_err().code(), "token_revoked");
+        assert_eq!((route, session), (0, 1));
+        let ((checked, route), session) =
+            count_session_reads(count_ddb_requests(revocations.check(&caller(Some(1_001))))).await;
+        assert!(checked.is_ok());
+        assert_eq!((route, session), (0, 0), "the second check is served from the cache");
+        assert_eq!(stub.hits(), 1);
 
         // A later revocation is seen once the cached value is older than the TTL.
         revoked.store(2_000, Ordering::SeqCst);

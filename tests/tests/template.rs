@@ -217,6 +217,12 @@ fn every_function_with_private_routes_may_read_the_revocation_instant() {
         let attributes = strings(&session["Condition"]["ForAllValues:StringEquals"]["dynamodb:Attributes"]);
         assert_eq!(attributes, [shared::keys::PK, shared::keys::SK, shared::sessions::REVOKED_AT_ATTRIBUTE], "{id}");
         assert_eq!(session["Condition"]["StringEqualsIfExists"]["dynamodb:Select"], "SPECIFIC_ATTRIBUTES", "{id}");
+        // The check itself is installed by shared::http::run (the Caller extractor skips it
+        // without): every function with private routes must serve through it.
+        let code_uri = resource["Properties"]["CodeUri"].as_str().expect("CodeUri");
+        let main = format!("{}/../infra/{code_uri}/src/main.rs", env!("CARGO_MANIFEST_DIR"));
+        let main = std::fs::read_to_string(&main).unwrap_or_else(|e| panic!("{main}: {e}"));
+        assert!(main.contains("shared::http::run("), "{id}: serve the router with shared::http::run");
         checked.push(id.clone());
     }
     checked.sort();
