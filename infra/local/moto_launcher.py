@@ -168,5 +168,32 @@ def _new(cls, *args, **kwargs):
 
 BaseModel.__new__ = staticmethod(_new)
 
+
+# (5) Time for one Cognito user, for tests only. users' sign-up may replace an UNCONFIRMED account
+# only once it is older than a grace period counted from its UserCreateDate (docs/decisions.md),
+# and AWS has no call that changes that date; tests move it back here, as they move timestamps
+# in the table instead of waiting. POST /moto-api/roost/cognito-user-age
+# {"UserPoolId", "Username" (or the e-mail), "Seconds"} as application/json: UserCreateDate -=
+# Seconds.
+def _age_cognito_user(request, full_url, headers):
+    import datetime
+    import json
+
+    from moto.cognitoidp.models import cognitoidp_backends
+
+    body = json.loads(request.data or b"{}")
+    pools = [b.user_pools for regions in cognitoidp_backends.values() for b in regions.values()]
+    pool = next((p[body.get("UserPoolId")] for p in pools if body.get("UserPoolId") in p), None)
+    user = pool._get_user(body.get("Username", "")) if pool else None
+    if user is None:
+        return 404, {}, json.dumps({"Error": "no such user pool or user"})
+    user.create_date -= datetime.timedelta(seconds=int(body.get("Seconds", 0)))
+    return 200, {}, json.dumps({"UserCreateDate": user.create_date.isoformat()})
+
+
+from moto.moto_api._internal import urls as _moto_api_urls  # noqa: E402
+
+_moto_api_urls.url_paths["{0}/moto-api/roost/cognito-user-age"] = _age_cognito_user
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

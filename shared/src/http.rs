@@ -1,18 +1,21 @@
 //! What every HTTP function wraps its router in: a request id on every response, one JSON log
-//! line per request, and problem+json for unknown routes and wrong methods.
+//! line per request, problem+json for unknown routes and wrong methods, and the sign-out check.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::{Extension, Router};
 use lambda_http::RequestExt;
 use tracing::Instrument;
 
+use crate::config;
 use crate::error::ApiError;
-use crate::table::count_ddb_requests;
+use crate::sessions::{Revocations, count_session_reads};
+use crate::table::{Table, count_ddb_requests};
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_REQUEST_ID_LEN: usize = 128;
@@ -28,9 +31,16 @@ pub fn with_request_layers(router: Router) -> Router {
     router.fallback(not_found).method_not_allowed_fallback(method_not_allowed).layer(middleware::from_fn(request_layer))
 }
 
-/// Serves `router` on the Lambda runtime with the request layers.
+/// Serves `router` on the Lambda runtime with the request layers and the sign-out check of
+/// every `Caller` (crate::sessions: it reads profiles from the table named by `TABLE_NAME`).
 pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
-    lambda_http::run(with_request_layers(router)).await
+    let table = Table::new(&config::aws_config().await, config::required("TABLE_NAME")?);
+    lambda_http::run(with_sessions(router, Arc::new(Revocations::new(table)))).await
+}
+
+/// `with_request_layers`, and every `Caller` checked against `revocations`.
+pub fn with_sessions(router: Router, revocations: Arc<Revocations>) -> Router {
+    with_request_layers(router).layer(Extension(revocations))
 }
 
 async fn not_found() -> ApiError {
@@ -50,7 +60,8 @@ async fn request_layer(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestId(request_id.clone()));
 
     let span = tracing::info_span!("request", request_id = %request_id);
-    let (mut res, ddb_requests) = count_ddb_requests(next.run(req)).instrument(span).await;
+    let ((mut res, ddb_requests), session_ddb_requests) =
+        count_session_reads(count_ddb_requests(next.run(req))).instrument(span).await;
 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID_HEADER, v);
@@ -62,6 +73,7 @@ async fn request_layer(mut req: Request, next: Next) -> Response {
         status = res.status().as_u16(),
         latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
         ddb_requests,
+        session_ddb_requests,
         request_id = %request_id,
         "request"
     );
@@ -157,6 +169,27 @@ mod tests {
         assert_eq!(body_json(res).await["code"], "method_not_allowed");
     }
 
+    /// `with_sessions` puts the sign-out check on every route that takes a `Caller` (its read
+    /// is logged as the request's `session_ddb_requests`, apart from `ddb_requests`).
+    #[tokio::test]
+    async fn with_sessions_checks_every_caller() {
+        use crate::identity::{Caller, claims_context};
+        use crate::test_support::{AwsStub, dynamodb_client};
+        let stub = AwsStub::start(|_, _| (200, r#"{"Item":{"tokens_revoked_at":{"N":"100"}}}"#.to_owned())).await;
+        let revocations = Arc::new(Revocations::new(Table::from_conf(dynamodb_client(&stub.url()), "roost")));
+        let router = Router::new().route("/v1/me/trips", get(|c: Caller| async move { c.user_id }));
+        let app = with_sessions(router, revocations);
+        let send = |iat: &'static str| {
+            let req = Request::get("/v1/me/trips").extension(claims_context([("sub", "u-1"), ("iat", iat)]));
+            app.clone().oneshot(req.body(Body::empty()).unwrap())
+        };
+        let res = send("99").await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(body_json(res).await["code"], "token_revoked");
+        assert_eq!(send("101").await.unwrap().status(), StatusCode::OK);
+        assert_eq!(stub.hits(), 1);
+    }
+
     /// Captures log output as JSON lines (the real `telemetry` format).
     #[derive(Clone, Default)]
     struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -209,6 +242,7 @@ mod tests {
         assert_eq!(first["route"], "/v1/listings/{id}");
         assert_eq!(first["status"], 200);
         assert_eq!(first["ddb_requests"], 0);
+        assert_eq!(first["session_ddb_requests"], 0);
         assert_eq!(first["request_id"], "rid-1");
         assert!(first["latency_ms"].as_f64().unwrap() >= 0.0);
         assert_eq!(lines[1]["status"], 500);

@@ -4,6 +4,7 @@
 //! never parse tokens. Claims arrive as strings: `cognito:groups` is rendered `[hosts admins]`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -14,6 +15,7 @@ use lambda_http::aws_lambda_events::apigw::{
 use lambda_http::request::RequestContext;
 
 use crate::error::ApiError;
+use crate::sessions::Revocations;
 
 pub const HOSTS_GROUP: &str = "hosts";
 pub const ADMINS_GROUP: &str = "admins";
@@ -24,7 +26,8 @@ pub struct Caller {
     pub user_id: String,
     pub username: String,
     pub groups: Vec<String>,
-    /// The token's `iat` (epoch seconds), so a context can refuse tokens issued before a logout.
+    /// The token's `iat` (epoch seconds): tokens issued before the user's last sign-out are
+    /// refused by the extractor (crate::sessions).
     pub issued_at: Option<i64>,
 }
 
@@ -98,9 +101,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         // Reaching a protected handler without claims means the route is not behind the
         // authorizer in the template: answer 401 rather than act as nobody.
-        claims(parts)
+        let caller = claims(parts)
             .and_then(Caller::from_claims)
-            .ok_or_else(|| ApiError::unauthorized("unauthorized", "Sign in to use this endpoint."))
+            .ok_or_else(|| ApiError::unauthorized("unauthorized", "Sign in to use this endpoint."))?;
+        // A signed-out session ends on every private route (crate::sessions). `shared::http::run`
+        // installs the check in every HTTP function; handler unit tests run without it.
+        if let Some(revocations) = parts.extensions.get::<Arc<Revocations>>().cloned() {
+            revocations.check(&caller).await?;
+        }
+        Ok(caller)
     }
 }
 
@@ -210,6 +219,28 @@ mod tests {
         let caller = extract(req.map(|_| Body::empty())).await.unwrap();
         assert_eq!(caller.user_id, "u-9");
         assert!(caller.is_host());
+    }
+
+    #[tokio::test]
+    async fn the_extractor_refuses_a_token_issued_before_the_last_sign_out() {
+        use crate::test_support::{AwsStub, dynamodb_client};
+        let stub = AwsStub::start(|_, _| (200, r#"{"Item":{"tokens_revoked_at":{"N":"100"}}}"#.to_owned())).await;
+        let table = crate::Table::from_conf(dynamodb_client(&stub.url()), "roost");
+        let revocations = Arc::new(Revocations::new(table));
+        let request = |iat: &str| {
+            Request::get("/v1/me/trips")
+                .extension(claims_context([("sub", "u-1"), ("iat", iat)]))
+                .extension(revocations.clone())
+                .body(Body::empty())
+                .unwrap()
+        };
+        let err = extract(request("100")).await.unwrap_err();
+        assert_eq!((err.status(), err.code()), (StatusCode::UNAUTHORIZED, "token_revoked"));
+        assert_eq!(extract(request("101")).await.unwrap().user_id, "u-1");
+        assert_eq!(stub.hits(), 1, "one read, then the cache");
+        // Without the check installed (handler unit tests) the claims alone decide.
+        let bare = Request::get("/v1/me").extension(claims_context([("sub", "u-1"), ("iat", "100")]));
+        assert!(extract(bare.body(Body::empty()).unwrap()).await.is_ok());
     }
 
     #[tokio::test]

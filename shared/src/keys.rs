@@ -43,6 +43,22 @@ pub fn user_profile(user_id: &str) -> Key {
     Key::new(format!("USER#{user_id}"), "PROFILE")
 }
 
+/// The sort key prefix of inbox items.
+pub const INBOX_SK_PREFIX: &str = "NOTIFICATION#";
+
+/// `INBOX#<sub>`: a user's inbox, a partition apart from the profile's `USER#<sub>` because IAM
+/// tells items apart by partition only (`dynamodb:LeadingKeys`): `notifications` may write
+/// inbox items and never a profile.
+pub fn inbox_partition(user_id: &str) -> String {
+    format!("INBOX#{user_id}")
+}
+
+/// `INBOX#<sub>` / `NOTIFICATION#<notification id>`: one inbox item (written by `notifications`,
+/// read and marked read by `users`).
+pub fn inbox_item(user_id: &str, notification_id: &str) -> Key {
+    Key::new(inbox_partition(user_id), format!("{INBOX_SK_PREFIX}{notification_id}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,6 +71,14 @@ mod tests {
         assert_eq!(item, key.to_item());
         assert_eq!(item["PK"], AttributeValue::S("USER#u-1".to_owned()));
         assert_eq!(item["SK"], AttributeValue::S("PROFILE".to_owned()));
+    }
+
+    #[test]
+    fn inbox_items_live_apart_from_profiles() {
+        let item = inbox_item("u-1", "ntf_1");
+        assert_eq!(item, Key::new("INBOX#u-1", "NOTIFICATION#ntf_1"));
+        assert_ne!(item.pk, user_profile("u-1").pk);
+        assert!(!item.pk.starts_with("USER#"));
     }
 
     #[test]

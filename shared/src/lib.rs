@@ -1,7 +1,7 @@
 //! What every Roost function crate stands on: configuration, time, ids, money, the one error type
 //! and its HTTP mapping, request extractors, the caller's identity, the DynamoDB table wrapper,
-//! pagination cursors, the HTTP request layers and tracing setup, the domain-event envelope and
-//! outbox (`events`) and the SQS consumer helpers (`sqs`).
+//! pagination cursors, the HTTP request layers, ended sessions (`sessions`) and tracing setup,
+//! the domain-event envelope and outbox (`events`) and the SQS consumer helpers (`sqs`).
 //!
 //! Nothing here knows one context's rules: a type or helper belongs here only when two or more
 //! contexts need the same thing, or when it defines a contract between them (keys, wire formats).
@@ -21,6 +21,7 @@ pub mod keys;
 pub mod listing;
 pub mod money;
 pub mod night;
+pub mod sessions;
 pub mod sqs;
 pub mod table;
 pub mod telemetry;

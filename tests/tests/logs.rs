@@ -315,7 +315,7 @@ async fn no_log_line_carries_personal_data_tokens_or_secrets() {
     .await;
     let guest_confirmed = inbox_item(&guest, "booking.confirmed", &booking_id).await;
     let host_confirmed = inbox_item(&host, "booking.confirmed", &booking_id).await;
-    let key = json!({"PK": {"S": format!("USER#{}", guest.user_id)},
+    let key = json!({"PK": {"S": format!("INBOX#{}", guest.user_id)},
                      "SK": {"S": format!("NOTIFICATION#{}", s(&guest_confirmed, "notification_id"))}});
     let email_status = |key: Value| async move {
         let item = dynamodb("GetItem", json!({"Key": key, "ConsistentRead": true})).await;

@@ -307,7 +307,7 @@ async fn stored_item(user: &User, notification_id: &str) -> Option<Value> {
     let out = dynamodb(
         "GetItem",
         json!({
-            "Key": {"PK": {"S": format!("USER#{}", user.user_id)}, "SK": {"S": format!("NOTIFICATION#{notification_id}")}},
+            "Key": {"PK": {"S": format!("INBOX#{}", user.user_id)}, "SK": {"S": format!("NOTIFICATION#{notification_id}")}},
             "ConsistentRead": true
         }),
     )

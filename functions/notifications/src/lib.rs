@@ -8,7 +8,7 @@
 //! | `review.posted` | host |
 //!
 //! Exactly one inbox item per (event, person): its key is derived from the event id
-//! (`USER#<sub>` / `NOTIFICATION#ntf_<event ULID>`) and written with `attribute_not_exists`, so a
+//! (`INBOX#<sub>` / `NOTIFICATION#ntf_<event ULID>`) and written with `attribute_not_exists`, so a
 //! second delivery hits the same key. The item also records its e-mail's state (`email.rs`):
 //! written `sending` under the writer's claim (or `skipped` when no e-mail is due), marked
 //! `sent` with SES's message id once SES accepted it, back to `pending` when SES refused (the
@@ -49,7 +49,7 @@ use crate::templates::{Context, Kind};
 pub const CONCURRENCY: usize = sqs::DEFAULT_CONCURRENCY;
 /// The inbox item's `type` attribute.
 pub const ITEM_TYPE: &str = "notification";
-pub const SK_PREFIX: &str = "NOTIFICATION#";
+pub const SK_PREFIX: &str = keys::INBOX_SK_PREFIX;
 pub const ID_PREFIX: &str = "ntf_";
 
 /// The inbox item of `user_id` for the event `event_id` (`evt_<ulid>` -> `ntf_<ulid>`).
@@ -60,9 +60,9 @@ pub fn notification_id(event_id: &str) -> String {
     )
 }
 
-/// `USER#<sub>` / `NOTIFICATION#<notification id>`: a user's inbox is one partition, newest last.
+/// `INBOX#<sub>` / `NOTIFICATION#<notification id>`: a user's inbox is one partition, newest last.
 pub fn inbox_key(user_id: &str, notification_id: &str) -> Key {
-    Key::new(format!("USER#{user_id}"), format!("{SK_PREFIX}{notification_id}"))
+    keys::inbox_item(user_id, notification_id)
 }
 
 /// One inbox item.

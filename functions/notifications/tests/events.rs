@@ -122,7 +122,7 @@ async fn each_event_reaches_the_right_people_once() {
         }
         let items = inbox.items();
         let mut pks: Vec<String> = items.iter().map(|i| i.key.pk.clone()).collect();
-        let mut want: Vec<String> = expected.iter().map(|(u, _)| format!("USER#{u}")).collect();
+        let mut want: Vec<String> = expected.iter().map(|(u, _)| format!("INBOX#{u}")).collect();
         pks.sort();
         want.sort();
         assert_eq!(pks, want, "{name}");

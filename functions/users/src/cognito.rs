@@ -8,11 +8,11 @@ use base64::Engine;
 use serde::Deserialize;
 use shared::ApiError;
 
-use crate::domain::{Email, Password};
+use crate::domain::{AccountStatus, Email, Password};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("e-mail already has a confirmed account")]
+    #[error("e-mail already has an account")]
     EmailTaken,
     #[error("wrong e-mail or password")]
     InvalidCredentials,
@@ -35,7 +35,13 @@ pub enum AuthError {
 impl From<AuthError> for ApiError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::EmailTaken => ApiError::conflict("email_taken", "An account with this e-mail already exists."),
+            // One answer whatever the account's state (confirmed, awaiting confirmation, reset by
+            // an operator): sign-up reveals that the e-mail has an account, nothing more.
+            AuthError::EmailTaken => ApiError::conflict(
+                "email_taken",
+                "An account with this e-mail already exists: sign in, reset the password, or confirm the \
+                 e-mail with the code we sent.",
+            ),
             AuthError::InvalidCredentials | AuthError::UserNotFound => {
                 ApiError::unauthorized("invalid_credentials", "The e-mail or password is wrong.")
             }
@@ -83,7 +89,9 @@ pub struct CognitoUser {
     pub sub: String,
     pub email: String,
     pub name: String,
-    pub confirmed: bool,
+    pub status: AccountStatus,
+    /// Cognito's `UserCreateDate`.
+    pub created_at: Option<jiff::Timestamp>,
 }
 
 pub struct Tokens {
@@ -171,8 +179,30 @@ impl Cognito {
             sub: get("sub"),
             email: get("email"),
             name: get("name"),
-            confirmed: out.user_status() == Some(&UserStatusType::Confirmed),
+            status: match out.user_status() {
+                Some(UserStatusType::Unconfirmed) => AccountStatus::Unconfirmed,
+                _ => AccountStatus::Established,
+            },
+            created_at: out.user_create_date().and_then(|d| jiff::Timestamp::from_second(d.secs()).ok()),
         }))
+    }
+
+    /// Sends an unconfirmed account's confirmation code again (Cognito e-mails it; the password
+    /// stays). Cognito limits how often per user. One attempt, no retries: it is a courtesy the
+    /// sign-up's answer does not wait for twice.
+    pub async fn resend_code(&self, email: &Email) -> Result<(), AuthError> {
+        let once = aws_sdk_cognitoidentityprovider::config::Builder::default()
+            .retry_config(aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::disabled());
+        self.client
+            .resend_confirmation_code()
+            .client_id(&self.client_id)
+            .username(email.as_str())
+            .customize()
+            .config_override(once)
+            .send()
+            .await
+            .map_err(|e| classify("ResendConfirmationCode", e, &[]))?;
+        Ok(())
     }
 
     pub async fn delete_user(&self, username: &str) -> Result<(), AuthError> {

@@ -1,6 +1,8 @@
 //! The users context's rules as plain functions: what a valid e-mail, password, name and bio
-//! are. Parse, don't validate: handlers receive these types, never raw strings.
+//! are, and what a sign-up may do to an account that already holds its e-mail. Parse, don't
+//! validate: handlers receive these types, never raw strings.
 
+use jiff::{SignedDuration, Timestamp};
 use shared::FieldError;
 
 pub const NAME_MAX: usize = 100;
@@ -122,6 +124,48 @@ pub fn parse_code(field: &str, raw: &str) -> Result<String, FieldError> {
     Ok(code.to_string())
 }
 
+/// The default for `UNCONFIRMED_ACCOUNT_GRACE_HOURS`: how long an unconfirmed account keeps its
+/// e-mail against new sign-ups.
+pub const DEFAULT_UNCONFIRMED_GRACE: SignedDuration = SignedDuration::from_hours(24);
+
+/// A Cognito account's status, as far as sign-up cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    /// Signed up, e-mail never confirmed.
+    Unconfirmed,
+    /// Anything else: confirmed, or an account an operator made or reset
+    /// (`FORCE_CHANGE_PASSWORD`, `RESET_REQUIRED`), or a status Cognito adds later.
+    Established,
+}
+
+/// What a sign-up does when the e-mail already has an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TakenEmail {
+    /// Nobody proved they own the e-mail within the grace period: the account may go, so a
+    /// stranger's sign-up with someone's address cannot lock its owner out for good.
+    Replace,
+    /// A recent unconfirmed sign-up: kept, password included (a second sign-up must not take it
+    /// over), and its code sent again for whoever owns the mailbox; answered like any taken e-mail.
+    ResendCode,
+    /// Kept and answered 409 `email_taken`.
+    Keep,
+}
+
+/// Only an UNCONFIRMED account whose `UserCreateDate` is at least `grace` before `now` may be
+/// replaced; an unknown creation date counts as recent (keeping is the safe side).
+pub fn on_taken_email(
+    status: AccountStatus,
+    created_at: Option<Timestamp>,
+    now: Timestamp,
+    grace: SignedDuration,
+) -> TakenEmail {
+    match (status, created_at) {
+        (AccountStatus::Established, _) => TakenEmail::Keep,
+        (AccountStatus::Unconfirmed, Some(created)) if now.duration_since(created) >= grace => TakenEmail::Replace,
+        (AccountStatus::Unconfirmed, _) => TakenEmail::ResendCode,
+    }
+}
+
 /// Collects every field error of a body before answering, so the client fixes them in one go.
 #[derive(Default)]
 pub struct Fields(Vec<FieldError>);
@@ -185,6 +229,25 @@ mod tests {
         assert_eq!(parse_code("code", " 123456 ").unwrap(), "123456");
         assert!(parse_code("code", "").is_err());
         assert!(parse_code("code", "12 34").is_err());
+    }
+
+    #[test]
+    fn only_an_unconfirmed_account_past_the_grace_period_is_replaced() {
+        let now: Timestamp = "2026-12-06T12:00:00Z".parse().unwrap();
+        let grace = DEFAULT_UNCONFIRMED_GRACE;
+        let ago =
+            |hours: i64, secs: i64| Some(now - SignedDuration::from_hours(hours) + SignedDuration::from_secs(secs));
+        use AccountStatus::*;
+        assert_eq!(on_taken_email(Unconfirmed, ago(24, 0), now, grace), TakenEmail::Replace);
+        assert_eq!(on_taken_email(Unconfirmed, ago(400, 0), now, grace), TakenEmail::Replace);
+        assert_eq!(on_taken_email(Unconfirmed, ago(24, 1), now, grace), TakenEmail::ResendCode);
+        assert_eq!(on_taken_email(Unconfirmed, ago(0, 0), now, grace), TakenEmail::ResendCode);
+        assert_eq!(on_taken_email(Unconfirmed, None, now, grace), TakenEmail::ResendCode);
+        // A creation date in the future (clock skew) is recent.
+        assert_eq!(on_taken_email(Unconfirmed, ago(-1, 0), now, grace), TakenEmail::ResendCode);
+        for created in [ago(0, 0), ago(24 * 365, 0), None] {
+            assert_eq!(on_taken_email(Established, created, now, grace), TakenEmail::Keep);
+        }
     }
 
     #[test]

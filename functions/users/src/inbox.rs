@@ -1,5 +1,5 @@
-//! The caller's inbox: the items the `notifications` function writes (`USER#<sub>` /
-//! `NOTIFICATION#ntf_<event ulid>`), newest first, and marking one read.
+//! The caller's inbox: the items the `notifications` function writes (`INBOX#<sub>` /
+//! `NOTIFICATION#ntf_<event ulid>`, shared::keys::inbox_item), newest first, and marking one read.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::extract::State;
@@ -14,13 +14,13 @@ use shared::{ApiError, Caller};
 
 use crate::AppState;
 
-pub const SK_PREFIX: &str = "NOTIFICATION#";
+pub const SK_PREFIX: &str = shared::keys::INBOX_SK_PREFIX;
 pub const DEFAULT_LIMIT: u32 = 20;
 pub const MAX_LIMIT: u32 = 100;
 const ROUTE: &str = "/v1/me/notifications";
 
 fn partition(user_id: &str) -> String {
-    format!("USER#{user_id}")
+    shared::keys::inbox_partition(user_id)
 }
 
 /// The inbox item as stored (fields the API shows).
@@ -168,8 +168,8 @@ mod tests {
                 ("SK".to_owned(), AttributeValue::S(sk.into())),
             ])
         };
-        assert!(is_position_in(&key("USER#a", "NOTIFICATION#ntf_1"), "USER#a"));
-        assert!(!is_position_in(&key("USER#b", "NOTIFICATION#ntf_1"), "USER#a"));
-        assert!(!is_position_in(&key("USER#a", "PROFILE"), "USER#a"));
+        assert!(is_position_in(&key("INBOX#a", "NOTIFICATION#ntf_1"), "INBOX#a"));
+        assert!(!is_position_in(&key("INBOX#b", "NOTIFICATION#ntf_1"), "INBOX#a"));
+        assert!(!is_position_in(&key("INBOX#a", "PROFILE"), "INBOX#a"));
     }
 }

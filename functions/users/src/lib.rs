@@ -20,8 +20,8 @@ use shared::identity::HOSTS_GROUP;
 use shared::{ApiError, Caller, SharedClock, Table};
 
 use crate::cognito::{AuthError, Cognito, Tokens};
-use crate::domain::{Email, Fields, Password, parse_bio, parse_code, parse_name};
-use crate::profile::Profile;
+use crate::domain::{Email, Fields, Password, TakenEmail, on_taken_email, parse_bio, parse_code, parse_name};
+use crate::profile::{Profile, Removal};
 
 /// Everything a request needs, built once per process in `main`.
 #[derive(Clone)]
@@ -31,6 +31,9 @@ pub struct AppState {
     pub clock: SharedClock,
     /// Signs the inbox's pagination cursors (the key from SSM, shared by every instance).
     pub cursors: Arc<shared::cursor::CursorKey>,
+    /// How long an unconfirmed account keeps its e-mail against new sign-ups
+    /// (`UNCONFIRMED_ACCOUNT_GRACE_HOURS`, 24 in the template).
+    pub unconfirmed_grace: jiff::SignedDuration,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -67,9 +70,11 @@ struct SignUpBody {
     name: String,
 }
 
-/// Signing up again with an e-mail that was never confirmed starts over (the old unconfirmed
-/// user is replaced); a confirmed e-mail is 409. Cognito is the arbiter of who holds an e-mail,
-/// so two concurrent sign-ups end with one account.
+/// Cognito is the arbiter of who holds an e-mail, so concurrent sign-ups end with one account.
+/// An e-mail that already has an account is 409 `email_taken`, whatever the account's state,
+/// except that an UNCONFIRMED account older than the grace period is replaced (with its profile,
+/// only if that holds nothing beyond its sign-up); a younger one is kept, password included, and
+/// its code sent again (`domain::on_taken_email`, docs/decisions.md "Signing up again").
 async fn sign_up(State(st): State<AppState>, Json(body): Json<SignUpBody>) -> Result<impl IntoResponse> {
     let mut fields = Fields::default();
     let email = fields.check(Email::parse("email", &body.email));
@@ -87,15 +92,29 @@ async fn sign_up(State(st): State<AppState>, Json(body): Json<SignUpBody>) -> Re
             }
             // Never end on a deletion: whoever replaces an unconfirmed account signs up next.
             Err(AuthError::EmailTaken) if attempt == ATTEMPTS => break,
-            Err(AuthError::EmailTaken) => match st.cognito.user(email.as_str()).await? {
-                Some(existing) if existing.confirmed => return Err(AuthError::EmailTaken.into()),
-                Some(existing) => {
-                    st.cognito.delete_user(&existing.username).await?;
-                    profile::delete(&st.table, &existing.sub).await?;
-                }
+            Err(AuthError::EmailTaken) => {
                 // Replaced by a concurrent sign-up between our two calls: try again.
-                None => {}
-            },
+                let Some(existing) = st.cognito.user(email.as_str()).await? else { continue };
+                match on_taken_email(existing.status, existing.created_at, st.clock.now(), st.unconfirmed_grace) {
+                    TakenEmail::Keep => return Err(AuthError::EmailTaken.into()),
+                    TakenEmail::ResendCode => {
+                        // A courtesy to the mailbox's owner: its failure (throttling; moto does
+                        // not implement the call) changes nothing in the answer.
+                        if let Err(e) = st.cognito.resend_code(&email).await {
+                            // The outermost context only: an SDK error's details may echo the request.
+                            tracing::warn!(error = %e, "resending a confirmation code failed");
+                        }
+                        return Err(AuthError::EmailTaken.into());
+                    }
+                    // The profile goes first and only if it holds nothing but its sign-up; the
+                    // account is deleted by its immutable username, so a concurrent replacement
+                    // that already signed up again is never the one deleted.
+                    TakenEmail::Replace => match profile::delete_if_only_sign_up(&st.table, &existing.sub).await? {
+                        Removal::Removed | Removal::Absent => st.cognito.delete_user(&existing.username).await?,
+                        Removal::Kept => return Err(AuthError::EmailTaken.into()),
+                    },
+                }
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -181,7 +200,8 @@ async fn refresh(State(st): State<AppState>, Json(body): Json<RefreshBody>) -> R
 }
 
 /// Revokes every refresh token (Cognito's global sign-out) and every access token issued so far
-/// (the profile's revocation instant, checked by every `/me` route).
+/// (the profile's revocation instant, which every private route of every context checks:
+/// `shared::sessions`).
 async fn logout(State(st): State<AppState>, caller: Caller) -> Result<StatusCode> {
     let me = caller_profile(&st, &caller).await?;
     // By e-mail (an alias Cognito resolves): moto revokes only refresh tokens recorded under the
@@ -270,7 +290,7 @@ async fn caller_profile(st: &AppState, caller: &Caller) -> Result<Profile> {
 }
 
 fn revoked() -> ApiError {
-    ApiError::unauthorized("token_revoked", "This session has ended; sign in again.")
+    shared::sessions::revoked()
 }
 
 async fn me(State(st): State<AppState>, caller: Caller) -> Result<impl IntoResponse> {

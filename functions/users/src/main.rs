@@ -1,12 +1,25 @@
 use std::sync::Arc;
 
+use jiff::SignedDuration;
+use shared::config::ConfigError;
 use shared::{Table, clock, config, telemetry};
 use users::cognito::Cognito;
 use users::{AppState, router};
 
+/// The longest grace `UNCONFIRMED_ACCOUNT_GRACE_HOURS` may ask for: 30 days.
+const MAX_GRACE_HOURS: i64 = 30 * 24;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
+    let grace_hours: i64 = config::parse("UNCONFIRMED_ACCOUNT_GRACE_HOURS")?;
+    if !(1..=MAX_GRACE_HOURS).contains(&grace_hours) {
+        return Err(ConfigError::Invalid {
+            name: "UNCONFIRMED_ACCOUNT_GRACE_HOURS".to_owned(),
+            reason: format!("must be 1 to {MAX_GRACE_HOURS}"),
+        }
+        .into());
+    }
     let sdk = config::aws_config().await;
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     let cursor_secret = config::secure_parameter(&ssm, &config::required("CURSOR_KEY_PARAMETER")?).await?;
@@ -19,6 +32,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         }),
         clock: clock::from_env()?,
         cursors: Arc::new(shared::cursor::CursorKey::new(&cursor_secret)?),
+        unconfirmed_grace: SignedDuration::from_hours(grace_hours),
     };
     shared::http::run(router(state)).await
 }

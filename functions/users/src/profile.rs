@@ -54,13 +54,57 @@ impl Profile {
         if self.is_host { vec!["guest", "host"] } else { vec!["guest"] }
     }
 
-    /// Whether a token issued at `issued_at` (epoch seconds) may predate a logout or reset.
+    /// Whether a token issued at `issued_at` (epoch seconds) may predate a logout or reset
+    /// (the one rule every context applies: `shared::sessions::revokes`).
     pub fn revokes(&self, issued_at: Option<i64>) -> bool {
-        match (self.tokens_revoked_at, issued_at) {
-            (Some(revoked), Some(iat)) => iat <= revoked,
-            (Some(_), None) => true,
-            (None, _) => false,
-        }
+        shared::sessions::revokes(self.tokens_revoked_at, issued_at)
+    }
+}
+
+/// The attributes a sign-up writes (`Profile::new`); a profile with any other attribute, a bio,
+/// the host flag, a revocation or a change since it was made holds more than a sign-up.
+const SIGN_UP_ATTRIBUTES: &[&str] =
+    &["PK", "SK", "type", "user_id", "email", "name", "bio", "is_host", "created_at", "updated_at"];
+
+/// Whether a stored profile holds nothing but what its sign-up wrote.
+pub fn holds_only_sign_up(item: &serde_json::Map<String, serde_json::Value>) -> bool {
+    use serde_json::Value;
+    item.keys().all(|k| SIGN_UP_ATTRIBUTES.contains(&k.as_str()))
+        && item.get("bio").is_none_or(|b| b == &Value::String(String::new()))
+        && item.get("is_host").is_none_or(|h| h == &Value::Bool(false))
+        && item.get("updated_at").is_some()
+        && item.get("updated_at") == item.get("created_at")
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    Absent,
+    /// Kept: the profile holds more than its sign-up (or changed while we looked).
+    Kept,
+}
+
+/// Deletes the profile only if it holds nothing but its sign-up's fields, conditionally on it
+/// being unchanged since it was read (every profile write moves `updated_at`).
+pub async fn delete_if_only_sign_up(table: &Table, user_id: &str) -> Result<Removal, TableError> {
+    let Some(item) = table.get::<serde_json::Map<String, serde_json::Value>>(&key(user_id)).await? else {
+        return Ok(Removal::Absent);
+    };
+    if !holds_only_sign_up(&item) {
+        return Ok(Removal::Kept);
+    }
+    let seen = item.get("updated_at").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+    let unchanged = Expr::new(
+        "updated_at = :seen AND created_at = :seen AND attribute_not_exists(tokens_revoked_at) \
+         AND (attribute_not_exists(bio) OR bio = :empty) AND (attribute_not_exists(is_host) OR is_host = :no)",
+    )
+    .s(":seen", seen)
+    .s(":empty", "")
+    .value(":no", aws_sdk_dynamodb::types::AttributeValue::Bool(false));
+    match table.delete(&key(user_id), Some(&unchanged)).await {
+        Ok(()) => Ok(Removal::Removed),
+        Err(e) if e.is_condition_failure() => Ok(Removal::Kept),
+        Err(e) => Err(e),
     }
 }
 
@@ -137,6 +181,30 @@ mod tests {
         assert!(p.revokes(Some(100)));
         assert!(!p.revokes(Some(101)));
         assert!(p.revokes(None));
+    }
+
+    #[test]
+    fn only_a_profile_as_sign_up_left_it_may_go_with_its_account() {
+        let fresh = Profile::new("u", "a@b.co", "A", jiff::Timestamp::UNIX_EPOCH);
+        let as_map = |p: &Profile| match serde_json::to_value(p).unwrap() {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        assert!(holds_only_sign_up(&as_map(&fresh)));
+        let mut bio = fresh.clone();
+        bio.bio = "Loves the sea".into();
+        let mut host = fresh.clone();
+        host.is_host = true;
+        let mut revoked = fresh.clone();
+        revoked.tokens_revoked_at = Some(1);
+        let mut edited = fresh.clone();
+        edited.updated_at = "2026-01-01T00:00:00Z".into();
+        for p in [bio, host, revoked, edited] {
+            assert!(!holds_only_sign_up(&as_map(&p)), "{p:?}");
+        }
+        let mut extra = as_map(&fresh);
+        extra.insert("migrated_from".into(), "legacy".into());
+        assert!(!holds_only_sign_up(&extra));
     }
 
     #[test]
