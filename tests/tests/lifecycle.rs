@@ -250,9 +250,11 @@ fn minutes_ago(minutes: i64) -> (String, String) {
 }
 
 /// **Lapsed-hold fixture**: the hold lapsed at `instant` (in the past): `hold_expires_at` moved
-/// on the booking item (`BOOKING#<id>` / `BOOKING`) AND on each of its NIGHT items
-/// (`LISTING#<listing id>` / `NIGHT#<date>`). Its sweep-index entry is left where booking put it
-/// (at the original hold, in the future), so no sweep can find it until `index_for_sweep`.
+/// on the booking item (`BOOKING#<id>` / `BOOKING`), on each of its NIGHT items
+/// (`LISTING#<listing id>` / `NIGHT#<date>`) AND on the guest's hold slot that names it
+/// (`GUEST#<guest id>` / `HOLD_SLOT#<n>`): bookings writes the same instant on all of them. Its
+/// sweep-index entry is left where booking put it (at the original hold, in the future), so no
+/// sweep can find it until `index_for_sweep`.
 async fn lapse_hold(booking_id: &str, listing_id: &str, nights: &[String], instant: &str) {
     let set = |key: Value| {
         json!({
@@ -267,6 +269,26 @@ async fn lapse_hold(booking_id: &str, listing_id: &str, nights: &[String], insta
         let key = json!({"PK": {"S": format!("LISTING#{listing_id}")}, "SK": {"S": format!("NIGHT#{night}")}});
         dynamodb("UpdateItem", set(key)).await;
     }
+    dynamodb("UpdateItem", set(hold_slot_key_of(booking_id).await)).await;
+}
+
+/// The key of the one hold slot item (`GUEST#<guest id>` / `HOLD_SLOT#<n>`) that names
+/// `booking_id`, straight from the table.
+async fn hold_slot_key_of(booking_id: &str) -> Value {
+    let guest_pk = stored_booking(booking_id).await["GSI1PK"]["S"].as_str().expect("GSI1PK").to_owned();
+    let out = dynamodb(
+        "Query",
+        json!({
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :slot)",
+            "ExpressionAttributeValues": {":pk": {"S": guest_pk}, ":slot": {"S": "HOLD_SLOT#"}},
+            "ConsistentRead": true
+        }),
+    )
+    .await;
+    let naming: Vec<&Value> =
+        out["Items"].as_array().expect("items").iter().filter(|i| i["booking_id"]["S"] == json!(booking_id)).collect();
+    assert_eq!(naming.len(), 1, "one hold slot names {booking_id}: {out}");
+    json!({"PK": naming[0]["PK"], "SK": naming[0]["SK"]})
 }
 
 /// **Finished-stay fixture**: a paid, `confirmed` booking whose check-out instant (`check_out_at`)
@@ -817,6 +839,20 @@ async fn pay_with(guest: &User, booking_id: &str, payment_method: &str) -> (Stri
     (pi, status, confirmed)
 }
 
+/// The host's `GET /v1/bookings/{id}/cancellation`: exactly `{refund, policy, reason}`, the
+/// refund `amount`, and none of `secrets` (decline codes, intent ids: a client secret starts with
+/// its intent's id) nor a client secret anywhere.
+async fn assert_host_preview_has_no_card_detail(host: &User, booking_id: &str, amount: i64, secrets: &[&str]) {
+    let p = json_of(preview(host, booking_id).await, 200).await;
+    let fields: BTreeSet<&str> = p.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(fields, BTreeSet::from(["policy", "reason", "refund"]), "{p}");
+    assert_eq!(p["refund"], json!({"amount": amount, "currency": CURRENCY}), "{p}");
+    let text = p.to_string();
+    for secret in secrets.iter().chain(&["secret", "pi_"]) {
+        assert!(!text.contains(secret), "the host's preview shows {secret}: {text}");
+    }
+}
+
 fn without_payment(view: &Value) -> Value {
     let mut v = view.clone();
     v.as_object_mut().expect("object").remove("payment");
@@ -855,13 +891,16 @@ async fn a_declined_card_shows_its_reason_to_the_guest_only_and_keeps_the_hold_o
         assert!(!text.contains("card_declined") && !text.contains(&pi), "the host sees no card detail: {text}");
         assert_eq!(without_payment(view), without_payment(&guest_view), "the rest is the same booking");
     }
+    // Nor in the host's cancellation preview: the amount the guest would get back (nothing was
+    // paid), never the card's details.
+    assert_host_preview_has_no_card_detail(&host, &aid, 0, &["card_declined", pi.as_str()]).await;
 
     // A declined booking still waits for payment: the guest's three holds are all open.
     let fourth = json!({"listing_id": listing, "check_in": day(tz, 16), "check_out": day(tz, 17), "guests": 1});
     let refused = assert_problem(guest.post("/v1/bookings", Some(&fourth)).await, 409, "hold_limit_reached").await;
     assert!(s(&refused, "detail").contains("waiting for payment"), "{refused}");
     // Paying one (confirmed by payment-events) frees its slot.
-    let (_, status, paid) = pay_with(&guest, &bid, "pm_card_visa").await;
+    let (paid_pi, status, paid) = pay_with(&guest, &bid, "pm_card_visa").await;
     assert_eq!((status, &paid["status"]), (200, &json!("succeeded")), "{paid}");
     eventually("the booking confirmed", || async {
         (booking_of(&guest, &bid).await["status"] == "confirmed").then_some(())
@@ -869,6 +908,9 @@ async fn a_declined_card_shows_its_reason_to_the_guest_only_and_keeps_the_hold_o
     .await;
     // The host's view of a paid booking: `succeeded`, not the intent or the amount the card paid.
     assert_eq!(booking_of(&host, &bid).await["payment"], json!({"status": "succeeded"}));
+    // The host's cancellation preview names what the guest would get back (100 % of what was
+    // paid: the host's payout shrinks by it), not the intent or its client secret.
+    assert_host_preview_has_no_card_detail(&host, &bid, ONE_NIGHT, &[paid_pi.as_str()]).await;
     let d = book(&guest, &listing, tz, 16, 17).await;
     let fifth = json!({"listing_id": listing, "check_in": day(tz, 18), "check_out": day(tz, 19), "guests": 1});
     assert_problem(guest.post("/v1/bookings", Some(&fifth)).await, 409, "hold_limit_reached").await;

@@ -111,7 +111,8 @@ async fn quote(State(st): State<AppState>, Json(body): Json<StayBody>) -> Result
 /// slot): 2 requests. A duplicate found by the read answers after 1; a concurrent duplicate
 /// (cancelled on the idempotency record) or a listing that changed costs one GetItem more; a
 /// guest whose three slots all look taken costs one BatchGetItem more (their bookings); a slot
-/// lost to the guest's own concurrent booking, one more round.
+/// lost to the guest's own concurrent booking, one more round; a guest at the cap with an
+/// `Idempotency-Key`, one GetItem more (its record, before the 409).
 async fn create_booking(
     State(st): State<AppState>,
     caller: Caller,
@@ -146,7 +147,10 @@ async fn create_booking(
         let nights = domain::check_stay(&listing, &stay, Some(&caller.user_id), today)?;
         let price = domain::price(listing.nightly_price, listing.cleaning_fee, &nights).map_err(unexpected)?;
         let booking_id = shared::ids::new_id_at(shared::booking::ID_PREFIX, now);
-        let free = free_hold_slots(&st, &reads.hold_slots, now).await?;
+        let free = match free_hold_slots(&st, &reads.hold_slots, now).await? {
+            Ok(free) => free,
+            Err(until) => return hold_limit_unless_replayed(&st, idem.as_ref(), until, now).await,
+        };
         let slot = domain::pick_slot(&free, &booking_id, attempt)
             .ok_or_else(|| unexpected(anyhow::anyhow!("no free hold slot to pick")))?;
         let guest = Party {
@@ -198,21 +202,47 @@ async fn create_booking(
     Err(ApiError::conflict("conflict", "Your other bookings are changing right now; try again."))
 }
 
-/// The guest's hold slots a new booking may take (`domain::judge_slots`). The slots' bookings
-/// are read (1 BatchGetItem) only when every slot holds a live hold: one of them may have been
-/// paid or cancelled. 409 `hold_limit_reached` when all of them still wait for payment.
-async fn free_hold_slots(st: &AppState, slots: &[HoldSlot], now: jiff::Timestamp) -> Result<Vec<SlotClaim>> {
+/// The guest's hold slots a new booking may take (`domain::judge_slots`), or `Err(until)` when
+/// all of them hold a booking waiting for payment (the first of those holds lapses at `until`).
+/// The slots' bookings are read (1 BatchGetItem) only when every slot holds a live hold: one of
+/// them may have been paid or cancelled.
+async fn free_hold_slots(
+    st: &AppState,
+    slots: &[HoldSlot],
+    now: jiff::Timestamp,
+) -> Result<std::result::Result<Vec<SlotClaim>, Option<jiff::Timestamp>>> {
     let ids = match domain::judge_slots(slots, None, now) {
-        Slots::Free(free) => return Ok(free),
-        Slots::Full { until } => return Err(domain::hold_limit_reached(until)),
+        Slots::Free(free) => return Ok(Ok(free)),
+        Slots::Full { until } => return Ok(Err(until)),
         Slots::ReadBookings(ids) => ids,
     };
     let statuses = store::booking_statuses(&st.table, &ids, now).await?;
     match domain::judge_slots(slots, Some(&statuses), now) {
-        Slots::Free(free) => Ok(free),
-        Slots::Full { until } => Err(domain::hold_limit_reached(until)),
+        Slots::Free(free) => Ok(Ok(free)),
+        Slots::Full { until } => Ok(Err(until)),
         Slots::ReadBookings(_) => Err(unexpected(anyhow::anyhow!("hold slots judged without their bookings"))),
     }
+}
+
+/// 409 `hold_limit_reached`, unless this very request already made its booking. The
+/// BatchGetItem that read the key's record and the slots is not a snapshot: a retry whose read
+/// overlaps its original's commit can see the slot the original took but not yet its record,
+/// and would judge the guest full. So with a key, the record is read again (1 consistent
+/// GetItem) before answering 409: a stored response is replayed, as it would have been.
+async fn hold_limit_unless_replayed(
+    st: &AppState,
+    idem: Option<&Idempotent>,
+    until: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+) -> Result<Response> {
+    if let Some(i) = idem {
+        match i.lookup(&st.table, now).await? {
+            Lookup::Replay(stored) => return Ok(stored.to_response(true)),
+            Lookup::KeyReused => return Err(idempotency::key_reused()),
+            Lookup::New | Lookup::InProgress => {}
+        }
+    }
+    Err(domain::hold_limit_reached(until))
 }
 
 /// 409 `dates_unavailable`, naming each taken night.

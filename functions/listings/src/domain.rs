@@ -534,7 +534,10 @@ pub fn parse_availability_range(from: Option<&str>, to: Option<&str>, today: Dat
     };
     let to = match (to, from) {
         (Some(s), _) => f.check(parse_date(s).ok_or_else(|| err("to", "must be a date YYYY-MM-DD"))),
-        (None, Some(from)) => from.checked_add(DEFAULT_AVAILABILITY_NIGHTS.days()).ok(),
+        // Near the calendar's end there is no default `to`: say so, or the 400 names nothing.
+        (None, Some(from)) => f.check(from.checked_add(DEFAULT_AVAILABILITY_NIGHTS.days()).map_err(|_| {
+            err("to", format!("required: {DEFAULT_AVAILABILITY_NIGHTS} nights after from is past 9999-12-31"))
+        })),
         (None, None) => None,
     };
     if let (Some(a), Some(b)) = (from, to) {
@@ -1043,6 +1046,14 @@ mod tests {
             vec!["to"]
         );
         assert_eq!(fields_of(parse_availability_range(Some("04/01/2026"), None, today).unwrap_err()), vec!["from"]);
+        // No default `to` past the calendar's end: the 400 names `to` (its errors were empty).
+        for from in ["9999-12-31", "9999-12-02"] {
+            assert_eq!(fields_of(parse_availability_range(Some(from), None, today).unwrap_err()), vec!["to"], "{from}");
+        }
+        assert_eq!(
+            parse_availability_range(Some("9999-12-01"), None, today).unwrap(),
+            (d("9999-12-01"), d("9999-12-31"))
+        );
         assert_eq!(nights(d("2026-02-27"), d("2026-03-02")), vec![d("2026-02-27"), d("2026-02-28"), d("2026-03-01")]);
         assert!(nights(d("2026-03-02"), d("2026-03-02")).is_empty());
     }
