@@ -68,10 +68,16 @@ pub struct BookingView {
     pub updated_at: String,
 }
 
-/// The refund as the client sees it: payment-events' record once it exists, else what the
-/// cancellation owes (`pending`), or `none` when nothing was paid back.
-fn refund(b: &BookingItem) -> Option<RefundSummary> {
-    b.refund.clone().or_else(|| {
+/// The refund as `viewer` sees it: payment-events' record once it exists, else what the
+/// cancellation owes (`pending`), or `none` when nothing was paid back. Stripe's reason for a
+/// failed refund (`lost_or_stolen_card`, `expired_or_canceled_card`, ...) describes the guest's
+/// card: the host sees that the refund failed, not why.
+fn refund(b: &BookingItem, viewer: Viewer) -> Option<RefundSummary> {
+    let refund = b.refund.clone().map(|r| match viewer {
+        Viewer::Guest => r,
+        Viewer::Host => RefundSummary { failure_reason: None, ..r },
+    });
+    refund.or_else(|| {
         b.cancellation.as_ref().map(|c| RefundSummary {
             amount: c.refund_due.amount,
             currency: c.refund_due.currency,
@@ -135,7 +141,7 @@ pub fn booking(b: &BookingItem, viewer: Viewer, now: Timestamp) -> BookingView {
         check_out_time: b.check_out_time.clone(),
         payment: payment(&b.payment, viewer),
         cancellation: b.cancellation.clone(),
-        refund: refund(b),
+        refund: refund(b, viewer),
         created_at: b.created_at.clone(),
         updated_at: b.updated_at.clone(),
     }
@@ -244,5 +250,20 @@ mod tests {
         g.as_object_mut().unwrap().remove("payment");
         h.as_object_mut().unwrap().remove("payment");
         assert_eq!(g, h);
+        // A refund Stripe refused: the guest sees Stripe's reason, the host only that it failed.
+        b.refund = Some(RefundSummary {
+            amount: b.price.total,
+            currency: b.price.currency,
+            status: "failed".into(),
+            failure_reason: Some("lost_or_stolen_card".into()),
+        });
+        let guest = serde_json::to_value(booking(&b, Viewer::Guest, now)).unwrap();
+        assert_eq!(guest["refund"]["failure_reason"], "lost_or_stolen_card");
+        let host = serde_json::to_value(booking(&b, Viewer::Host, now)).unwrap();
+        assert_eq!(host["refund"]["status"], "failed");
+        assert!(!host.to_string().contains("lost_or_stolen_card"), "{host}");
+        let mut guest_refund = guest["refund"].clone();
+        guest_refund.as_object_mut().unwrap().remove("failure_reason");
+        assert_eq!(host["refund"], guest_refund);
     }
 }
