@@ -522,6 +522,7 @@ async fn refund(
                 .create_refund(&NewRefund {
                     payment_intent: intent_id.to_owned(),
                     amount: record.amount,
+                    currency: record.currency,
                     booking_id: b.id().to_owned(),
                     idempotency_key: refund_idempotency_key(b.id()),
                 })

@@ -96,9 +96,35 @@ pub enum Success {
     Mismatch(&'static str),
 }
 
-/// Whether the intent's money is exactly the booking's price.
+/// Whether the intent's money is exactly the booking's price. `intent_amount` is Stripe's (a
+/// webhook's `data.object.amount`), so the price is converted to Stripe's units to compare
+/// (`shared::currencies::to_stripe`: 5 ISK is 500 there); a price that has no Stripe amount
+/// matches nothing.
 pub fn same_money(intent_amount: i64, intent_currency: &str, price: Money) -> bool {
-    intent_amount == price.amount && intent_currency.eq_ignore_ascii_case(price.currency.code())
+    intent_currency.eq_ignore_ascii_case(price.currency.code())
+        && shared::currencies::to_stripe(price) == Ok(intent_amount)
+}
+
+#[cfg(test)]
+mod same_money_tests {
+    use super::same_money;
+    use shared::money::{Currency, Money};
+
+    #[test]
+    fn compares_in_stripe_units() {
+        let isk = Currency::parse("ISK").unwrap();
+        let kwd = Currency::parse("KWD").unwrap();
+        assert!(same_money(22_400, "eur", Money::new(22_400, Currency::EUR)));
+        assert!(same_money(500, "jpy", Money::new(500, Currency::JPY)));
+        // 5 ISK is 500 at Stripe: the old comparison took 500 ISK for 5.
+        assert!(same_money(500, "isk", Money::new(5, isk)));
+        assert!(!same_money(5, "isk", Money::new(5, isk)));
+        assert!(same_money(12_340, "KWD", Money::new(12_340, kwd)));
+        assert!(!same_money(22_400, "usd", Money::new(22_400, Currency::EUR)));
+        assert!(!same_money(22_401, "eur", Money::new(22_400, Currency::EUR)));
+        // No Stripe amount for this price: nothing matches it.
+        assert!(!same_money(100, "xaf", Money::new(100, Currency::parse("XAF").unwrap())));
+    }
 }
 
 pub fn on_success(b: &BookingRecord, intent: &IntentObject) -> Success {
