@@ -63,7 +63,13 @@ pub struct AcceptedCurrency {
 /// Stripe's amount has at most eight digits (99999999, i.e. 999,999.99 USD).
 pub const STRIPE_MAX_AMOUNT: i64 = 99_999_999;
 
-const fn row(code: &'static str, units: StripeUnits, stripe_multiple: i64, min: i64, src: MinimumSource) -> AcceptedCurrency {
+const fn row(
+    code: &'static str,
+    units: StripeUnits,
+    stripe_multiple: i64,
+    min: i64,
+    src: MinimumSource,
+) -> AcceptedCurrency {
     AcceptedCurrency { code, units, stripe_multiple, min, min_source: src }
 }
 
@@ -196,8 +202,7 @@ pub fn from_stripe(amount: i64, currency: Currency) -> Result<Money, StripeAmoun
 
 /// Parses Stripe's lower-case currency code and converts its amount.
 pub fn from_stripe_code(amount: i64, currency: &str) -> Result<Money, StripeAmountError> {
-    let currency =
-        Currency::parse(&currency.to_ascii_uppercase()).map_err(|_| StripeAmountError::UnknownCurrency)?;
+    let currency = Currency::parse(&currency.to_ascii_uppercase()).map_err(|_| StripeAmountError::UnknownCurrency)?;
     from_stripe(amount, currency)
 }
 
@@ -390,10 +395,7 @@ mod tests {
         assert_eq!(check_charge(Money::new(99_999_999, eur)), Ok(()));
         assert_eq!(
             check_charge(Money::new(100_000_000, eur)),
-            Err(ChargeError::AboveMaximum {
-                total: Money::new(100_000_000, eur),
-                max: Money::new(99_999_999, eur)
-            })
+            Err(ChargeError::AboveMaximum { total: Money::new(100_000_000, eur), max: Money::new(99_999_999, eur) })
         );
         assert!(matches!(check_charge(Money::new(29, Currency::GBP)), Err(ChargeError::BelowMinimum { .. })));
         assert_eq!(check_charge(Money::new(30, Currency::GBP)), Ok(()));

@@ -64,7 +64,8 @@ async fn pay(user: &User, booking_id: &str) -> reqwest::Response {
 
 /// A raw call to localstripe (form-encoded, as Stripe.js or a server SDK would).
 async fn stripe(method: Method, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let request = client().request(method.clone(), format!("{}{path}", Stack::get().stripe_url)).bearer_auth(STRIPE_KEY);
+    let request =
+        client().request(method.clone(), format!("{}{path}", Stack::get().stripe_url)).bearer_auth(STRIPE_KEY);
     let request = if method == Method::GET { request.query(form) } else { request.form(form) };
     let response = request.send().await.expect("localstripe reachable");
     let status = response.status().as_u16();
@@ -127,12 +128,21 @@ async fn a_listing_in_a_currency_roost_does_not_accept_is_422() {
     // Patch: refused, and the listing keeps its price.
     let id = create_listing(&host, money(5000, "EUR"), Value::Null).await;
     let patch = json!({"nightly_price": money(5000, "XOF")});
-    assert_problem(host.send(Method::PATCH, &format!("/v1/listings/{id}"), Some(&patch)).await, 422, "unsupported_currency")
-        .await;
+    assert_problem(
+        host.send(Method::PATCH, &format!("/v1/listings/{id}"), Some(&patch)).await,
+        422,
+        "unsupported_currency",
+    )
+    .await;
     let patch = json!({"cleaning_fee": money(100, "XAF")});
-    assert_problem(host.send(Method::PATCH, &format!("/v1/listings/{id}"), Some(&patch)).await, 422, "unsupported_currency")
-        .await;
-    let listing = json_of(client().get(Stack::get().url(&format!("/v1/listings/{id}"))).send().await.expect("api"), 200).await;
+    assert_problem(
+        host.send(Method::PATCH, &format!("/v1/listings/{id}"), Some(&patch)).await,
+        422,
+        "unsupported_currency",
+    )
+    .await;
+    let listing =
+        json_of(client().get(Stack::get().url(&format!("/v1/listings/{id}"))).send().await.expect("api"), 200).await;
     assert_eq!(listing["nightly_price"], money(5000, "EUR"), "{listing}");
     assert_eq!(listing["cleaning_fee"], Value::Null, "{listing}");
 
@@ -160,9 +170,11 @@ async fn totals_stripe_cannot_charge_are_refused_before_any_hold() {
     // 0.10 EUR a night: one night costs 0.10 + 0.01 fee, under Stripe's 0.50 EUR.
     let cheap = create_listing(&host, money(10, "EUR"), Value::Null).await;
     let problem =
-        assert_problem(guest.post("/v1/quotes", Some(&stay(&cheap, 20, 21))).await, 422, "total_below_minimum_charge").await;
+        assert_problem(guest.post("/v1/quotes", Some(&stay(&cheap, 20, 21))).await, 422, "total_below_minimum_charge")
+            .await;
     assert_eq!(problem["errors"][0]["field"], "price.total", "{problem}");
-    assert_problem(guest.post("/v1/bookings", Some(&stay(&cheap, 20, 21))).await, 422, "total_below_minimum_charge").await;
+    assert_problem(guest.post("/v1/bookings", Some(&stay(&cheap, 20, 21))).await, 422, "total_below_minimum_charge")
+        .await;
     // Five nights are 0.56 EUR: chargeable.
     let quote = json_of(guest.post("/v1/quotes", Some(&stay(&cheap, 20, 25))).await, 200).await;
     assert_eq!(quote["price"]["total"], 56, "{quote}");
@@ -170,7 +182,8 @@ async fn totals_stripe_cannot_charge_are_refused_before_any_hold() {
     // 10,000,000 EUR a night: over Stripe's eight digits (999,999.99 EUR) at once.
     let dear = create_listing(&host, money(1_000_000_000, "EUR"), Value::Null).await;
     assert_problem(guest.post("/v1/quotes", Some(&stay(&dear, 20, 21))).await, 422, "total_above_maximum_charge").await;
-    assert_problem(guest.post("/v1/bookings", Some(&stay(&dear, 20, 21))).await, 422, "total_above_maximum_charge").await;
+    assert_problem(guest.post("/v1/bookings", Some(&stay(&dear, 20, 21))).await, 422, "total_above_maximum_charge")
+        .await;
 
     // Same in a zero-decimal currency: Stripe's minimum is 50 JPY.
     let yen = create_listing(&host, money(40, "JPY"), Value::Null).await;

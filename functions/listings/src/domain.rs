@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Deserializer};
+use shared::currencies;
 use shared::listing::{Address, CancellationPolicy, MAX_STAY_NIGHTS};
 use shared::night::parse_date;
-use shared::currencies;
 use shared::{ApiError, Currency, FieldError, Money};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
@@ -1047,15 +1047,19 @@ mod tests {
         let e = with(json!({"amount": 5000, "currency": "XAF"}), json!(null)).unwrap_err();
         assert_eq!((e.status().as_u16(), e.code()), (422, "unsupported_currency"));
         assert_eq!(fields_of(e), vec!["nightly_price.currency"]);
-        let e = with(json!({"amount": 5000, "currency": "EUR"}), json!({"amount": 100, "currency": "IRR"})).unwrap_err();
+        let e =
+            with(json!({"amount": 5000, "currency": "EUR"}), json!({"amount": 100, "currency": "IRR"})).unwrap_err();
         assert_eq!(e.code(), "unsupported_currency");
         assert_eq!(fields_of(e), vec!["cleaning_fee.currency"]);
         // Three-decimal: nightly in whole units, fee in steps of 10.
-        assert!(with(json!({"amount": 25_000, "currency": "KWD"}), json!({"amount": 1_230, "currency": "KWD"})).is_ok());
+        assert!(
+            with(json!({"amount": 25_000, "currency": "KWD"}), json!({"amount": 1_230, "currency": "KWD"})).is_ok()
+        );
         let e = with(json!({"amount": 25_500, "currency": "KWD"}), json!(null)).unwrap_err();
         assert_eq!(e.code(), "validation_failed");
         assert_eq!(fields_of(e), vec!["nightly_price.amount"]);
-        let e = with(json!({"amount": 25_000, "currency": "BHD"}), json!({"amount": 1_235, "currency": "BHD"})).unwrap_err();
+        let e = with(json!({"amount": 25_000, "currency": "BHD"}), json!({"amount": 1_235, "currency": "BHD"}))
+            .unwrap_err();
         assert_eq!(fields_of(e), vec!["cleaning_fee.amount"]);
         // Patches: the same rules.
         let base = parse(body()).unwrap();

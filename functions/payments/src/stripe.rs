@@ -344,7 +344,9 @@ impl StripeApi {
             after = page.data.last().map(|i| i.id.clone());
             let more = page.has_more && after.is_some();
             found.extend(
-                page.data.into_iter().filter(|i| i.metadata.get(META_BOOKING_ID).map(String::as_str) == Some(booking_id)),
+                page.data
+                    .into_iter()
+                    .filter(|i| i.metadata.get(META_BOOKING_ID).map(String::as_str) == Some(booking_id)),
             );
             if !more {
                 return Ok(found);
