@@ -6,6 +6,8 @@
 //!   (the item names both; anyone else gets a 404).
 //! - On GSI1 under `GUEST#<guest id>` / `BOOKING#<id>`: the guest's trips, newest first.
 //! - On GSI2 under `HOST#<host id>` / `BOOKING#<id>`: the host's reservations, newest first.
+//! - **Hold slot** `GUEST#<guest id>` / `HOLD_SLOT#<n>` ([`HoldSlot`]): caps the bookings a guest
+//!   has waiting for payment at [`MAX_OPEN_HOLDS`].
 //!
 //! A booking snapshots what it was sold under (price lines, cancellation policy, time zone,
 //! check-in/out times, title, address, the listing `version` it was priced at), so later listing
@@ -41,12 +43,18 @@ pub const SWEEP_INDEX: &str = "GSI3";
 pub const SWEEP_PK_ATTR: &str = "GSI3PK";
 pub const SWEEP_SK_ATTR: &str = "GSI3SK";
 
+/// How many bookings one guest may have waiting for payment at once (`pending_payment` with a
+/// hold that has not lapsed): one hold slot item each (`HoldSlot`).
+pub const MAX_OPEN_HOLDS: u32 = 3;
+pub const HOLD_SLOT_ITEM_TYPE: &str = "hold_slot";
+pub const HOLD_SLOT_SK_PREFIX: &str = "HOLD_SLOT#";
+pub const HOLD_SLOT_BOOKING_ATTR: &str = "booking_id";
+
 /// `BOOKING#<id>` / `BOOKING`.
 pub fn key(booking_id: &str) -> Key {
     Key::new(format!("BOOKING#{booking_id}"), SK)
 }
 
-/// GSI1 partition of a guest's trips: `GUEST#<user id>`.
 /// The sweep keys (GSI3PK, GSI3SK) for a booking that needs attention at `due`
 /// (whole-second RFC 3339 UTC, as stored).
 pub fn sweep_keys(booking_id: &str, due: &str) -> (String, String) {
@@ -58,6 +66,8 @@ pub fn sweep_partition(day: &str) -> String {
     format!("SWEEP#{day}")
 }
 
+/// GSI1 partition of a guest's trips: `GUEST#<user id>` (also the table partition of the
+/// guest's hold slots).
 pub fn guest_partition(guest_id: &str) -> String {
     format!("GUEST#{guest_id}")
 }
@@ -143,6 +153,75 @@ pub fn check_out_instant(check_out: Date, check_out_time: &str, timezone: &str) 
         check_out_time.parse().map_err(|e| anyhow::anyhow!("check-out time {check_out_time:?} is not HH:MM: {e}"))?;
     let tz = TimeZone::get(timezone).map_err(|e| anyhow::anyhow!("time zone {timezone:?}: {e}"))?;
     Ok(check_out.to_datetime(time).to_zoned(tz)?.timestamp())
+}
+
+/// `GUEST#<guest id>` / `HOLD_SLOT#<n>`, `n` in `1..=MAX_OPEN_HOLDS`: the guest's hold slots.
+pub fn hold_slot_key(guest_id: &str, slot: u32) -> Key {
+    Key::new(guest_partition(guest_id), format!("{HOLD_SLOT_SK_PREFIX}{slot}"))
+}
+
+/// The keys of all of a guest's hold slots, in slot order.
+pub fn hold_slot_keys(guest_id: &str) -> Vec<Key> {
+    (1..=MAX_OPEN_HOLDS).map(|n| hold_slot_key(guest_id, n)).collect()
+}
+
+/// A hold slot: which booking of the guest last took it, and until when that booking's hold
+/// runs. A new booking takes one of its guest's `MAX_OPEN_HOLDS` slots in its own transaction,
+/// so a guest never has more open holds than slots, whatever the concurrency.
+///
+/// A slot is never released by a write: it is free when no item exists, when its hold lapsed,
+/// or when its booking has left `pending_payment` (paid, cancelled, expired), which the taker
+/// reads. All three are permanent (a status never returns to `pending_payment`, a lapsed hold
+/// never revives), so the taker's condition only has to check that the slot still names the
+/// booking it judged ([`condition_slot_unchanged`]): confirmation, cancellation and the sweep
+/// need no extra item, and a late payment or a lost write can never leave a slot stuck.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldSlot {
+    #[serde(flatten)]
+    pub key: Key,
+    #[serde(rename = "type")]
+    pub item_type: String,
+    pub slot: u32,
+    pub booking_id: String,
+    /// The booking's `hold_expires_at` (whole-second RFC 3339 UTC).
+    pub hold_expires_at: String,
+    /// TTL (epoch seconds), a day after the hold: clean-up only (a lapsed hold frees the slot
+    /// whether or not TTL deleted it).
+    pub expires_at: i64,
+    pub updated_at: String,
+}
+
+impl HoldSlot {
+    /// Slot `slot` of `guest_id`, taken by `booking_id` until `until`.
+    pub fn taken(guest_id: &str, slot: u32, booking_id: &str, until: Timestamp, now: Timestamp) -> Self {
+        Self {
+            key: hold_slot_key(guest_id, slot),
+            item_type: HOLD_SLOT_ITEM_TYPE.to_owned(),
+            slot,
+            booking_id: booking_id.to_owned(),
+            hold_expires_at: crate::night::instant(until),
+            expires_at: until.as_second() + 24 * 3600,
+            updated_at: crate::night::instant(now),
+        }
+    }
+
+    /// Whether its hold lapsed at `now` (the booking then reads `expired`, see
+    /// [`effective_status`]). An unreadable instant counts as a live hold: never free a slot by
+    /// accident.
+    pub fn hold_lapsed_at(&self, now: Timestamp) -> bool {
+        self.hold_expires_at.parse::<Timestamp>().is_ok_and(|t| t <= now)
+    }
+}
+
+/// Condition for taking a slot: it still names the booking the taker judged (`None`: no
+/// booking at all, or no item). Enough because a slot once free stays free until taken (see
+/// [`HoldSlot`]); if another request took it meanwhile, the condition fails and the taker reads
+/// the slots again.
+pub fn condition_slot_unchanged(seen_booking: Option<&str>) -> Expr {
+    match seen_booking {
+        None => Expr::new("attribute_not_exists(#s_booking)").name("#s_booking", HOLD_SLOT_BOOKING_ATTR),
+        Some(b) => Expr::new("#s_booking = :s_seen").name("#s_booking", HOLD_SLOT_BOOKING_ATTR).s(":s_seen", b),
+    }
 }
 
 /// One night's price line.
@@ -344,6 +423,68 @@ mod tests {
         assert_eq!(check_out_instant(gap, "01:30", "Europe/Lisbon").unwrap(), t("2026-03-29T01:30:00Z"));
         assert!(check_out_instant(d, "11h", "Europe/Lisbon").is_err());
         assert!(check_out_instant(d, "11:00", "Mars/Olympus").is_err());
+    }
+
+    /// DST in the listing's zone, and the end of the calendar: check-out instants are exact or
+    /// an error, never a panic (bookings refuses such dates before it gets here: see its horizon).
+    #[test]
+    fn check_out_instants_at_dst_changes_and_the_calendars_end() {
+        // Lisbon falls back on 2026-10-25 (02:00 WEST -> 01:00 WET): 01:30 happens twice; the
+        // compatible rule takes the first (WEST, UTC+1).
+        let fold: Date = "2026-10-25".parse().unwrap();
+        assert_eq!(check_out_instant(fold, "01:30", "Europe/Lisbon").unwrap(), t("2026-10-25T00:30:00Z"));
+        assert_eq!(check_out_instant(fold, "11:00", "Europe/Lisbon").unwrap(), t("2026-10-25T11:00:00Z"));
+        // New York springs forward on 2027-03-14 at 02:00: 02:30 does not exist -> 03:30 EDT.
+        let gap: Date = "2027-03-14".parse().unwrap();
+        assert_eq!(check_out_instant(gap, "02:30", "America/New_York").unwrap(), t("2027-03-14T07:30:00Z"));
+        // Auckland's autumn change (2027-04-04, 03:00 NZDT -> 02:00 NZST): 02:30 twice, first wins.
+        let nz: Date = "2027-04-04".parse().unwrap();
+        assert_eq!(check_out_instant(nz, "02:30", "Pacific/Auckland").unwrap(), t("2027-04-03T13:30:00Z"));
+        // A leap day.
+        let leap: Date = "2028-02-29".parse().unwrap();
+        assert_eq!(check_out_instant(leap, "11:00", "Europe/Lisbon").unwrap(), t("2028-02-29T11:00:00Z"));
+        // Past the last instant jiff represents (9999-12-30T22:00:00.999999999Z): an error, not
+        // a panic. Just before it, in a zone ahead of UTC, still an answer.
+        assert!(check_out_instant(Date::MAX, "11:00", "Europe/Lisbon").is_err());
+        assert_eq!(check_out_instant(Date::MAX, "11:00", "Pacific/Auckland").unwrap(), t("9999-12-30T22:00:00Z"));
+        assert!(check_out_instant(Date::MAX, "12:00", "Pacific/Auckland").is_err());
+    }
+
+    #[test]
+    fn hold_slots_are_keyed_per_guest_and_judged_by_their_hold() {
+        assert_eq!(hold_slot_key("u-1", 2), Key::new("GUEST#u-1", "HOLD_SLOT#2"));
+        let keys = hold_slot_keys("u-1");
+        assert_eq!(keys.len(), MAX_OPEN_HOLDS as usize);
+        assert_eq!(keys[0].sk, "HOLD_SLOT#1");
+        assert_eq!(keys[2].sk, "HOLD_SLOT#3");
+        // Never a booking's or a listing's key.
+        assert_ne!(keys[0].pk, key("u-1").pk);
+        let now = t("2026-01-01T10:00:00.400Z");
+        let until = t("2026-01-01T10:15:00Z");
+        let s = HoldSlot::taken("u-1", 2, "bkg_1", until, now);
+        assert_eq!((s.key.pk.as_str(), s.key.sk.as_str(), s.slot), ("GUEST#u-1", "HOLD_SLOT#2", 2));
+        assert_eq!(
+            (s.hold_expires_at.as_str(), s.updated_at.as_str()),
+            ("2026-01-01T10:15:00Z", "2026-01-01T10:00:00Z")
+        );
+        assert_eq!(s.expires_at, until.as_second() + 86_400);
+        assert!(!s.hold_lapsed_at(t("2026-01-01T10:14:59Z")));
+        assert!(s.hold_lapsed_at(until), "lapsed when the booking reads expired");
+        let mut broken = s.clone();
+        broken.hold_expires_at = "soon".into();
+        assert!(!broken.hold_lapsed_at(t("2030-01-01T00:00:00Z")));
+        let item = crate::table::to_item(&s).unwrap();
+        assert_eq!(item["type"], aws_sdk_dynamodb::types::AttributeValue::S("hold_slot".into()));
+        assert_eq!(item["booking_id"], aws_sdk_dynamodb::types::AttributeValue::S("bkg_1".into()));
+        let back: HoldSlot = crate::table::from_item(item).unwrap();
+        assert_eq!(back, s);
+        let c = condition_slot_unchanged(None);
+        assert_eq!(c.expression, "attribute_not_exists(#s_booking)");
+        assert!(c.values.is_empty());
+        let c = condition_slot_unchanged(Some("bkg_0"));
+        assert_eq!(c.expression, "#s_booking = :s_seen");
+        assert_eq!(c.values[":s_seen"], aws_sdk_dynamodb::types::AttributeValue::S("bkg_0".into()));
+        assert_eq!(c.names["#s_booking"], "booking_id");
     }
 
     #[test]

@@ -142,6 +142,28 @@ pub fn parse_date(s: &str) -> Option<Date> {
     s.parse().ok()
 }
 
+/// The nights of the half-open stay `[from, to)`, day by day, at most `cap` of them: empty unless
+/// `to` is later. Never fails at the calendar's edges: there is no day after 9999-12-31, so a
+/// range that reaches it simply ends there (a stay's nights are civil dates in the listing's
+/// time zone: a DST change makes a night 23 or 25 hours long, never two nights or none).
+pub fn nights(from: Date, to: Date, cap: usize) -> Vec<Date> {
+    let mut out = Vec::new();
+    let mut d = from;
+    while d < to && out.len() < cap {
+        out.push(d);
+        match d.tomorrow() {
+            Ok(next) => d = next,
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// The last night of a stay that checks out on `check_out` (the day before), if there is one.
+pub fn last_night(check_out: Date) -> Option<Date> {
+    check_out.yesterday().ok()
+}
+
 /// The NIGHT items of `listing_id` with `from <= date <= last` (one strongly consistent Query:
 /// 366 nights of about 150 bytes stay far below the 1 MB page limit).
 pub fn range_query(listing_id: &str, from: Date, last: Date) -> Query {
@@ -211,6 +233,59 @@ mod tests {
         }
         assert_eq!(parse_date("2028-02-29"), Some(d("2028-02-29")));
         assert_eq!(parse_date("2027-02-29"), None);
+    }
+
+    /// The calendar's edges: jiff's dates run from -9999-01-01 to 9999-12-31; Roost's dates are
+    /// exactly `YYYY-MM-DD`, so year 0 parses (and is in the past for every rule) and a signed or
+    /// five-digit year is malformed, never an overflow further on.
+    #[test]
+    fn dates_at_the_edges_of_the_calendar() {
+        assert_eq!(parse_date("0000-01-01"), Some(Date::new(0, 1, 1).unwrap()));
+        assert_eq!(parse_date("0000-02-29"), Some(Date::new(0, 2, 29).unwrap()), "year 0 is a leap year");
+        assert_eq!(parse_date("9999-12-31"), Some(Date::MAX));
+        for bad in
+            ["-9999-01-01", "-0001-12-31", "+9999-12-31", "10000-01-01", "9999-12-32", "9999-13-01", "0000-00-01"]
+        {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+        // Leap days: 2028 is a leap year, 2027 and 2100 are not, 2000 is.
+        assert_eq!(parse_date("2028-02-29"), Some(d("2028-02-29")));
+        assert_eq!(parse_date("2027-02-29"), None);
+        assert_eq!(parse_date("2100-02-29"), None);
+        assert_eq!(parse_date("2000-02-29"), Some(d("2000-02-29")));
+        // Keys of the edges still sort by date.
+        assert!(sort_key(Date::new(0, 1, 1).unwrap()) < sort_key(d("2026-01-01")));
+        assert!(sort_key(d("2026-01-01")) < sort_key(Date::MAX));
+        assert_eq!(date_of_sort_key("NIGHT#9999-12-31"), Some(Date::MAX));
+    }
+
+    #[test]
+    fn nights_never_fail_at_the_edges() {
+        // The last day there is: one night, and no day after it to overflow into.
+        assert_eq!(nights(d("9999-12-30"), Date::MAX, 100), vec![d("9999-12-30")]);
+        assert!(nights(Date::MAX, Date::MAX, 100).is_empty());
+        assert_eq!(nights(d("9999-12-29"), Date::MAX, 1), vec![d("9999-12-29")], "capped");
+        assert_eq!(
+            nights(Date::MIN, Date::new(-9999, 1, 3).unwrap(), 100),
+            vec![Date::MIN, Date::new(-9999, 1, 2).unwrap()]
+        );
+        // Across a leap day and a year end.
+        assert_eq!(nights(d("2028-02-28"), d("2028-03-01"), 100), vec![d("2028-02-28"), d("2028-02-29")]);
+        assert_eq!(nights(d("2027-02-28"), d("2027-03-01"), 100), vec![d("2027-02-28")]);
+        assert_eq!(nights(d("2026-12-31"), d("2027-01-01"), 100), vec![d("2026-12-31")]);
+        // The nights of a DST change are civil dates: Lisbon springs forward on 2027-03-28 and
+        // falls back on 2027-10-31; each is one night, 23 and 25 hours long.
+        assert_eq!(nights(d("2027-03-27"), d("2027-03-29"), 100), vec![d("2027-03-27"), d("2027-03-28")]);
+        assert_eq!(nights(d("2027-10-30"), d("2027-11-01"), 100), vec![d("2027-10-30"), d("2027-10-31")]);
+        // Empty and reversed ranges.
+        assert!(nights(d("2026-03-04"), d("2026-03-04"), 100).is_empty());
+        assert!(nights(d("2026-03-05"), d("2026-03-04"), 100).is_empty());
+        assert_eq!(nights(d("2026-01-01"), d("2036-01-01"), 91).len(), 91);
+        // The last night before a check-out, and none before the first day there is.
+        assert_eq!(last_night(d("2028-03-01")), Some(d("2028-02-29")));
+        assert_eq!(last_night(d("2027-01-01")), Some(d("2026-12-31")));
+        assert_eq!(last_night(Date::MAX), Some(d("9999-12-30")));
+        assert_eq!(last_night(Date::MIN), None);
     }
 
     #[test]

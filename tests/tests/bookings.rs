@@ -89,6 +89,15 @@ fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
     v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
 }
 
+/// Cancels `booking_id` as `user` (its guest or host), 200: frees the guest's hold slot for the
+/// next round (a guest has at most three bookings waiting for payment).
+async fn cancel(user: &User, booking_id: &str) -> Value {
+    let path = format!("/v1/bookings/{booking_id}/cancel");
+    let cancelled = json_of(user.post(&path, None).await, 200).await;
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    cancelled
+}
+
 /// The search item's unavailable set, straight from the table.
 async fn stored_unavailable(lid: &str) -> BTreeSet<String> {
     let out = dynamodb(
@@ -434,26 +443,29 @@ async fn thirty_guests_race_for_the_same_nights_and_exactly_one_wins() {
     for round in 0..ROUNDS {
         let lid = new_listing(&host).await;
         let body = stay(&lid, 20, 23, 2);
-        let attempts = guests.iter().cloned().map(|g| {
+        let attempts = guests.iter().cloned().enumerate().map(|(i, g)| {
             let body = body.clone();
             async move {
                 let r = book(&g, &body, None).await;
                 let status = r.status().as_u16();
-                (status, r.json::<Value>().await.expect("json"))
+                (status, r.json::<Value>().await.expect("json"), i)
             }
         });
         let results = join_all(attempts).await;
-        let winners: Vec<&Value> = results.iter().filter(|(s, _)| *s == 201).map(|(_, b)| b).collect();
+        let winners: Vec<(&Value, usize)> =
+            results.iter().filter(|(s, _, _)| *s == 201).map(|(_, b, i)| (b, *i)).collect();
         assert_eq!(winners.len(), 1, "round {round}: {results:?}");
-        for (status, problem) in results.iter().filter(|(s, _)| *s != 201) {
+        for (status, problem, _) in results.iter().filter(|(s, _, _)| *s != 201) {
             assert_eq!((*status, &problem["code"]), (409, &json!("dates_unavailable")), "round {round}: {problem}");
         }
-        let winner = str_of(winners[0], "booking_id");
+        let winner = str_of(winners[0].0, "booking_id");
         // No night is held by a loser, and the listing has exactly one booking.
         assert_held_by(&lid, winner, &days(20, 23)).await;
         let reservations = reservations_of(&host, &lid).await;
         assert_eq!(reservations.len(), 1, "round {round}");
         assert_eq!(reservations[0]["booking_id"], json!(winner));
+        // The winner lets go, so no racer reaches the cap on open holds over the rounds.
+        cancel(&guests[winners[0].1], winner).await;
     }
 }
 
@@ -470,10 +482,12 @@ async fn overlapping_stays_never_both_succeed_and_adjacent_ones_do() {
         let mut statuses = [sx, sy];
         statuses.sort();
         assert_eq!(statuses, [201, 409], "round {round}: {bx} {by}");
-        let (winner, nights, loser) = if sx == 201 { (&bx, days(31, 34), &by) } else { (&by, days(33, 36), &bx) };
+        let (winner, nights, loser, who) =
+            if sx == 201 { (&bx, days(31, 34), &by, &a) } else { (&by, days(33, 36), &bx, &b) };
         assert_eq!(loser["code"], "dates_unavailable");
         assert_eq!(loser["errors"], json!([{"field": "nights", "message": format!("{} is not available", day(33))}]));
         assert_held_by(&lid, str_of(winner, "booking_id"), &nights).await;
+        cancel(who, str_of(winner, "booking_id")).await;
 
         // [1,3) and [3,5) touch but share no night: both succeed, concurrently.
         let lid = new_listing(&host).await;
@@ -487,6 +501,9 @@ async fn overlapping_stays_never_both_succeed_and_adjacent_ones_do() {
             assert_eq!(holder.as_deref(), Some(str_of(want, "booking_id")), "{date}");
         }
         assert_eq!(stored_unavailable(&lid).await, days(31, 35).into_iter().collect());
+        // Both let go: at most three open holds per guest.
+        cancel(&a, str_of(&bx, "booking_id")).await;
+        cancel(&b, str_of(&by, "booking_id")).await;
     }
 }
 
@@ -514,6 +531,7 @@ async fn a_host_blocking_a_night_while_a_guest_books_it_exactly_one_wins() {
             (409, 201) => {
                 assert_eq!(block_body["code"], "dates_unavailable", "{block_body}");
                 assert_held_by(&lid, str_of(&booking_body, "booking_id"), &days(25, 28)).await;
+                cancel(&guest, str_of(&booking_body, "booking_id")).await;
                 outcomes.insert("guest");
             }
             other => panic!("round {round}: exactly one must win, got {other:?}: {block_body} {booking_body}"),
@@ -569,6 +587,7 @@ async fn a_listing_edited_while_being_booked_never_gives_a_mixed_price() {
         assert_eq!(host.send(Method::PATCH, &path, Some(&again)).await.status(), 200);
         let read = json_of(guest.get(&format!("/v1/bookings/{}", str_of(&b, "booking_id"))).await, 200).await;
         assert_eq!(read["price"], b["price"]);
+        cancel(&guest, str_of(&b, "booking_id")).await;
     }
     eprintln!("edit vs book outcomes (status, nightly price): {seen:?}");
 }
@@ -602,6 +621,7 @@ async fn five_concurrent_requests_with_one_key_make_one_booking() {
         assert_eq!(reservations.len(), 1, "round {round}: one booking");
         assert_eq!(reservations[0]["booking_id"], json!(id));
         assert_held_by(&lid, id, &days(35, 38)).await;
+        cancel(&guest, id).await;
     }
 }
 
@@ -670,4 +690,252 @@ async fn a_ninety_night_stay_is_one_booking_and_ninety_one_is_refused() {
     assert_eq!(json_of(book(&guest, &long, Some(&key)).await, 201).await, b);
     let problem = assert_problem(book(&guest, &stay(&lid, 200, 291, 1), None).await, 422, "stay_too_long").await;
     assert_eq!(problem["errors"][0]["field"], "check_out");
+}
+
+/// The guest's hold slot items (`GUEST#<id>` / `HOLD_SLOT#<n>`), straight from the table: the
+/// booking each names.
+async fn hold_slots(guest_id: &str) -> BTreeSet<String> {
+    let out = dynamodb(
+        "Query",
+        json!({
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :slot)",
+            "ExpressionAttributeValues": {":pk": {"S": format!("GUEST#{guest_id}")}, ":slot": {"S": "HOLD_SLOT#"}},
+            "ConsistentRead": true
+        }),
+    )
+    .await;
+    out["Items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["booking_id"]["S"].as_str().expect("booking_id").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn six_concurrent_bookings_by_one_guest_leave_exactly_three_open_holds() {
+    let host = User::host("Cap Host").await;
+    for round in 0..ROUNDS {
+        let guest = User::guest(&format!("Cap Guest {round}")).await;
+        let (l1, l2) = tokio::join!(new_listing(&host), new_listing(&host));
+        // Six stays that share no night: only the cap can refuse any of them.
+        let stays: Vec<Value> = [(&l1, 20), (&l1, 22), (&l1, 24), (&l2, 20), (&l2, 22), (&l2, 24)]
+            .into_iter()
+            .map(|(lid, from)| stay(lid, from, from + 2, 2))
+            .collect();
+        let results = join_all(stays.iter().cloned().map(|body| {
+            let guest = guest.clone();
+            async move {
+                let r = book(&guest, &body, None).await;
+                let status = r.status().as_u16();
+                (status, r.json::<Value>().await.expect("json"))
+            }
+        }))
+        .await;
+        let winners: BTreeSet<String> =
+            results.iter().filter(|(s, _)| *s == 201).map(|(_, b)| str_of(b, "booking_id").to_owned()).collect();
+        assert_eq!(winners.len(), 3, "round {round}: exactly three succeed: {results:?}");
+        for (status, problem) in results.iter().filter(|(s, _)| *s != 201) {
+            assert_eq!((*status, &problem["code"]), (409, &json!("hold_limit_reached")), "round {round}: {problem}");
+        }
+        // The table agrees: three slots, one per winner; the losers hold no night.
+        assert_eq!(hold_slots(&guest.user_id).await, winners, "round {round}");
+        let mut held = 0;
+        for lid in [&l1, &l2] {
+            for (date, kind, holder) in night_items(lid).await {
+                assert_eq!(kind, "held", "{date}");
+                assert!(
+                    holder.as_ref().is_some_and(|h| winners.contains(h)),
+                    "round {round}: {date} held by {holder:?}"
+                );
+                held += 1;
+            }
+        }
+        assert_eq!(held, 6, "round {round}: two nights for each of three winners");
+        let pending = json_of(guest.get("/v1/me/trips?status=pending_payment").await, 200).await;
+        assert_eq!(pending["items"].as_array().expect("items").len(), 3, "round {round}");
+        // A quote takes no slot: the guest may still quote a stay they cannot book now.
+        let loser = results.iter().position(|(s, _)| *s != 201).expect("a loser");
+        assert_eq!(json_of(quote(&stays[loser]).await, 200).await["available"], true);
+        let again = assert_problem(book(&guest, &stays[loser], None).await, 409, "hold_limit_reached").await;
+        assert!(str_of(&again, "detail").contains("waiting for payment"), "{again}");
+        // Cancelling one frees its slot for the next booking, and only one.
+        let first = winners.iter().next().expect("winner").clone();
+        cancel(&guest, &first).await;
+        let replaced = json_of(book(&guest, &stays[loser], None).await, 201).await;
+        let next = results.iter().rposition(|(s, _)| *s != 201).expect("another loser");
+        assert_ne!(next, loser);
+        assert_problem(book(&guest, &stays[next], None).await, 409, "hold_limit_reached").await;
+        let mut now_open = winners.clone();
+        now_open.remove(&first);
+        now_open.insert(str_of(&replaced, "booking_id").to_owned());
+        assert_eq!(hold_slots(&guest.user_id).await, now_open, "round {round}: the cancelled booking's slot was taken");
+        if round == 0 {
+            // A hold that lapsed frees its slot even before the sweep stores `expired`.
+            let lapsed = now_open.iter().next().expect("open").clone();
+            let b = json_of(guest.get(&format!("/v1/bookings/{lapsed}")).await, 200).await;
+            let (lid, from) = (str_of(&b, "listing_id"), str_of(&b, "check_in"));
+            let first_night: jiff::civil::Date = from.parse().expect("date");
+            let nights = [first_night.to_string(), first_night.tomorrow().expect("date").to_string()];
+            rewind_hold(&lapsed, lid, &nights, 1).await;
+            json_of(book(&guest, &stays[next], None).await, 201).await;
+        }
+    }
+}
+
+/// The calendar's edges through HTTP: every answer is a 4xx naming the problem or the right
+/// answer, on the quote, the booking, the availability calendar and the cancellation preview;
+/// never a 500 (a check-in of 9999-12-30 answered 500: its check-out instant does not exist).
+#[tokio::test]
+async fn dates_at_the_edges_of_the_calendar_are_4xx_or_right_answers_never_500() {
+    let (host, guest) = tokio::join!(User::host("Edna Edge"), User::guest("Ed Edge"));
+    let mut body = listing_body(&unique("Edgeville"));
+    body["min_nights"] = json!(1);
+    body["max_nights"] = json!(90);
+    // 01:30 does not exist on the spring-forward day in Lisbon and happens twice in autumn.
+    body["check_out_time"] = json!("01:30");
+    let lid = create_listing(&host, &body).await;
+    let tz = jiff::tz::TimeZone::get(TZ).expect("tz");
+    let now = jiff::Timestamp::now();
+    let today = now.to_zoned(tz.clone()).date();
+    let plus = |d: jiff::civil::Date, n: i64| d.checked_add(jiff::Span::new().days(n)).expect("date");
+    let last = today.checked_add(jiff::Span::new().months(18)).expect("horizon");
+    let at = |a: &str, b: &str| json!({"listing_id": lid, "check_in": a, "check_out": b, "guests": 1});
+    let (today_s, last_1, last_3) = (today.to_string(), plus(last, 1).to_string(), plus(last, 3).to_string());
+    let refused = [
+        ("0000-01-01", "0000-01-02", 422, "check_in_in_past"),
+        ("0000-02-29", "0000-03-01", 422, "check_in_in_past"),
+        ("-9999-01-01", "-9999-01-02", 400, "validation_failed"),
+        ("-009999-01-01", "-009999-01-02", 400, "validation_failed"),
+        ("9999-12-30", "9999-12-31", 422, "check_in_too_far_ahead"),
+        ("9999-12-31", "9999-12-31", 422, "check_out_not_after_check_in"),
+        ("9999-12-31", "10000-01-01", 400, "validation_failed"),
+        ("2027-02-29", "2027-03-02", 400, "validation_failed"),
+        (today_s.as_str(), "9999-12-31", 422, "stay_too_long"),
+        (last_1.as_str(), last_3.as_str(), 422, "check_in_too_far_ahead"),
+    ];
+    for (a, b, status, code) in refused {
+        let problem = assert_problem(quote(&at(a, b)).await, status, code).await;
+        if status == 422 {
+            let field = if code.starts_with("check_in") { "check_in" } else { "check_out" };
+            assert_eq!(problem["errors"][0]["field"], field, "{a}..{b}: {problem}");
+        }
+        assert_problem(book(&guest, &at(a, b), Some(&unique("edge-"))).await, status, code).await;
+    }
+    assert!(night_items(&lid).await.is_empty(), "no refused request wrote a night");
+    assert!(hold_slots(&guest.user_id).await.is_empty(), "no refused request took a hold slot");
+    // The horizon's last day is open.
+    let q = json_of(quote(&at(&last.to_string(), &plus(last, 1).to_string())).await, 200).await;
+    assert_eq!((&q["nights"], &q["available"]), (&json!(1), &json!(true)));
+
+    // The availability calendar (listings) at the same edges: an answer or a 400, never a 500.
+    let calendar = |from: &str, to: Option<&str>| {
+        let path = match to {
+            Some(to) => format!("/v1/listings/{lid}/availability?from={from}&to={to}"),
+            None => format!("/v1/listings/{lid}/availability?from={from}"),
+        };
+        async move { client().get(Stack::get().url(&path)).send().await.expect("api") }
+    };
+    let edge = json_of(calendar("9999-12-30", Some("9999-12-31")).await, 200).await;
+    assert_eq!(edge["nights"][0]["date"], "9999-12-30");
+    let ancient = json_of(calendar("0000-01-01", Some("0000-01-02")).await, 200).await;
+    assert_eq!(ancient["nights"][0]["date"], "0000-01-01");
+    assert_problem(calendar("9999-12-31", None).await, 400, "validation_failed").await;
+    assert_problem(calendar("2027-02-29", Some("2027-03-02")).await, 400, "validation_failed").await;
+    assert_problem(calendar("-9999-01-01", Some("-9999-01-02")).await, 400, "validation_failed").await;
+
+    // The next leap day: an ordinary night, if the horizon reaches it.
+    let leap = (today.year()..=today.year() + 4)
+        .filter_map(|y| jiff::civil::Date::new(y, 2, 29).ok())
+        .find(|d| *d > today)
+        .expect("a leap day within four years");
+    let (a, b) = (plus(leap, -1).to_string(), plus(leap, 1).to_string());
+    let mut booked_ids = Vec::new();
+    if leap <= last {
+        let q = json_of(quote(&at(&a, &b)).await, 200).await;
+        assert_eq!(q["nights"], 2);
+        assert_eq!(q["price"]["nightly"][1]["date"], json!(leap.to_string()));
+        let booking = json_of(book(&guest, &at(&a, &b), None).await, 201).await;
+        assert_eq!(booking["nights"], 2);
+        booked_ids.push(str_of(&booking, "booking_id").to_owned());
+        let cal = json_of(calendar(&a, Some(&b)).await, 200).await;
+        let dates: Vec<&str> = cal["nights"].as_array().expect("nights").iter().map(|n| str_of(n, "date")).collect();
+        assert_eq!(dates, [a.as_str(), leap.to_string().as_str()]);
+    } else {
+        assert_problem(quote(&at(&a, &b)).await, 422, "check_in_too_far_ahead").await;
+        assert_problem(book(&guest, &at(&a, &b), None).await, 422, "check_in_too_far_ahead").await;
+    }
+
+    // The next two DST changes in the listing's zone: a stay whose check-out day is the change
+    // day, checking out at 01:30 local. Lisbon changes at 01:00 UTC: in spring 01:30 does not
+    // exist (it is 02:30 WEST, 01:30 UTC); in autumn it happens twice (the first, 00:30 UTC).
+    for change in tz.following(now).take(2) {
+        let day_of_change = change.timestamp().to_zoned(tz.clone()).date();
+        let spring = change.dst().is_dst();
+        let (a, b) = (plus(day_of_change, -1).to_string(), day_of_change.to_string());
+        let q = json_of(quote(&at(&a, &b)).await, 200).await;
+        assert_eq!(q["nights"], 1, "{b}");
+        let booking = json_of(book(&guest, &at(&a, &b), None).await, 201).await;
+        let id = str_of(&booking, "booking_id").to_owned();
+        let stored = dynamodb(
+            "GetItem",
+            json!({"Key": {"PK": {"S": format!("BOOKING#{id}")}, "SK": {"S": "BOOKING"}}, "ConsistentRead": true}),
+        )
+        .await;
+        let expected = format!("{b}T{}:30:00Z", if spring { "01" } else { "00" });
+        assert_eq!(stored["Item"]["check_out_at"]["S"], json!(expected), "spring: {spring}");
+        let cal = json_of(calendar(&a, Some(&plus(day_of_change, 1).to_string())).await, 200).await;
+        assert_eq!(cal["nights"].as_array().expect("nights").len(), 2);
+        booked_ids.push(id);
+    }
+
+    // The cancellation preview of each of them (unpaid: nothing back), for guest and host.
+    for id in &booked_ids {
+        for user in [&guest, &host] {
+            let p = json_of(user.get(&format!("/v1/bookings/{id}/cancellation")).await, 200).await;
+            assert_eq!(p["refund"]["amount"], 0, "{p}");
+        }
+    }
+}
+
+/// A host sees that a guest's card was declined, never why: `payment` is `{status}` on the
+/// host's booking and reservations; the guest still sees their own failure code.
+#[tokio::test]
+async fn a_host_sees_the_payment_status_but_not_the_decline_reason() {
+    let (host, guest) = tokio::join!(User::host("Hal Host"), User::guest("Gwen Guest"));
+    let lid = new_listing(&host).await;
+    let b = booked(&guest, &stay(&lid, 40, 42, 2)).await;
+    let bid = str_of(&b, "booking_id").to_owned();
+    // The failure as payment-events records it from `payment_intent.payment_failed` (the real
+    // card path is in tests/tests/lifecycle.rs): a decline code on the booking.
+    dynamodb(
+        "UpdateItem",
+        json!({
+            "Key": {"PK": {"S": format!("BOOKING#{bid}")}, "SK": {"S": "BOOKING"}},
+            "UpdateExpression": "SET payment = :p",
+            "ConditionExpression": "attribute_exists(PK)",
+            "ExpressionAttributeValues": {":p": {"M": {
+                "status": {"S": "failed"}, "payment_intent_id": {"S": "pi_edge_1"}, "failure": {"S": "stolen_card"}
+            }}}
+        }),
+    )
+    .await;
+    let path = format!("/v1/bookings/{bid}");
+    let mine = json_of(guest.get(&path).await, 200).await;
+    assert_eq!(
+        mine["payment"],
+        json!({"status": "failed", "payment_intent_id": "pi_edge_1", "failure": "stolen_card"})
+    );
+    let trips = json_of(guest.get("/v1/me/trips").await, 200).await;
+    assert_eq!(trips["items"][0]["payment"], mine["payment"]);
+    let theirs = json_of(host.get(&path).await, 200).await;
+    let listed = reservations_of(&host, &lid).await;
+    for view in [&theirs, &listed[0]] {
+        assert_eq!(view["payment"], json!({"status": "failed"}), "{view}");
+        assert!(!view.to_string().contains("stolen_card") && !view.to_string().contains("pi_edge_1"), "{view}");
+    }
+    // A host's cancel answers with the host's view too.
+    let cancelled = cancel(&host, &bid).await;
+    assert_eq!(cancelled["payment"], json!({"status": "failed"}));
+    assert_eq!(json_of(guest.get(&path).await, 200).await["payment"]["failure"], "stolen_card");
 }

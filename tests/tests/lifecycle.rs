@@ -438,7 +438,12 @@ fn assert_cancelled_event(event: &Value, booking: &Value, by: &str, refund_due: 
 #[tokio::test]
 async fn a_guest_is_refunded_exactly_what_each_policy_band_gives_in_the_listings_time_zone() {
     let probe = Probe::subscribe().await;
-    let (host, guest) = tokio::join!(User::host("Bianca Bands"), User::guest("Gale Bands"));
+    // One guest per case: the cases book at once, and a guest has at most three bookings
+    // waiting for payment.
+    let (host, guests) = tokio::join!(
+        User::host("Bianca Bands"),
+        join_all((0..9).map(|i| async move { User::guest(&format!("Gale Bands {i}")).await }))
+    );
     // Three time zones, so "today" is a different date for some of them most of the day.
     let (strict_tz, moderate_tz, flexible_tz) = ("Pacific/Auckland", "America/Los_Angeles", "Europe/Lisbon");
     let ((strict, _), (moderate, _), (flexible, _)) = tokio::join!(
@@ -459,7 +464,7 @@ async fn a_guest_is_refunded_exactly_what_each_policy_band_gives_in_the_listings
         ("flexible", &flexible, flexible_tz, 1, 100),
     ];
     let outcomes = join_all(cases.into_iter().enumerate().map(|(i, (policy, listing, tz, days, percent))| {
-        let (guest, host, listing) = (guest.clone(), host.clone(), listing.clone());
+        let (guest, host, listing) = (guests[i].clone(), host.clone(), listing.clone());
         async move {
             let b = book(&guest, &listing, tz, days, days + 1).await;
             let bid = s(&b, "booking_id").to_owned();
@@ -776,6 +781,109 @@ async fn a_paid_booking_cancelled_by_its_guest_is_refunded_at_stripe_exactly_wha
     assert_problem(cancel(&guest, &bid, &json!({})).await, 409, "already_cancelled").await;
     assert_problem(cancel(&host, &bid, &json!({})).await, 409, "already_cancelled").await;
     assert_eq!(refunds_of(&pi).await.len(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A declined card: only its guest sees why; the guest's open holds
+// ---------------------------------------------------------------------------------------------
+
+/// A card payment method at localstripe, for numbers it has no `pm_card_*` alias for.
+async fn card(number: &str) -> String {
+    let (status, pm) = stripe(
+        Method::POST,
+        "/v1/payment_methods",
+        &[
+            ("type", "card"),
+            ("card[number]", number),
+            ("card[exp_month]", "12"),
+            ("card[exp_year]", "2034"),
+            ("card[cvc]", "123"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{pm}");
+    s(&pm, "id").to_owned()
+}
+
+/// The guest's browser: the booking's intent, `payment_method` attached, then `/confirm`.
+/// Returns the intent id and localstripe's answer to the confirm.
+async fn pay_with(guest: &User, booking_id: &str, payment_method: &str) -> (String, u16, Value) {
+    let intent = json_of(guest.post(&format!("/v1/bookings/{booking_id}/payment"), None).await, 200).await;
+    let pi = s(&intent, "payment_intent_id").to_owned();
+    let (status, attached) =
+        stripe(Method::POST, &format!("/v1/payment_intents/{pi}"), &[("payment_method", payment_method)]).await;
+    assert_eq!(status, 200, "{attached}");
+    let (status, confirmed) = stripe(Method::POST, &format!("/v1/payment_intents/{pi}/confirm"), &[]).await;
+    (pi, status, confirmed)
+}
+
+fn without_payment(view: &Value) -> Value {
+    let mut v = view.clone();
+    v.as_object_mut().expect("object").remove("payment");
+    v
+}
+
+#[tokio::test]
+async fn a_declined_card_shows_its_reason_to_the_guest_only_and_keeps_the_hold_open() {
+    let (host, guest) = tokio::join!(User::host("Dee Declined"), User::guest("Dan Declined"));
+    let tz = "Europe/Lisbon";
+    let (listing, _) = new_listing(&host, tz, "moderate").await;
+    let a = book(&guest, &listing, tz, 10, 11).await;
+    let b = book(&guest, &listing, tz, 12, 13).await;
+    let c = book(&guest, &listing, tz, 14, 15).await;
+    let (aid, bid, cid) =
+        (s(&a, "booking_id").to_owned(), s(&b, "booking_id").to_owned(), s(&c, "booking_id").to_owned());
+
+    // A declined card (localstripe: 402 card_declined, and payment_intent.payment_failed).
+    let declining = card("4000000000000341").await;
+    let (pi, status, declined) = pay_with(&guest, &aid, &declining).await;
+    assert_eq!((status, &declined["error"]["code"]), (402, &json!("card_declined")), "{declined}");
+    let guest_view = eventually("the failure recorded", || async {
+        let v = booking_of(&guest, &aid).await;
+        (v["payment"]["status"] == "failed").then_some(v)
+    })
+    .await;
+    // Its guest sees why (the code Stripe gave), and the intent to pay again with.
+    assert_eq!(guest_view["payment"], json!({"status": "failed", "payment_intent_id": pi, "failure": "card_declined"}));
+    // Its host sees that the payment failed, never why nor the guest's payment details: on the
+    // booking and in the reservations list.
+    let host_view = booking_of(&host, &aid).await;
+    let listed = reservations(&host, &listing).await[&aid].clone();
+    for view in [&host_view, &listed] {
+        assert_eq!(view["payment"], json!({"status": "failed"}), "{view}");
+        let text = view.to_string();
+        assert!(!text.contains("card_declined") && !text.contains(&pi), "the host sees no card detail: {text}");
+        assert_eq!(without_payment(view), without_payment(&guest_view), "the rest is the same booking");
+    }
+
+    // A declined booking still waits for payment: the guest's three holds are all open.
+    let fourth = json!({"listing_id": listing, "check_in": day(tz, 16), "check_out": day(tz, 17), "guests": 1});
+    let refused = assert_problem(guest.post("/v1/bookings", Some(&fourth)).await, 409, "hold_limit_reached").await;
+    assert!(s(&refused, "detail").contains("waiting for payment"), "{refused}");
+    // Paying one (confirmed by payment-events) frees its slot.
+    let (_, status, paid) = pay_with(&guest, &bid, "pm_card_visa").await;
+    assert_eq!((status, &paid["status"]), (200, &json!("succeeded")), "{paid}");
+    eventually("the booking confirmed", || async {
+        (booking_of(&guest, &bid).await["status"] == "confirmed").then_some(())
+    })
+    .await;
+    // The host's view of a paid booking: `succeeded`, not the intent or the amount the card paid.
+    assert_eq!(booking_of(&host, &bid).await["payment"], json!({"status": "succeeded"}));
+    let d = book(&guest, &listing, tz, 16, 17).await;
+    let fifth = json!({"listing_id": listing, "check_in": day(tz, 18), "check_out": day(tz, 19), "guests": 1});
+    assert_problem(guest.post("/v1/bookings", Some(&fifth)).await, 409, "hold_limit_reached").await;
+    // A hold that lapsed (before or after the sweep stores `expired`) frees its slot.
+    let (past, date) = minutes_ago(2);
+    lapse_hold(&cid, &listing, &days(tz, 14, 15), &past).await;
+    index_for_sweep(&cid, &past, &date).await;
+    run_sweep().await;
+    assert_eq!(stored_status(&cid).await, "expired");
+    book(&guest, &listing, tz, 18, 19).await;
+    // So is a cancellation: a (still declined), d and the sixth wait; cancelling d makes room.
+    let sixth = json!({"listing_id": listing, "check_in": day(tz, 20), "check_out": day(tz, 21), "guests": 1});
+    assert_problem(guest.post("/v1/bookings", Some(&sixth)).await, 409, "hold_limit_reached").await;
+    json_of(cancel(&guest, s(&d, "booking_id"), &json!({})).await, 200).await;
+    book(&guest, &listing, tz, 20, 21).await;
 }
 
 // ---------------------------------------------------------------------------------------------

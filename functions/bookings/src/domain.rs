@@ -1,12 +1,17 @@
 //! The bookings context's rules as plain functions of values: parsing a stay, the stay rules
 //! (each a 422 with a stable code naming the rule and the field), "today" in the listing's time
-//! zone, the price of a stay, and the booking item a successful booking writes.
+//! zone, the booking horizon, the guest's open holds, the price of a stay, and the booking item
+//! a successful booking writes.
+
+use std::collections::HashMap;
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp};
+use jiff::{SignedDuration, Span, Timestamp};
 use serde::{Deserialize, Serialize};
-use shared::booking::{self, BookingItem, BookingStatus, NightlyPrice, Party, Payment, PaymentStatus, Price};
+use shared::booking::{
+    self, BookingItem, BookingStatus, HoldSlot, MAX_OPEN_HOLDS, NightlyPrice, Party, Payment, PaymentStatus, Price,
+};
 use shared::listing::{self, ListingItem, MAX_STAY_NIGHTS};
 use shared::money::{Money, MoneyError};
 use shared::night;
@@ -61,22 +66,18 @@ impl Stay {
     /// later. At most `MAX_STAY_NIGHTS + 1` are listed: enough to break the longest-stay rule
     /// without building years of dates for a silly request.
     pub fn nights(&self) -> Vec<Date> {
-        nights(self.check_in, self.check_out, MAX_STAY_NIGHTS as usize + 1)
+        night::nights(self.check_in, self.check_out, MAX_STAY_NIGHTS as usize + 1)
     }
 }
 
-/// `[from, to)` day by day, at most `cap` dates.
-pub fn nights(from: Date, to: Date, cap: usize) -> Vec<Date> {
-    let mut out = Vec::new();
-    let mut d = from;
-    while d < to && out.len() < cap {
-        out.push(d);
-        match d.tomorrow() {
-            Ok(next) => d = next,
-            Err(_) => break,
-        }
-    }
-    out
+/// How far ahead a stay may start: check-in at most this many months after today (in the
+/// listing's time zone).
+pub const HORIZON_MONTHS: i8 = 18;
+
+/// The last check-in date open on `today`: `today` + 18 months, clamped to the month's end as
+/// calendars do (2026-08-31 -> 2028-02-29). Near the end of the calendar, the last date there is.
+pub fn latest_check_in(today: Date) -> Date {
+    today.checked_add(Span::new().months(HORIZON_MONTHS)).unwrap_or(Date::MAX)
 }
 
 /// A broken stay rule: 422 with a stable code naming the rule, and the field it is about.
@@ -91,6 +92,10 @@ pub enum Rule {
     /// `check_in` is before today in the listing's time zone.
     CheckInInPast {
         today: Date,
+    },
+    /// `check_in` is after the booking horizon (`latest_check_in`).
+    CheckInTooFarAhead {
+        last: Date,
     },
     StayTooShort {
         min: u32,
@@ -111,6 +116,7 @@ impl Rule {
             Self::OwnListing => "own_listing",
             Self::CheckOutNotAfterCheckIn => "check_out_not_after_check_in",
             Self::CheckInInPast { .. } => "check_in_in_past",
+            Self::CheckInTooFarAhead { .. } => "check_in_too_far_ahead",
             Self::StayTooShort { .. } => "stay_too_short",
             Self::StayTooLong { .. } => "stay_too_long",
             Self::TooFewGuests => "too_few_guests",
@@ -122,7 +128,7 @@ impl Rule {
         match self {
             Self::ListingUnavailable | Self::OwnListing => "listing_id",
             Self::CheckOutNotAfterCheckIn | Self::StayTooShort { .. } | Self::StayTooLong { .. } => "check_out",
-            Self::CheckInInPast { .. } => "check_in",
+            Self::CheckInInPast { .. } | Self::CheckInTooFarAhead { .. } => "check_in",
             Self::TooFewGuests | Self::TooManyGuests { .. } => "guests",
         }
     }
@@ -134,6 +140,9 @@ impl Rule {
             Self::CheckOutNotAfterCheckIn => "must be after check_in".to_owned(),
             Self::CheckInInPast { today } => {
                 format!("must be today ({today}, in the listing's time zone) or later")
+            }
+            Self::CheckInTooFarAhead { last } => {
+                format!("must be at most {HORIZON_MONTHS} months ahead: {last} or earlier, in the listing's time zone")
             }
             Self::StayTooShort { min } => format!("the listing's minimum stay is {min} nights"),
             Self::StayTooLong { max } => format!("the listing's maximum stay is {max} nights"),
@@ -163,8 +172,12 @@ pub fn today_in(tz: &TimeZone, now: Timestamp) -> Date {
 
 /// Every stay rule, in a fixed order (the first broken one is answered): the listing is active,
 /// not the guest's own (`guest_id` is `None` for an anonymous quote), `check_out > check_in`,
-/// `check_in >= today` (in the listing's time zone), min/max nights, guests `1..=max_guests`.
-/// Returns the nights of the stay.
+/// `today <= check_in <= latest_check_in(today)` (in the listing's time zone), min/max nights
+/// (the listing's, never more than `MAX_STAY_NIGHTS`), guests `1..=max_guests`. Returns the
+/// nights of the stay.
+///
+/// The horizon also keeps every later date computation (the check-out instant, the sweep's
+/// days, the cancellation's day count) far from the end of the calendar, where they would fail.
 pub fn check_stay(l: &ListingItem, stay: &Stay, guest_id: Option<&str>, today: Date) -> Result<Vec<Date>, Rule> {
     if !l.is_active() {
         return Err(Rule::ListingUnavailable);
@@ -177,6 +190,10 @@ pub fn check_stay(l: &ListingItem, stay: &Stay, guest_id: Option<&str>, today: D
     }
     if stay.check_in < today {
         return Err(Rule::CheckInInPast { today });
+    }
+    let last = latest_check_in(today);
+    if stay.check_in > last {
+        return Err(Rule::CheckInTooFarAhead { last });
     }
     let nights = stay.nights();
     let count = u32::try_from(nights.len()).unwrap_or(u32::MAX);
@@ -195,6 +212,77 @@ pub fn check_stay(l: &ListingItem, stay: &Stay, guest_id: Option<&str>, today: D
         return Err(Rule::TooManyGuests { max: l.max_guests });
     }
     Ok(nights)
+}
+
+/// A hold slot a new booking may take, and the booking the slot named when it was judged free
+/// (the condition of the take: `shared::booking::condition_slot_unchanged`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotClaim {
+    pub slot: u32,
+    pub seen_booking: Option<String>,
+}
+
+/// What a guest's hold slots allow at `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slots {
+    /// These slots can be taken.
+    Free(Vec<SlotClaim>),
+    /// Every slot names a booking whose hold is live: whether those bookings are still waiting
+    /// for payment must be read (they may have been paid or cancelled).
+    ReadBookings(Vec<String>),
+    /// Every slot holds a booking waiting for payment; the first of their holds lapses at `until`.
+    Full { until: Option<Timestamp> },
+}
+
+/// Judges the guest's slots at `now`. A slot is free when it has no item, when its hold lapsed,
+/// or when its booking is no longer `pending_payment` (effective status) or does not exist.
+/// `slots` are the items read (any order, any subset); `bookings` are the effective statuses of
+/// the slots' bookings, once read (`None`: not read yet, then a live hold counts as unknown).
+pub fn judge_slots(slots: &[HoldSlot], bookings: Option<&HashMap<String, BookingStatus>>, now: Timestamp) -> Slots {
+    let mut free = Vec::new();
+    let mut live = Vec::new();
+    for n in 1..=MAX_OPEN_HOLDS {
+        let Some(s) = slots.iter().find(|s| s.slot == n) else {
+            free.push(SlotClaim { slot: n, seen_booking: None });
+            continue;
+        };
+        let claim = SlotClaim { slot: n, seen_booking: Some(s.booking_id.clone()) };
+        let waiting = match bookings {
+            _ if s.hold_lapsed_at(now) => false,
+            None => true,
+            Some(statuses) => statuses.get(&s.booking_id) == Some(&BookingStatus::PendingPayment),
+        };
+        if waiting { live.push(s) } else { free.push(claim) }
+    }
+    if !free.is_empty() {
+        Slots::Free(free)
+    } else if bookings.is_none() {
+        Slots::ReadBookings(live.iter().map(|s| s.booking_id.clone()).collect())
+    } else {
+        Slots::Full { until: live.iter().filter_map(|s| s.hold_expires_at.parse::<Timestamp>().ok()).min() }
+    }
+}
+
+/// One of `free`, spread by the new booking's (random) id so that concurrent requests of one
+/// guest rarely race for the same slot; `None` if there is none.
+pub fn pick_slot<'a>(free: &'a [SlotClaim], booking_id: &str, attempt: usize) -> Option<&'a SlotClaim> {
+    // FNV-1a: stable, no dependency; only the spread matters, not its quality.
+    let hash =
+        booking_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let len = u64::try_from(free.len()).ok().filter(|l| *l > 0)?;
+    let index = usize::try_from((hash.wrapping_add(attempt as u64)) % len).ok()?;
+    free.get(index)
+}
+
+/// 409 `hold_limit_reached`: the guest already has `MAX_OPEN_HOLDS` bookings waiting for payment.
+pub fn hold_limit_reached(until: Option<Timestamp>) -> ApiError {
+    let when = until.map(|t| format!(" (the first hold lapses at {})", night::instant(t))).unwrap_or_default();
+    ApiError::conflict(
+        "hold_limit_reached",
+        format!(
+            "You already have {MAX_OPEN_HOLDS} bookings waiting for payment{when}; pay for or cancel one before booking again."
+        ),
+    )
 }
 
 /// The price of `nights` at `nightly` plus the cleaning fee: subtotal = nightly x nights,
@@ -379,8 +467,8 @@ mod tests {
         assert!(stay("2026-03-04", "2026-03-04", 1).nights().is_empty());
         assert!(stay("2026-03-05", "2026-03-04", 1).nights().is_empty());
         // Across a month, a year and a leap day.
-        assert_eq!(nights(d("2028-02-28"), d("2028-03-01"), 100), vec![d("2028-02-28"), d("2028-02-29")]);
-        assert_eq!(nights(d("2026-12-31"), d("2027-01-01"), 100), vec![d("2026-12-31")]);
+        assert_eq!(stay("2028-02-28", "2028-03-01", 1).nights(), vec![d("2028-02-28"), d("2028-02-29")]);
+        assert_eq!(stay("2026-12-31", "2027-01-01", 1).nights(), vec![d("2026-12-31")]);
         // Adjacent stays share no night; overlapping ones do.
         let a = stay("2026-03-01", "2026-03-03", 1).nights();
         let b = stay("2026-03-03", "2026-03-05", 1).nights();
@@ -456,6 +544,159 @@ mod tests {
             Err(Rule::StayTooLong { max: MAX_STAY_NIGHTS })
         );
         assert!(check_stay(&long, &stay("2026-03-01", "2026-05-30", 1), None, today).is_ok());
+    }
+
+    #[test]
+    fn check_in_at_most_eighteen_months_ahead_in_the_listings_zone() {
+        assert_eq!(latest_check_in(d("2026-12-06")), d("2028-06-06"));
+        // Clamped to the month's end, leap years included.
+        assert_eq!(latest_check_in(d("2026-08-31")), d("2028-02-29"));
+        assert_eq!(latest_check_in(d("2027-08-31")), d("2029-02-28"));
+        // At the end of the calendar there is no later date to refuse.
+        assert_eq!(latest_check_in(d("9999-01-01")), Date::MAX);
+        let mut l = listing();
+        l.min_nights = 1;
+        let today = d("2026-12-06");
+        assert!(check_stay(&l, &stay("2028-06-06", "2028-06-08", 2), None, today).is_ok(), "the last day is open");
+        let rule = check_stay(&l, &stay("2028-06-07", "2028-06-09", 2), None, today).unwrap_err();
+        assert_eq!(rule, Rule::CheckInTooFarAhead { last: d("2028-06-06") });
+        assert_eq!((rule.code(), rule.field()), ("check_in_too_far_ahead", "check_in"));
+        let e = ApiError::from(rule);
+        assert_eq!((e.status().as_u16(), e.code()), (422, "check_in_too_far_ahead"));
+        assert!(e.problem().unwrap().errors[0].message.contains("2028-06-06"), "{e}");
+        // In the listing's zone: at 11:00 UTC on 5 Dec it is already the 6th in Auckland.
+        let now = t("2026-12-05T11:00:00Z");
+        l.timezone = "Pacific/Auckland".into();
+        let nz_today = today_in(&listing_tz(&l).unwrap(), now);
+        assert!(check_stay(&l, &stay("2028-06-06", "2028-06-08", 2), None, nz_today).is_ok());
+        l.timezone = "America/Los_Angeles".into();
+        let la_today = today_in(&listing_tz(&l).unwrap(), now);
+        assert_eq!(
+            check_stay(&l, &stay("2028-06-06", "2028-06-08", 2), None, la_today),
+            Err(Rule::CheckInTooFarAhead { last: d("2028-06-05") })
+        );
+    }
+
+    /// The calendar's edges never reach the date arithmetic that would fail (the old 500 on a
+    /// check-in of 9999-12-30: the check-out instant does not exist): every one is a rule, or a
+    /// right answer.
+    #[test]
+    fn dates_at_the_calendars_edges_are_rules_or_right_answers() {
+        let mut l = listing();
+        l.min_nights = 1;
+        let today = d("2026-12-06");
+        let check = |l: &ListingItem, a: Date, b: Date| {
+            check_stay(l, &Stay { listing_id: "lst_1".into(), check_in: a, check_out: b, guests: 2 }, None, today)
+        };
+        assert_eq!(check(&l, d("9999-12-30"), Date::MAX), Err(Rule::CheckInTooFarAhead { last: d("2028-06-06") }));
+        assert_eq!(check(&l, Date::MAX, Date::MAX), Err(Rule::CheckOutNotAfterCheckIn));
+        assert_eq!(check(&l, d("0000-01-01"), d("0000-01-03")), Err(Rule::CheckInInPast { today }));
+        assert_eq!(check(&l, Date::MIN, Date::new(-9999, 1, 3).unwrap()), Err(Rule::CheckInInPast { today }));
+        // A stay from today to the end of the calendar: too long, never a loop over 8000 years.
+        assert_eq!(check(&l, today, Date::MAX), Err(Rule::StayTooLong { max: 10 }));
+        // Leap day and DST nights are ordinary nights with the right count and lines.
+        let nights = check(&l, d("2028-02-28"), d("2028-03-01")).unwrap();
+        assert_eq!(nights, vec![d("2028-02-28"), d("2028-02-29")]);
+        let p = price(l.nightly_price, l.cleaning_fee, &nights).unwrap();
+        assert_eq!(p.nightly[1].date, d("2028-02-29"));
+        assert_eq!(check(&l, d("2027-03-27"), d("2027-03-29")).unwrap().len(), 2, "spring forward in Lisbon");
+        assert_eq!(check(&l, d("2027-10-30"), d("2027-11-01")).unwrap().len(), 2, "fall back in Lisbon");
+        // Whatever passes the rules makes a booking item (the check-out instant exists).
+        let now = t("2026-12-06T10:00:00Z");
+        for (a, b) in [("2028-06-05", "2028-06-06"), ("2028-02-28", "2028-03-01"), ("2027-10-30", "2027-10-31")] {
+            let s = stay(a, b, 2);
+            let nights = check_stay(&l, &s, None, today).unwrap();
+            let p = price(l.nightly_price, l.cleaning_fee, &nights).unwrap();
+            let guest = Party { user_id: "guest-1".into(), name: "Gil".into() };
+            let new =
+                NewBooking { booking_id: "bkg_1", stay: &s, guest, price: p, now, hold: SignedDuration::from_mins(15) };
+            assert!(booking_item(&l, new).is_ok(), "{a}..{b}");
+        }
+        // Check-out at 01:30 on the night Lisbon falls back (01:30 happens twice): the first.
+        l.check_out_time = "01:30".into();
+        let s = stay("2027-10-30", "2027-10-31", 2);
+        let p = price(l.nightly_price, l.cleaning_fee, &s.nights()).unwrap();
+        let guest = Party { user_id: "guest-1".into(), name: "Gil".into() };
+        let b = booking_item(
+            &l,
+            NewBooking { booking_id: "bkg_1", stay: &s, guest, price: p, now, hold: SignedDuration::from_mins(15) },
+        )
+        .unwrap();
+        assert_eq!(b.check_out_at, "2027-10-31T00:30:00Z");
+    }
+
+    fn slot(n: u32, booking: &str, until: &str) -> HoldSlot {
+        HoldSlot::taken("guest-1", n, booking, t(until), t("2026-01-01T09:00:00Z"))
+    }
+
+    fn claim(n: u32, seen: Option<&str>) -> SlotClaim {
+        SlotClaim { slot: n, seen_booking: seen.map(str::to_owned) }
+    }
+
+    #[test]
+    fn open_holds_are_capped_by_three_slots() {
+        let now = t("2026-01-01T10:00:00Z");
+        // No slot item: all three free.
+        assert_eq!(judge_slots(&[], None, now), Slots::Free(vec![claim(1, None), claim(2, None), claim(3, None)]));
+        // Live holds occupy their slots; a lapsed one is free (named, for the condition).
+        let live = |n, b: &str| slot(n, b, "2026-01-01T10:10:00Z");
+        let slots = [live(1, "bkg_a"), slot(2, "bkg_b", "2026-01-01T10:00:00Z")];
+        assert_eq!(judge_slots(&slots, None, now), Slots::Free(vec![claim(2, Some("bkg_b")), claim(3, None)]));
+        // Three live holds: whether they were paid or cancelled must be read.
+        let full = [live(3, "bkg_c"), live(1, "bkg_a"), slot(2, "bkg_b", "2026-01-01T10:05:00Z")];
+        assert_eq!(
+            judge_slots(&full, None, now),
+            Slots::ReadBookings(vec!["bkg_a".into(), "bkg_b".into(), "bkg_c".into()])
+        );
+        // All three still waiting for payment: full, naming the first hold to lapse.
+        let waiting: HashMap<String, BookingStatus> =
+            ["bkg_a", "bkg_b", "bkg_c"].map(|b| (b.to_owned(), BookingStatus::PendingPayment)).into();
+        assert_eq!(judge_slots(&full, Some(&waiting), now), Slots::Full { until: Some(t("2026-01-01T10:05:00Z")) });
+        let e = hold_limit_reached(Some(t("2026-01-01T10:05:00Z")));
+        assert_eq!((e.status().as_u16(), e.code()), (409, "hold_limit_reached"));
+        assert!(e.to_string().contains("10:05:00Z"), "{e}");
+        // A booking that left pending_payment (paid, cancelled, expired) or is gone frees its slot.
+        for (status, freed) in [
+            (Some(BookingStatus::Confirmed), true),
+            (Some(BookingStatus::Cancelled), true),
+            (Some(BookingStatus::Expired), true),
+            (Some(BookingStatus::Completed), true),
+            (None, true),
+            (Some(BookingStatus::PendingPayment), false),
+        ] {
+            let mut statuses = waiting.clone();
+            match status {
+                Some(s) => statuses.insert("bkg_b".into(), s),
+                None => statuses.remove("bkg_b"),
+            };
+            let judged = judge_slots(&full, Some(&statuses), now);
+            if freed {
+                assert_eq!(judged, Slots::Free(vec![claim(2, Some("bkg_b"))]), "{status:?}");
+            } else {
+                assert!(matches!(judged, Slots::Full { .. }), "{status:?}");
+            }
+        }
+        // An unreadable hold counts as live; a slot number out of range is ignored.
+        let mut broken = live(1, "bkg_x");
+        broken.hold_expires_at = "soon".into();
+        let odd = live(7, "bkg_y");
+        assert_eq!(judge_slots(&[broken, odd], None, now), Slots::Free(vec![claim(2, None), claim(3, None)]));
+    }
+
+    #[test]
+    fn slots_are_picked_among_the_free_ones_and_spread() {
+        let free = [claim(1, None), claim(2, Some("bkg_b")), claim(3, None)];
+        assert_eq!(pick_slot(&[], "bkg_1", 0), None);
+        assert_eq!(pick_slot(&free[1..2], "bkg_1", 0), Some(&free[1]));
+        let mut seen = std::collections::HashSet::new();
+        for i in 0..60 {
+            let id = format!("bkg_01jh3k00000000000000000{i:03}");
+            let picked = pick_slot(&free, &id, 0).unwrap();
+            assert!(free.contains(picked));
+            assert_eq!(pick_slot(&free, &id, 0), Some(picked), "stable for one id and attempt");
+            seen.insert(picked.slot);
+        }
+        assert_eq!(seen.len(), 3, "every free slot gets picked by some id");
     }
 
     #[test]

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
-use shared::booking::{BookingStatus, Party};
+use shared::booking::{BookingStatus, HoldSlot, MAX_OPEN_HOLDS, Party};
 use shared::cursor::{CursorKey, CursorScope};
 use shared::extract::{Json, Path, Query};
 use shared::idempotency::{self, IdempotencyKey, Idempotent, Lookup, StoredResponse};
@@ -30,9 +30,9 @@ use shared::listing::MAX_STAY_NIGHTS;
 use shared::table::Item;
 use shared::{ApiError, Caller, FieldError, SharedClock, Table};
 
-use crate::domain::{NewBooking, Stay, StayBody};
+use crate::domain::{NewBooking, SlotClaim, Slots, Stay, StayBody};
 use crate::store::CreateFailure;
-use crate::views::{BookingView, QuoteView};
+use crate::views::{BookingView, QuoteView, Viewer};
 
 /// The route an `Idempotency-Key` on a booking is scoped to.
 pub const BOOKINGS_ROUTE: &str = "POST /v1/bookings";
@@ -108,10 +108,12 @@ async fn quote(State(st): State<AppState>, Json(body): Json<StayBody>) -> Result
     }))
 }
 
-/// POST /v1/bookings (idem): a user. One BatchGetItem (listing, guest profile, idempotency
-/// record) + one TransactWriteItems (`store::create`): 2 requests. A duplicate found by the read
-/// answers after 1; a concurrent duplicate (cancelled on the idempotency record) or a listing
-/// that changed costs one GetItem more.
+/// POST /v1/bookings (idem): a user. One BatchGetItem (listing, guest profile, the guest's hold
+/// slots, idempotency record) + one TransactWriteItems (`store::create`, which takes a hold
+/// slot): 2 requests. A duplicate found by the read answers after 1; a concurrent duplicate
+/// (cancelled on the idempotency record) or a listing that changed costs one GetItem more; a
+/// guest whose three slots all look taken costs one BatchGetItem more (their bookings); a slot
+/// lost to the guest's own concurrent booking, one more round.
 async fn create_booking(
     State(st): State<AppState>,
     caller: Caller,
@@ -127,64 +129,93 @@ async fn create_booking(
         }
         None => None,
     };
-    let now = st.clock.now();
-    let reads =
-        store::booking_reads(&st.table, &stay.listing_id, &caller.user_id, idem.as_ref().map(|i| i.record_key()))
-            .await?;
-    if let Some(i) = &idem
-        && let Some(stored) = i.decide(reads.idempotency.as_ref(), now).into_response()?
-    {
-        return Ok(stored);
+    // Losing the race for a hold slot means another booking of this guest took it: read and
+    // judge again. Each lost race is one more slot taken by a booking that waits for payment, so
+    // `MAX_OPEN_HOLDS + 1` attempts end in a booking or `hold_limit_reached`, unless the guest's
+    // other bookings keep changing meanwhile.
+    for attempt in 0..=MAX_OPEN_HOLDS as usize {
+        let now = st.clock.now();
+        let reads =
+            store::booking_reads(&st.table, &stay.listing_id, &caller.user_id, idem.as_ref().map(|i| i.record_key()))
+                .await?;
+        if let Some(i) = &idem
+            && let Some(stored) = i.decide(reads.idempotency.as_ref(), now).into_response()?
+        {
+            return Ok(stored);
+        }
+        let listing = reads.listing.ok_or_else(ApiError::not_found)?;
+        let today = domain::today_in(&domain::listing_tz(&listing)?, now);
+        let nights = domain::check_stay(&listing, &stay, Some(&caller.user_id), today)?;
+        let price = domain::price(listing.nightly_price, listing.cleaning_fee, &nights).map_err(unexpected)?;
+        // Before any night is held: a total Stripe cannot charge would leave a hold nobody can pay.
+        shared::currencies::check_charge(price.total_money())?;
+        let booking_id = shared::ids::new_id_at(shared::booking::ID_PREFIX, now);
+        let free = free_hold_slots(&st, &reads.hold_slots, now).await?;
+        let slot = domain::pick_slot(&free, &booking_id, attempt)
+            .ok_or_else(|| unexpected(anyhow::anyhow!("no free hold slot to pick")))?;
+        let guest = Party {
+            user_id: caller.user_id.clone(),
+            name: reads.guest_name.unwrap_or_else(|| UNKNOWN_GUEST_NAME.to_owned()),
+        };
+        let item = domain::booking_item(
+            &listing,
+            NewBooking { booking_id: &booking_id, stay: &stay, guest, price, now, hold: st.hold },
+        )?;
+        let response = StoredResponse::json(StatusCode::CREATED, &views::booking(&item, Viewer::Guest, now))?;
+        let outcome =
+            store::create(&st.table, &item, &nights, slot, now, idem.as_ref().map(|i| (i, response.clone()))).await?;
+        return match outcome {
+            Ok(()) => {
+                let mut res = response.to_response(false);
+                if let Ok(location) = HeaderValue::from_str(&format!("/v1/bookings/{booking_id}")) {
+                    res.headers_mut().insert(header::LOCATION, location);
+                }
+                Ok(res)
+            }
+            Err(CreateFailure::Duplicate) => {
+                let Some(i) = &idem else { return Err(unexpected(anyhow::anyhow!("duplicate without a key"))) };
+                // The request that won committed its record with its booking: read it (consistent).
+                match i.lookup(&st.table, now).await? {
+                    Lookup::Replay(stored) => Ok(stored.to_response(true)),
+                    Lookup::KeyReused => Err(idempotency::key_reused()),
+                    Lookup::New | Lookup::InProgress => Err(ApiError::conflict(
+                        "conflict",
+                        "A request with this Idempotency-Key was just processed; retry to get its response.",
+                    )),
+                }
+            }
+            Err(CreateFailure::ListingChanged) => {
+                // Archived (or gone) since it was read, or edited: re-read to tell which.
+                match store::listing(&st.table, &listing.listing_id).await? {
+                    Some(l) if l.is_active() => Err(ApiError::conflict(
+                        "listing_changed",
+                        "The listing changed while you were booking; get a new quote and book again.",
+                    )
+                    .with_field("listing_id", "changed since it was priced")),
+                    _ => Err(domain::Rule::ListingUnavailable.into()),
+                }
+            }
+            Err(CreateFailure::NightsTaken(dates)) => Err(dates_unavailable(&dates)),
+            Err(CreateFailure::HoldSlotTaken) => continue,
+        };
     }
-    let listing = reads.listing.ok_or_else(ApiError::not_found)?;
-    let today = domain::today_in(&domain::listing_tz(&listing)?, now);
-    let nights = domain::check_stay(&listing, &stay, Some(&caller.user_id), today)?;
-    let price = domain::price(listing.nightly_price, listing.cleaning_fee, &nights).map_err(unexpected)?;
-    // Before any night is held: a total Stripe cannot charge would leave a hold nobody can pay.
-    shared::currencies::check_charge(price.total_money())?;
-    let booking_id = shared::ids::new_id_at(shared::booking::ID_PREFIX, now);
-    let guest = Party {
-        user_id: caller.user_id.clone(),
-        name: reads.guest_name.unwrap_or_else(|| UNKNOWN_GUEST_NAME.to_owned()),
+    Err(ApiError::conflict("conflict", "Your other bookings are changing right now; try again."))
+}
+
+/// The guest's hold slots a new booking may take (`domain::judge_slots`). The slots' bookings
+/// are read (1 BatchGetItem) only when every slot holds a live hold: one of them may have been
+/// paid or cancelled. 409 `hold_limit_reached` when all of them still wait for payment.
+async fn free_hold_slots(st: &AppState, slots: &[HoldSlot], now: jiff::Timestamp) -> Result<Vec<SlotClaim>> {
+    let ids = match domain::judge_slots(slots, None, now) {
+        Slots::Free(free) => return Ok(free),
+        Slots::Full { until } => return Err(domain::hold_limit_reached(until)),
+        Slots::ReadBookings(ids) => ids,
     };
-    let item = domain::booking_item(
-        &listing,
-        NewBooking { booking_id: &booking_id, stay: &stay, guest, price, now, hold: st.hold },
-    )?;
-    let response = StoredResponse::json(StatusCode::CREATED, &views::booking(&item, now))?;
-    let outcome = store::create(&st.table, &item, &nights, now, idem.as_ref().map(|i| (i, response.clone()))).await?;
-    match outcome {
-        Ok(()) => {
-            let mut res = response.to_response(false);
-            if let Ok(location) = HeaderValue::from_str(&format!("/v1/bookings/{booking_id}")) {
-                res.headers_mut().insert(header::LOCATION, location);
-            }
-            Ok(res)
-        }
-        Err(CreateFailure::Duplicate) => {
-            let Some(i) = &idem else { return Err(unexpected(anyhow::anyhow!("duplicate without a key"))) };
-            // The request that won committed its record with its booking: read it (consistent).
-            match i.lookup(&st.table, now).await? {
-                Lookup::Replay(stored) => Ok(stored.to_response(true)),
-                Lookup::KeyReused => Err(idempotency::key_reused()),
-                Lookup::New | Lookup::InProgress => Err(ApiError::conflict(
-                    "conflict",
-                    "A request with this Idempotency-Key was just processed; retry to get its response.",
-                )),
-            }
-        }
-        Err(CreateFailure::ListingChanged) => {
-            // Archived (or gone) since it was read, or edited: re-read to tell which.
-            match store::listing(&st.table, &listing.listing_id).await? {
-                Some(l) if l.is_active() => Err(ApiError::conflict(
-                    "listing_changed",
-                    "The listing changed while you were booking; get a new quote and book again.",
-                )
-                .with_field("listing_id", "changed since it was priced")),
-                _ => Err(domain::Rule::ListingUnavailable.into()),
-            }
-        }
-        Err(CreateFailure::NightsTaken(dates)) => Err(dates_unavailable(&dates)),
+    let statuses = store::booking_statuses(&st.table, &ids, now).await?;
+    match domain::judge_slots(slots, Some(&statuses), now) {
+        Slots::Free(free) => Ok(free),
+        Slots::Full { until } => Err(domain::hold_limit_reached(until)),
+        Slots::ReadBookings(_) => Err(unexpected(anyhow::anyhow!("hold slots judged without their bookings"))),
     }
 }
 
@@ -200,7 +231,7 @@ async fn get_booking(State(st): State<AppState>, caller: Caller, Path(id): Path<
     let id = shared::ids::parse_id(shared::booking::ID_PREFIX, &id).ok_or_else(ApiError::not_found)?;
     let b =
         store::booking(&st.table, id).await?.filter(|b| b.is_party(&caller.user_id)).ok_or_else(ApiError::not_found)?;
-    Ok(Json(views::booking(&b, st.clock.now())))
+    Ok(Json(views::booking(&b, Viewer::of(&b, &caller.user_id), st.clock.now())))
 }
 
 /// The booking `id` if the caller is its guest or its host; 404 for anyone else.
@@ -255,7 +286,7 @@ async fn cancel_booking(
         if let lifecycle::Cancelled::Done(done) =
             lifecycle::cancel(&st.table, &b, by, &decision, reason.clone(), now).await?
         {
-            return Ok(Json(views::booking(&done, now)));
+            return Ok(Json(views::booking(&done, Viewer::of(&done, &caller.user_id), now)));
         }
     }
     Err(ApiError::conflict("conflict", "The booking is changing right now; try again."))
@@ -289,7 +320,7 @@ async fn trips(State(st): State<AppState>, caller: Caller, Query(p): Query<Trips
         .items
         .iter()
         .filter(|b| p.status.is_none_or(|s| b.effective_status(now) == s))
-        .map(|b| views::booking(b, now))
+        .map(|b| views::booking(b, Viewer::Guest, now))
         .collect();
     Ok(Json(ListBody { items, next_cursor: st.cursors.seal_key(&scope, page.last_key.as_ref())? }))
 }
@@ -324,7 +355,7 @@ async fn reservations(
     let start = open_cursor(&st, p.cursor.as_deref(), &scope, ("GSI2PK", "GSI2SK"), &partition)?;
     let page = store::reservations_page(&st.table, &caller.user_id, listing_id, limit, start).await?;
     let now = st.clock.now();
-    let items: Vec<BookingView> = page.items.iter().map(|b| views::booking(b, now)).collect();
+    let items: Vec<BookingView> = page.items.iter().map(|b| views::booking(b, Viewer::Host, now)).collect();
     Ok(Json(ListBody { items, next_cursor: st.cursors.seal_key(&scope, page.last_key.as_ref())? }))
 }
 

@@ -65,7 +65,7 @@ pub fn preview(b: &BookingItem, decision: &RefundDecision) -> PreviewView {
 /// The nights this booking still has, read with one Query on the stay's NIGHT range. A lapsed
 /// hold may have been taken over by another booking: those nights are not ours to release.
 async fn own_nights(table: &Table, b: &BookingItem) -> Result<Vec<jiff::civil::Date>, TableError> {
-    let Some(last) = b.check_out.yesterday().ok() else { return Ok(Vec::new()) };
+    let Some(last) = night::last_night(b.check_out) else { return Ok(Vec::new()) };
     let page: Page<Night> = table.query(night::range_query(&b.listing_id, b.check_in, last)).await?;
     Ok(page
         .items

@@ -1,6 +1,8 @@
 //! The bookings context's DynamoDB access: one function per access pattern of
 //! docs/data-model.md, each with its request count.
 
+use std::collections::HashMap;
+
 use anyhow::Context as _;
 use aws_sdk_dynamodb::types::AttributeValue;
 use jiff::Timestamp;
@@ -9,7 +11,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use shared::Table;
-use shared::booking::{self, BookingItem, BookingStatus};
+use shared::booking::{self, BookingItem, BookingStatus, HoldSlot};
 use shared::events::{self, BookingCreated, Envelope};
 use shared::idempotency::{IdempotencyRecord, Idempotent, StoredResponse};
 use shared::keys::{self, Key, PK, SK};
@@ -17,10 +19,12 @@ use shared::listing::{self, ListingItem, MAX_STAY_NIGHTS};
 use shared::night::{self, Night};
 use shared::table::{Expr, Item, MAX_TRANSACTION_ITEMS, Page, Query, TableError};
 
+use crate::domain::SlotClaim;
+
 /// Items of a booking's transaction besides its nights: the idempotency record, the listing's
-/// ConditionCheck, the search item's update, the booking itself and its `booking.created`
-/// outbox item.
-pub const FIXED_ITEMS: usize = 5;
+/// ConditionCheck, the search item's update, the booking itself, the guest's hold slot and its
+/// `booking.created` outbox item.
+pub const FIXED_ITEMS: usize = 6;
 const _: () = assert!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS <= MAX_TRANSACTION_ITEMS);
 
 /// GetItem of the listing (1 request, strongly consistent).
@@ -60,10 +64,12 @@ pub struct BookingReads {
     /// The guest's display name from their profile.
     pub guest_name: Option<String>,
     pub idempotency: Option<IdempotencyRecord>,
+    /// The guest's hold slot items that exist.
+    pub hold_slots: Vec<HoldSlot>,
 }
 
-/// One BatchGetItem (1 request, strongly consistent): the listing, the guest's profile and, with
-/// an `Idempotency-Key`, its record.
+/// One BatchGetItem (1 request, strongly consistent): the listing, the guest's profile, the
+/// guest's hold slots and, with an `Idempotency-Key`, its record.
 pub async fn booking_reads(
     table: &Table,
     listing_id: &str,
@@ -72,7 +78,9 @@ pub async fn booking_reads(
 ) -> Result<BookingReads, TableError> {
     let listing_key = listing::key(listing_id);
     let profile_key = keys::user_profile(guest_id);
+    let slot_keys = booking::hold_slot_keys(guest_id);
     let mut wanted = vec![listing_key.clone(), profile_key.clone()];
+    wanted.extend(slot_keys.iter().cloned());
     wanted.extend(idempotency.cloned());
     let mut reads = BookingReads::default();
     for item in table.batch_get::<Value>(&wanted).await? {
@@ -87,9 +95,23 @@ pub async fn booking_reads(
             reads.guest_name = Some(decode::<ProfileName>(item, &key)?.name);
         } else if Some(&key) == idempotency {
             reads.idempotency = Some(decode(item, &key)?);
+        } else if slot_keys.contains(&key) {
+            reads.hold_slots.push(decode(item, &key)?);
         }
     }
     Ok(reads)
+}
+
+/// The effective status at `now` of each of `booking_ids` that exists: one BatchGetItem
+/// (1 request, strongly consistent), only when every hold slot of the guest looks taken.
+pub async fn booking_statuses(
+    table: &Table,
+    booking_ids: &[String],
+    now: Timestamp,
+) -> Result<HashMap<String, BookingStatus>, TableError> {
+    let keys: Vec<Key> = booking_ids.iter().map(|id| booking::key(id)).collect();
+    let found: Vec<BookingItem> = table.batch_get(&keys).await?;
+    Ok(found.into_iter().map(|b| (b.booking_id.clone(), b.effective_status(now))).collect())
 }
 
 fn decode<T: DeserializeOwned>(item: Value, key: &Key) -> Result<T, TableError> {
@@ -109,21 +131,26 @@ pub enum CreateFailure {
     ListingChanged,
     /// These nights are taken.
     NightsTaken(Vec<Date>),
+    /// Another booking of the guest took the hold slot first: judge the slots again.
+    HoldSlotTaken,
 }
 
 /// Creates `b` holding `nights` until its `hold_expires_at`: ONE TransactWriteItems (1 request)
-/// of up to `nights + 4` items, in this order:
+/// of up to `nights + 6` items, in this order:
 /// 0. the idempotency record with its stored response (with an `Idempotency-Key`; condition:
 ///    no live record),
 /// 1. ConditionCheck on the listing: active, at the version the price came from,
 /// 2. the search item: `ADD unavailable :nights` (condition: it exists),
 /// 3. the booking (condition: new),
-/// 4. its `booking.created` outbox item (a new id: never fails),
-/// 5. one NIGHT put per night (condition: free, or held by a hold that lapsed before `now`: taken over).
+/// 4. the guest's hold slot `slot` (condition: it still names the booking it was judged free
+///    with: `shared::booking::condition_slot_unchanged`),
+/// 5. its `booking.created` outbox item (a new id: never fails),
+/// 6. one NIGHT put per night (condition: free, or held by a hold that lapsed before `now`: taken over).
 pub async fn create(
     table: &Table,
     b: &BookingItem,
     nights: &[Date],
+    slot: &SlotClaim,
     now: Timestamp,
     idempotency: Option<(&Idempotent, StoredResponse)>,
 ) -> Result<Result<(), CreateFailure>, TableError> {
@@ -151,6 +178,9 @@ pub async fn create(
         Some(&listing::condition_search_item_exists()),
     )?);
     items.push(table.tx_put_new(b)?);
+    let slot_index = items.len();
+    let taken = HoldSlot::taken(&b.guest.user_id, slot.slot, &b.booking_id, hold_until, now);
+    items.push(table.tx_put(&taken, Some(&booking::condition_slot_unchanged(slot.seen_booking.as_deref())))?);
     // The event exists iff the booking does: same transaction (docs/events.md).
     let created = Envelope::new(
         BookingCreated {
@@ -186,7 +216,10 @@ pub async fn create(
                 .filter_map(|i| i.checked_sub(first_night))
                 .filter_map(|i| nights.get(i).copied())
                 .collect();
-            if taken.is_empty() { Err(e) } else { Ok(Err(CreateFailure::NightsTaken(taken))) }
+            if !taken.is_empty() {
+                return Ok(Err(CreateFailure::NightsTaken(taken)));
+            }
+            if failed.contains(&slot_index) { Ok(Err(CreateFailure::HoldSlotTaken)) } else { Err(e) }
         }
         Err(e) => Err(e),
     }
@@ -260,7 +293,6 @@ pub fn is_position_in(key: &Item, index_pk_attr: &str, index_sk_attr: &str, part
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     fn position(pk: &str, sk: &str, index: [(&str, &str); 2]) -> Item {
         let mut m = HashMap::from([
@@ -275,7 +307,7 @@ mod tests {
 
     #[test]
     fn a_ninety_night_stay_fits_one_transaction() {
-        assert_eq!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS, 95);
+        assert_eq!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS, 96);
         assert!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS <= MAX_TRANSACTION_ITEMS);
     }
 

@@ -80,8 +80,33 @@ fn refund(b: &BookingItem) -> Option<RefundSummary> {
     })
 }
 
-/// The view of `b` at `now`.
-pub fn booking(b: &BookingItem, now: Timestamp) -> BookingView {
+/// Who reads a booking: they see different things.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    /// Its guest: everything about their own payment (intent, failure code, amount paid).
+    Guest,
+    /// Its host: the payment's `status` only, never the guest's card details or why a card was
+    /// declined (`payment.failure` is the guest's business).
+    Host,
+}
+
+impl Viewer {
+    /// `caller`'s role on `b` (that the caller is a party is checked before).
+    pub fn of(b: &BookingItem, caller: &str) -> Self {
+        if b.guest.user_id == caller { Self::Guest } else { Self::Host }
+    }
+}
+
+/// The payment as `viewer` may see it.
+fn payment(p: &Payment, viewer: Viewer) -> Payment {
+    match viewer {
+        Viewer::Guest => p.clone(),
+        Viewer::Host => Payment { status: p.status, payment_intent_id: None, failure: None, amount_paid: None },
+    }
+}
+
+/// The view of `b` for `viewer` at `now`.
+pub fn booking(b: &BookingItem, viewer: Viewer, now: Timestamp) -> BookingView {
     let status = b.effective_status(now);
     let waiting = matches!(status, BookingStatus::PendingPayment | BookingStatus::Expired);
     BookingView {
@@ -107,7 +132,7 @@ pub fn booking(b: &BookingItem, now: Timestamp) -> BookingView {
         timezone: b.timezone.clone(),
         check_in_time: b.check_in_time.clone(),
         check_out_time: b.check_out_time.clone(),
-        payment: b.payment.clone(),
+        payment: payment(&b.payment, viewer),
         cancellation: b.cancellation.clone(),
         refund: refund(b),
         created_at: b.created_at.clone(),
@@ -120,7 +145,7 @@ mod tests {
     use super::*;
     use crate::domain::{self, NewBooking, Stay};
     use jiff::SignedDuration;
-    use shared::booking::BookingStatus;
+    use shared::booking::{BookingStatus, PaymentStatus};
 
     fn item() -> BookingItem {
         let l = crate::domain::tests_support::listing();
@@ -149,7 +174,7 @@ mod tests {
     fn the_address_shows_only_once_confirmed() {
         let mut b = item();
         let now: Timestamp = "2026-02-01T09:01:00Z".parse().unwrap();
-        let v = serde_json::to_value(booking(&b, now)).unwrap();
+        let v = serde_json::to_value(booking(&b, Viewer::Guest, now)).unwrap();
         assert_eq!(v["status"], "pending_payment");
         assert_eq!(v["hold_expires_at"], "2026-02-01T09:15:00Z");
         assert!(v.get("address").is_none());
@@ -162,21 +187,61 @@ mod tests {
         assert_eq!(v["cancellation_policy"], "strict");
 
         // The hold lapsed: expired, and still no address.
-        let v = serde_json::to_value(booking(&b, "2026-02-01T09:15:00Z".parse().unwrap())).unwrap();
+        let v = serde_json::to_value(booking(&b, Viewer::Guest, "2026-02-01T09:15:00Z".parse().unwrap())).unwrap();
         assert_eq!(v["status"], "expired");
         assert!(v.get("address").is_none());
 
         b.status = BookingStatus::Confirmed;
-        let v = serde_json::to_value(booking(&b, now)).unwrap();
+        let v = serde_json::to_value(booking(&b, Viewer::Guest, now)).unwrap();
         assert_eq!(v["status"], "confirmed");
         assert_eq!(v["address"]["line1"], "Rua A 1");
         assert!(v.get("hold_expires_at").is_none());
         // After the check-out instant: completed, address kept.
-        let v = serde_json::to_value(booking(&b, "2026-03-03T11:00:00Z".parse().unwrap())).unwrap();
+        let v = serde_json::to_value(booking(&b, Viewer::Guest, "2026-03-03T11:00:00Z".parse().unwrap())).unwrap();
         assert_eq!(v["status"], "completed");
         assert!(v.get("address").is_some());
 
         b.status = BookingStatus::Cancelled;
-        assert!(serde_json::to_value(booking(&b, now)).unwrap().get("address").is_none());
+        assert!(serde_json::to_value(booking(&b, Viewer::Guest, now)).unwrap().get("address").is_none());
+    }
+
+    #[test]
+    fn a_host_sees_the_payment_status_only() {
+        let mut b = item();
+        let now: Timestamp = "2026-02-01T09:01:00Z".parse().unwrap();
+        assert_eq!(Viewer::of(&b, "guest-1"), Viewer::Guest);
+        assert_eq!(Viewer::of(&b, "host-1"), Viewer::Host);
+        // A declined card: the guest sees why, the host only that it failed.
+        b.payment = Payment {
+            status: PaymentStatus::Failed,
+            payment_intent_id: Some("pi_1".into()),
+            failure: Some("insufficient_funds".into()),
+            amount_paid: None,
+        };
+        let guest = serde_json::to_value(booking(&b, Viewer::Guest, now)).unwrap();
+        assert_eq!(
+            guest["payment"],
+            serde_json::json!({"status": "failed", "payment_intent_id": "pi_1", "failure": "insufficient_funds"})
+        );
+        let host = serde_json::to_value(booking(&b, Viewer::Host, now)).unwrap();
+        assert_eq!(host["payment"], serde_json::json!({"status": "failed"}));
+        assert!(!host.to_string().contains("insufficient_funds") && !host.to_string().contains("pi_1"), "{host}");
+        // Paid: the host sees `succeeded`, not the intent or the amount the card paid.
+        b.status = BookingStatus::Confirmed;
+        b.payment = Payment {
+            status: PaymentStatus::Succeeded,
+            payment_intent_id: Some("pi_1".into()),
+            failure: None,
+            amount_paid: Some(b.price.total_money()),
+        };
+        let host = serde_json::to_value(booking(&b, Viewer::Host, now)).unwrap();
+        assert_eq!(host["payment"], serde_json::json!({"status": "succeeded"}));
+        let guest = serde_json::to_value(booking(&b, Viewer::Guest, now)).unwrap();
+        assert_eq!(guest["payment"]["amount_paid"]["amount"], b.price.total);
+        // Everything else is the same for both.
+        let (mut g, mut h) = (guest, host);
+        g.as_object_mut().unwrap().remove("payment");
+        h.as_object_mut().unwrap().remove("payment");
+        assert_eq!(g, h);
     }
 }

@@ -216,11 +216,15 @@ async fn test(args: &Args) -> Result<ExitCode> {
         bail!("cfn-lint found problems in infra/template.yaml");
     }
 
-    progress("building the workspace (debug)");
+    // One build for the stack and the tests: `cargo test --no-run` builds every test target and,
+    // because each function crate has integration tests, its binaries too (into target/debug,
+    // where the stack runs them). A separate `cargo build --bins` would resolve features without
+    // the dev-dependencies and compile `shared` and every function a second time.
+    progress("building the workspace and its tests (debug)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let build = tokio::process::Command::new(&cargo)
         .current_dir(&root)
-        .args(["build", "--workspace", "--bins"])
+        .args(["test", "--workspace", "--no-run"])
         .status()
         .await?;
     if !build.success() {
