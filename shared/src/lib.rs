@@ -9,6 +9,7 @@
 pub mod booking;
 pub mod clock;
 pub mod config;
+pub mod currencies;
 pub mod cursor;
 pub mod error;
 pub mod events;

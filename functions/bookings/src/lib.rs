@@ -94,6 +94,8 @@ async fn quote(State(st): State<AppState>, Json(body): Json<StayBody>) -> Result
         None => store::taken_nights(&st.table, &listing.listing_id, &nights, now).await?,
     };
     let price = domain::price(listing.nightly_price, listing.cleaning_fee, &nights).map_err(unexpected)?;
+    // A total Stripe cannot charge (under its minimum, over its maximum) is refused here.
+    shared::currencies::check_charge(price.total_money())?;
     Ok(Json(QuoteView {
         listing_id: listing.listing_id,
         check_in: stay.check_in,
@@ -146,6 +148,8 @@ async fn create_booking(
         let today = domain::today_in(&domain::listing_tz(&listing)?, now);
         let nights = domain::check_stay(&listing, &stay, Some(&caller.user_id), today)?;
         let price = domain::price(listing.nightly_price, listing.cleaning_fee, &nights).map_err(unexpected)?;
+        // Before any night is held: a total Stripe cannot charge would leave a hold nobody can pay.
+        shared::currencies::check_charge(price.total_money())?;
         let booking_id = shared::ids::new_id_at(shared::booking::ID_PREFIX, now);
         let free = match free_hold_slots(&st, &reads.hold_slots, now).await? {
             Ok(free) => free,

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Deserializer};
+use shared::currencies;
 use shared::listing::{Address, CancellationPolicy, MAX_STAY_NIGHTS};
 use shared::night::parse_date;
 use shared::{ApiError, Currency, FieldError, Money};
@@ -198,6 +199,12 @@ fn parse_range(field: &str, n: u32, min: u32, max: u32) -> Result<u32, FieldErro
 }
 
 /// Money for a price or fee: more than zero, at most `MAX_AMOUNT` minor units.
+///
+/// In a currency Stripe charges in steps (three-decimal currencies: multiples of 10), the
+/// nightly price is a multiple of [`currencies::AcceptedCurrency::nightly_step`] and a fee of
+/// [`currencies::AcceptedCurrency::iso_step`], so every stay's total can be charged exactly
+/// (`shared::currencies`). A currency Roost does not accept is checked before, by
+/// [`check_currencies`].
 pub fn parse_price(field: &str, money: Money) -> Result<Money, FieldError> {
     if money.amount <= 0 {
         return Err(err(&format!("{field}.amount"), "must be more than 0"));
@@ -205,7 +212,36 @@ pub fn parse_price(field: &str, money: Money) -> Result<Money, FieldError> {
     if money.amount > MAX_AMOUNT {
         return Err(err(&format!("{field}.amount"), format!("must be at most {MAX_AMOUNT}")));
     }
+    if let Some(row) = currencies::accepted(money.currency) {
+        let step = if field == "nightly_price" { row.nightly_step() } else { row.iso_step() };
+        if money.amount % step != 0 {
+            return Err(err(
+                &format!("{field}.amount"),
+                format!(
+                    "must be a multiple of {step} in {} ({}): payments in {} are taken in steps of {}",
+                    money.currency,
+                    Money::new(step, money.currency),
+                    money.currency,
+                    Money::new(row.iso_step(), money.currency),
+                ),
+            ));
+        }
+    }
     Ok(money)
+}
+
+/// 422 `unsupported_currency` when a price names a currency Roost does not take payments in
+/// (an unknown or malformed code is a 400 field error of the body instead).
+pub fn check_currencies(prices: &[(&str, Option<Money>)]) -> Result<(), ApiError> {
+    for (field, money) in prices {
+        if let Some(m) = money
+            && currencies::accepted(m.currency).is_none()
+        {
+            return Err(currencies::unsupported_currency(m.currency)
+                .with_field(format!("{field}.currency"), "is not a currency Roost accepts"));
+        }
+    }
+    Ok(())
 }
 
 /// Amenities: trimmed, 1 to 50 characters each, at most 50, duplicates dropped (order kept).
@@ -381,6 +417,7 @@ pub struct ListingFields {
 impl ListingFields {
     /// A new listing's fields, with API.md's defaults; every bad field is reported.
     pub fn parse(body: &ListingBody) -> Result<Self, ApiError> {
+        check_currencies(&[("nightly_price", Some(body.nightly_price)), ("cleaning_fee", body.cleaning_fee)])?;
         let mut f = Fields::default();
         let title = f.check(parse_text("title", &body.title, 1, TITLE_MAX, false));
         let description =
@@ -432,6 +469,7 @@ impl ListingFields {
     /// These fields with `patch` applied; fields the patch names are validated, then the rules
     /// between fields are checked on the result (naming the field the patch sent).
     pub fn patched(&self, patch: &ListingPatch) -> Result<Self, ApiError> {
+        check_currencies(&[("nightly_price", patch.nightly_price), ("cleaning_fee", patch.cleaning_fee.flatten())])?;
         let mut f = Fields::default();
         let mut next = self.clone();
         if let Some(v) = &patch.title {
@@ -993,6 +1031,48 @@ mod tests {
         assert_eq!(normalise_city("Reykjavík"), normalise_city("reykjavik"));
         assert_eq!(normalise_city("東京"), "東京");
         assert_eq!(normalise_city(" \t "), "");
+    }
+
+    #[test]
+    fn only_accepted_currencies_and_chargeable_steps() {
+        let with = |nightly: serde_json::Value, fee: serde_json::Value| {
+            let mut b = body();
+            b["nightly_price"] = nightly;
+            b["cleaning_fee"] = fee;
+            parse(b)
+        };
+        // The demo listings' currencies, and the special ones.
+        for code in ["EUR", "BRL", "JPY", "USD", "ISK", "HUF", "TWD", "UGX", "KRW"] {
+            let l = with(json!({"amount": 5000, "currency": code}), json!({"amount": 1001, "currency": code}));
+            assert!(l.is_ok(), "{code}: {l:?}");
+        }
+        // An ISO currency Roost does not take: 422, naming the field, for either price.
+        let e = with(json!({"amount": 5000, "currency": "XAF"}), json!(null)).unwrap_err();
+        assert_eq!((e.status().as_u16(), e.code()), (422, "unsupported_currency"));
+        assert_eq!(fields_of(e), vec!["nightly_price.currency"]);
+        let e =
+            with(json!({"amount": 5000, "currency": "EUR"}), json!({"amount": 100, "currency": "IRR"})).unwrap_err();
+        assert_eq!(e.code(), "unsupported_currency");
+        assert_eq!(fields_of(e), vec!["cleaning_fee.currency"]);
+        // Three-decimal: nightly in whole units, fee in steps of 10.
+        assert!(
+            with(json!({"amount": 25_000, "currency": "KWD"}), json!({"amount": 1_230, "currency": "KWD"})).is_ok()
+        );
+        let e = with(json!({"amount": 25_500, "currency": "KWD"}), json!(null)).unwrap_err();
+        assert_eq!(e.code(), "validation_failed");
+        assert_eq!(fields_of(e), vec!["nightly_price.amount"]);
+        let e = with(json!({"amount": 25_000, "currency": "BHD"}), json!({"amount": 1_235, "currency": "BHD"}))
+            .unwrap_err();
+        assert_eq!(fields_of(e), vec!["cleaning_fee.amount"]);
+        // Patches: the same rules.
+        let base = parse(body()).unwrap();
+        let p = |v: serde_json::Value| base.patched(&serde_json::from_value(v).unwrap());
+        let e = p(json!({"nightly_price": {"amount": 100, "currency": "XAF"}, "cleaning_fee": null})).unwrap_err();
+        assert_eq!((e.status().as_u16(), e.code()), (422, "unsupported_currency"));
+        let e = p(json!({"cleaning_fee": {"amount": 100, "currency": "XOF"}})).unwrap_err();
+        assert_eq!(e.code(), "unsupported_currency");
+        let e = p(json!({"nightly_price": {"amount": 1_005, "currency": "OMR"}, "cleaning_fee": null})).unwrap_err();
+        assert_eq!(fields_of(e), vec!["nightly_price.amount"]);
     }
 
     #[test]

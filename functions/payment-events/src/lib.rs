@@ -446,7 +446,10 @@ async fn refund_late_payment(
     b: BookingRecord,
     intent: &IntentObject,
 ) -> anyhow::Result<()> {
-    let paid = Money::new(intent.amount, b.total().currency);
+    // `rules::on_success` only calls a payment "not confirmable" once `same_money` found that
+    // it charged exactly the booking's total (compared in Stripe's units): that total, in ISO
+    // minor units, is what was paid.
+    let paid = b.total();
     tracing::warn!(
         booking_id = b.id(),
         status = b.item.status.as_str(),
@@ -553,7 +556,9 @@ async fn on_charge_refunded(st: &State, _d: Delivery, event_id: &str, charge: Ch
         tracing::info!(booking_id, "refund already recorded as succeeded");
         return Ok(acknowledge(st, event_id).await?);
     }
-    if charge.amount_refunded < refund.amount {
+    // `amount_refunded` is in Stripe's units (shared::currencies), the record in ISO minor units.
+    let recorded_at_stripe = shared::currencies::to_stripe(refund.money()).unwrap_or(i64::MAX);
+    if charge.amount_refunded < recorded_at_stripe {
         tracing::warn!(booking_id, "the charge is refunded less than the pending refund: waiting for more");
         return Ok(acknowledge(st, event_id).await?);
     }
@@ -780,8 +785,13 @@ enum RefundAttempt {
 /// DLQ redrive can come days later), else one is created.
 async fn refund_at_stripe(st: &State, d: Delivery, owner: Owner<'_>, intent_id: &str) -> Result<Refund, RefundAttempt> {
     let amount = match &owner {
-        Owner::Booking(b) => rules::check_refund(b).map(|m| m.amount),
-        Owner::Stray(s) => rules::check_stray_refund(s.amount, s.refund_amount),
+        Owner::Booking(b) => rules::check_refund(b),
+        // A stray payment's amounts are Stripe's, as its intent carried them; the gateway takes
+        // ISO minor units (shared::currencies), so they are converted back first.
+        Owner::Stray(s) => rules::check_stray_refund(s.amount, s.refund_amount).and_then(|amount| {
+            shared::currencies::from_stripe_code(amount, &s.currency)
+                .map_err(|e| rules::RefundError::NotInStripeUnits(e.to_string()))
+        }),
     };
     let amount = amount.map_err(|e| {
         tracing::error!(
@@ -804,7 +814,8 @@ async fn refund_at_stripe(st: &State, d: Delivery, owner: Owner<'_>, intent_id: 
     }
     let new = NewRefund {
         payment_intent: intent_id.to_owned(),
-        amount,
+        amount: amount.amount,
+        currency: amount.currency,
         booking_id: tag,
         idempotency_key: owner.idempotency_key(),
     };

@@ -122,9 +122,35 @@ impl StrayReason {
     }
 }
 
-/// Whether the intent's money is exactly the booking's price.
+/// Whether the intent's money is exactly the booking's price. `intent_amount` is Stripe's (a
+/// webhook's `data.object.amount`), so the price is converted to Stripe's units to compare
+/// (`shared::currencies::to_stripe`: 5 ISK is 500 there); a price that has no Stripe amount
+/// matches nothing.
 pub fn same_money(intent_amount: i64, intent_currency: &str, price: Money) -> bool {
-    intent_amount == price.amount && intent_currency.eq_ignore_ascii_case(price.currency.code())
+    intent_currency.eq_ignore_ascii_case(price.currency.code())
+        && shared::currencies::to_stripe(price) == Ok(intent_amount)
+}
+
+#[cfg(test)]
+mod same_money_tests {
+    use super::same_money;
+    use shared::money::{Currency, Money};
+
+    #[test]
+    fn compares_in_stripe_units() {
+        let isk = Currency::parse("ISK").unwrap();
+        let kwd = Currency::parse("KWD").unwrap();
+        assert!(same_money(22_400, "eur", Money::new(22_400, Currency::EUR)));
+        assert!(same_money(500, "jpy", Money::new(500, Currency::JPY)));
+        // 5 ISK is 500 at Stripe: the old comparison took 500 ISK for 5.
+        assert!(same_money(500, "isk", Money::new(5, isk)));
+        assert!(!same_money(5, "isk", Money::new(5, isk)));
+        assert!(same_money(12_340, "KWD", Money::new(12_340, kwd)));
+        assert!(!same_money(22_400, "usd", Money::new(22_400, Currency::EUR)));
+        assert!(!same_money(22_401, "eur", Money::new(22_400, Currency::EUR)));
+        // No Stripe amount for this price: nothing matches it.
+        assert!(!same_money(100, "xaf", Money::new(100, Currency::parse("XAF").unwrap())));
+    }
 }
 
 /// Whether the booking recorded `payment_intent_id` as its payment (status `succeeded` and the
@@ -227,6 +253,10 @@ pub enum RefundError {
     NoRecord,
     #[error("stray refund of {refund} asked, but {taken} was taken: REFUSED (refund invariant)")]
     StrayAboveTaken { refund: i64, taken: i64 },
+    /// A stray payment in a currency Roost cannot convert from Stripe's units: an operator
+    /// refunds it in Stripe's dashboard (the alert names the intent).
+    #[error("stray refund not convertible from Stripe's units ({0}): refund it by hand")]
+    NotInStripeUnits(String),
 }
 
 /// How much to refund when `due` is owed and `paid` was taken: never more than was paid, nothing

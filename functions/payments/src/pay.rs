@@ -5,13 +5,20 @@
 //!    (`shared::booking::effective_status`) and not yet paid; else 409 `booking_not_payable`.
 //! 2. The booking already names an intent: it is read back from Stripe (for its client secret
 //!    and status) and answered.
-//! 3. Otherwise the intent is created (amount and currency from the booking's price snapshot,
-//!    never from the client; Stripe `Idempotency-Key` `payment-intent-<booking id>`), and its id
-//!    is kept on the booking by ONE TransactWriteItems: the booking update (condition: still
-//!    `pending_payment`, and no intent yet or this very one) and the intent -> booking pointer.
-//!    Stripe returns the same intent for the same key, so concurrent first calls agree; where it
-//!    does not (localstripe ignores the key), the condition picks one, the loser's intent is
-//!    cancelled and the winner's answered.
+//! 3. Otherwise the booking's total must be chargeable (`shared::currencies::check_charge`, a
+//!    422 before Stripe is called), and the intent is found or created: an open intent at Stripe
+//!    whose metadata names this booking and whose amount is its price is ADOPTED (a previous
+//!    call created it and could not record it: a DynamoDB error after Stripe answered);
+//!    otherwise it is created (amount and currency from the booking's price snapshot, never from
+//!    the client; Stripe `Idempotency-Key` `payment-intent-<booking id>`, so Stripe itself
+//!    answers a retry with the same intent). Its id is kept on the booking by ONE
+//!    TransactWriteItems: the booking update (condition: still `pending_payment`, and no intent
+//!    yet or this very one) and the intent -> booking pointer. Concurrent first calls agree
+//!    through the key; where they do not (localstripe ignores the key), the condition picks
+//!    one, the loser's intent is cancelled and the winner's answered.
+//!    When keeping the id fails for any other reason the intent is left open, never cancelled:
+//!    it is the booking's, and the retry adopts it (cancelling it would leave Stripe replaying a
+//!    cancelled intent for the same key, and the booking unpayable).
 //!
 //! With an `Idempotency-Key` header the call is reserved first (`shared::idempotency`): a
 //! duplicate arriving while it runs gets 409 `idempotency_in_progress`, a later one the stored
@@ -30,7 +37,7 @@ use shared::{ApiError, Caller};
 
 use crate::AppState;
 use crate::record::{self, BookingRecord, IntentPointer};
-use crate::stripe::{Intent, NewIntent, StripeFailure};
+use crate::stripe::{Intent, META_BOOKING_ID, NewIntent, StripeFailure};
 
 /// How long a reservation of an `Idempotency-Key` blocks duplicates if its process dies: longer
 /// than the function's timeout.
@@ -147,17 +154,25 @@ async fn payment(st: &AppState, caller: &Caller, booking_id: &str, now: Timestam
     if let Some(existing) = b.intent_id() {
         return existing_intent(st, &b, existing).await;
     }
-    let new = NewIntent {
-        amount: b.item.price.total,
-        currency: b.item.price.currency.code().to_owned(),
-        booking_id: booking_id.to_owned(),
-        guest_id: b.item.guest.user_id.clone(),
-        idempotency_key: intent_idempotency_key(booking_id),
+    shared::currencies::check_charge(b.total())?;
+    let intent = match adoptable_intent(st, &b).await? {
+        Some(found) => {
+            tracing::warn!(booking_id, payment_intent_id = %found.id, "adopting an intent a previous call created");
+            found
+        }
+        None => {
+            let new = NewIntent {
+                amount: b.total(),
+                booking_id: booking_id.to_owned(),
+                guest_id: b.item.guest.user_id.clone(),
+                idempotency_key: intent_idempotency_key(booking_id),
+            };
+            st.stripe.create_intent(&new).await.map_err(provider_error)?
+        }
     };
-    let intent = st.stripe.create_intent(&new).await.map_err(provider_error)?;
     match keep_intent(st, &b, &intent.id, now).await {
         Ok(()) => {
-            tracing::info!(booking_id, payment_intent_id = %intent.id, "payment intent created");
+            tracing::info!(booking_id, payment_intent_id = %intent.id, "payment intent kept on the booking");
             view(&b, intent)
         }
         Err(e) if e.is_condition_failure() => {
@@ -174,10 +189,27 @@ async fn payment(st: &AppState, caller: &Caller, booking_id: &str, now: Timestam
             }
         }
         Err(e) => {
-            cancel_orphan(st, &intent.id).await;
+            // Left open on purpose: a retry finds and adopts it (module doc, step 3).
+            tracing::warn!(booking_id, payment_intent_id = %intent.id, "intent not recorded; a retry adopts it");
             Err(e.into())
         }
     }
+}
+
+/// The open intent at Stripe that names this booking and charges exactly its price, if any.
+pub fn pick_adoptable(b: &BookingRecord, found: Vec<Intent>) -> Option<Intent> {
+    let total = b.total();
+    found.into_iter().find(|i| {
+        i.metadata.get(META_BOOKING_ID).map(String::as_str) == Some(b.id())
+            && i.status != "canceled"
+            && i.amount == total.amount
+            && i.currency.eq_ignore_ascii_case(total.currency.code())
+    })
+}
+
+async fn adoptable_intent(st: &AppState, b: &BookingRecord) -> Result<Option<Intent>, ApiError> {
+    let found = st.stripe.intents_of_booking(b.id()).await.map_err(provider_error)?;
+    Ok(pick_adoptable(b, found))
 }
 
 /// The booking update and the pointer, in one transaction.

@@ -7,6 +7,11 @@
 //!
 //! [`Gateway`] is the port the handlers use; [`StripeApi`] is the one real implementation.
 //! Nothing here logs a client secret, a key or anything about a card.
+//!
+//! Amounts: the gateway speaks Roost's ISO 4217 minor units on both sides. [`StripeApi`]
+//! converts to Stripe's `amount` on the way out and back on the way in
+//! (`shared::currencies::{to_stripe, from_stripe}`: ISK and UGX are hundredfold at Stripe,
+//! three-decimal currencies multiples of 10), and refuses what it cannot convert exactly.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -15,6 +20,8 @@ use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use shared::currencies::{self, StripeAmountError};
+use shared::money::{Currency, Money};
 use stripe::{IdempotencyKey, RequestStrategy, StripeError};
 use stripe_client_core::{RequestBuilder, StripeRequest};
 
@@ -27,34 +34,93 @@ pub const META_BOOKING_ID: &str = "booking_id";
 pub const META_GUEST_ID: &str = "guest_id";
 
 /// A PaymentIntent: only the fields Roost reads.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intent {
     pub id: String,
     /// `requires_payment_method`, `requires_confirmation`, `requires_action`, `processing`,
     /// `requires_capture`, `canceled` or `succeeded`.
     pub status: String,
+    /// ISO 4217 minor units (converted from Stripe's amount).
     pub amount: i64,
     /// Lower case, as Stripe sends it.
     pub currency: String,
-    #[serde(default)]
     pub client_secret: Option<String>,
-    #[serde(default)]
     pub metadata: HashMap<String, String>,
 }
 
 /// A Refund: only the fields Roost reads.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refund {
     pub id: String,
     /// `pending`, `requires_action`, `succeeded`, `failed` or `canceled`.
-    #[serde(default)]
     pub status: Option<String>,
+    /// ISO 4217 minor units (converted from Stripe's amount).
     pub amount: i64,
     pub currency: String,
-    #[serde(default)]
     pub payment_intent: Option<String>,
-    #[serde(default)]
     pub metadata: HashMap<String, String>,
+}
+
+/// An intent as Stripe sends it: `amount` in Stripe's units.
+#[derive(Debug, Deserialize)]
+struct WireIntent {
+    id: String,
+    status: String,
+    amount: i64,
+    currency: String,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    metadata: HashMap<String, String>,
+}
+
+/// A refund as Stripe sends it: `amount` in Stripe's units.
+#[derive(Debug, Deserialize)]
+struct WireRefund {
+    id: String,
+    #[serde(default)]
+    status: Option<String>,
+    amount: i64,
+    currency: String,
+    #[serde(default)]
+    payment_intent: Option<String>,
+    #[serde(default)]
+    metadata: HashMap<String, String>,
+}
+
+/// Stripe's amount in `currency` (as Stripe spells it) as ISO minor units, exactly or not at all.
+fn iso_amount(amount: i64, currency: &str, what: &str, id: &str) -> Result<i64, StripeFailure> {
+    currencies::from_stripe_code(amount, currency)
+        .map(|m| m.amount)
+        .map_err(|e| StripeFailure::Transport(anyhow::anyhow!("{what} {id}: amount {amount} {currency}: {e}")))
+}
+
+impl TryFrom<WireIntent> for Intent {
+    type Error = StripeFailure;
+    fn try_from(w: WireIntent) -> Result<Self, StripeFailure> {
+        Ok(Self {
+            amount: iso_amount(w.amount, &w.currency, "intent", &w.id)?,
+            id: w.id,
+            status: w.status,
+            currency: w.currency,
+            client_secret: w.client_secret,
+            metadata: w.metadata,
+        })
+    }
+}
+
+impl TryFrom<WireRefund> for Refund {
+    type Error = StripeFailure;
+    fn try_from(w: WireRefund) -> Result<Self, StripeFailure> {
+        Ok(Self {
+            amount: iso_amount(w.amount, &w.currency, "refund", &w.id)?,
+            id: w.id,
+            status: w.status,
+            currency: w.currency,
+            payment_intent: w.payment_intent,
+            metadata: w.metadata,
+        })
+    }
 }
 
 impl Refund {
@@ -63,18 +129,23 @@ impl Refund {
     }
 }
 
+/// A page of a list or search answer.
 #[derive(Debug, Deserialize)]
-struct RefundList {
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    data: Vec<T>,
     #[serde(default)]
-    data: Vec<Refund>,
+    has_more: bool,
 }
+
+/// Pages of `GET /v1/payment_intents` read when search is not available: 1,000 intents.
+pub const MAX_LIST_PAGES: usize = 10;
 
 /// What a new intent is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewIntent {
-    pub amount: i64,
-    /// ISO 4217, any case (sent lower case).
-    pub currency: String,
+    /// In ISO minor units; converted to Stripe's amount when sent.
+    pub amount: Money,
     pub booking_id: String,
     pub guest_id: String,
     /// Stripe's `Idempotency-Key`.
@@ -85,7 +156,9 @@ pub struct NewIntent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRefund {
     pub payment_intent: String,
+    /// ISO minor units of `currency` (the intent's); converted to Stripe's amount when sent.
     pub amount: i64,
+    pub currency: Currency,
     pub booking_id: String,
     pub idempotency_key: String,
 }
@@ -132,6 +205,13 @@ pub trait Gateway: Send + Sync {
     fn create_refund<'a>(&'a self, new: &'a NewRefund) -> BoxFuture<'a, Result<Refund, StripeFailure>>;
     /// The refunds of an intent's charge, newest first.
     fn refunds_of<'a>(&'a self, payment_intent: &'a str) -> BoxFuture<'a, Result<Vec<Refund>, StripeFailure>>;
+    /// The intents whose metadata names `booking_id` (an intent a call created and could not
+    /// record on the booking is found here and adopted). A gateway that cannot look intents up
+    /// says so with an error: never "none", which would let a second intent be created.
+    fn intents_of_booking<'a>(&'a self, booking_id: &'a str) -> BoxFuture<'a, Result<Vec<Intent>, StripeFailure>> {
+        let _ = booking_id;
+        Box::pin(async { Err(StripeFailure::Transport(anyhow::anyhow!("this gateway cannot look intents up"))) })
+    }
 }
 
 /// Stripe through async-stripe's client.
@@ -186,60 +266,148 @@ impl StripeApi {
 /// any other. async-stripe's builder (API version 2026-09-30) offers only the newer
 /// `allowed_payment_method_types`, which Stripe also accepts but localstripe does not, so the
 /// one classic parameter is appended to the builder's form body.
-pub fn create_intent_request(new: &NewIntent) -> RequestBuilder {
-    let currency: stripe_types::Currency =
-        new.currency.to_ascii_lowercase().parse().unwrap_or_else(|never: std::convert::Infallible| match never {});
+///
+/// The amount is converted to Stripe's units; one that cannot be converted exactly is refused
+/// before anything is sent.
+pub fn create_intent_request(new: &NewIntent) -> Result<RequestBuilder, StripeAmountError> {
+    let amount = currencies::to_stripe(new.amount)?;
+    let currency = stripe_currency(new.amount.currency);
     let metadata = HashMap::from([
         (META_BOOKING_ID.to_owned(), new.booking_id.clone()),
         (META_GUEST_ID.to_owned(), new.guest_id.clone()),
     ]);
     let mut request =
-        stripe_core::payment_intent::CreatePaymentIntent::new(new.amount, currency).metadata(metadata).build();
+        stripe_core::payment_intent::CreatePaymentIntent::new(amount, currency).metadata(metadata).build();
     let card = "payment_method_types[0]=card";
     request.body = Some(match request.body.take() {
         Some(body) if !body.is_empty() => format!("{body}&{card}"),
         _ => card.to_owned(),
     });
-    request
+    Ok(request)
 }
 
-/// The refund request: the intent, the amount, and the booking in metadata.
-pub fn create_refund_request(new: &NewRefund) -> RequestBuilder {
+fn stripe_currency(currency: Currency) -> stripe_types::Currency {
+    currency.code().to_ascii_lowercase().parse().unwrap_or_else(|never: std::convert::Infallible| match never {})
+}
+
+/// The refund request: the intent, the amount (in Stripe's units), and the booking in metadata.
+pub fn create_refund_request(new: &NewRefund) -> Result<RequestBuilder, StripeAmountError> {
+    let amount = currencies::to_stripe(Money::new(new.amount, new.currency))?;
     let metadata = HashMap::from([(META_BOOKING_ID.to_owned(), new.booking_id.clone())]);
-    stripe_core::refund::CreateRefund::new()
+    Ok(stripe_core::refund::CreateRefund::new()
         .payment_intent(new.payment_intent.clone())
-        .amount(new.amount)
+        .amount(amount)
         .metadata(metadata)
-        .build()
+        .build())
+}
+
+/// Stripe's search query for the intents of a booking (`booking_id` is a Roost id: letters,
+/// digits and `_`, nothing to escape; anything else is refused).
+pub fn booking_search_query(booking_id: &str) -> Option<String> {
+    booking_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        .then(|| format!("metadata['{META_BOOKING_ID}']:'{booking_id}'"))
+}
+
+fn amount_refused(e: StripeAmountError) -> StripeFailure {
+    StripeFailure::Transport(anyhow::anyhow!("amount not sent to Stripe: {e}"))
+}
+
+impl StripeApi {
+    async fn intent(&self, request: RequestBuilder, key: Option<&str>) -> Result<Intent, StripeFailure> {
+        Intent::try_from(self.send::<WireIntent>(request, key).await?)
+    }
+
+    /// `GET /v1/payment_intents/search` (Stripe): eventually consistent (an intent created
+    /// seconds ago may be missing: the `Idempotency-Key` covers that window). `None` when the
+    /// endpoint is not there (localstripe answers 404; Stripe has no search in some regions).
+    async fn search_intents(&self, booking_id: &str) -> Result<Option<Vec<WireIntent>>, StripeFailure> {
+        let query = booking_search_query(booking_id)
+            .ok_or_else(|| StripeFailure::Transport(anyhow::anyhow!("booking id not searchable")))?;
+        let request = stripe_core::payment_intent::SearchPaymentIntent::new(query).limit(100).build();
+        match self.send::<Page<WireIntent>>(request, None).await {
+            Ok(page) => Ok(Some(page.data)),
+            Err(StripeFailure::Api { status: 400 | 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET /v1/payment_intents`, page by page (newest first at Stripe, oldest first at
+    /// localstripe), at most [`MAX_LIST_PAGES`]: the fallback where search is missing.
+    async fn list_intents(&self, booking_id: &str) -> Result<Vec<WireIntent>, StripeFailure> {
+        let mut found = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let mut list = stripe_core::payment_intent::ListPaymentIntent::new().limit(100);
+            if let Some(a) = &after {
+                list = list.starting_after(a.clone());
+            }
+            let page: Page<WireIntent> = self.send(list.build(), None).await?;
+            after = page.data.last().map(|i| i.id.clone());
+            let more = page.has_more && after.is_some();
+            found.extend(
+                page.data
+                    .into_iter()
+                    .filter(|i| i.metadata.get(META_BOOKING_ID).map(String::as_str) == Some(booking_id)),
+            );
+            if !more {
+                return Ok(found);
+            }
+        }
+        tracing::warn!(booking_id, pages = MAX_LIST_PAGES, "intent lookup stopped after the page limit");
+        Ok(found)
+    }
 }
 
 impl Gateway for StripeApi {
     fn create_intent<'a>(&'a self, new: &'a NewIntent) -> BoxFuture<'a, Result<Intent, StripeFailure>> {
-        Box::pin(async move { self.send(create_intent_request(new), Some(&new.idempotency_key)).await })
+        Box::pin(async move {
+            let request = create_intent_request(new).map_err(amount_refused)?;
+            self.intent(request, Some(&new.idempotency_key)).await
+        })
     }
 
     fn retrieve_intent<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Intent, StripeFailure>> {
         Box::pin(
-            async move { self.send(stripe_core::payment_intent::RetrievePaymentIntent::new(id).build(), None).await },
+            async move { self.intent(stripe_core::payment_intent::RetrievePaymentIntent::new(id).build(), None).await },
         )
     }
 
     fn cancel_intent<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Intent, StripeFailure>> {
         Box::pin(
-            async move { self.send(stripe_core::payment_intent::CancelPaymentIntent::new(id).build(), None).await },
+            async move { self.intent(stripe_core::payment_intent::CancelPaymentIntent::new(id).build(), None).await },
         )
     }
 
     fn create_refund<'a>(&'a self, new: &'a NewRefund) -> BoxFuture<'a, Result<Refund, StripeFailure>> {
-        Box::pin(async move { self.send(create_refund_request(new), Some(&new.idempotency_key)).await })
+        Box::pin(async move {
+            let request = create_refund_request(new).map_err(amount_refused)?;
+            Refund::try_from(self.send::<WireRefund>(request, Some(&new.idempotency_key)).await?)
+        })
     }
 
     fn refunds_of<'a>(&'a self, payment_intent: &'a str) -> BoxFuture<'a, Result<Vec<Refund>, StripeFailure>> {
         Box::pin(async move {
-            let list: RefundList = self
+            let list: Page<WireRefund> = self
                 .send(stripe_core::refund::ListRefund::new().payment_intent(payment_intent).limit(100).build(), None)
                 .await?;
-            Ok(list.data)
+            list.data.into_iter().map(Refund::try_from).collect()
+        })
+    }
+
+    /// Search where Stripe has it, else the list (see `search_intents`, `list_intents`).
+    fn intents_of_booking<'a>(&'a self, booking_id: &'a str) -> BoxFuture<'a, Result<Vec<Intent>, StripeFailure>> {
+        Box::pin(async move {
+            let found = match self.search_intents(booking_id).await? {
+                Some(found) => found,
+                None => self.list_intents(booking_id).await?,
+            };
+            found
+                .into_iter()
+                .filter(|i| i.metadata.get(META_BOOKING_ID).map(String::as_str) == Some(booking_id))
+                .map(Intent::try_from)
+                .collect()
         })
     }
 }
@@ -255,13 +423,12 @@ mod tests {
     #[test]
     fn the_intent_request_carries_only_what_localstripe_knows() {
         let new = NewIntent {
-            amount: 43_979,
-            currency: "EUR".into(),
+            amount: Money::new(43_979, Currency::EUR),
             booking_id: "bkg_1".into(),
             guest_id: "g-1".into(),
             idempotency_key: "payment-intent-bkg_1".into(),
         };
-        let request = create_intent_request(&new);
+        let request = create_intent_request(&new).unwrap();
         assert_eq!(request.path, "/payment_intents");
         let mut fields = form(request.body.as_deref().unwrap());
         fields.sort();
@@ -282,10 +449,11 @@ mod tests {
         let new = NewRefund {
             payment_intent: "pi_1".into(),
             amount: 500,
+            currency: Currency::EUR,
             booking_id: "bkg_1".into(),
             idempotency_key: "refund-bkg_1".into(),
         };
-        let request = create_refund_request(&new);
+        let request = create_refund_request(&new).unwrap();
         assert_eq!(request.path, "/refunds");
         let mut fields = form(request.body.as_deref().unwrap());
         fields.sort();
@@ -299,19 +467,87 @@ mod tests {
         );
     }
 
+    fn field(request: &RequestBuilder, name: &str) -> String {
+        form(request.body.as_deref().unwrap()).into_iter().find(|(k, _)| k == name).unwrap().1
+    }
+
+    #[test]
+    fn amounts_cross_to_stripe_in_stripe_units() {
+        let isk = Currency::parse("ISK").unwrap();
+        let kwd = Currency::parse("KWD").unwrap();
+        let intent = |amount: Money| NewIntent {
+            amount,
+            booking_id: "bkg_1".into(),
+            guest_id: "g-1".into(),
+            idempotency_key: "k".into(),
+        };
+        // 5 ISK is amount=500 at Stripe; 12.340 KWD is 12340; 500 JPY is 500.
+        let r = create_intent_request(&intent(Money::new(5, isk))).unwrap();
+        assert_eq!((field(&r, "amount"), field(&r, "currency")), ("500".into(), "isk".into()));
+        let r = create_intent_request(&intent(Money::new(12_340, kwd))).unwrap();
+        assert_eq!((field(&r, "amount"), field(&r, "currency")), ("12340".into(), "kwd".into()));
+        let r = create_intent_request(&intent(Money::new(500, Currency::JPY))).unwrap();
+        assert_eq!(field(&r, "amount"), "500");
+        // What Stripe would refuse or misread is never sent.
+        assert!(create_intent_request(&intent(Money::new(12_345, kwd))).is_err());
+        assert!(create_intent_request(&intent(Money::new(5_000, Currency::parse("XAF").unwrap()))).is_err());
+        let refund = |amount: i64, currency: Currency| NewRefund {
+            payment_intent: "pi_1".into(),
+            amount,
+            currency,
+            booking_id: "bkg_1".into(),
+            idempotency_key: "k".into(),
+        };
+        assert_eq!(field(&create_refund_request(&refund(3, isk)).unwrap(), "amount"), "300");
+        assert!(create_refund_request(&refund(1_235, kwd)).is_err());
+    }
+
+    #[test]
+    fn amounts_come_back_in_iso_units_or_not_at_all() {
+        let wire = |amount: i64, currency: &str| WireIntent {
+            id: "pi_1".into(),
+            status: "requires_payment_method".into(),
+            amount,
+            currency: currency.into(),
+            client_secret: None,
+            metadata: HashMap::new(),
+        };
+        assert_eq!(Intent::try_from(wire(500, "isk")).unwrap().amount, 5);
+        assert_eq!(Intent::try_from(wire(12_340, "kwd")).unwrap().amount, 12_340);
+        assert_eq!(Intent::try_from(wire(43_979, "eur")).unwrap().amount, 43_979);
+        // A fractional ISK amount (made before Stripe's change) is not rounded.
+        assert!(matches!(Intent::try_from(wire(4_010, "isk")), Err(StripeFailure::Transport(_))));
+        let refund = WireRefund {
+            id: "re_1".into(),
+            status: None,
+            amount: 400_000,
+            currency: "ugx".into(),
+            payment_intent: None,
+            metadata: HashMap::new(),
+        };
+        assert_eq!(Refund::try_from(refund).unwrap().amount, 4_000);
+        assert_eq!(booking_search_query("bkg_01abc").unwrap(), "metadata['booking_id']:'bkg_01abc'");
+        assert_eq!(booking_search_query("bkg_1' OR status:'x"), None);
+    }
+
     #[test]
     fn answers_decode_tolerantly() {
         // What localstripe answers (trimmed): fields the typed structs need are missing, extra ones present.
-        let intent: Intent = serde_json::from_str(
+        let intent: WireIntent = serde_json::from_str(
             r#"{"id":"pi_1","object":"payment_intent","amount":100,"currency":"eur","status":"requires_payment_method",
                 "client_secret":"pi_1_secret_x","metadata":{"booking_id":"bkg_1"},"latest_charge":null,"next_action":null}"#,
         )
         .unwrap();
         assert_eq!(intent.metadata[META_BOOKING_ID], "bkg_1");
-        let refund: Refund = serde_json::from_str(
+        let refund: WireRefund = serde_json::from_str(
             r#"{"id":"re_1","object":"refund","amount":100,"currency":"eur","status":"succeeded","charge":"ch_1","payment_intent":"pi_1","metadata":{}}"#,
         )
         .unwrap();
-        assert!(refund.succeeded());
+        assert!(Refund::try_from(refund).unwrap().succeeded());
+        let page: Page<WireIntent> = serde_json::from_str(
+            r#"{"object":"search_result","data":[{"id":"pi_1","amount":100,"currency":"eur","status":"canceled"}],"has_more":false,"next_page":null}"#,
+        )
+        .unwrap();
+        assert_eq!((page.data.len(), page.has_more), (1, false));
     }
 }
