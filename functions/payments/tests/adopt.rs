@@ -68,6 +68,7 @@ impl Gateway for FakeStripe {
                 status: 404,
                 code: None,
                 decline_code: None,
+                message: None,
             })
         })
     }
@@ -79,6 +80,7 @@ impl Gateway for FakeStripe {
                 status: 404,
                 code: None,
                 decline_code: None,
+                message: None,
             })?;
             intent.status = "canceled".into();
             Ok(intent.clone())
