@@ -417,9 +417,9 @@ const FORBIDDEN: &[&str] = &[
 ];
 
 /// The argument text of each log macro call (`info!(..)`, `info_span!(..)`, ...) in `source`,
-/// with the line it starts on; test modules (`#[cfg(test)]` and after) are not production logs.
+/// with the line it starts on; items under `#[cfg(test)]` are not production logs.
 fn log_calls(source: &str) -> Vec<(usize, String)> {
-    let source = source.split("#[cfg(test)]").next().unwrap_or("");
+    let source = &production_source(source);
     let mut calls = Vec::new();
     for (at, _) in source.match_indices("!(") {
         let head = &source[..at];
@@ -487,6 +487,82 @@ fn words(args: &str) -> Vec<String> {
     out
 }
 
+/// `source` with every item that carries `#[cfg(test)]` blanked out (a brace-matched
+/// `mod x { .. }` or `fn`, or an item ending at `;` such as `mod order_tests;`), newlines kept so
+/// line numbers stay true. Only the test item is dropped: production code after it is scanned.
+fn production_source(source: &str) -> String {
+    let bytes = source.as_bytes();
+    let mut out = source.as_bytes().to_vec();
+    let mut from = 0;
+    while let Some(found) = source[from..].find("#[cfg(test)]") {
+        let start = from + found;
+        let mut i = start + "#[cfg(test)]".len();
+        let mut depth = 0usize;
+        let mut end = bytes.len();
+        while i < bytes.len() {
+            match bytes[i] {
+                b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                    i = source[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                    continue;
+                }
+                b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                    i = source[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2);
+                    continue;
+                }
+                b'r' if matches!(bytes.get(i + 1), Some(b'#' | b'"'))
+                    && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')) =>
+                {
+                    let hashes = bytes[i + 1..].iter().take_while(|b| **b == b'#').count();
+                    if bytes.get(i + 1 + hashes) == Some(&b'"') {
+                        let close = format!("\"{}", "#".repeat(hashes));
+                        let body = i + 2 + hashes;
+                        i = source[body..].find(&close).map_or(bytes.len(), |n| body + n + close.len());
+                        continue;
+                    }
+                }
+                b'"' => {
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != b'"' {
+                        i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    }
+                }
+                b'\'' => {
+                    // A char literal ('{', '\'', '\n'); a lifetime ('a) has no closing quote.
+                    if bytes.get(i + 1) == Some(&b'\\') {
+                        i = source[i + 3..].find('\'').map_or(bytes.len(), |n| i + 3 + n);
+                    } else if let Some(c) = source[i + 1..].chars().next() {
+                        if source[i + 1 + c.len_utf8()..].starts_with('\'') {
+                            i += c.len_utf8() + 1;
+                        }
+                    }
+                }
+                b'{' => depth += 1,
+                b'}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                b';' if depth == 0 => {
+                    end = i + 1;
+                    break;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let end = end.min(bytes.len());
+        for b in &mut out[start..end] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+        from = end;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn rust_sources(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("dir entry").path();
@@ -521,7 +597,7 @@ fn log_statements_name_no_personal_data_or_secret() {
                 offences.push(format!("{}:{line}: logs {bad:?}", file.display()));
             }
         }
-        let production = source.split("#[cfg(test)]").next().unwrap_or("");
+        let production = production_source(&source);
         for (at, _) in production.match_indices("instrument(") {
             let attribute = &production[at..production[at..].find(")]").map_or(production.len(), |e| at + e)];
             let is_attribute = production[..at].trim_end().ends_with("#[") || production[..at].ends_with("tracing::");
@@ -546,4 +622,19 @@ fn the_static_scan_sees_fields_shorthands_and_placeholders() {
     assert_eq!(forbidden(&calls[1].1), 2);
     assert_eq!(forbidden(&calls[2].1), 1);
     assert_eq!(forbidden(&calls[3].1), 0, "words inside a message are not fields");
+}
+
+/// A test module declared early (`#[cfg(test)] mod order_tests;`, as payment-events does) must
+/// not hide the production code after it from the scan; a test module's own logs are skipped.
+#[test]
+fn the_static_scan_skips_only_the_test_item() {
+    let src = "#[cfg(test)]\nmod order_tests;\n\nfn f() {\n    tracing::warn!(email = %e, \"x\");\n}\n\
+               #[cfg(test)]\nmod tests {\n    fn g() { let c = '{'; let s = r#\"}\"#; info!(email, \"t\"); }\n}\n\
+               #[instrument]\nfn h() { error!(token = %t, \"after\"); }\n";
+    let calls = log_calls(src);
+    assert_eq!(calls.iter().map(|(line, _)| *line).collect::<Vec<_>>(), vec![5, 12], "{calls:?}");
+    assert!(calls[0].1.contains("email") && calls[1].1.contains("token"));
+    let production = production_source(src);
+    assert_eq!(production.lines().count(), src.lines().count(), "line numbers are kept");
+    assert!(production.contains("#[instrument]") && !production.contains("order_tests"));
 }
