@@ -346,18 +346,20 @@ pub async fn deliver(
             Err(e.context("sending the e-mail"))
         }
         Ok(message_id) => {
-            match inbox.swap_email(&item.key, state.rev, &state.sent(&message_id, clock.now())).await {
+            let sent = state.sent(&message_id, clock.now());
+            match record_sent(inbox, &item.key, state.rev, &sent).await {
                 Ok(true) => tracing::info!(ses_message_id = %message_id, "notified"),
                 Ok(false) => tracing::warn!(
                     ses_message_id = %message_id,
                     "e-mail sent, but another delivery had taken it over: it may have gone twice"
                 ),
                 // SES has it: failing the message would send it again for certain. The item
-                // stays `sending` until its claim expires; only a replay of the event resends.
+                // stays `sending` until its claim expires; a redelivery (another recipient of
+                // this event failed) or a replay then sends it again (docs/events.md).
                 Err(e) => tracing::error!(
                     ses_message_id = %message_id,
                     error = %format!("{e:#}"),
-                    "e-mail sent but not recorded as sent: a replay of this event would send it again"
+                    "e-mail sent but not recorded as sent: a redelivery or replay of this event would send it again"
                 ),
             }
             Ok(Delivered::Sent)
@@ -365,10 +367,36 @@ pub async fn deliver(
     }
 }
 
+/// Writes to try to record `sent` before giving up: the e-mail is with SES, and an item left
+/// `sending` is sent again by any redelivery after its claim expires. Repeating is safe: the
+/// swap compares `rev`, so a write that did land makes the next try answer `false`, not resend.
+const RECORD_SENT_TRIES: u32 = 3;
+const RECORD_SENT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+async fn record_sent(inbox: &dyn InboxStore, key: &Key, rev: u32, sent: &EmailState) -> anyhow::Result<bool> {
+    let mut tries = 1;
+    loop {
+        match inbox.swap_email(key, rev, sent).await {
+            Err(e) if tries < RECORD_SENT_TRIES => {
+                tracing::warn!(error = %format!("{e:#}"), tries, "recording the sent e-mail failed: trying again");
+                tokio::time::sleep(RECORD_SENT_BACKOFF * tries).await;
+                tries += 1;
+            }
+            // `false` after a failed try: that try did land (the answer was lost), unless
+            // another delivery took the e-mail over meanwhile.
+            Ok(false) if tries > 1 => {
+                let landed = inbox.get(key).await?.and_then(|i| i.email).is_some_and(|e| e == *sent);
+                return Ok(landed);
+            }
+            done => return done,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use jiff::SignedDuration;
     use shared::clock::{Clock, FixedClock};
@@ -407,6 +435,8 @@ mod tests {
     struct FlakyInbox {
         inner: MemoryInbox,
         swaps_down: AtomicBool,
+        /// The next this many swaps fail (then they work again).
+        swap_failures: AtomicUsize,
     }
 
     impl InboxStore for FlakyInbox {
@@ -422,7 +452,9 @@ mod tests {
             expected_rev: u32,
             new: &'a EmailState,
         ) -> BoxFuture<'a, anyhow::Result<bool>> {
-            if self.swaps_down.load(Ordering::SeqCst) {
+            let failing_once =
+                self.swap_failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            if self.swaps_down.load(Ordering::SeqCst) || failing_once {
                 return Box::pin(async { anyhow::bail!("UpdateItem: service unavailable") });
             }
             self.inner.swap_email(key, expected_rev, new)
@@ -556,6 +588,20 @@ mod tests {
         assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::Sent);
         assert_eq!(w.mailer.count(), 1);
         assert_eq!(w.inbox.email().status, EmailStatus::Sending);
+    }
+
+    /// Review finding 3: a `sent` write that fails once is tried again, so the item does not
+    /// stay `sending` for a redelivery (another recipient of the event failed) to send again.
+    #[tokio::test]
+    async fn a_failed_sent_write_is_tried_again_and_a_redelivery_sends_nothing() {
+        let w = World::new();
+        w.inbox.swap_failures.store(2, Ordering::SeqCst);
+        assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::Sent);
+        let state = w.inbox.email();
+        assert_eq!((state.status, state.message_id.as_deref()), (EmailStatus::Sent, Some("ses-1")));
+        w.clock.advance(SignedDuration::from_secs(60));
+        assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::AlreadyDone);
+        assert_eq!(w.mailer.count(), 1, "sent once");
     }
 
     #[tokio::test]
