@@ -199,6 +199,21 @@ struct ProfileView {
     name: String,
 }
 
+/// A profile that is there but does not decode (e.g. its `email` is not a string). The serde
+/// error is not kept: its text may quote the value (an address).
+#[derive(Debug, thiserror::Error)]
+#[error("the recipient's profile is unreadable")]
+pub struct ProfileUnreadable;
+
+/// The profile of `user_id` among those read: `None` when they have none (no e-mail is due),
+/// an error when theirs does not decode (the e-mail is due but cannot be built).
+fn profile_of(profiles: &[Value], user_id: &str) -> Result<Option<ProfileView>, ProfileUnreadable> {
+    let Some(found) = profiles.iter().find(|v| v.get("user_id").and_then(Value::as_str) == Some(user_id)) else {
+        return Ok(None);
+    };
+    serde_json::from_value(found.clone()).map(Some).map_err(|_| ProfileUnreadable)
+}
+
 /// Applies one message under `claim` (one claim per invocation: all its sends end with it).
 pub async fn apply(st: &State, body: Value, claim: &Claim) -> anyhow::Result<()> {
     let envelope = Envelope::from_json(&body.to_string())?;
@@ -216,23 +231,24 @@ async fn apply_envelope(st: &State, envelope: Envelope, claim: &Claim) -> anyhow
         return Ok(());
     };
     let profile_keys: Vec<Key> = plan.recipients.iter().map(|(u, _)| keys::user_profile(u)).collect();
-    let profiles: Vec<(String, ProfileView)> = st
-        .table
-        .batch_get::<Value>(&profile_keys)
-        .await?
-        .into_iter()
-        .filter_map(|v| {
-            let id = v.get("user_id")?.as_str()?.to_owned();
-            serde_json::from_value::<ProfileView>(v).ok().map(|p| (id, p))
-        })
-        .collect();
+    let profiles: Vec<Value> = st.table.batch_get::<Value>(&profile_keys).await?;
     let id = notification_id(&envelope.id);
     let now = st.clock.now();
     // Every recipient is tried, so one refused e-mail does not hold the others back; the
     // message fails if any did (the redelivery finds the others done).
     let mut failure = None;
     for (user_id, kind) in &plan.recipients {
-        let profile = profiles.iter().find(|(u, _)| u == user_id).map(|(_, p)| p);
+        let profile = match profile_of(&profiles, user_id) {
+            Ok(profile) => profile,
+            Err(unreadable) => {
+                // Not "no address": the e-mail is due, this delivery cannot build it. No inbox
+                // item either; the message fails and ends in the DLQ if the profile stays so.
+                tracing::warn!(user_id = %user_id, "profile unreadable: not notified, the message fails");
+                failure.get_or_insert(anyhow::Error::new(unreadable).context(format!("notifying user {user_id}")));
+                continue;
+            }
+        };
+        let profile = profile.as_ref();
         let ctx = Context {
             recipient_name: profile.map(|p| p.name.clone()).unwrap_or_default(),
             listing_title: booking.listing_title.clone(),
@@ -602,6 +618,19 @@ mod tests {
         w.clock.advance(SignedDuration::from_secs(60));
         assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::AlreadyDone);
         assert_eq!(w.mailer.count(), 1, "sent once");
+    }
+
+    /// Review finding 6: a profile that does not decode is not "no address" (which would record
+    /// the e-mail `skipped` for good).
+    #[test]
+    fn an_unreadable_profile_is_an_error_not_an_absent_one() {
+        let profiles = vec![
+            serde_json::json!({"user_id": "u-1", "email": "ann@example.com", "name": "Ann"}),
+            serde_json::json!({"user_id": "u-2", "email": 42}),
+        ];
+        assert_eq!(profile_of(&profiles, "u-1").unwrap().map(|p| p.email), Some("ann@example.com".to_owned()));
+        assert!(profile_of(&profiles, "u-2").is_err(), "unreadable");
+        assert!(profile_of(&profiles, "u-3").unwrap().is_none(), "absent");
     }
 
     #[tokio::test]
