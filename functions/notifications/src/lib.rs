@@ -107,9 +107,13 @@ pub async fn handle_batch(
     event: SqsEvent,
     remaining: std::time::Duration,
 ) -> Result<SqsBatchResponse, sqs::BatchError> {
-    let claim_for = Claim::new(st.clock.now(), remaining);
-    let claim_for = &claim_for;
-    sqs::run_batch(event, CONCURRENCY, |msg: Received<Value>| async move { apply(st, msg.body, claim_for).await }).await
+    // One claim id per message: two messages of a batch may carry the same event.
+    let invocation = Claim::new(st.clock.now(), remaining);
+    let invocation = &invocation;
+    sqs::run_batch(event, CONCURRENCY, |msg: Received<Value>| async move {
+        apply(st, msg.body, &invocation.for_message()).await
+    })
+    .await
 }
 
 /// Who gets what for one event.
@@ -214,7 +218,7 @@ fn profile_of(profiles: &[Value], user_id: &str) -> Result<Option<ProfileView>, 
     serde_json::from_value(found.clone()).map(Some).map_err(|_| ProfileUnreadable)
 }
 
-/// Applies one message under `claim` (one claim per invocation: all its sends end with it).
+/// Applies one message under `claim` (its own; it ends with the invocation).
 pub async fn apply(st: &State, body: Value, claim: &Claim) -> anyhow::Result<()> {
     let envelope = Envelope::from_json(&body.to_string())?;
     let span = tracing::info_span!("domain_event", event_id = %envelope.id, event_type = %envelope.event_type);
@@ -327,7 +331,7 @@ pub async fn deliver(
             tracing::info!("already notified (item from before e-mail states): nothing sent");
             return Ok(Delivered::AlreadyDone);
         };
-        match crate::email::step(Some(&current), clock.now()) {
+        let ours = match crate::email::step(Some(&current), clock.now(), claim) {
             Step::Done => {
                 tracing::info!(email_status = ?current.status, "already notified (duplicate delivery): nothing sent");
                 return Ok(Delivered::AlreadyDone);
@@ -335,13 +339,20 @@ pub async fn deliver(
             Step::Busy { until } => {
                 anyhow::bail!("another delivery is sending this e-mail (its claim holds until {until}): retry later")
             }
-            Step::Send => {}
+            // Our own put landed though its answer was lost (an SDK retry of it then failed its
+            // condition): the claim is ours already.
+            Step::Ours => email.is_some(),
+            Step::Send => false,
+        };
+        if ours {
+            state = current;
+        } else {
+            let next = if email.is_some() { current.claimed(claim) } else { current.skipped() };
+            if !inbox.swap_email(&item.key, current.rev, &next).await? {
+                anyhow::bail!("another delivery changed this e-mail's state first: retry later");
+            }
+            state = next;
         }
-        let next = if email.is_some() { current.claimed(claim) } else { current.skipped() };
-        if !inbox.swap_email(&item.key, current.rev, &next).await? {
-            anyhow::bail!("another delivery changed this e-mail's state first: retry later");
-        }
-        state = next;
     }
     let Some(email) = email else {
         tracing::warn!("no profile e-mail: inbox item only");
@@ -453,11 +464,16 @@ mod tests {
         swaps_down: AtomicBool,
         /// The next this many swaps fail (then they work again).
         swap_failures: AtomicUsize,
+        /// `put_new` writes but answers "exists" (an SDK retry of a put whose answer was lost).
+        put_answer_lost: AtomicBool,
     }
 
     impl InboxStore for FlakyInbox {
         fn put_new<'a>(&'a self, item: &'a InboxItem) -> BoxFuture<'a, anyhow::Result<bool>> {
-            self.inner.put_new(item)
+            Box::pin(async move {
+                let written = self.inner.put_new(item).await?;
+                Ok(written && !self.put_answer_lost.load(Ordering::SeqCst))
+            })
         }
         fn get<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, anyhow::Result<Option<InboxItem>>> {
             self.inner.get(key)
@@ -631,6 +647,18 @@ mod tests {
         assert_eq!(profile_of(&profiles, "u-1").unwrap().map(|p| p.email), Some("ann@example.com".to_owned()));
         assert!(profile_of(&profiles, "u-2").is_err(), "unreadable");
         assert!(profile_of(&profiles, "u-3").unwrap().is_none(), "absent");
+    }
+
+    /// Review finding 4: our own put landed but its answer was lost; the item then carries our
+    /// live claim, which is ours to send under, not another delivery's.
+    #[tokio::test]
+    async fn our_own_claim_seen_after_a_lost_answer_is_ours() {
+        let w = World::new();
+        w.inbox.put_answer_lost.store(true, Ordering::SeqCst);
+        assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::Sent);
+        assert_eq!(w.mailer.count(), 1);
+        let state = w.inbox.email();
+        assert_eq!((state.status, state.attempts), (EmailStatus::Sent, 1));
     }
 
     #[tokio::test]
