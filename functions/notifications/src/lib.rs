@@ -110,11 +110,17 @@ pub async fn handle_batch(
     // One claim id per message: two messages of a batch may carry the same event.
     let invocation = Claim::new(st.clock.now(), remaining);
     let invocation = &invocation;
+    let send_by = tokio::time::Instant::now() + remaining.saturating_sub(SEND_RESERVE);
     sqs::run_batch(event, CONCURRENCY, |msg: Received<Value>| async move {
-        apply(st, msg.body, &invocation.for_message()).await
+        apply(st, msg.body, &invocation.for_message(), send_by).await
     })
     .await
 }
+
+/// Time kept after the last SES call for recording its outcome: a send still unanswered this
+/// close to the invocation's deadline is abandoned (SDK retries are off on the SES client, so
+/// one hung call cannot time out the whole batch; the claim's expiry does the retrying).
+pub const SEND_RESERVE: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// Who gets what for one event.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,13 +225,19 @@ fn profile_of(profiles: &[Value], user_id: &str) -> Result<Option<ProfileView>, 
 }
 
 /// Applies one message under `claim` (its own; it ends with the invocation).
-pub async fn apply(st: &State, body: Value, claim: &Claim) -> anyhow::Result<()> {
+/// SES calls must be answered by `send_by`.
+pub async fn apply(st: &State, body: Value, claim: &Claim, send_by: tokio::time::Instant) -> anyhow::Result<()> {
     let envelope = Envelope::from_json(&body.to_string())?;
     let span = tracing::info_span!("domain_event", event_id = %envelope.id, event_type = %envelope.event_type);
-    apply_envelope(st, envelope, claim).instrument(span).await
+    apply_envelope(st, envelope, claim, send_by).instrument(span).await
 }
 
-async fn apply_envelope(st: &State, envelope: Envelope, claim: &Claim) -> anyhow::Result<()> {
+async fn apply_envelope(
+    st: &State,
+    envelope: Envelope,
+    claim: &Claim,
+    send_by: tokio::time::Instant,
+) -> anyhow::Result<()> {
     let Some(plan) = plan(&envelope)? else {
         tracing::warn!("event type not handled (filter policy drift?): acknowledged");
         return Ok(());
@@ -284,7 +296,7 @@ async fn apply_envelope(st: &State, envelope: Envelope, claim: &Claim) -> anyhow
             email: None,
         };
         let user = tracing::info_span!("recipient", user_id = %user_id, notification_id = %id);
-        match deliver(st.inbox.as_ref(), st.mailer.as_ref(), item, email, claim, st.clock.as_ref())
+        match deliver(st.inbox.as_ref(), st.mailer.as_ref(), item, email, claim, send_by, st.clock.as_ref())
             .instrument(user)
             .await
         {
@@ -310,13 +322,15 @@ pub enum Delivered {
 
 /// The inbox item, then its e-mail, for one recipient (`email`: `None` when they have no
 /// address). Errors leave the e-mail `pending` (or under a claim that expires) for the
-/// redelivery; nothing is deleted.
+/// redelivery; nothing is deleted. SES must answer by `send_by`: an unanswered send counts as
+/// refused (SES may have accepted it: the at-least-once window of docs/events.md).
 pub async fn deliver(
     inbox: &dyn InboxStore,
     mailer: &dyn Mailer,
     mut item: InboxItem,
     email: Option<Email>,
     claim: &Claim,
+    send_by: tokio::time::Instant,
     clock: &dyn shared::clock::Clock,
 ) -> anyhow::Result<Delivered> {
     let mut state = match email {
@@ -358,7 +372,11 @@ pub async fn deliver(
         tracing::warn!("no profile e-mail: inbox item only");
         return Ok(Delivered::NoEmailDue);
     };
-    match mailer.send(&email).await {
+    let answer = match tokio::time::timeout_at(send_by, mailer.send(&email)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(anyhow::anyhow!("SES SendEmail unanswered at the invocation's send cutoff")),
+    };
+    match answer {
         Err(e) => {
             // Back to `pending` for the redelivery; if even that fails, the claim expires.
             match inbox.swap_email(&item.key, state.rev, &state.released()).await {
@@ -542,7 +560,8 @@ mod tests {
         /// One delivery of the event, as an invocation with ten seconds left would make it.
         async fn deliver(&self, email: Option<Email>) -> anyhow::Result<Delivered> {
             let claim = Claim::new(self.clock.now(), TEN_SECONDS);
-            deliver(&self.inbox, &self.mailer, item(), email, &claim, &self.clock).await
+            let send_by = tokio::time::Instant::now() + TEN_SECONDS;
+            deliver(&self.inbox, &self.mailer, item(), email, &claim, send_by, &self.clock).await
         }
     }
 
@@ -647,6 +666,26 @@ mod tests {
         assert_eq!(profile_of(&profiles, "u-1").unwrap().map(|p| p.email), Some("ann@example.com".to_owned()));
         assert!(profile_of(&profiles, "u-2").is_err(), "unreadable");
         assert!(profile_of(&profiles, "u-3").unwrap().is_none(), "absent");
+    }
+
+    /// Review finding 5: a send SES does not answer by the cutoff is given up (back to
+    /// `pending` for the redelivery) instead of holding the batch until Lambda kills it.
+    #[tokio::test]
+    async fn a_hung_send_is_given_up_at_the_cutoff() {
+        struct HungMailer;
+        impl Mailer for HungMailer {
+            fn send<'a>(&'a self, _: &'a Email) -> BoxFuture<'a, anyhow::Result<String>> {
+                Box::pin(std::future::pending())
+            }
+        }
+        let w = World::new();
+        let claim = Claim::new(w.clock.now(), TEN_SECONDS);
+        let send_by = tokio::time::Instant::now() + std::time::Duration::from_millis(50);
+        let delivery = deliver(&w.inbox, &HungMailer, item(), mail(), &claim, send_by, &w.clock);
+        let outcome =
+            tokio::time::timeout(std::time::Duration::from_secs(5), delivery).await.expect("given up in time");
+        assert!(format!("{:#}", outcome.unwrap_err()).contains("unanswered"));
+        assert_eq!(w.inbox.email().status, EmailStatus::Pending);
     }
 
     /// Review finding 4: our own put landed but its answer was lost; the item then carries our
