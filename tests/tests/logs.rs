@@ -120,6 +120,24 @@ async fn secret_parameter_values() -> Vec<(String, String)> {
     out
 }
 
+/// The functions the journey of `no_log_line_carries_personal_data_tokens_or_secrets` invokes.
+const JOURNEY_FUNCTIONS: &[&str] = &[
+    "UsersFunction",
+    "ListingsFunction",
+    "BookingsFunction",
+    "PaymentsFunction",
+    "PaymentEventsFunction",
+    "EventsRelayFunction",
+    "NotificationsFunction",
+    "ReviewsFunction",
+];
+
+/// The `X-Request-Id` of a response (the id its function's `request` line carries).
+fn request_id(response: &reqwest::Response) -> String {
+    let id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).expect("an X-Request-Id");
+    id.to_owned()
+}
+
 /// Waits until `function`'s log has a line containing every one of `needles`.
 async fn logged(function: &str, needles: &[&str]) {
     eventually(&format!("{function} logging {needles:?}"), || async {
@@ -265,7 +283,9 @@ async fn no_log_line_carries_personal_data_tokens_or_secrets() {
     needles.add("the test password", PASSWORD);
 
     // Account paths that see e-mails and tokens, the failing ones included.
-    let wrong = json!({"email": guest.email, "password": "Wrong-password-1"});
+    let wrong_password = "Wrong-password-1";
+    needles.add("the rejected password", wrong_password);
+    let wrong = json!({"email": guest.email, "password": wrong_password});
     assert_eq!(anonymous(Method::POST, "/v1/auth/login", Some(&wrong)).await.status(), 401);
     let again = json!({"email": guest.email, "password": PASSWORD, "name": guest.name});
     assert_eq!(anonymous(Method::POST, "/v1/auth/signup", Some(&again)).await.status(), 409);
@@ -334,10 +354,19 @@ async fn no_log_line_carries_personal_data_tokens_or_secrets() {
     let review = json!({"rating": 5, "comment": "Spotless."});
     json_of(guest.post(&format!("/v1/bookings/{booking_id}/review"), Some(&review)).await, 201).await;
     let host_reviewed = inbox_item(&host, "review.posted", &booking_id).await;
-    assert_eq!(anonymous(Method::GET, &format!("/v1/listings/{listing_id}/reviews"), None).await.status(), 200);
+    let reviews = anonymous(Method::GET, &format!("/v1/listings/{listing_id}/reviews"), None).await;
+    assert_eq!(reviews.status(), 200);
+    let reviews_request = request_id(&reviews);
 
     // Sign-out (the guest's tokens were in the request).
-    assert!(guest.post("/v1/auth/logout", None).await.status().is_success());
+    let logout = guest.post("/v1/auth/logout", None).await;
+    assert!(logout.status().is_success());
+    let logout_request = request_id(&logout);
+
+    // The synchronous functions' last lines (a function's output reaches its log file after the
+    // response): the request lines of the last two calls, by their request ids.
+    logged("ReviewsFunction", &[&reviews_request, "\"message\":\"request\""]).await;
+    logged("UsersFunction", &[&logout_request, "\"message\":\"request\""]).await;
 
     // The asynchronous work has logged its last line for this journey: the relay published both
     // events, payment-events confirmed the booking, notifications finished each recipient.
@@ -355,7 +384,9 @@ async fn no_log_line_carries_personal_data_tokens_or_secrets() {
 
     needles.add_user("the host", &host);
     needles.add_user("the guest", &guest);
-    for (what, value) in secret_parameter_values().await {
+    let secrets = secret_parameter_values().await;
+    assert!(!secrets.is_empty(), "no secret parameter read: is stack.json's secret_parameters list empty?");
+    for (what, value) in secrets {
         needles.add(what, &value);
     }
     let webhook_secret = stack.rest["stripe_webhook_secret"].as_str().expect("stripe_webhook_secret in stack.json");
@@ -369,13 +400,20 @@ async fn no_log_line_carries_personal_data_tokens_or_secrets() {
         .map(|entry| entry.expect("dir entry").path())
         .collect();
     files.sort();
-    for f in &functions {
-        assert!(files.contains(&stack.logs_dir.join(format!("{f}.log"))), "no log file for {f}");
+    // The runtime creates every log file at start: what shows a function was scanned is a
+    // REPORT line (an invocation ended) in its log, for each function this journey calls.
+    for f in JOURNEY_FUNCTIONS {
+        assert!(functions.contains(f), "{f} is not among the stack's functions {functions:?}");
+        let log = String::from_utf8_lossy(&std::fs::read(stack.logs_dir.join(format!("{f}.log"))).unwrap_or_default())
+            .into_owned();
+        assert!(log.contains("REPORT RequestId:"), "{f}'s log shows no invocation: the journey's lines are not there");
     }
     let mut hits = Vec::new();
     let mut lines = 0;
     for file in &files {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
+        // Bytes, lossily: a file that is not UTF-8 is scanned, not skipped.
+        let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let text = String::from_utf8_lossy(&bytes);
         for (number, line) in text.lines().enumerate() {
             lines += 1;
             if let Some((what, redacted)) = needles.find(line) {
