@@ -568,10 +568,10 @@ fn production_source(source: &str) -> String {
                     // A char literal ('{', '\'', '\n'); a lifetime ('a) has no closing quote.
                     if bytes.get(i + 1) == Some(&b'\\') {
                         i = source[i + 3..].find('\'').map_or(bytes.len(), |n| i + 3 + n);
-                    } else if let Some(c) = source[i + 1..].chars().next() {
-                        if source[i + 1 + c.len_utf8()..].starts_with('\'') {
-                            i += c.len_utf8() + 1;
-                        }
+                    } else if let Some(c) = source[i + 1..].chars().next()
+                        && source[i + 1 + c.len_utf8()..].starts_with('\'')
+                    {
+                        i += c.len_utf8() + 1;
                     }
                 }
                 b'{' => depth += 1,
