@@ -120,6 +120,24 @@ async fn secret_parameter_values() -> Vec<(String, String)> {
     out
 }
 
+/// The functions the journey of `no_log_line_carries_personal_data_tokens_or_secrets` invokes.
+const JOURNEY_FUNCTIONS: &[&str] = &[
+    "UsersFunction",
+    "ListingsFunction",
+    "BookingsFunction",
+    "PaymentsFunction",
+    "PaymentEventsFunction",
+    "EventsRelayFunction",
+    "NotificationsFunction",
+    "ReviewsFunction",
+];
+
+/// The `X-Request-Id` of a response (the id its function's `request` line carries).
+fn request_id(response: &reqwest::Response) -> String {
+    let id = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).expect("an X-Request-Id");
+    id.to_owned()
+}
+
 /// Waits until `function`'s log has a line containing every one of `needles`.
 async fn logged(function: &str, needles: &[&str]) {
     eventually(&format!("{function} logging {needles:?}"), || async {
@@ -265,7 +283,9 @@ async fn no_log_line_carries_personal_data_tokens_or_secrets() {
     needles.add("the test password", PASSWORD);
 
     // Account paths that see e-mails and tokens, the failing ones included.
-    let wrong = json!({"email": guest.email, "password": "Wrong-password-1"});
+    let wrong_password = "Wrong-password-1";
+    needles.add("the rejected password", wrong_password);
+    let wrong = json!({"email": guest.email, "password": wrong_password});
     assert_eq!(anonymous(Method::POST, "/v1/auth/login", Some(&wrong)).await.status(), 401);
     let again = json!({"email": guest.email, "password": PASSWORD, "name": guest.name});
     assert_eq!(anonymous(Method::POST, "/v1/auth/signup", Some(&again)).await.status(), 409);
@@ -334,10 +354,19 @@ async fn no_log_line_carries_personal_data_tokens_or_secrets() {
     let review = json!({"rating": 5, "comment": "Spotless."});
     json_of(guest.post(&format!("/v1/bookings/{booking_id}/review"), Some(&review)).await, 201).await;
     let host_reviewed = inbox_item(&host, "review.posted", &booking_id).await;
-    assert_eq!(anonymous(Method::GET, &format!("/v1/listings/{listing_id}/reviews"), None).await.status(), 200);
+    let reviews = anonymous(Method::GET, &format!("/v1/listings/{listing_id}/reviews"), None).await;
+    assert_eq!(reviews.status(), 200);
+    let reviews_request = request_id(&reviews);
 
     // Sign-out (the guest's tokens were in the request).
-    assert!(guest.post("/v1/auth/logout", None).await.status().is_success());
+    let logout = guest.post("/v1/auth/logout", None).await;
+    assert!(logout.status().is_success());
+    let logout_request = request_id(&logout);
+
+    // The synchronous functions' last lines (a function's output reaches its log file after the
+    // response): the request lines of the last two calls, by their request ids.
+    logged("ReviewsFunction", &[&reviews_request, "\"message\":\"request\""]).await;
+    logged("UsersFunction", &[&logout_request, "\"message\":\"request\""]).await;
 
     // The asynchronous work has logged its last line for this journey: the relay published both
     // events, payment-events confirmed the booking, notifications finished each recipient.
@@ -355,7 +384,9 @@ async fn no_log_line_carries_personal_data_tokens_or_secrets() {
 
     needles.add_user("the host", &host);
     needles.add_user("the guest", &guest);
-    for (what, value) in secret_parameter_values().await {
+    let secrets = secret_parameter_values().await;
+    assert!(!secrets.is_empty(), "no secret parameter read: is stack.json's secret_parameters list empty?");
+    for (what, value) in secrets {
         needles.add(what, &value);
     }
     let webhook_secret = stack.rest["stripe_webhook_secret"].as_str().expect("stripe_webhook_secret in stack.json");
@@ -369,13 +400,20 @@ async fn no_log_line_carries_personal_data_tokens_or_secrets() {
         .map(|entry| entry.expect("dir entry").path())
         .collect();
     files.sort();
-    for f in &functions {
-        assert!(files.contains(&stack.logs_dir.join(format!("{f}.log"))), "no log file for {f}");
+    // The runtime creates every log file at start: what shows a function was scanned is a
+    // REPORT line (an invocation ended) in its log, for each function this journey calls.
+    for f in JOURNEY_FUNCTIONS {
+        assert!(functions.contains(f), "{f} is not among the stack's functions {functions:?}");
+        let log = String::from_utf8_lossy(&std::fs::read(stack.logs_dir.join(format!("{f}.log"))).unwrap_or_default())
+            .into_owned();
+        assert!(log.contains("REPORT RequestId:"), "{f}'s log shows no invocation: the journey's lines are not there");
     }
     let mut hits = Vec::new();
     let mut lines = 0;
     for file in &files {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
+        // Bytes, lossily: a file that is not UTF-8 is scanned, not skipped.
+        let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let text = String::from_utf8_lossy(&bytes);
         for (number, line) in text.lines().enumerate() {
             lines += 1;
             if let Some((what, redacted)) = needles.find(line) {
@@ -417,9 +455,9 @@ const FORBIDDEN: &[&str] = &[
 ];
 
 /// The argument text of each log macro call (`info!(..)`, `info_span!(..)`, ...) in `source`,
-/// with the line it starts on; test modules (`#[cfg(test)]` and after) are not production logs.
+/// with the line it starts on; items under `#[cfg(test)]` are not production logs.
 fn log_calls(source: &str) -> Vec<(usize, String)> {
-    let source = source.split("#[cfg(test)]").next().unwrap_or("");
+    let source = &production_source(source);
     let mut calls = Vec::new();
     for (at, _) in source.match_indices("!(") {
         let head = &source[..at];
@@ -487,6 +525,82 @@ fn words(args: &str) -> Vec<String> {
     out
 }
 
+/// `source` with every item that carries `#[cfg(test)]` blanked out (a brace-matched
+/// `mod x { .. }` or `fn`, or an item ending at `;` such as `mod order_tests;`), newlines kept so
+/// line numbers stay true. Only the test item is dropped: production code after it is scanned.
+fn production_source(source: &str) -> String {
+    let bytes = source.as_bytes();
+    let mut out = source.as_bytes().to_vec();
+    let mut from = 0;
+    while let Some(found) = source[from..].find("#[cfg(test)]") {
+        let start = from + found;
+        let mut i = start + "#[cfg(test)]".len();
+        let mut depth = 0usize;
+        let mut end = bytes.len();
+        while i < bytes.len() {
+            match bytes[i] {
+                b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                    i = source[i..].find('\n').map_or(bytes.len(), |n| i + n);
+                    continue;
+                }
+                b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                    i = source[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2);
+                    continue;
+                }
+                b'r' if matches!(bytes.get(i + 1), Some(b'#' | b'"'))
+                    && (i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_')) =>
+                {
+                    let hashes = bytes[i + 1..].iter().take_while(|b| **b == b'#').count();
+                    if bytes.get(i + 1 + hashes) == Some(&b'"') {
+                        let close = format!("\"{}", "#".repeat(hashes));
+                        let body = i + 2 + hashes;
+                        i = source[body..].find(&close).map_or(bytes.len(), |n| body + n + close.len());
+                        continue;
+                    }
+                }
+                b'"' => {
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != b'"' {
+                        i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    }
+                }
+                b'\'' => {
+                    // A char literal ('{', '\'', '\n'); a lifetime ('a) has no closing quote.
+                    if bytes.get(i + 1) == Some(&b'\\') {
+                        i = source[i + 3..].find('\'').map_or(bytes.len(), |n| i + 3 + n);
+                    } else if let Some(c) = source[i + 1..].chars().next()
+                        && source[i + 1 + c.len_utf8()..].starts_with('\'')
+                    {
+                        i += c.len_utf8() + 1;
+                    }
+                }
+                b'{' => depth += 1,
+                b'}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                b';' if depth == 0 => {
+                    end = i + 1;
+                    break;
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let end = end.min(bytes.len());
+        for b in &mut out[start..end] {
+            if *b != b'\n' {
+                *b = b' ';
+            }
+        }
+        from = end;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn rust_sources(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("dir entry").path();
@@ -521,7 +635,7 @@ fn log_statements_name_no_personal_data_or_secret() {
                 offences.push(format!("{}:{line}: logs {bad:?}", file.display()));
             }
         }
-        let production = source.split("#[cfg(test)]").next().unwrap_or("");
+        let production = production_source(&source);
         for (at, _) in production.match_indices("instrument(") {
             let attribute = &production[at..production[at..].find(")]").map_or(production.len(), |e| at + e)];
             let is_attribute = production[..at].trim_end().ends_with("#[") || production[..at].ends_with("tracing::");
@@ -546,4 +660,19 @@ fn the_static_scan_sees_fields_shorthands_and_placeholders() {
     assert_eq!(forbidden(&calls[1].1), 2);
     assert_eq!(forbidden(&calls[2].1), 1);
     assert_eq!(forbidden(&calls[3].1), 0, "words inside a message are not fields");
+}
+
+/// A test module declared early (`#[cfg(test)] mod order_tests;`, as payment-events does) must
+/// not hide the production code after it from the scan; a test module's own logs are skipped.
+#[test]
+fn the_static_scan_skips_only_the_test_item() {
+    let src = "#[cfg(test)]\nmod order_tests;\n\nfn f() {\n    tracing::warn!(email = %e, \"x\");\n}\n\
+               #[cfg(test)]\nmod tests {\n    fn g() { let c = '{'; let s = r#\"}\"#; info!(email, \"t\"); }\n}\n\
+               #[instrument]\nfn h() { error!(token = %t, \"after\"); }\n";
+    let calls = log_calls(src);
+    assert_eq!(calls.iter().map(|(line, _)| *line).collect::<Vec<_>>(), vec![5, 12], "{calls:?}");
+    assert!(calls[0].1.contains("email") && calls[1].1.contains("token"));
+    let production = production_source(src);
+    assert_eq!(production.lines().count(), src.lines().count(), "line numbers are kept");
+    assert!(production.contains("#[instrument]") && !production.contains("order_tests"));
 }

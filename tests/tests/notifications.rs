@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 
 const TITLE: &str = "Loft <script>alert(1)</script> & sea";
 const WAIT: Duration = Duration::from_secs(60);
-/// A failed message comes back after the queue's visibility timeout (60 s): waits that span a
-/// redelivery, or a queue that holds one, allow for it.
+/// A failed message comes back after the queue's visibility timeout (60 s in the template, capped
+/// at 2 s by the local test mode, `infra/local/src/stack.rs`): waits that span a redelivery, or a
+/// queue that holds one, allow for it, with a wide margin for a loaded machine.
 const REDELIVERY: Duration = Duration::from_secs(150);
 
 fn queue_url() -> String {
@@ -150,7 +151,7 @@ async fn wait_queue_drained() {
         if n("ApproximateNumberOfMessages") == 0 && n("ApproximateNumberOfMessagesNotVisible") == 0 {
             return;
         }
-        // `REDELIVERY`: another test of this file holds a failed message for a visibility timeout.
+        // `REDELIVERY`: another test of this file may hold a failed message until its redelivery.
         assert!(start.elapsed() < REDELIVERY, "the notifications queue never drained: {attrs}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -353,35 +354,42 @@ async fn an_e_mail_ses_refused_is_sent_by_the_redelivery_exactly_once() {
     deliver(&event_id, "booking.confirmed", data.clone()).await;
     let id = ntf_id(&event_id);
 
-    // SES refused the guest's e-mail: the item stays, its e-mail back to `pending`; the host's went.
+    // SES refused the guest's e-mail: the item stays, its e-mail back to `pending`. The address
+    // is restored at once: the failed message comes back every 2 s locally (the test mode's
+    // visibility cap) and reaches the DLQ after 5 receives, so the refusal must last only a
+    // bounded number of attempts, however slow the machine is at the checks below.
     let guest_item = eventually_for(WAIT, "the guest's e-mail refused and pending", || async {
         stored_item(&guest, &id).await.filter(|i| email_status(i) == "pending")
     })
     .await;
+    set_profile_email(&guest, &guest.email).await;
     assert_eq!(guest_item["email"]["M"]["attempts"]["N"], "1", "{guest_item}");
+    assert!(guest_item["email"]["M"].get("message_id").is_none(), "nothing sent yet: {guest_item}");
+    // The host's went on the first delivery.
     let host_mail = wait_for_mail(&host.email, 1).await;
     let host_item = stored_item(&host, &id).await.expect("the host's item");
     assert_eq!(email_status(&host_item), "sent", "{host_item}");
     assert_eq!(host_item["email"]["M"]["message_id"]["S"], host_mail[0]["id"], "SES's message id recorded");
     let item = wait_for_item(&guest, &id).await;
     assert!(item.get("email").is_none(), "the inbox API does not show the e-mail state: {item}");
-    let all = sent_mail().await;
-    assert!(mail_to(&all, &guest.email).is_empty() && mail_to(&all, &refused).is_empty());
 
-    // SES recovers (the address is deliverable again); the redelivery sends exactly that e-mail.
-    set_profile_email(&guest, &guest.email).await;
+    // SES recovers (the address is deliverable again); a redelivery sends exactly that e-mail.
     let guest_mail = eventually_for(REDELIVERY, "the guest's e-mail after the redelivery", || async {
         let all = sent_mail().await;
         let mine: Vec<Value> = mail_to(&all, &guest.email).into_iter().cloned().collect();
         (!mine.is_empty()).then_some(mine)
     })
     .await;
+    assert!(mail_to(&sent_mail().await, &refused).is_empty(), "nothing went to the refused address");
     assert_eq!(guest_mail[0]["subject"], "Your booking is confirmed");
     let guest_item = eventually_for(WAIT, "the guest's e-mail recorded as sent", || async {
         stored_item(&guest, &id).await.filter(|i| email_status(i) == "sent")
     })
     .await;
-    assert_eq!(guest_item["email"]["M"]["attempts"]["N"], "2", "{guest_item}");
+    // At least the refused attempt and the one that sent (more if a redelivery came while the
+    // address was being restored).
+    let attempts: u32 = guest_item["email"]["M"]["attempts"]["N"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(attempts >= 2, "{guest_item}");
     assert_eq!(guest_item["email"]["M"]["message_id"]["S"], guest_mail[0]["id"]);
 
     // Delivered again: nothing more for anyone.

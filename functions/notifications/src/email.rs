@@ -72,6 +72,12 @@ impl Claim {
         let until = now.checked_add(remaining).and_then(|t| t.checked_add(CLAIM_MARGIN)).unwrap_or(now);
         Self { id: shared::ids::new_id("clm"), until }
     }
+
+    /// A claim with a new id, lasting as long: one per message, so two messages of a batch
+    /// (duplicates of one event) never pass for each other.
+    pub fn for_message(&self) -> Self {
+        Self { id: shared::ids::new_id("clm"), until: self.until }
+    }
 }
 
 /// What a delivery does about an item's e-mail.
@@ -83,16 +89,20 @@ pub enum Step {
     Done,
     /// Another delivery holds a live claim: retry after it expires.
     Busy { until: Timestamp },
+    /// The live claim is this delivery's own: a write of ours that landed though its answer was
+    /// lost (the SDK retried it and the retry's condition failed). Send under it.
+    Ours,
 }
 
 /// The step for an item whose e-mail state is `state` (`None`: an item written before e-mail
 /// states were recorded; the code of that time sent the e-mail or removed the item, so there
-/// is nothing to do).
-pub fn step(state: Option<&EmailState>, now: Timestamp) -> Step {
+/// is nothing to do); `claim` is the deciding delivery's own.
+pub fn step(state: Option<&EmailState>, now: Timestamp, claim: &Claim) -> Step {
     let Some(state) = state else { return Step::Done };
     match state.status {
         EmailStatus::Pending => Step::Send,
         EmailStatus::Sending => match state.claimed_until {
+            Some(until) if until > now && state.claim_id.as_deref() == Some(claim.id.as_str()) => Step::Ours,
             Some(until) if until > now => Step::Busy { until },
             _ => Step::Send,
         },
@@ -179,14 +189,27 @@ mod tests {
     #[test]
     fn only_pending_and_abandoned_claims_are_sent() {
         let now = at("2026-11-26T10:00:00Z");
+        let other = Claim { id: "clm_other".into(), until: at("2026-11-26T10:00:15Z") };
         let live = EmailState::first_claim(&claim("2026-11-26T10:00:05Z"));
-        assert_eq!(step(Some(&live), now), Step::Busy { until: at("2026-11-26T10:00:05Z") });
+        assert_eq!(step(Some(&live), now, &other), Step::Busy { until: at("2026-11-26T10:00:05Z") });
         let expired = EmailState::first_claim(&claim("2026-11-26T09:59:59Z"));
-        assert_eq!(step(Some(&expired), now), Step::Send);
-        assert_eq!(step(Some(&live.released()), now), Step::Send);
-        assert_eq!(step(Some(&live.sent("m-1", now)), now), Step::Done);
-        assert_eq!(step(Some(&EmailState::nothing_due()), now), Step::Done);
-        assert_eq!(step(None, now), Step::Done, "an item from before e-mail states");
+        assert_eq!(step(Some(&expired), now, &other), Step::Send);
+        assert_eq!(step(Some(&live.released()), now, &other), Step::Send);
+        assert_eq!(step(Some(&live.sent("m-1", now)), now, &other), Step::Done);
+        assert_eq!(step(Some(&EmailState::nothing_due()), now, &other), Step::Done);
+        assert_eq!(step(None, now, &other), Step::Done, "an item from before e-mail states");
+    }
+
+    /// Review finding 4: a live claim with our own id is our write whose answer was lost.
+    #[test]
+    fn a_live_claim_of_our_own_is_ours_not_busy() {
+        let now = at("2026-11-26T10:00:00Z");
+        let ours = claim("2026-11-26T10:00:05Z");
+        assert_eq!(step(Some(&EmailState::first_claim(&ours)), now, &ours), Step::Ours);
+        let next = ours.for_message();
+        assert_ne!(next.id, ours.id, "one claim id per message");
+        assert_eq!(next.until, ours.until);
+        assert_eq!(step(Some(&EmailState::first_claim(&ours)), now, &next), Step::Busy { until: ours.until });
     }
 
     #[test]

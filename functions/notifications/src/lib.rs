@@ -107,10 +107,20 @@ pub async fn handle_batch(
     event: SqsEvent,
     remaining: std::time::Duration,
 ) -> Result<SqsBatchResponse, sqs::BatchError> {
-    let claim_for = Claim::new(st.clock.now(), remaining);
-    let claim_for = &claim_for;
-    sqs::run_batch(event, CONCURRENCY, |msg: Received<Value>| async move { apply(st, msg.body, claim_for).await }).await
+    // One claim id per message: two messages of a batch may carry the same event.
+    let invocation = Claim::new(st.clock.now(), remaining);
+    let invocation = &invocation;
+    let send_by = tokio::time::Instant::now() + remaining.saturating_sub(SEND_RESERVE);
+    sqs::run_batch(event, CONCURRENCY, |msg: Received<Value>| async move {
+        apply(st, msg.body, &invocation.for_message(), send_by).await
+    })
+    .await
 }
+
+/// Time kept after the last SES call for recording its outcome: a send still unanswered this
+/// close to the invocation's deadline is abandoned (SDK retries are off on the SES client, so
+/// one hung call cannot time out the whole batch; the claim's expiry does the retrying).
+pub const SEND_RESERVE: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// Who gets what for one event.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,14 +209,35 @@ struct ProfileView {
     name: String,
 }
 
-/// Applies one message under `claim` (one claim per invocation: all its sends end with it).
-pub async fn apply(st: &State, body: Value, claim: &Claim) -> anyhow::Result<()> {
-    let envelope = Envelope::from_json(&body.to_string())?;
-    let span = tracing::info_span!("domain_event", event_id = %envelope.id, event_type = %envelope.event_type);
-    apply_envelope(st, envelope, claim).instrument(span).await
+/// A profile that is there but does not decode (e.g. its `email` is not a string). The serde
+/// error is not kept: its text may quote the value (an address).
+#[derive(Debug, thiserror::Error)]
+#[error("the recipient's profile is unreadable")]
+pub struct ProfileUnreadable;
+
+/// The profile of `user_id` among those read: `None` when they have none (no e-mail is due),
+/// an error when theirs does not decode (the e-mail is due but cannot be built).
+fn profile_of(profiles: &[Value], user_id: &str) -> Result<Option<ProfileView>, ProfileUnreadable> {
+    let Some(found) = profiles.iter().find(|v| v.get("user_id").and_then(Value::as_str) == Some(user_id)) else {
+        return Ok(None);
+    };
+    serde_json::from_value(found.clone()).map(Some).map_err(|_| ProfileUnreadable)
 }
 
-async fn apply_envelope(st: &State, envelope: Envelope, claim: &Claim) -> anyhow::Result<()> {
+/// Applies one message under `claim` (its own; it ends with the invocation).
+/// SES calls must be answered by `send_by`.
+pub async fn apply(st: &State, body: Value, claim: &Claim, send_by: tokio::time::Instant) -> anyhow::Result<()> {
+    let envelope = Envelope::from_json(&body.to_string())?;
+    let span = tracing::info_span!("domain_event", event_id = %envelope.id, event_type = %envelope.event_type);
+    apply_envelope(st, envelope, claim, send_by).instrument(span).await
+}
+
+async fn apply_envelope(
+    st: &State,
+    envelope: Envelope,
+    claim: &Claim,
+    send_by: tokio::time::Instant,
+) -> anyhow::Result<()> {
     let Some(plan) = plan(&envelope)? else {
         tracing::warn!("event type not handled (filter policy drift?): acknowledged");
         return Ok(());
@@ -216,23 +247,24 @@ async fn apply_envelope(st: &State, envelope: Envelope, claim: &Claim) -> anyhow
         return Ok(());
     };
     let profile_keys: Vec<Key> = plan.recipients.iter().map(|(u, _)| keys::user_profile(u)).collect();
-    let profiles: Vec<(String, ProfileView)> = st
-        .table
-        .batch_get::<Value>(&profile_keys)
-        .await?
-        .into_iter()
-        .filter_map(|v| {
-            let id = v.get("user_id")?.as_str()?.to_owned();
-            serde_json::from_value::<ProfileView>(v).ok().map(|p| (id, p))
-        })
-        .collect();
+    let profiles: Vec<Value> = st.table.batch_get::<Value>(&profile_keys).await?;
     let id = notification_id(&envelope.id);
     let now = st.clock.now();
     // Every recipient is tried, so one refused e-mail does not hold the others back; the
     // message fails if any did (the redelivery finds the others done).
     let mut failure = None;
     for (user_id, kind) in &plan.recipients {
-        let profile = profiles.iter().find(|(u, _)| u == user_id).map(|(_, p)| p);
+        let profile = match profile_of(&profiles, user_id) {
+            Ok(profile) => profile,
+            Err(unreadable) => {
+                // Not "no address": the e-mail is due, this delivery cannot build it. No inbox
+                // item either; the message fails and ends in the DLQ if the profile stays so.
+                tracing::warn!(user_id = %user_id, "profile unreadable: not notified, the message fails");
+                failure.get_or_insert(anyhow::Error::new(unreadable).context(format!("notifying user {user_id}")));
+                continue;
+            }
+        };
+        let profile = profile.as_ref();
         let ctx = Context {
             recipient_name: profile.map(|p| p.name.clone()).unwrap_or_default(),
             listing_title: booking.listing_title.clone(),
@@ -264,7 +296,7 @@ async fn apply_envelope(st: &State, envelope: Envelope, claim: &Claim) -> anyhow
             email: None,
         };
         let user = tracing::info_span!("recipient", user_id = %user_id, notification_id = %id);
-        match deliver(st.inbox.as_ref(), st.mailer.as_ref(), item, email, claim, st.clock.as_ref())
+        match deliver(st.inbox.as_ref(), st.mailer.as_ref(), item, email, claim, send_by, st.clock.as_ref())
             .instrument(user)
             .await
         {
@@ -290,13 +322,15 @@ pub enum Delivered {
 
 /// The inbox item, then its e-mail, for one recipient (`email`: `None` when they have no
 /// address). Errors leave the e-mail `pending` (or under a claim that expires) for the
-/// redelivery; nothing is deleted.
+/// redelivery; nothing is deleted. SES must answer by `send_by`: an unanswered send counts as
+/// refused (SES may have accepted it: the at-least-once window of docs/events.md).
 pub async fn deliver(
     inbox: &dyn InboxStore,
     mailer: &dyn Mailer,
     mut item: InboxItem,
     email: Option<Email>,
     claim: &Claim,
+    send_by: tokio::time::Instant,
     clock: &dyn shared::clock::Clock,
 ) -> anyhow::Result<Delivered> {
     let mut state = match email {
@@ -311,7 +345,7 @@ pub async fn deliver(
             tracing::info!("already notified (item from before e-mail states): nothing sent");
             return Ok(Delivered::AlreadyDone);
         };
-        match crate::email::step(Some(&current), clock.now()) {
+        let ours = match crate::email::step(Some(&current), clock.now(), claim) {
             Step::Done => {
                 tracing::info!(email_status = ?current.status, "already notified (duplicate delivery): nothing sent");
                 return Ok(Delivered::AlreadyDone);
@@ -319,19 +353,30 @@ pub async fn deliver(
             Step::Busy { until } => {
                 anyhow::bail!("another delivery is sending this e-mail (its claim holds until {until}): retry later")
             }
-            Step::Send => {}
+            // Our own put landed though its answer was lost (an SDK retry of it then failed its
+            // condition): the claim is ours already.
+            Step::Ours => email.is_some(),
+            Step::Send => false,
+        };
+        if ours {
+            state = current;
+        } else {
+            let next = if email.is_some() { current.claimed(claim) } else { current.skipped() };
+            if !inbox.swap_email(&item.key, current.rev, &next).await? {
+                anyhow::bail!("another delivery changed this e-mail's state first: retry later");
+            }
+            state = next;
         }
-        let next = if email.is_some() { current.claimed(claim) } else { current.skipped() };
-        if !inbox.swap_email(&item.key, current.rev, &next).await? {
-            anyhow::bail!("another delivery changed this e-mail's state first: retry later");
-        }
-        state = next;
     }
     let Some(email) = email else {
         tracing::warn!("no profile e-mail: inbox item only");
         return Ok(Delivered::NoEmailDue);
     };
-    match mailer.send(&email).await {
+    let answer = match tokio::time::timeout_at(send_by, mailer.send(&email)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(anyhow::anyhow!("SES SendEmail unanswered at the invocation's send cutoff")),
+    };
+    match answer {
         Err(e) => {
             // Back to `pending` for the redelivery; if even that fails, the claim expires.
             match inbox.swap_email(&item.key, state.rev, &state.released()).await {
@@ -346,18 +391,20 @@ pub async fn deliver(
             Err(e.context("sending the e-mail"))
         }
         Ok(message_id) => {
-            match inbox.swap_email(&item.key, state.rev, &state.sent(&message_id, clock.now())).await {
+            let sent = state.sent(&message_id, clock.now());
+            match record_sent(inbox, &item.key, state.rev, &sent).await {
                 Ok(true) => tracing::info!(ses_message_id = %message_id, "notified"),
                 Ok(false) => tracing::warn!(
                     ses_message_id = %message_id,
                     "e-mail sent, but another delivery had taken it over: it may have gone twice"
                 ),
                 // SES has it: failing the message would send it again for certain. The item
-                // stays `sending` until its claim expires; only a replay of the event resends.
+                // stays `sending` until its claim expires; a redelivery (another recipient of
+                // this event failed) or a replay then sends it again (docs/events.md).
                 Err(e) => tracing::error!(
                     ses_message_id = %message_id,
                     error = %format!("{e:#}"),
-                    "e-mail sent but not recorded as sent: a replay of this event would send it again"
+                    "e-mail sent but not recorded as sent: a redelivery or replay of this event would send it again"
                 ),
             }
             Ok(Delivered::Sent)
@@ -365,10 +412,36 @@ pub async fn deliver(
     }
 }
 
+/// Writes to try to record `sent` before giving up: the e-mail is with SES, and an item left
+/// `sending` is sent again by any redelivery after its claim expires. Repeating is safe: the
+/// swap compares `rev`, so a write that did land makes the next try answer `false`, not resend.
+const RECORD_SENT_TRIES: u32 = 3;
+const RECORD_SENT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
+async fn record_sent(inbox: &dyn InboxStore, key: &Key, rev: u32, sent: &EmailState) -> anyhow::Result<bool> {
+    let mut tries = 1;
+    loop {
+        match inbox.swap_email(key, rev, sent).await {
+            Err(e) if tries < RECORD_SENT_TRIES => {
+                tracing::warn!(error = %format!("{e:#}"), tries, "recording the sent e-mail failed: trying again");
+                tokio::time::sleep(RECORD_SENT_BACKOFF * tries).await;
+                tries += 1;
+            }
+            // `false` after a failed try: that try did land (the answer was lost), unless
+            // another delivery took the e-mail over meanwhile.
+            Ok(false) if tries > 1 => {
+                let landed = inbox.get(key).await?.and_then(|i| i.email).is_some_and(|e| e == *sent);
+                return Ok(landed);
+            }
+            done => return done,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use jiff::SignedDuration;
     use shared::clock::{Clock, FixedClock};
@@ -407,11 +480,18 @@ mod tests {
     struct FlakyInbox {
         inner: MemoryInbox,
         swaps_down: AtomicBool,
+        /// The next this many swaps fail (then they work again).
+        swap_failures: AtomicUsize,
+        /// `put_new` writes but answers "exists" (an SDK retry of a put whose answer was lost).
+        put_answer_lost: AtomicBool,
     }
 
     impl InboxStore for FlakyInbox {
         fn put_new<'a>(&'a self, item: &'a InboxItem) -> BoxFuture<'a, anyhow::Result<bool>> {
-            self.inner.put_new(item)
+            Box::pin(async move {
+                let written = self.inner.put_new(item).await?;
+                Ok(written && !self.put_answer_lost.load(Ordering::SeqCst))
+            })
         }
         fn get<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, anyhow::Result<Option<InboxItem>>> {
             self.inner.get(key)
@@ -422,7 +502,9 @@ mod tests {
             expected_rev: u32,
             new: &'a EmailState,
         ) -> BoxFuture<'a, anyhow::Result<bool>> {
-            if self.swaps_down.load(Ordering::SeqCst) {
+            let failing_once =
+                self.swap_failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
+            if self.swaps_down.load(Ordering::SeqCst) || failing_once {
                 return Box::pin(async { anyhow::bail!("UpdateItem: service unavailable") });
             }
             self.inner.swap_email(key, expected_rev, new)
@@ -478,7 +560,8 @@ mod tests {
         /// One delivery of the event, as an invocation with ten seconds left would make it.
         async fn deliver(&self, email: Option<Email>) -> anyhow::Result<Delivered> {
             let claim = Claim::new(self.clock.now(), TEN_SECONDS);
-            deliver(&self.inbox, &self.mailer, item(), email, &claim, &self.clock).await
+            let send_by = tokio::time::Instant::now() + TEN_SECONDS;
+            deliver(&self.inbox, &self.mailer, item(), email, &claim, send_by, &self.clock).await
         }
     }
 
@@ -556,6 +639,65 @@ mod tests {
         assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::Sent);
         assert_eq!(w.mailer.count(), 1);
         assert_eq!(w.inbox.email().status, EmailStatus::Sending);
+    }
+
+    /// Review finding 3: a `sent` write that fails once is tried again, so the item does not
+    /// stay `sending` for a redelivery (another recipient of the event failed) to send again.
+    #[tokio::test]
+    async fn a_failed_sent_write_is_tried_again_and_a_redelivery_sends_nothing() {
+        let w = World::new();
+        w.inbox.swap_failures.store(2, Ordering::SeqCst);
+        assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::Sent);
+        let state = w.inbox.email();
+        assert_eq!((state.status, state.message_id.as_deref()), (EmailStatus::Sent, Some("ses-1")));
+        w.clock.advance(SignedDuration::from_secs(60));
+        assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::AlreadyDone);
+        assert_eq!(w.mailer.count(), 1, "sent once");
+    }
+
+    /// Review finding 6: a profile that does not decode is not "no address" (which would record
+    /// the e-mail `skipped` for good).
+    #[test]
+    fn an_unreadable_profile_is_an_error_not_an_absent_one() {
+        let profiles = vec![
+            serde_json::json!({"user_id": "u-1", "email": "ann@example.com", "name": "Ann"}),
+            serde_json::json!({"user_id": "u-2", "email": 42}),
+        ];
+        assert_eq!(profile_of(&profiles, "u-1").unwrap().map(|p| p.email), Some("ann@example.com".to_owned()));
+        assert!(profile_of(&profiles, "u-2").is_err(), "unreadable");
+        assert!(profile_of(&profiles, "u-3").unwrap().is_none(), "absent");
+    }
+
+    /// Review finding 5: a send SES does not answer by the cutoff is given up (back to
+    /// `pending` for the redelivery) instead of holding the batch until Lambda kills it.
+    #[tokio::test]
+    async fn a_hung_send_is_given_up_at_the_cutoff() {
+        struct HungMailer;
+        impl Mailer for HungMailer {
+            fn send<'a>(&'a self, _: &'a Email) -> BoxFuture<'a, anyhow::Result<String>> {
+                Box::pin(std::future::pending())
+            }
+        }
+        let w = World::new();
+        let claim = Claim::new(w.clock.now(), TEN_SECONDS);
+        let send_by = tokio::time::Instant::now() + std::time::Duration::from_millis(50);
+        let delivery = deliver(&w.inbox, &HungMailer, item(), mail(), &claim, send_by, &w.clock);
+        let outcome =
+            tokio::time::timeout(std::time::Duration::from_secs(5), delivery).await.expect("given up in time");
+        assert!(format!("{:#}", outcome.unwrap_err()).contains("unanswered"));
+        assert_eq!(w.inbox.email().status, EmailStatus::Pending);
+    }
+
+    /// Review finding 4: our own put landed but its answer was lost; the item then carries our
+    /// live claim, which is ours to send under, not another delivery's.
+    #[tokio::test]
+    async fn our_own_claim_seen_after_a_lost_answer_is_ours() {
+        let w = World::new();
+        w.inbox.put_answer_lost.store(true, Ordering::SeqCst);
+        assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::Sent);
+        assert_eq!(w.mailer.count(), 1);
+        let state = w.inbox.email();
+        assert_eq!((state.status, state.attempts), (EmailStatus::Sent, 1));
     }
 
     #[tokio::test]

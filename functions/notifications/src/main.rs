@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         table: table.clone(),
         inbox: Arc::new(DynamoInbox { table }),
         clock: clock::from_env()?,
-        mailer: Arc::new(Ses { client: aws_sdk_sesv2::Client::new(&sdk), from: config::required("EMAIL_FROM")? }),
+        mailer: Arc::new(Ses { client: ses_client(&sdk), from: config::required("EMAIL_FROM")? }),
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
         let state = state.clone();
@@ -25,4 +25,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
+}
+
+/// SES without SDK retries: a retried `SendEmail` whose first attempt SES accepted (answer lost)
+/// sends the e-mail twice; a failed send is retried by the redelivery under a new claim instead.
+fn ses_client(sdk: &aws_config::SdkConfig) -> aws_sdk_sesv2::Client {
+    let conf = aws_sdk_sesv2::config::Builder::from(sdk)
+        .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_sesv2::Client::from_conf(conf)
 }

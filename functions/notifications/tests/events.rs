@@ -167,7 +167,7 @@ async fn a_refused_e_mail_fails_the_message_and_the_redelivery_sends_only_it() {
     assert_eq!(mail.sent.lock().unwrap().len(), 1, "the guest's e-mail went");
     let status_of = |user: &str| {
         let items = inbox.items();
-        let item = items.iter().find(|i| i.key.pk == format!("USER#{user}")).expect("an inbox item");
+        let item = items.iter().find(|i| i.key.pk == format!("INBOX#{user}")).expect("an inbox item");
         item.email.as_ref().expect("e-mail state").status
     };
     assert_eq!(inbox.items().len(), 2, "both inbox items stay");
