@@ -707,6 +707,7 @@ async fn drive_refund(
     let answer = match refund_at_stripe(st, d, Owner::Booking(&b), intent_id).await {
         Ok(answer) => answer,
         Err(RefundAttempt::Refused(e)) => return Err(e.into()),
+        Err(RefundAttempt::Busy(e)) => return Err(busy(e, b.id())),
         Err(RefundAttempt::Failed(e)) => {
             return refund_attempt_failed(st, d, &Owner::Booking(&b), e).await;
         }
@@ -763,6 +764,14 @@ impl Owner<'_> {
         }
     }
 
+    /// The item holding the refund record, and the path prefix of its attributes there.
+    fn claim_target(&self) -> (Key, &'static str) {
+        match self {
+            Self::Booking(b) => (booking::key(b.id()), "#r."),
+            Self::Stray(s) => (stray_key(&s.payment_intent_id), ""),
+        }
+    }
+
     fn idempotency_key(&self) -> String {
         match self {
             Self::Booking(b) => refund_idempotency_key(b.id()),
@@ -776,6 +785,9 @@ enum RefundAttempt {
     Refused(rules::RefundError),
     /// Stripe refused or did not answer in time.
     Failed(StripeStep),
+    /// Another delivery holds the refund claim (or the refund finished meanwhile): the message
+    /// returns to the queue, and its redelivery adopts or acknowledges what that one did.
+    Busy(TableError),
 }
 
 /// THE ONE PLACE a Stripe refund is made. The refund invariant is checked first
@@ -802,6 +814,21 @@ async fn refund_at_stripe(st: &State, d: Delivery, owner: Owner<'_>, intent_id: 
         );
         RefundAttempt::Refused(e)
     })?;
+    let claim = claim_refund(st, &owner).await.map_err(RefundAttempt::Busy)?;
+    let answer = adopt_or_create_refund(st, d, &owner, intent_id, amount).await;
+    release_refund_claim(st, &owner, &claim).await;
+    answer
+}
+
+/// The refund call's critical section: a refund of the intent already made for this owner is
+/// adopted, else one is created. Run only under the owner's refund claim.
+async fn adopt_or_create_refund(
+    st: &State,
+    d: Delivery,
+    owner: &Owner<'_>,
+    intent_id: &str,
+    amount: Money,
+) -> Result<Refund, RefundAttempt> {
     let tag = owner.tag();
     let existing = at_stripe(st, d, || st.stripe.refunds_of(intent_id))
         .await
@@ -820,6 +847,71 @@ async fn refund_at_stripe(st: &State, d: Delivery, owner: Owner<'_>, intent_id: 
         idempotency_key: owner.idempotency_key(),
     };
     at_stripe(st, d, || st.stripe.create_refund(&new)).await.map_err(RefundAttempt::Failed)
+}
+
+/// How long a refund claim holds: longer than the function's timeout (10 s in the template),
+/// so a claim outlives the invocation that took it, whatever it was doing when it was stopped.
+pub const REFUND_CLAIM: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// The owner's refund claim: `claim_id` and `claim_until` on the booking's `refund` record (or
+/// on the stray payment's item). Two deliveries of one refund (a duplicate SQS message, a
+/// success and a cancellation at once) must not both find "no refund at Stripe yet" and both
+/// create one: Stripe's Idempotency-Key would make the second a replay, but Stripe forgets keys
+/// after 24 h and localstripe ignores them. So "adopt or create" runs under a claim taken with
+/// a condition (unfinished, and no live claim); a delivery that finds the claim taken fails its
+/// message, and its redelivery adopts the refund the holder made.
+async fn claim_refund(st: &State, owner: &Owner<'_>) -> Result<String, TableError> {
+    let now = st.clock.now();
+    let until = now
+        .checked_add(jiff::SignedDuration::try_from(REFUND_CLAIM).unwrap_or(jiff::SignedDuration::from_secs(15)))
+        .unwrap_or(now);
+    let claim_id = shared::ids::new_id("rcl");
+    let (key, prefix) = owner.claim_target();
+    let update = Expr::new(format!("SET {prefix}#cid = :cid, {prefix}#cuntil = :cuntil"))
+        .name("#cid", "claim_id")
+        .name("#cuntil", "claim_until")
+        .s(":cid", &claim_id)
+        .s(":cuntil", night::instant(until));
+    let condition = Expr::new(format!(
+        "{prefix}#c_rs IN (:c_pending, :c_failed) AND (attribute_not_exists({prefix}#c_until) OR {prefix}#c_until < :c_now)"
+    ))
+    .name("#c_rs", "status")
+    .name("#c_until", "claim_until")
+    .s(":c_pending", RefundStatus::Pending.as_str())
+    .s(":c_failed", RefundStatus::Failed.as_str())
+    .s(":c_now", night::instant(now));
+    let (update, condition) = match owner {
+        Owner::Booking(_) => (update.name("#r", record::REFUND_ATTR), condition.name("#r", record::REFUND_ATTR)),
+        Owner::Stray(_) => (update, condition),
+    };
+    st.table.update(&key, &update, Some(&condition)).await?;
+    Ok(claim_id)
+}
+
+/// Ends the claim once the Stripe call is over (made, adopted or failed): a later delivery then
+/// adopts what was made. A release that fails only delays the next attempt until the claim ends.
+async fn release_refund_claim(st: &State, owner: &Owner<'_>, claim_id: &str) {
+    let (key, prefix) = owner.claim_target();
+    let update = Expr::new(format!("REMOVE {prefix}#cid, {prefix}#cuntil"))
+        .name("#cid", "claim_id")
+        .name("#cuntil", "claim_until");
+    let condition = Expr::new(format!("{prefix}#c_cid = :c_cid")).name("#c_cid", "claim_id").s(":c_cid", claim_id);
+    let (update, condition) = match owner {
+        Owner::Booking(_) => (update.name("#r", record::REFUND_ATTR), condition.name("#r", record::REFUND_ATTR)),
+        Owner::Stray(_) => (update, condition),
+    };
+    if let Err(e) = st.table.update(&key, &update, Some(&condition)).await {
+        tracing::warn!(owner = %owner.tag(), error = %e, "refund claim not released: it ends by itself");
+    }
+}
+
+/// The refund claim was not taken: the message fails and comes back.
+fn busy(e: TableError, owner: &str) -> anyhow::Error {
+    if e.is_condition_failure() {
+        anyhow::anyhow!("{owner}: another delivery holds the refund claim, or the refund finished: retried later")
+    } else {
+        anyhow::Error::new(e).context(format!("{owner}: taking the refund claim"))
+    }
 }
 
 /// A refund attempt failed at Stripe: the message fails and returns after the visibility
@@ -1074,6 +1166,7 @@ async fn refund_stray(
     let answer = match refund_at_stripe(st, d, Owner::Stray(&stray), &intent.id).await {
         Ok(answer) => answer,
         Err(RefundAttempt::Refused(e)) => return Err(e.into()),
+        Err(RefundAttempt::Busy(e)) => return Err(busy(e, &stray.payment_intent_id)),
         Err(RefundAttempt::Failed(e)) => return refund_attempt_failed(st, d, &Owner::Stray(&stray), e).await,
     };
     if answer.succeeded() {

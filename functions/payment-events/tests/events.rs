@@ -153,6 +153,26 @@ fn writes(log: &[(String, Value)], target: &str) -> Vec<Value> {
     log.iter().filter(|(t, _)| t == &format!("DynamoDB_20120810.{target}")).map(|(_, b)| b.clone()).collect()
 }
 
+/// The refund claim's own updates (taken before the Stripe call, released after it).
+fn is_claim(update: &Value) -> bool {
+    update["UpdateExpression"].as_str().is_some_and(|e| e.contains("#cid"))
+}
+
+/// The UpdateItems that change the refund record itself (claims left out).
+fn record_updates(log: &[(String, Value)]) -> Vec<Value> {
+    writes(log, "UpdateItem").into_iter().filter(|u| !is_claim(u)).collect()
+}
+
+/// The claim's updates: `SET` (taken, conditioned on no live claim) then `REMOVE` (released, if
+/// still ours), in that order.
+fn claim_updates(log: &[(String, Value)]) -> Vec<String> {
+    writes(log, "UpdateItem")
+        .into_iter()
+        .filter(is_claim)
+        .map(|u| u["UpdateExpression"].as_str().unwrap_or("").split_whitespace().next().unwrap_or("").to_owned())
+        .collect()
+}
+
 fn outbox_types(transaction: &Value) -> Vec<String> {
     transaction["TransactItems"]
         .as_array()
@@ -286,8 +306,9 @@ async fn a_cancelled_paid_booking_is_refunded_what_is_due_never_more_than_paid()
         ["list refunds pi_paid", &format!("refund pi_paid 20000 refund-{booking_id}")],
         "capped, paid intents not cancelled"
     );
-    let pending = writes(&log, "UpdateItem");
+    let pending = record_updates(&log);
     assert_eq!(pending.len(), 1, "the pending record first");
+    assert_eq!(claim_updates(&log), ["SET", "REMOVE"], "the Stripe call ran under the refund claim");
     assert_eq!(pending[0]["ExpressionAttributeValues"][":r"]["M"]["status"]["S"], "pending");
     assert!(pending[0]["ConditionExpression"].as_str().unwrap().contains("attribute_not_exists"));
     let tx = writes(&log, "TransactWriteItems");
@@ -451,7 +472,7 @@ async fn no_stripe_call_starts_without_the_time_to_finish_it() {
     assert_eq!(failed, [REFUND_MESSAGE]);
     assert!(stripe.calls().is_empty(), "{:?}", stripe.calls());
     // The pending record is written (a redelivery carries on with it); nothing else.
-    assert_eq!(writes(&log, "UpdateItem").len(), 1);
+    assert_eq!(record_updates(&log).len(), 1);
     assert!(writes(&log, "TransactWriteItems").is_empty());
 
     // With time enough, the same batch refunds.
@@ -471,8 +492,9 @@ async fn a_refund_stripe_refuses_fails_until_the_last_receive_then_is_recorded_f
         let (failed, log) =
             run_with(refund_batch(receive), cancelled_paid_booking(), stripe.clone(), Budget::default(), None).await;
         assert_eq!(failed, [REFUND_MESSAGE], "receive {receive}: returns to the queue");
-        let updates = writes(&log, "UpdateItem");
+        let updates = record_updates(&log);
         assert_eq!(updates.len(), 1, "receive {receive}: only the pending record");
+        assert_eq!(claim_updates(&log), ["SET", "REMOVE"], "receive {receive}: the claim is released for the retry");
         assert_eq!(updates[0]["ExpressionAttributeValues"][":r"]["M"]["status"]["S"], "pending");
     }
     // The 5th receive (maxReceiveCount): recorded failed with Stripe's reason, and the message
@@ -480,7 +502,7 @@ async fn a_refund_stripe_refuses_fails_until_the_last_receive_then_is_recorded_f
     let (failed, log) =
         run_with(refund_batch(5), cancelled_paid_booking(), stripe.clone(), Budget::default(), None).await;
     assert_eq!(failed, [REFUND_MESSAGE]);
-    let updates = writes(&log, "UpdateItem");
+    let updates = record_updates(&log);
     assert_eq!(updates.len(), 2, "{updates:?}");
     let failed_update = &updates[1];
     assert_eq!(failed_update["ExpressionAttributeValues"][":failed"]["S"], "failed");
