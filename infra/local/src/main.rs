@@ -230,6 +230,16 @@ async fn test(args: &Args) -> Result<ExitCode> {
     if !build.success() {
         bail!("cargo build failed");
     }
+    // The runtime's own tests run `fixture` (infra/local/fixtures), a crate with no tests of its
+    // own, so the build above does not make its binary: build it by itself (a few small crates).
+    let fixture = tokio::process::Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--package", "fixture", "--bin", "fixture"])
+        .status()
+        .await?;
+    if !fixture.success() {
+        bail!("cargo build of the runtime's test fixture failed");
+    }
 
     let mut test_args = Args { port: 0, build: false, test_mode: true, quiet: true, ..args.clone() };
     test_args.state_dir = Some(root.join("target/roost/test"));
