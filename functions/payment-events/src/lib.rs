@@ -281,16 +281,13 @@ async fn acknowledge(st: &State, event_id: &str) -> Result<(), TableError> {
     sqs::apply_once(&st.table, event_id, CONSUMER, st.clock.now(), Vec::new()).await.map(|_| ())
 }
 
-/// The nights of a stay: check-in up to, not including, check-out.
+/// The nights of a stay (`shared::night::nights`). Confirmation books every one of them, so a
+/// stay longer than any booking may be is refused rather than cut short.
 pub fn nights(check_in: Date, check_out: Date) -> anyhow::Result<Vec<Date>> {
-    let mut out = Vec::new();
-    let mut d = check_in;
-    while d < check_out {
-        out.push(d);
-        d = d.tomorrow()?;
-        if out.len() > shared::listing::MAX_STAY_NIGHTS as usize {
-            anyhow::bail!("a stay of more than {} nights", shared::listing::MAX_STAY_NIGHTS);
-        }
+    let max = shared::listing::MAX_STAY_NIGHTS as usize;
+    let out = night::nights(check_in, check_out, max + 1);
+    if out.len() > max {
+        anyhow::bail!("a stay of more than {max} nights");
     }
     Ok(out)
 }
@@ -764,12 +761,33 @@ impl Owner<'_> {
         }
     }
 
-    /// The item holding the refund record, and the path prefix of its attributes there.
-    fn claim_target(&self) -> (Key, &'static str) {
+    /// The item holding the refund record, and the path of the record's attributes on it: `#r.`
+    /// (the booking's `refund` map, named by [`Owner::on_record`]), or none (a stray payment's
+    /// item is its refund record).
+    fn record_target(&self) -> (Key, &'static str) {
         match self {
             Self::Booking(b) => (booking::key(b.id()), "#r."),
             Self::Stray(s) => (stray_key(&s.payment_intent_id), ""),
         }
+    }
+
+    /// `e` with the name its record path uses.
+    fn on_record(&self, e: Expr) -> Expr {
+        match self {
+            Self::Booking(_) => e.name("#r", record::REFUND_ATTR),
+            Self::Stray(_) => e,
+        }
+    }
+
+    /// Condition: the refund is not finished (`pending`, or `failed` and retried).
+    fn condition_unfinished(&self) -> Expr {
+        let (_, at) = self.record_target();
+        self.on_record(
+            Expr::new(format!("{at}#c_rs IN (:c_pending, :c_failed)"))
+                .name("#c_rs", "status")
+                .s(":c_pending", RefundStatus::Pending.as_str())
+                .s(":c_failed", RefundStatus::Failed.as_str()),
+        )
     }
 
     fn idempotency_key(&self) -> String {
@@ -851,7 +869,7 @@ async fn adopt_or_create_refund(
 
 /// How long a refund claim holds: longer than the function's timeout (10 s in the template),
 /// so a claim outlives the invocation that took it, whatever it was doing when it was stopped.
-pub const REFUND_CLAIM: std::time::Duration = std::time::Duration::from_secs(15);
+pub const REFUND_CLAIM: jiff::SignedDuration = jiff::SignedDuration::from_secs(15);
 
 /// The owner's refund claim: `claim_id` and `claim_until` on the booking's `refund` record (or
 /// on the stray payment's item). Two deliveries of one refund (a duplicate SQS message, a
@@ -862,28 +880,22 @@ pub const REFUND_CLAIM: std::time::Duration = std::time::Duration::from_secs(15)
 /// message, and its redelivery adopts the refund the holder made.
 async fn claim_refund(st: &State, owner: &Owner<'_>) -> Result<String, TableError> {
     let now = st.clock.now();
-    let until = now
-        .checked_add(jiff::SignedDuration::try_from(REFUND_CLAIM).unwrap_or(jiff::SignedDuration::from_secs(15)))
-        .unwrap_or(now);
+    let until = now.checked_add(REFUND_CLAIM).unwrap_or(now);
     let claim_id = shared::ids::new_id("rcl");
-    let (key, prefix) = owner.claim_target();
-    let update = Expr::new(format!("SET {prefix}#cid = :cid, {prefix}#cuntil = :cuntil"))
-        .name("#cid", "claim_id")
-        .name("#cuntil", "claim_until")
-        .s(":cid", &claim_id)
-        .s(":cuntil", night::instant(until));
-    let condition = Expr::new(format!(
-        "{prefix}#c_rs IN (:c_pending, :c_failed) AND (attribute_not_exists({prefix}#c_until) OR {prefix}#c_until < :c_now)"
-    ))
-    .name("#c_rs", "status")
-    .name("#c_until", "claim_until")
-    .s(":c_pending", RefundStatus::Pending.as_str())
-    .s(":c_failed", RefundStatus::Failed.as_str())
-    .s(":c_now", night::instant(now));
-    let (update, condition) = match owner {
-        Owner::Booking(_) => (update.name("#r", record::REFUND_ATTR), condition.name("#r", record::REFUND_ATTR)),
-        Owner::Stray(_) => (update, condition),
-    };
+    let (key, at) = owner.record_target();
+    let update = owner.on_record(
+        Expr::new(format!("SET {at}#cid = :cid, {at}#cuntil = :cuntil"))
+            .name("#cid", "claim_id")
+            .name("#cuntil", "claim_until")
+            .s(":cid", &claim_id)
+            .s(":cuntil", night::instant(until)),
+    );
+    let no_live_claim = owner.on_record(
+        Expr::new(format!("attribute_not_exists({at}#c_until) OR {at}#c_until < :c_now"))
+            .name("#c_until", "claim_until")
+            .s(":c_now", night::instant(now)),
+    );
+    let condition = owner.condition_unfinished().and(no_live_claim);
     st.table.update(&key, &update, Some(&condition)).await?;
     Ok(claim_id)
 }
@@ -891,15 +903,12 @@ async fn claim_refund(st: &State, owner: &Owner<'_>) -> Result<String, TableErro
 /// Ends the claim once the Stripe call is over (made, adopted or failed): a later delivery then
 /// adopts what was made. A release that fails only delays the next attempt until the claim ends.
 async fn release_refund_claim(st: &State, owner: &Owner<'_>, claim_id: &str) {
-    let (key, prefix) = owner.claim_target();
-    let update = Expr::new(format!("REMOVE {prefix}#cid, {prefix}#cuntil"))
-        .name("#cid", "claim_id")
-        .name("#cuntil", "claim_until");
-    let condition = Expr::new(format!("{prefix}#c_cid = :c_cid")).name("#c_cid", "claim_id").s(":c_cid", claim_id);
-    let (update, condition) = match owner {
-        Owner::Booking(_) => (update.name("#r", record::REFUND_ATTR), condition.name("#r", record::REFUND_ATTR)),
-        Owner::Stray(_) => (update, condition),
-    };
+    let (key, at) = owner.record_target();
+    let update = owner.on_record(
+        Expr::new(format!("REMOVE {at}#cid, {at}#cuntil")).name("#cid", "claim_id").name("#cuntil", "claim_until"),
+    );
+    let condition =
+        owner.on_record(Expr::new(format!("{at}#c_cid = :c_cid")).name("#c_cid", "claim_id").s(":c_cid", claim_id));
     if let Err(e) = st.table.update(&key, &update, Some(&condition)).await {
         tracing::warn!(owner = %owner.tag(), error = %e, "refund claim not released: it ends by itself");
     }
@@ -926,33 +935,17 @@ async fn refund_attempt_failed(st: &State, d: Delivery, owner: &Owner<'_>, e: St
     }
     let reason = e.reason();
     let now = night::instant(st.clock.now());
-    let (key, status_path) = match owner {
-        Owner::Booking(b) => (booking::key(b.id()), true),
-        Owner::Stray(s) => (stray_key(&s.payment_intent_id), false),
-    };
-    let (update, unfinished) = if status_path {
-        (
-            Expr::new("SET #r.#rs = :failed, #r.#why = :why, #r.#at = :now")
-                .name("#r", record::REFUND_ATTR)
-                .name("#rs", "status")
-                .name("#why", "failure_reason")
-                .name("#at", "failed_at"),
-            Expr::new("#c_r.#c_rs IN (:c_pending, :c_failed)")
-                .name("#c_r", record::REFUND_ATTR)
-                .name("#c_rs", "status"),
-        )
-    } else {
-        (
-            Expr::new("SET #rs = :failed, #why = :why, #at = :now")
-                .name("#rs", "status")
-                .name("#why", "failure_reason")
-                .name("#at", "failed_at"),
-            Expr::new("#c_rs IN (:c_pending, :c_failed)").name("#c_rs", "status"),
-        )
-    };
-    let update = update.s(":failed", RefundStatus::Failed.as_str()).s(":why", &reason).s(":now", &now);
-    let unfinished =
-        unfinished.s(":c_pending", RefundStatus::Pending.as_str()).s(":c_failed", RefundStatus::Failed.as_str());
+    let (key, at) = owner.record_target();
+    let update = owner.on_record(
+        Expr::new(format!("SET {at}#rs = :failed, {at}#why = :why, {at}#at = :now"))
+            .name("#rs", "status")
+            .name("#why", "failure_reason")
+            .name("#at", "failed_at")
+            .s(":failed", RefundStatus::Failed.as_str())
+            .s(":why", &reason)
+            .s(":now", &now),
+    );
+    let unfinished = owner.condition_unfinished();
     match st.table.update(&key, &update, Some(&unfinished)).await {
         Ok(()) => {}
         Err(c) if c.is_condition_failure() => {
