@@ -334,3 +334,17 @@ pub fn sns() -> aws_sdk_sns::Client {
 pub fn topic_arn() -> String {
     Stack::get().rest["topics"]["DomainEventsTopic"].as_str().expect("DomainEventsTopic in stack.json").to_owned()
 }
+
+/// The body of `response` as JSON, after asserting its status (the body is shown when it
+/// differs). A body that is not JSON reads as `Null`.
+pub async fn json_of(response: reqwest::Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    assert_eq!(got, status, "{text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// The string field `field` of `v`; panics (naming it) when missing.
+pub fn s<'a>(v: &'a Value, field: &str) -> &'a str {
+    v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
+}

@@ -4,7 +4,7 @@
 //! and a retry of the payment call adopting the intent a failed call left at Stripe.
 
 use reqwest::Method;
-use roost_e2e::{Stack, User, assert_problem, client, eventually, night_items, unique};
+use roost_e2e::{Stack, User, assert_problem, client, eventually, json_of, night_items, s, unique};
 use serde_json::{Value, json};
 
 const TZ: &str = "Atlantic/Reykjavik";
@@ -35,17 +35,6 @@ fn money(amount: i64, currency: &str) -> Value {
 fn day(days: i64) -> String {
     let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get(TZ).expect("tz")).date();
     today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
-}
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
 }
 
 async fn create_listing(host: &User, nightly: Value, cleaning_fee: Value) -> String {

@@ -11,7 +11,7 @@
 //! notifications -> SES) are waited for with bounded polls.
 
 use reqwest::Method;
-use roost_e2e::{Stack, User, client, dynamodb, eventually, unique};
+use roost_e2e::{Stack, User, client, dynamodb, eventually, json_of, s, unique};
 use serde_json::{Value, json};
 
 const TZ: &str = "Europe/Lisbon";
@@ -51,17 +51,6 @@ fn day(days: i64) -> String {
 
 fn q(s: &str) -> String {
     s.replace('%', "%25").replace(' ', "%20").replace('&', "%26").replace('+', "%2B").replace('#', "%23")
-}
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
 }
 
 async fn anonymous(method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {

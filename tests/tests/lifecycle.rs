@@ -25,8 +25,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use reqwest::Method;
 use roost_e2e::{
-    PATIENCE, Stack, User, assert_problem, client, dynamodb, eventually, join_all, night_items, sns, sqs, table,
-    topic_arn, unique,
+    PATIENCE, Stack, User, assert_problem, client, dynamodb, eventually, join_all, json_of, night_items, s, sns, sqs,
+    table, topic_arn, unique,
 };
 use serde_json::{Value, json};
 use shared::events::{BookingExpired, Envelope, outbox_put};
@@ -78,17 +78,6 @@ fn day(timezone: &str, days: i64) -> String {
 /// Nights `[from, to)` days from today in `timezone`.
 fn days(timezone: &str, from: i64, to: i64) -> Vec<String> {
     (from..to).map(|d| day(timezone, d)).collect()
-}
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
 }
 
 /// Books nights `[from, to)` days from today (in the listing's `timezone`): 201, returns the booking.

@@ -19,23 +19,12 @@ use std::path::PathBuf;
 use reqwest::Method;
 use std::time::Duration;
 
-use roost_e2e::{PASSWORD, Stack, User, client, dynamodb, eventually, eventually_for, moto_json, unique};
+use roost_e2e::{PASSWORD, Stack, User, client, dynamodb, eventually, eventually_for, json_of, moto_json, s, unique};
 use serde_json::{Value, json};
 
 /// localstripe takes any `sk_` key: this is the test's own, as Stripe.js would use the
 /// publishable key; the stack's secret key is read from SSM below.
 const BROWSER_KEY: &str = "sk_test_roost_browser";
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
-}
 
 async fn anonymous(method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {
     let request = client().request(method, Stack::get().url(path));

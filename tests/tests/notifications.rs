@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use roost_e2e::{Stack, User, assert_problem, client, dynamodb, eventually_for, sqs, unique};
+use roost_e2e::{Stack, User, assert_problem, client, dynamodb, eventually_for, json_of, sqs, unique};
 use serde_json::{Value, json};
 
 const TITLE: &str = "Loft <script>alert(1)</script> & sea";
@@ -22,13 +22,6 @@ fn queue_url() -> String {
     let queues = Stack::get().rest["queues"].as_object().expect("queues in stack.json");
     let url = queues.get("roost-NotificationsQueue").expect("roost-NotificationsQueue in stack.json");
     url.as_str().map(str::to_owned).or_else(|| url["url"].as_str().map(str::to_owned)).expect("queue url")
-}
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
 fn day(days: i64) -> String {

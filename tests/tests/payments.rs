@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use reqwest::Method;
-use roost_e2e::{Stack, User, assert_problem, client, dynamodb, eventually, eventually_for, join_all, sqs, unique};
+use roost_e2e::{
+    Stack, User, assert_problem, client, dynamodb, eventually, eventually_for, join_all, json_of, s, sqs, unique,
+};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -40,17 +42,6 @@ fn listing_body(city: &str, policy: &str) -> Value {
 fn day(days: i64) -> String {
     let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get(TZ).expect("tz")).date();
     today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
-}
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
 }
 
 struct Fixture {

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use roost_e2e::{Stack, User, assert_problem, client, ddb_requests, dynamodb, join_all, unique};
+use roost_e2e::{Stack, User, assert_problem, client, ddb_requests, dynamodb, join_all, json_of, s, unique};
 
 const FUNCTION: &str = "ReviewsFunction";
 use serde_json::{Value, json};
@@ -31,17 +31,6 @@ fn listing_body(city: &str) -> Value {
         "max_nights": 7,
         "cancellation_policy": "flexible"
     })
-}
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
-fn s<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
 }
 
 async fn new_listing(host: &User) -> String {
