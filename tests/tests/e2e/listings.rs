@@ -804,7 +804,7 @@ async fn a_search_page_costs_a_bounded_number_of_requests_whatever_the_city_size
 
 /// The demo data of `cargo roost up` (wired into the runtime's seed step), run here against a
 /// fresh host so the seed can never rot: it goes through the same API.
-#[path = "../../infra/local/src/seed_listings.rs"]
+#[path = "../../../infra/local/src/seed_listings.rs"]
 mod seed_listings;
 
 #[tokio::test]
