@@ -952,7 +952,7 @@ async fn a_host_sees_the_payment_status_but_not_the_decline_reason() {
     let b = booked(&guest, &stay(&lid, 40, 42, 2)).await;
     let bid = s(&b, "booking_id").to_owned();
     // The failure as payment-events records it from `payment_intent.payment_failed` (the real
-    // card path is in tests/tests/lifecycle.rs): a decline code on the booking.
+    // card path is in tests/tests/e2e/lifecycle.rs): a decline code on the booking.
     dynamodb(
         "UpdateItem",
         json!({

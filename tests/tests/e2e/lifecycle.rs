@@ -11,7 +11,7 @@
 //! fixture below). Waiting is bounded polling for asynchronous effects only (the events relay,
 //! payment-events, localstripe's webhook).
 //!
-//! Events are observed as `tests/tests/events.rs` does: each test subscribes its own **probe
+//! Events are observed as `tests/tests/e2e/events.rs` does: each test subscribes its own **probe
 //! queue** to the domain-events topic (raw delivery, filter on `type`), and after its actions
 //! commits a **sentinel** event straight to the outbox; the relay publishes the stream in order
 //! and moto's SNS delivers during `Publish`, so once the sentinel is on the probe, every event
