@@ -128,6 +128,22 @@ pub async fn lapse_hold(booking_id: &str, listing_id: &str, nights: &[String], i
     dynamodb("UpdateItem", set(hold_slot_key_of(booking_id).await)).await;
 }
 
+/// **Refused-address fixture** (with an address SES refuses, e.g. `<local part>@`) and its
+/// undoing: the profile's e-mail set to `email` (`UpdateItem`; the profile must exist). Only
+/// this user's e-mails are affected.
+pub async fn set_profile_email(user: &User, email: &str) {
+    dynamodb(
+        "UpdateItem",
+        json!({
+            "Key": {"PK": {"S": format!("USER#{}", user.user_id)}, "SK": {"S": "PROFILE"}},
+            "UpdateExpression": "SET email = :e",
+            "ConditionExpression": "attribute_exists(PK)",
+            "ExpressionAttributeValues": {":e": {"S": email}}
+        }),
+    )
+    .await;
+}
+
 /// **Stay-ends fixture**: the stay's check-out instant passes. One `UpdateItem` on the booking
 /// item (`BOOKING#<id>` / `BOOKING`) moving `check_out_at` to a whole-second UTC instant an hour
 /// ago, conditioned on the booking being a really paid, `confirmed` one (status and

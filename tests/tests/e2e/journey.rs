@@ -15,7 +15,7 @@ use roost_e2e::api::money;
 use roost_e2e::fixtures::{
     TINY_PNG, confirm_with, day_in, end_stay, put_upload, q, sent_mail, sent_to, wait_for_inbox,
 };
-use roost_e2e::{NewListing, Stack, User, client, eventually, json_of, s, unique};
+use roost_e2e::{NewListing, User, eventually, json_of, s, unique};
 use serde_json::{Value, json};
 
 const TZ: &str = "Europe/Lisbon";
@@ -37,12 +37,7 @@ fn day(days: i64) -> String {
 }
 
 async fn anonymous(method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {
-    let request = client().request(method, Stack::get().url(path));
-    let request = match body {
-        Some(body) => request.json(body),
-        None => request,
-    };
-    request.send().await.expect("api")
+    roost_e2e::anonymous().call(method, path, body, &[]).await
 }
 
 /// Waits for an e-mail to `email` with this subject; returns it.

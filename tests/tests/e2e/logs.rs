@@ -20,20 +20,14 @@ use reqwest::Method;
 use std::time::Duration;
 
 use roost_e2e::api::{Address, money};
-use roost_e2e::fixtures::{self, day_in, end_stay, wait_for_inbox};
+use roost_e2e::fixtures::{self, day_in, end_stay, set_profile_email, wait_for_inbox};
 use roost_e2e::{
-    NewListing, PASSWORD, Stack, Stay, User, client, dynamodb, eventually, eventually_for, json_of, moto_json, s,
-    unique,
+    NewListing, PASSWORD, Stack, Stay, User, dynamodb, eventually, eventually_for, json_of, moto_json, s, unique,
 };
 use serde_json::{Value, json};
 
 async fn anonymous(method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {
-    let request = client().request(method, Stack::get().url(path));
-    let request = match body {
-        Some(body) => request.json(body),
-        None => request,
-    };
-    request.send().await.expect("api")
+    roost_e2e::anonymous().call(method, path, body, &[]).await
 }
 
 fn day(days: i64) -> String {
@@ -45,20 +39,6 @@ async fn stripe(path: &str, form: &[(&str, &str)]) -> Value {
     let (status, body) = fixtures::stripe(Method::POST, path, form).await;
     assert!((200..300).contains(&status), "localstripe {path}: {status}");
     body
-}
-
-/// Sets the profile's e-mail (`UpdateItem`, the item must exist).
-async fn set_profile_email(user: &User, email: &str) {
-    dynamodb(
-        "UpdateItem",
-        json!({
-            "Key": {"PK": {"S": format!("USER#{}", user.user_id)}, "SK": {"S": "PROFILE"}},
-            "UpdateExpression": "SET email = :e",
-            "ConditionExpression": "attribute_exists(PK)",
-            "ExpressionAttributeValues": {":e": {"S": email}}
-        }),
-    )
-    .await;
 }
 
 /// The value of each secret parameter of the stack (SSM, as the functions read them).

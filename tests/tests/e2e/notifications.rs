@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use roost_e2e::api::{Address, money};
-use roost_e2e::fixtures::{day_in, sent_mail};
+use roost_e2e::fixtures::{day_in, sent_mail, set_profile_email};
 use roost_e2e::{NewListing, Stack, Stay, User, assert_problem, dynamodb, eventually_for, json_of, sqs, unique};
 use serde_json::{Value, json};
 
@@ -307,21 +307,9 @@ fn email_status(item: &Value) -> &str {
     item["email"]["M"]["status"]["S"].as_str().unwrap_or("")
 }
 
-/// **Refused-address fixture**: the profile's e-mail becomes `<local part>@` (no domain), which
-/// moto's SES refuses (`InvalidParameterValue`, "Missing domain") as SES refuses what it cannot
-/// deliver; `restore` puts the real address back. Only this user's e-mails are affected.
-async fn set_profile_email(user: &User, email: &str) {
-    dynamodb(
-        "UpdateItem",
-        json!({
-            "Key": {"PK": {"S": format!("USER#{}", user.user_id)}, "SK": {"S": "PROFILE"}},
-            "UpdateExpression": "SET email = :e",
-            "ConditionExpression": "attribute_exists(PK)",
-            "ExpressionAttributeValues": {":e": {"S": email}}
-        }),
-    )
-    .await;
-}
+// **Refused-address fixture** (`fixtures::set_profile_email`): the profile's e-mail becomes
+// `<local part>@` (no domain), which moto's SES refuses (`InvalidParameterValue`, "Missing
+// domain") as SES refuses what it cannot deliver; setting it back restores the real address.
 
 #[tokio::test]
 async fn an_e_mail_ses_refused_is_sent_by_the_redelivery_exactly_once() {
