@@ -1,6 +1,7 @@
 //! The users context end to end: sign-up to sign-out through Cognito (moto), through HTTP.
 
 use base64::Engine;
+use roost_e2e::fixtures::reset_code;
 use roost_e2e::{PASSWORD, Stack, User, assert_problem, client, cognito, dynamodb, join_all, login, unique};
 use serde_json::{Value, json};
 
@@ -12,26 +13,6 @@ fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("jwt");
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64"))
         .expect("json")
-}
-
-/// moto hands out reset codes in its state dump (EMULATORS.md), where SES would e-mail them.
-async fn reset_code(email: &str) -> String {
-    let dump: Value = client()
-        .get(format!("{}/moto-api/data.json", Stack::get().moto_url))
-        .send()
-        .await
-        .expect("moto")
-        .json()
-        .await
-        .expect("json");
-    let users =
-        dump.pointer("/cognitoidp/CognitoIdpUser").and_then(Value::as_array).expect("cognito users in data.json");
-    users
-        .iter()
-        .find(|u| u.to_string().contains(email))
-        .and_then(|u| u["confirmation_code"].as_str())
-        .expect("a reset code for the user")
-        .to_string()
 }
 
 /// Token revocation has one-second resolution (`iat`), and tokens minted in the second of a
@@ -49,6 +30,7 @@ fn email(name: &str) -> String {
 
 #[tokio::test]
 async fn the_whole_journey_from_sign_up_to_sign_out() {
+    roost_e2e::needs_stack!();
     let email = email("journey");
     let signup =
         post("/v1/auth/signup", json!({"email": email.to_uppercase(), "password": PASSWORD, "name": " Jo Journey "}))
@@ -152,6 +134,7 @@ async fn the_whole_journey_from_sign_up_to_sign_out() {
 
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_email_look_the_same() {
+    roost_e2e::needs_stack!();
     let user = User::guest("Enum").await;
     let wrong = post("/v1/auth/login", json!({"email": user.email, "password": "Not-the-pass-1"})).await;
     let unknown = post("/v1/auth/login", json!({"email": email("nobody"), "password": "Not-the-pass-1"})).await;
@@ -219,6 +202,7 @@ async fn signed_up(email: &str, password: &str, name: &str) -> String {
 
 #[tokio::test]
 async fn signing_up_again_within_a_day_keeps_the_first_account_and_its_password() {
+    roost_e2e::needs_stack!();
     let email = email("again");
     let first = signed_up(&email, PASSWORD, "First").await;
     let second = sign_up(&email, "Second-pass-2", "Second").await;
@@ -238,6 +222,7 @@ async fn signing_up_again_within_a_day_keeps_the_first_account_and_its_password(
 
 #[tokio::test]
 async fn an_unconfirmed_account_older_than_a_day_is_replaced() {
+    roost_e2e::needs_stack!();
     let email = email("stale");
     let first = signed_up(&email, PASSWORD, "First").await;
     age_account(&email, PAST_GRACE_SECONDS).await;
@@ -255,6 +240,7 @@ async fn an_unconfirmed_account_older_than_a_day_is_replaced() {
 
 #[tokio::test]
 async fn a_stale_sign_up_whose_profile_holds_more_than_its_sign_up_is_kept() {
+    roost_e2e::needs_stack!();
     let email = email("kept");
     let first = signed_up(&email, PASSWORD, "First").await;
     // As a migration or a support tool would: the profile now holds more than the sign-up wrote.
@@ -274,6 +260,7 @@ async fn a_stale_sign_up_whose_profile_holds_more_than_its_sign_up_is_kept() {
 
 #[tokio::test]
 async fn accounts_an_operator_made_or_reset_survive_a_sign_up_with_their_email() {
+    roost_e2e::needs_stack!();
     let stack = Stack::get();
     // Made by an operator or a migration (AdminCreateUser): FORCE_CHANGE_PASSWORD, with a profile.
     let email = email("migrated");
@@ -330,6 +317,7 @@ async fn accounts_an_operator_made_or_reset_survive_a_sign_up_with_their_email()
 /// time exactly one wins (201) and its account is the only one; the others are 409.
 #[tokio::test]
 async fn concurrent_sign_ups_with_one_email_make_one_account() {
+    roost_e2e::needs_stack!();
     for stale in [false, true] {
         let email = email("race");
         let old = if stale {
@@ -367,6 +355,7 @@ async fn concurrent_sign_ups_with_one_email_make_one_account() {
 
 #[tokio::test]
 async fn bad_input_is_a_clear_4xx_never_a_5xx() {
+    roost_e2e::needs_stack!();
     let weak = post("/v1/auth/signup", json!({"email": email("weak"), "password": "password", "name": "W"})).await;
     let weak = assert_problem(weak, 400, "validation_failed").await;
     assert_eq!(weak["errors"][0]["field"], "password");
@@ -406,6 +395,7 @@ async fn bad_input_is_a_clear_4xx_never_a_5xx() {
 /// with API Gateway's own body, and the function never sees the request.
 #[tokio::test]
 async fn the_authorizer_refuses_bad_tokens_before_the_function_runs() {
+    roost_e2e::needs_stack!();
     use roost_e2e::tokens::{claims_of, sign, signing_keys};
     let stack = Stack::get();
     let user = User::guest("Gate").await;

@@ -1,0 +1,20 @@
+//! The end-to-end suite as one test binary: one link and one process for every module (each
+//! file used to be its own test executable). Most tests drive the stack `cargo roost test`
+//! starts (`roost_e2e::Stack`); `template` and parts of `logs` are static checks of the sources.
+
+mod bookings;
+mod bookings_store;
+mod currencies;
+mod events;
+mod health;
+mod journey;
+mod launcher;
+mod lifecycle;
+mod listings;
+mod logs;
+mod notifications;
+mod payments;
+mod reviews;
+mod sessions;
+mod template;
+mod users;
