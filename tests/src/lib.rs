@@ -22,17 +22,25 @@ pub struct Stack {
     pub rest: serde_json::Map<String, Value>,
 }
 
-static STACK: LazyLock<Stack> = LazyLock::new(|| {
-    let path = std::env::var("ROOST_STACK").unwrap_or_else(|_| {
-        panic!("ROOST_STACK is not set: end-to-end tests run against the stack `cargo roost test` starts")
-    });
+/// The stack `cargo roost test` started, or `None` when `ROOST_STACK` is not set (a plain
+/// `cargo test`, where the end-to-end tests skip: [`needs_stack!`]).
+static STACK: LazyLock<Option<Stack>> = LazyLock::new(|| {
+    let path = std::env::var("ROOST_STACK").ok()?;
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"))
+    Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}")))
 });
 
+/// What a skipped end-to-end test says (once per process).
+pub const NO_STACK: &str = "skipped: ROOST_STACK is not set (run `cargo roost test`)";
+
 impl Stack {
+    /// The stack; only for tests that began with [`needs_stack!`].
     pub fn get() -> &'static Stack {
-        &STACK
+        Stack::try_get().unwrap_or_else(|| panic!("{NO_STACK}: begin the test with roost_e2e::needs_stack!()"))
+    }
+
+    pub fn try_get() -> Option<&'static Stack> {
+        STACK.as_ref()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -57,6 +65,32 @@ impl Stack {
         let text = response.text().await.expect("body");
         (outcome, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
+}
+
+/// Whether the stack is up; when it is not, says so once per process (straight to stderr: the
+/// test harness would swallow the output of a passing test).
+pub fn stack_is_up() -> bool {
+    if Stack::try_get().is_some() {
+        return true;
+    }
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "{NO_STACK}");
+    });
+    false
+}
+
+/// The first line of every test that needs the stack: returns from the test (which passes) when
+/// `ROOST_STACK` is not set, so `cargo test --workspace` without the stack is fast and green;
+/// `cargo roost test` sets it and runs them all.
+#[macro_export]
+macro_rules! needs_stack {
+    () => {
+        if !$crate::stack_is_up() {
+            return;
+        }
+    };
 }
 
 /// A new client per call: each `#[tokio::test]` has its own runtime, and a pooled connection
@@ -336,12 +370,12 @@ pub fn topic_arn() -> String {
 }
 
 /// The body of `response` as JSON, after asserting its status (the body is shown when it
-/// differs). A body that is not JSON reads as `Null`.
+/// differs). A body that is not JSON fails the test, naming the status and the body.
 pub async fn json_of(response: reqwest::Response, status: u16) -> Value {
     let got = response.status().as_u16();
     let text = response.text().await.expect("body");
     assert_eq!(got, status, "{text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{got}: the body is not JSON ({e}): {text:?}"))
 }
 
 /// The string field `field` of `v`; panics (naming it) when missing.

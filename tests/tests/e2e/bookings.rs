@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use reqwest::Method;
-use roost_e2e::{Stack, User, assert_problem, client, ddb_requests, dynamodb, join_all, night_items, unique};
+use roost_e2e::{Stack, User, assert_problem, client, ddb_requests, dynamodb, join_all, json_of, night_items, unique};
 use serde_json::{Value, json};
 
 const FUNCTION: &str = "BookingsFunction";
@@ -71,13 +71,6 @@ async fn book(guest: &User, body: &Value, key: Option<&str>) -> reqwest::Respons
         request = request.header("idempotency-key", k);
     }
     request.send().await.expect("api")
-}
-
-async fn json_of(response: reqwest::Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(got, status, "{body}");
-    body
 }
 
 /// Books and asserts 201; returns the booking.
@@ -198,6 +191,7 @@ async fn book_counted(guest: &User, body: &Value) -> (String, reqwest::Response)
 
 #[tokio::test]
 async fn quote_book_read_trips_and_reservations_with_exact_prices() {
+    roost_e2e::needs_stack!();
     let (host, guest, stranger) =
         tokio::join!(User::host("Helena Host"), User::guest("Gil Guest"), User::guest("Sam Stranger"));
     let lid = new_listing(&host).await;
@@ -350,6 +344,7 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
 
 #[tokio::test]
 async fn every_broken_rule_is_a_422_that_writes_nothing() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Rita Rules"), User::guest("Bea Breaker"));
     let lid = new_listing(&host).await;
     // (body, code, field) with min 2 / max 7 nights and at most 3 guests.
@@ -417,6 +412,7 @@ async fn every_broken_rule_is_a_422_that_writes_nothing() {
 
 #[tokio::test]
 async fn the_same_idempotency_key_gives_the_same_booking() {
+    roost_e2e::needs_stack!();
     let (host, guest, other) = tokio::join!(User::host("Ida Host"), User::guest("Ike Guest"), User::guest("Ola Other"));
     let lid = new_listing(&host).await;
     let key = unique("idem-");
@@ -459,6 +455,7 @@ async fn the_same_idempotency_key_gives_the_same_booking() {
 /// the guest full: with a key, the record is read again before any 409.)
 #[tokio::test]
 async fn a_retried_third_booking_gets_its_201_not_hold_limit_reached() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Rita Retry"), User::guest("Rui Retry"));
     let lid = new_listing(&host).await;
     booked(&guest, &stay(&lid, 50, 52, 2)).await;
@@ -496,6 +493,7 @@ async fn a_retried_third_booking_gets_its_201_not_hold_limit_reached() {
 
 #[tokio::test]
 async fn a_lapsed_hold_is_taken_over_by_the_next_guest() {
+    roost_e2e::needs_stack!();
     let (host, first, second, third) = tokio::join!(
         User::host("Lia Host"),
         User::guest("Fay First"),
@@ -536,6 +534,7 @@ async fn a_lapsed_hold_is_taken_over_by_the_next_guest() {
 
 #[tokio::test]
 async fn thirty_guests_race_for_the_same_nights_and_exactly_one_wins() {
+    roost_e2e::needs_stack!();
     let host = User::host("Rae Race").await;
     let guests: Vec<User> = join_all((0..30).map(|i| async move { User::guest(&format!("Racer {i}")).await })).await;
     for round in 0..ROUNDS {
@@ -569,6 +568,7 @@ async fn thirty_guests_race_for_the_same_nights_and_exactly_one_wins() {
 
 #[tokio::test]
 async fn overlapping_stays_never_both_succeed_and_adjacent_ones_do() {
+    roost_e2e::needs_stack!();
     let (host, a, b) = tokio::join!(User::host("Ova Host"), User::guest("Ann Overlap"), User::guest("Ben Overlap"));
     for round in 0..2 * ROUNDS {
         let lid = new_listing(&host).await;
@@ -607,6 +607,7 @@ async fn overlapping_stays_never_both_succeed_and_adjacent_ones_do() {
 
 #[tokio::test]
 async fn a_host_blocking_a_night_while_a_guest_books_it_exactly_one_wins() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Bo Blocker"), User::guest("Gus Booker"));
     let mut outcomes = std::collections::BTreeMap::new();
     for round in 0..2 * ROUNDS {
@@ -641,6 +642,7 @@ async fn a_host_blocking_a_night_while_a_guest_books_it_exactly_one_wins() {
 
 #[tokio::test]
 async fn a_listing_edited_while_being_booked_never_gives_a_mixed_price() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Eda Editor"), User::guest("Pia Price"));
     let (old, new) = (12345i64, 15000i64);
     // Worked by hand for 3 nights, 25.00 cleaning, 12 % service fee rounded half-up:
@@ -700,6 +702,7 @@ async fn a_listing_edited_while_being_booked_never_gives_a_mixed_price() {
 
 #[tokio::test]
 async fn five_concurrent_requests_with_one_key_make_one_booking() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Kai Keys"), User::guest("Kim Keys"));
     for round in 0..ROUNDS {
         let lid = new_listing(&host).await;
@@ -733,6 +736,7 @@ async fn five_concurrent_requests_with_one_key_make_one_booking() {
 
 #[tokio::test]
 async fn reads_cost_one_request_and_booking_two() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Cy Count"), User::guest("Cal Count"));
     let lid = new_listing(&host).await;
     // (who, method, path, body, request id)
@@ -777,6 +781,7 @@ async fn reads_cost_one_request_and_booking_two() {
 
 #[tokio::test]
 async fn a_ninety_night_stay_is_one_booking_and_ninety_one_is_refused() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Len Long"), User::guest("Lou Long"));
     let mut body = listing_body(&unique("Longville"));
     body["min_nights"] = json!(1);
@@ -820,6 +825,7 @@ async fn hold_slots(guest_id: &str) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn six_concurrent_bookings_by_one_guest_leave_exactly_three_open_holds() {
+    roost_e2e::needs_stack!();
     let host = User::host("Cap Host").await;
     for round in 0..ROUNDS {
         let guest = User::guest(&format!("Cap Guest {round}")).await;
@@ -904,6 +910,7 @@ async fn six_concurrent_bookings_by_one_guest_leave_exactly_three_open_holds() {
 /// never a 500 (a check-in of 9999-12-30 answered 500: its check-out instant does not exist).
 #[tokio::test]
 async fn dates_at_the_edges_of_the_calendar_are_4xx_or_right_answers_never_500() {
+    roost_e2e::needs_stack!();
     // Two guests: each books at most two stays here, below the cap of three open holds, so a
     // case added later cannot meet `hold_limit_reached`.
     let (host, guest, dst_guest) =
@@ -1027,6 +1034,7 @@ async fn dates_at_the_edges_of_the_calendar_are_4xx_or_right_answers_never_500()
 /// host's booking and reservations; the guest still sees their own failure code.
 #[tokio::test]
 async fn a_host_sees_the_payment_status_but_not_the_decline_reason() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Hal Host"), User::guest("Gwen Guest"));
     let lid = new_listing(&host).await;
     let b = booked(&guest, &stay(&lid, 40, 42, 2)).await;

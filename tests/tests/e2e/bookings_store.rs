@@ -91,6 +91,7 @@ async fn exists(table: &Table, booking_id: &str) -> bool {
 
 #[tokio::test]
 async fn a_booking_priced_at_an_older_version_or_on_an_archived_listing_is_refused() {
+    roost_e2e::needs_stack!();
     let table = table();
     let host = User::host("Vic Version").await;
     let lid = listing(&host, 30).await;
@@ -131,6 +132,7 @@ async fn a_booking_priced_at_an_older_version_or_on_an_archived_listing_is_refus
 
 #[tokio::test]
 async fn taken_nights_are_named_and_a_duplicate_is_told_apart() {
+    roost_e2e::needs_stack!();
     let table = table();
     let host = User::host("Nia Nights").await;
     let lid = listing(&host, 30).await;
@@ -165,6 +167,7 @@ async fn taken_nights_are_named_and_a_duplicate_is_told_apart() {
 
 #[tokio::test]
 async fn a_ninety_night_stay_with_its_idempotency_record_fits_one_transaction() {
+    roost_e2e::needs_stack!();
     let table = table();
     let host = User::host("Max Ninety").await;
     let lid = listing(&host, 90).await;
@@ -185,6 +188,7 @@ async fn a_ninety_night_stay_with_its_idempotency_record_fits_one_transaction() 
 
 #[tokio::test]
 async fn a_hold_slot_taken_since_it_was_judged_refuses_the_whole_booking() {
+    roost_e2e::needs_stack!();
     let table = table();
     let host = User::host("Sly Slots").await;
     let lid = listing(&host, 30).await;

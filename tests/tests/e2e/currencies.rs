@@ -102,6 +102,7 @@ async fn intents_at_stripe(booking_id: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_listing_in_a_currency_roost_does_not_accept_is_422() {
+    roost_e2e::needs_stack!();
     let host = User::host("Una Host").await;
     // Create: an ISO currency Stripe has no rules in Roost's table for.
     let body = listing_body(&unique("Nocash"), money(5000, "XAF"), Value::Null);
@@ -155,6 +156,7 @@ async fn a_listing_in_a_currency_roost_does_not_accept_is_422() {
 
 #[tokio::test]
 async fn totals_stripe_cannot_charge_are_refused_before_any_hold() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Mina Host"), User::guest("Max Guest"));
     // 0.10 EUR a night: one night costs 0.10 + 0.01 fee, under Stripe's 0.50 EUR.
     let cheap = create_listing(&host, money(10, "EUR"), Value::Null).await;
@@ -217,12 +219,14 @@ async fn pay_in(currency: &str, nightly: i64, cleaning: i64, total: i64, stripe_
 
 #[tokio::test]
 async fn isk_reaches_stripe_hundredfold_and_confirms() {
+    roost_e2e::needs_stack!();
     // 2 x 15,000 + 2,000 cleaning + 12 % of 30,000 = 35,600 ISK = amount 3,560,000 at Stripe.
     pay_in("ISK", 15_000, 2_000, 35_600, 3_560_000).await;
 }
 
 #[tokio::test]
 async fn kwd_reaches_stripe_in_multiples_of_ten_and_confirms() {
+    roost_e2e::needs_stack!();
     // 2 x 25.000 + 1.230 + 6.000 = 57.230 KWD: 57,230 fils, a multiple of 10 as Stripe needs.
     pay_in("KWD", 25_000, 1_230, 57_230, 57_230).await;
 }
@@ -233,6 +237,7 @@ async fn kwd_reaches_stripe_in_multiples_of_ten_and_confirms() {
 /// adopt it: same id, one intent for the booking at Stripe, and paying it confirms the booking.
 #[tokio::test]
 async fn a_retry_adopts_the_intent_a_failed_call_left_at_stripe() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Ola Host"), User::guest("Pia Guest"));
     let listing = create_listing(&host, money(10_000, "EUR"), money(2_000, "EUR")).await;
     let b = json_of(guest.post("/v1/bookings", Some(&stay(&listing, 50, 52))).await, 201).await;
@@ -271,6 +276,7 @@ async fn a_retry_adopts_the_intent_a_failed_call_left_at_stripe() {
 /// adopted: a new one is created.
 #[tokio::test]
 async fn cancelled_or_other_price_intents_are_not_adopted() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Rui Host"), User::guest("Sol Guest"));
     let listing = create_listing(&host, money(10_000, "EUR"), Value::Null).await;
     let b = json_of(guest.post("/v1/bookings", Some(&stay(&listing, 60, 61))).await, 201).await;

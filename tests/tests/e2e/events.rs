@@ -312,6 +312,7 @@ fn sorted<'a>(ids: impl IntoIterator<Item = &'a String>) -> Vec<&'a str> {
 
 #[tokio::test]
 async fn the_template_subscribes_each_consumer_queue_with_its_filter_and_raw_delivery() {
+    roost_e2e::needs_stack!();
     let subs = real_subscriptions().await;
     let by_queue: BTreeMap<&str, &Subscription> = subs.iter().map(|s| (s.queue.as_str(), s)).collect();
     let types = |queue: &str| -> BTreeSet<String> {
@@ -341,6 +342,7 @@ async fn the_template_subscribes_each_consumer_queue_with_its_filter_and_raw_del
 
 #[tokio::test]
 async fn a_committed_change_puts_exactly_one_event_on_each_subscribed_queue() {
+    roost_e2e::needs_stack!();
     let probes = Probes::mirror_real_subscriptions().await;
     let table = table();
     let booking = unique("bkg_e2e");
@@ -425,6 +427,7 @@ async fn a_committed_change_puts_exactly_one_event_on_each_subscribed_queue() {
 
 #[tokio::test]
 async fn a_transaction_that_loses_a_race_emits_nothing() {
+    roost_e2e::needs_stack!();
     let probes = Probes::mirror_real_subscriptions().await;
     let table = table();
     let booking = unique("bkg_race");
@@ -522,6 +525,7 @@ async fn consume(table: &Table, consumer: &str, counter: &Key, delivered: &[Deli
 
 #[tokio::test]
 async fn an_event_the_relay_publishes_twice_is_applied_once() {
+    roost_e2e::needs_stack!();
     let probes = Probes::mirror_real_subscriptions().await;
     let table = table();
     let booking = unique("bkg_twice");

@@ -3,6 +3,7 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn health_answers_through_the_gateway_with_a_request_id() {
+    roost_e2e::needs_stack!();
     let stack = Stack::get();
     let response = client().get(stack.url("/v1/health")).send().await.expect("api reachable");
     assert_eq!(response.status(), 200);
@@ -21,6 +22,7 @@ async fn health_answers_through_the_gateway_with_a_request_id() {
 
 #[tokio::test]
 async fn unknown_routes_are_answered_by_the_gateway() {
+    roost_e2e::needs_stack!();
     let response = client().get(Stack::get().url("/v1/nope")).send().await.expect("api reachable");
     assert_eq!(response.status(), 404);
     assert_eq!(response.json::<Value>().await.expect("json"), serde_json::json!({"message": "Not Found"}));

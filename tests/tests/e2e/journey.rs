@@ -149,6 +149,7 @@ async fn end_stay(booking_id: &str) {
 
 #[tokio::test]
 async fn the_guest_journey_from_sign_up_to_the_hosts_answer() {
+    roost_e2e::needs_stack!();
     // Sign up and confirm both; the host becomes a host (tokens refreshed to carry `hosts`).
     let (host, guest) = tokio::join!(User::host("Jo Host"), User::guest("Gina Guest"));
 

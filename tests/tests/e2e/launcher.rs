@@ -59,6 +59,7 @@ async fn streams(action: &str, body: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_transactions_have_one_intact_winner_and_cancelled_ones_leave_no_stream_record() {
+    roost_e2e::needs_stack!();
     let url = roost_e2e::Stack::get().moto_url.clone();
     let db = dynamodb(&url);
     let run = format!("{}{:x}", std::process::id(), jiff::Timestamp::now().as_millisecond());

@@ -446,6 +446,7 @@ fn assert_cancelled_event(event: &Value, booking: &Value, by: &str, refund_due: 
 
 #[tokio::test]
 async fn a_guest_is_refunded_exactly_what_each_policy_band_gives_in_the_listings_time_zone() {
+    roost_e2e::needs_stack!();
     let probe = Probe::subscribe().await;
     // One guest per case: the cases book at once, and a guest has at most three bookings
     // waiting for payment.
@@ -513,6 +514,7 @@ async fn a_guest_is_refunded_exactly_what_each_policy_band_gives_in_the_listings
 
 #[tokio::test]
 async fn the_guests_today_is_the_listings_date_not_utcs() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Tiva Zones"), User::guest("Tor Zones"));
     // Kiritimati (UTC+14) is a day ahead of UTC from 10:00 UTC; Pago Pago (UTC-11) a day behind
     // until 11:00 UTC: at any instant at least one of them is on another date than UTC.
@@ -537,6 +539,7 @@ async fn the_guests_today_is_the_listings_date_not_utcs() {
 
 #[tokio::test]
 async fn the_host_cancels_with_a_full_refund_and_the_nights_are_free_in_search_again() {
+    roost_e2e::needs_stack!();
     let probe = Probe::subscribe().await;
     let (host, guest, next) =
         tokio::join!(User::host("Hana Host"), User::guest("Hugo Guest"), User::guest("Nell Next"));
@@ -584,6 +587,7 @@ async fn the_host_cancels_with_a_full_refund_and_the_nights_are_free_in_search_a
 
 #[tokio::test]
 async fn an_unpaid_booking_cancels_with_no_refund() {
+    roost_e2e::needs_stack!();
     let probe = Probe::subscribe().await;
     let (host, guest) = tokio::join!(User::host("Una Unpaid"), User::guest("Ugo Unpaid"));
     let tz = "Europe/Lisbon";
@@ -607,6 +611,7 @@ async fn an_unpaid_booking_cancels_with_no_refund() {
 
 #[tokio::test]
 async fn two_cancels_racing_make_one_cancellation_one_refund_and_one_event() {
+    roost_e2e::needs_stack!();
     const ROUNDS: usize = 4;
     let probe = Probe::subscribe().await;
     let (host, guest) = tokio::join!(User::host("Rex Race"), User::guest("Rue Race"));
@@ -661,6 +666,7 @@ async fn two_cancels_racing_make_one_cancellation_one_refund_and_one_event() {
 
 #[tokio::test]
 async fn a_guest_cannot_cancel_from_the_check_in_day_but_the_host_can() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Cora Checkin"), User::guest("Cid Checkin"));
     let tz = "Pacific/Auckland";
     let (listing, _) = new_listing(&host, tz, "flexible").await;
@@ -682,6 +688,7 @@ async fn a_guest_cannot_cancel_from_the_check_in_day_but_the_host_can() {
 
 #[tokio::test]
 async fn only_its_guest_and_its_host_see_or_cancel_a_booking() {
+    roost_e2e::needs_stack!();
     let (host, guest, other_guest, stranger, other_host) = tokio::join!(
         User::host("Ola Owner"),
         User::guest("Gia Guest"),
@@ -743,6 +750,7 @@ async fn refunds_of(intent_id: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn a_paid_booking_cancelled_by_its_guest_is_refunded_at_stripe_exactly_what_is_due() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Pia Paid"), User::guest("Pat Paid"));
     let tz = "Europe/Lisbon";
     let (listing, _) = new_listing(&host, tz, "moderate").await;
@@ -847,6 +855,7 @@ fn without_payment(view: &Value) -> Value {
 
 #[tokio::test]
 async fn a_declined_card_shows_its_reason_to_the_guest_only_and_keeps_the_hold_open() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Dee Declined"), User::guest("Dan Declined"));
     let tz = "Europe/Lisbon";
     let (listing, _) = new_listing(&host, tz, "moderate").await;
@@ -920,6 +929,7 @@ async fn a_declined_card_shows_its_reason_to_the_guest_only_and_keeps_the_hold_o
 
 #[tokio::test]
 async fn a_lapsed_hold_reads_expired_before_the_sweep_and_the_sweep_frees_only_its_own_nights() {
+    roost_e2e::needs_stack!();
     let probe = Probe::subscribe().await;
     let (host, first, taker, next) = tokio::join!(
         User::host("Eve Expiry"),
@@ -988,6 +998,7 @@ async fn a_lapsed_hold_reads_expired_before_the_sweep_and_the_sweep_frees_only_i
 
 #[tokio::test]
 async fn a_finished_stay_reads_completed_before_the_sweep_and_the_sweep_stores_it() {
+    roost_e2e::needs_stack!();
     let probe = Probe::subscribe().await;
     let (host, guest) = tokio::join!(User::host("Cleo Complete"), User::guest("Cal Complete"));
     let tz = "Pacific/Auckland";

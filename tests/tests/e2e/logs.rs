@@ -264,6 +264,7 @@ fn the_scanner_finds_and_redacts() {
 
 #[tokio::test]
 async fn no_log_line_carries_personal_data_tokens_or_secrets() {
+    roost_e2e::needs_stack!();
     let stack = Stack::get();
     // Names unique to this run, so a hit is ours.
     let (host_name, guest_name) = (format!("Hosta {}", unique("Lgx")), format!("Guesta {}", unique("Lgy")));

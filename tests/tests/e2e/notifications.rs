@@ -152,6 +152,7 @@ async fn wait_queue_drained() {
 
 #[tokio::test]
 async fn a_confirmed_booking_notifies_guest_and_host_once_with_escaped_html() {
+    roost_e2e::needs_stack!();
     let host = User::host("Notify Host").await;
     let guest = User::guest("Notify Guest").await;
     let booking_id = booking(&host, &guest).await;
@@ -233,6 +234,7 @@ async fn a_confirmed_booking_notifies_guest_and_host_once_with_escaped_html() {
 
 #[tokio::test]
 async fn every_event_type_reaches_exactly_the_people_concerned() {
+    roost_e2e::needs_stack!();
     let host = User::host("Notify Host").await;
     let guest = User::guest("Notify Guest").await;
     let booking_id = booking(&host, &guest).await;
@@ -331,6 +333,7 @@ async fn set_profile_email(user: &User, email: &str) {
 
 #[tokio::test]
 async fn an_e_mail_ses_refused_is_sent_by_the_redelivery_exactly_once() {
+    roost_e2e::needs_stack!();
     let host = User::host("Refused Host").await;
     let guest = User::guest("Refused Guest").await;
     let booking_id = booking(&host, &guest).await;

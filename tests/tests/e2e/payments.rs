@@ -300,6 +300,7 @@ async fn pay_and_confirm(guest: &User, booking_id: &str) -> Value {
 
 #[tokio::test]
 async fn pay_with_a_card_confirms_the_booking_and_books_its_nights() {
+    roost_e2e::needs_stack!();
     let f = fixture("moderate").await;
     let stranger = User::guest("Sara Stranger").await;
     let b = f.book(&f.guest, 30, 33).await;
@@ -359,6 +360,7 @@ async fn pay_with_a_card_confirms_the_booking_and_books_its_nights() {
 
 #[tokio::test]
 async fn concurrent_first_calls_agree_on_one_intent() {
+    roost_e2e::needs_stack!();
     let f = fixture("flexible").await;
     let b = f.book(&f.guest, 35, 36).await;
     let bid = s(&b, "booking_id").to_owned();
@@ -413,6 +415,7 @@ async fn concurrent_first_calls_agree_on_one_intent() {
 
 #[tokio::test]
 async fn a_declined_card_is_recorded_and_the_booking_stays_payable() {
+    roost_e2e::needs_stack!();
     let f = fixture("moderate").await;
     let b = f.book(&f.guest, 40, 42).await;
     let bid = s(&b, "booking_id").to_owned();
@@ -467,6 +470,7 @@ async fn a_declined_card_is_recorded_and_the_booking_stays_payable() {
 
 #[tokio::test]
 async fn the_same_event_twice_and_events_out_of_order_apply_once() {
+    roost_e2e::needs_stack!();
     let f = fixture("moderate").await;
     let b = f.book(&f.guest, 45, 47).await;
     let bid = s(&b, "booking_id").to_owned();
@@ -506,6 +510,7 @@ async fn the_same_event_twice_and_events_out_of_order_apply_once() {
 
 #[tokio::test]
 async fn forged_stale_and_altered_webhooks_are_refused_and_never_queued() {
+    roost_e2e::needs_stack!();
     let f = fixture("moderate").await;
     let b = f.book(&f.guest, 50, 52).await;
     let bid = s(&b, "booking_id").to_owned();
@@ -649,6 +654,7 @@ fn ulid_like() -> String {
 
 #[tokio::test]
 async fn a_payment_for_a_booking_cancelled_meanwhile_is_refunded_in_full() {
+    roost_e2e::needs_stack!();
     let f = fixture("flexible").await;
     let b = f.book(&f.guest, 55, 57).await;
     let bid = s(&b, "booking_id").to_owned();
@@ -686,6 +692,7 @@ async fn a_payment_for_a_booking_cancelled_meanwhile_is_refunded_in_full() {
 
 #[tokio::test]
 async fn a_payment_after_the_hold_lapsed_and_was_taken_is_refunded_never_double_booked() {
+    roost_e2e::needs_stack!();
     let f = fixture("moderate").await;
     let late = User::guest("Lia Late").await;
     let b = f.book(&late, 60, 62).await;
@@ -744,6 +751,7 @@ async fn charge_refunded(intent_id: &str) -> String {
 
 #[tokio::test]
 async fn refunds_of_cancelled_bookings_are_what_is_due_once_and_never_more_than_paid() {
+    roost_e2e::needs_stack!();
     let f = fixture("moderate").await;
     let total = 10000 + 2000 + 1200;
     // (refund due as bookings computes it, who cancelled, what localstripe must hold)
@@ -810,6 +818,7 @@ async fn refunds_of_cancelled_bookings_are_what_is_due_once_and_never_more_than_
 
 #[tokio::test]
 async fn a_pending_refund_is_completed_by_charge_refunded_once() {
+    roost_e2e::needs_stack!();
     // A refund Stripe has not finished: recorded `pending` on the booking (as payment-events
     // leaves it when Stripe answers `pending`), then Stripe's charge.refunded completes it.
     let f = fixture("moderate").await;
@@ -845,6 +854,7 @@ async fn a_pending_refund_is_completed_by_charge_refunded_once() {
 
 #[tokio::test]
 async fn a_poison_message_lands_in_the_dlq_while_the_rest_of_its_batch_is_applied() {
+    roost_e2e::needs_stack!();
     let f = fixture("moderate").await;
     let b = f.book(&f.guest, 80, 81).await;
     let bid = s(&b, "booking_id").to_owned();
@@ -919,6 +929,7 @@ async fn cancel_as_guest(guest: &User, booking_id: &str) -> Value {
 
 #[tokio::test]
 async fn a_success_delivered_again_after_a_cancellation_never_refunds_more_than_the_policy_owes() {
+    roost_e2e::needs_stack!();
     // Strict, 3 days before check-in: the guest's cancel refunds nothing. Paid for real.
     let strict = fixture("strict").await;
     let b = strict.book(&strict.guest, 3, 4).await;
@@ -991,6 +1002,7 @@ async fn paid_stray_intent(amount: i64, booking_id: &str) -> Value {
 
 #[tokio::test]
 async fn a_payment_that_is_not_its_booking_s_is_refunded_in_full_once_and_alarmed() {
+    roost_e2e::needs_stack!();
     let f = fixture("moderate").await;
     let b = f.book(&f.guest, 20, 22).await;
     let bid = s(&b, "booking_id").to_owned();
@@ -1069,6 +1081,7 @@ async fn mark_confirmed(booking_id: &str, total: i64) {
 
 #[tokio::test]
 async fn a_refund_stripe_keeps_refusing_is_recorded_failed_with_its_reason_and_an_operator_retries_it() {
+    roost_e2e::needs_stack!();
     let f = fixture("moderate").await;
     let b = f.book(&f.guest, 40, 41).await;
     let bid = s(&b, "booking_id").to_owned();

@@ -150,6 +150,7 @@ async fn stored_counters(listing_id: &str) -> [(u64, u64); 2] {
 
 #[tokio::test]
 async fn a_guest_reviews_a_finished_stay_once_and_the_host_answers_once() {
+    roost_e2e::needs_stack!();
     let (host, guest, stranger) = tokio::join!(User::host("Rhea Host"), User::guest("Gus Guest"), User::guest("Stan"));
     let listing_id = new_listing(&host).await;
     let booking_id = book(&guest, &listing_id, 3).await;
@@ -226,6 +227,7 @@ async fn a_guest_reviews_a_finished_stay_once_and_the_host_answers_once() {
 
 #[tokio::test]
 async fn the_window_closes_fourteen_days_after_check_out() {
+    roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Win Host"), User::guest("Wendy"));
     let listing_id = new_listing(&host).await;
     let late = book(&guest, &listing_id, 2).await;
@@ -251,6 +253,7 @@ async fn the_window_closes_fourteen_days_after_check_out() {
 
 #[tokio::test]
 async fn average_and_count_stay_exact_under_concurrent_reviews() {
+    roost_e2e::needs_stack!();
     let (host, a, b) = tokio::join!(User::host("Cora Host"), User::guest("Ana"), User::guest("Ben"));
     let listing_id = new_listing(&host).await;
     let guests = [std::sync::Arc::new(a), std::sync::Arc::new(b)];

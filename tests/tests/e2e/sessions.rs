@@ -130,6 +130,7 @@ fn with_tokens(user: &User, tokens: &Value) -> User {
 
 #[tokio::test]
 async fn after_sign_out_every_context_refuses_the_old_token_and_a_new_sign_in_works() {
+    roost_e2e::needs_stack!();
     // A host, so that the listings probe answers 200 to a live token.
     let user = User::host("Session").await;
     // Every context has now seen (and cached) this user as not signed out.
@@ -168,6 +169,7 @@ async fn reset_code(email: &str) -> String {
 
 #[tokio::test]
 async fn a_password_reset_ends_the_session_everywhere() {
+    roost_e2e::needs_stack!();
     let user = User::host("Reset").await;
     assert_every_context_accepts(&user, true).await;
     let post = |path: &'static str, body: Value| async move {

@@ -49,6 +49,7 @@ fn email(name: &str) -> String {
 
 #[tokio::test]
 async fn the_whole_journey_from_sign_up_to_sign_out() {
+    roost_e2e::needs_stack!();
     let email = email("journey");
     let signup =
         post("/v1/auth/signup", json!({"email": email.to_uppercase(), "password": PASSWORD, "name": " Jo Journey "}))
@@ -152,6 +153,7 @@ async fn the_whole_journey_from_sign_up_to_sign_out() {
 
 #[tokio::test]
 async fn a_wrong_password_and_an_unknown_email_look_the_same() {
+    roost_e2e::needs_stack!();
     let user = User::guest("Enum").await;
     let wrong = post("/v1/auth/login", json!({"email": user.email, "password": "Not-the-pass-1"})).await;
     let unknown = post("/v1/auth/login", json!({"email": email("nobody"), "password": "Not-the-pass-1"})).await;
@@ -219,6 +221,7 @@ async fn signed_up(email: &str, password: &str, name: &str) -> String {
 
 #[tokio::test]
 async fn signing_up_again_within_a_day_keeps_the_first_account_and_its_password() {
+    roost_e2e::needs_stack!();
     let email = email("again");
     let first = signed_up(&email, PASSWORD, "First").await;
     let second = sign_up(&email, "Second-pass-2", "Second").await;
@@ -238,6 +241,7 @@ async fn signing_up_again_within_a_day_keeps_the_first_account_and_its_password(
 
 #[tokio::test]
 async fn an_unconfirmed_account_older_than_a_day_is_replaced() {
+    roost_e2e::needs_stack!();
     let email = email("stale");
     let first = signed_up(&email, PASSWORD, "First").await;
     age_account(&email, PAST_GRACE_SECONDS).await;
@@ -255,6 +259,7 @@ async fn an_unconfirmed_account_older_than_a_day_is_replaced() {
 
 #[tokio::test]
 async fn a_stale_sign_up_whose_profile_holds_more_than_its_sign_up_is_kept() {
+    roost_e2e::needs_stack!();
     let email = email("kept");
     let first = signed_up(&email, PASSWORD, "First").await;
     // As a migration or a support tool would: the profile now holds more than the sign-up wrote.
@@ -274,6 +279,7 @@ async fn a_stale_sign_up_whose_profile_holds_more_than_its_sign_up_is_kept() {
 
 #[tokio::test]
 async fn accounts_an_operator_made_or_reset_survive_a_sign_up_with_their_email() {
+    roost_e2e::needs_stack!();
     let stack = Stack::get();
     // Made by an operator or a migration (AdminCreateUser): FORCE_CHANGE_PASSWORD, with a profile.
     let email = email("migrated");
@@ -330,6 +336,7 @@ async fn accounts_an_operator_made_or_reset_survive_a_sign_up_with_their_email()
 /// time exactly one wins (201) and its account is the only one; the others are 409.
 #[tokio::test]
 async fn concurrent_sign_ups_with_one_email_make_one_account() {
+    roost_e2e::needs_stack!();
     for stale in [false, true] {
         let email = email("race");
         let old = if stale {
@@ -367,6 +374,7 @@ async fn concurrent_sign_ups_with_one_email_make_one_account() {
 
 #[tokio::test]
 async fn bad_input_is_a_clear_4xx_never_a_5xx() {
+    roost_e2e::needs_stack!();
     let weak = post("/v1/auth/signup", json!({"email": email("weak"), "password": "password", "name": "W"})).await;
     let weak = assert_problem(weak, 400, "validation_failed").await;
     assert_eq!(weak["errors"][0]["field"], "password");
@@ -406,6 +414,7 @@ async fn bad_input_is_a_clear_4xx_never_a_5xx() {
 /// with API Gateway's own body, and the function never sees the request.
 #[tokio::test]
 async fn the_authorizer_refuses_bad_tokens_before_the_function_runs() {
+    roost_e2e::needs_stack!();
     use roost_e2e::tokens::{claims_of, sign, signing_keys};
     let stack = Stack::get();
     let user = User::guest("Gate").await;
