@@ -75,6 +75,7 @@ async fn assert_gateway_answer(response: reqwest::Response, status: u16, message
 
 #[tokio::test]
 async fn every_private_route_of_the_template_refuses_a_missing_or_bad_token() {
+    roost_e2e::needs_stack!();
     let routes = routes();
     let private: Vec<&Route> = routes.iter().filter(|r| !r.public).collect();
     assert!(private.len() >= 18, "{private:?}");
@@ -91,6 +92,7 @@ async fn every_private_route_of_the_template_refuses_a_missing_or_bad_token() {
 
 #[tokio::test]
 async fn public_routes_never_ask_for_a_token() {
+    roost_e2e::needs_stack!();
     // A public route reaches its function without a token: whatever the function answers, it is
     // not the gateway's 401.
     for route in routes().iter().filter(|r| r.public && !r.path.starts_with("/v1/webhooks/")) {
@@ -102,6 +104,7 @@ async fn public_routes_never_ask_for_a_token() {
 
 #[tokio::test]
 async fn an_unknown_route_is_the_gateways_404_with_its_request_id() {
+    roost_e2e::needs_stack!();
     let response = client().get(Stack::get().url("/v1/no-such-route")).send().await.expect("api");
     assert_gateway_answer(response, 404, "Not Found", "GET /v1/no-such-route").await;
     let response = client().delete(Stack::get().url("/v1/health")).send().await.expect("api");
@@ -110,6 +113,7 @@ async fn an_unknown_route_is_the_gateways_404_with_its_request_id() {
 
 #[tokio::test]
 async fn function_errors_carry_the_callers_request_id_or_a_new_one() {
+    roost_e2e::needs_stack!();
     let user = User::guest("Rid Error").await;
     // The caller's id comes back on an error, as on a success.
     let id = unique("rid-error-");
@@ -158,6 +162,7 @@ fn header_list(response: &reqwest::Response, name: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn cors_preflight_and_simple_requests_answer_as_the_template_declares() {
+    roost_e2e::needs_stack!();
     let origin = "https://app.roost.example";
     let allowed_origins = cors_list("AllowOrigins");
     let want_origin = if allowed_origins.iter().any(|o| o == "*") { "*".to_owned() } else { allowed_origins[0].clone() };
