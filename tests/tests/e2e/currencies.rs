@@ -80,7 +80,7 @@ async fn wait_for_status(user: &User, booking_id: &str, status: &str) -> Value {
 }
 
 /// Every intent localstripe holds whose metadata names `booking_id` (its list, page by page).
-async fn intents_at_stripe(booking_id: &str) -> Vec<Value> {
+pub(super) async fn intents_at_stripe(booking_id: &str) -> Vec<Value> {
     let mut found = Vec::new();
     let mut after: Option<String> = None;
     loop {

@@ -186,27 +186,6 @@ async fn outbox_events(booking_id: &str, event_type: &str) -> Vec<Value> {
     }
 }
 
-/// Every PaymentIntent localstripe holds for `booking_id` (by its metadata; localstripe has no
-/// search, so the list is walked page by page).
-async fn intents_at_stripe(booking_id: &str) -> Vec<Value> {
-    let mut found = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let path = match &after {
-            Some(a) => format!("/v1/payment_intents?limit=100&starting_after={a}"),
-            None => "/v1/payment_intents?limit=100".to_owned(),
-        };
-        let (status, page) = stripe(Method::GET, &path, &[]).await;
-        assert_eq!(status, 200, "{page}");
-        let data = page["data"].as_array().expect("data").clone();
-        after = data.last().map(|i| s(i, "id").to_owned());
-        found.extend(data.into_iter().filter(|i| i["metadata"]["booking_id"] == booking_id));
-        if page["has_more"] != true || after.is_none() {
-            return found;
-        }
-    }
-}
-
 /// The refunds localstripe holds for an intent.
 async fn refunds_of(intent_id: &str) -> Vec<Value> {
     let (status, list) = stripe(Method::GET, &format!("/v1/refunds?payment_intent={intent_id}"), &[]).await;
@@ -385,7 +364,7 @@ async fn concurrent_first_calls_agree_on_one_intent() {
     assert_eq!(view["payment"]["payment_intent_id"], json!(ids.first()));
     // At the provider too: localstripe ignores Idempotency-Key, so racing calls may each create
     // an intent, but every one but the kept one is cancelled: one open intent for the booking.
-    let open: Vec<String> = intents_at_stripe(&bid)
+    let open: Vec<String> = super::currencies::intents_at_stripe(&bid)
         .await
         .iter()
         .filter(|i| i["status"] != "canceled")
