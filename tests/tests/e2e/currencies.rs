@@ -63,7 +63,7 @@ async fn stripe(method: Method, path: &str, form: &[(&str, &str)]) -> (u16, Valu
 
 /// What the guest's browser does with the client secret (localstripe: `payment_method` is set
 /// on the intent first, then `/confirm` with no body).
-async fn confirm_with_visa(intent_id: &str) {
+pub(super) async fn confirm_with_visa(intent_id: &str) {
     let (status, body) =
         stripe(Method::POST, &format!("/v1/payment_intents/{intent_id}"), &[("payment_method", "pm_card_visa")]).await;
     assert_eq!(status, 200, "attach: {body}");
@@ -71,7 +71,7 @@ async fn confirm_with_visa(intent_id: &str) {
     assert_eq!((status, &body["status"]), (200, &json!("succeeded")), "confirm: {body}");
 }
 
-async fn wait_for_status(user: &User, booking_id: &str, status: &str) -> Value {
+pub(super) async fn wait_for_status(user: &User, booking_id: &str, status: &str) -> Value {
     eventually(&format!("{booking_id} {status}"), || async {
         let b = json_of(user.get(&format!("/v1/bookings/{booking_id}")).await, 200).await;
         (b["status"] == status).then_some(b)

@@ -5,6 +5,7 @@
 mod auth;
 mod bookings;
 mod bookings_store;
+mod coverage;
 mod currencies;
 mod events;
 mod health;

@@ -29,7 +29,7 @@ fn day(days: i64) -> String {
     today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
 }
 
-async fn booking(host: &User, guest: &User) -> String {
+pub(super) async fn booking(host: &User, guest: &User) -> String {
     let listing = json!({
         "title": TITLE,
         "description": "Notified.",
@@ -51,7 +51,7 @@ async fn booking(host: &User, guest: &User) -> String {
 }
 
 /// Puts an envelope on the notifications queue as SNS raw delivery would; returns the event id.
-async fn deliver(event_id: &str, event_type: &str, data: Value) {
+pub(super) async fn deliver(event_id: &str, event_type: &str, data: Value) {
     let envelope = json!({
         "id": event_id, "type": event_type, "version": 1,
         "occurred_at": jiff::Timestamp::now().round(jiff::Unit::Second).expect("ts").to_string(),
@@ -68,7 +68,7 @@ async fn deliver(event_id: &str, event_type: &str, data: Value) {
     .await;
 }
 
-fn ntf_id(event_id: &str) -> String {
+pub(super) fn ntf_id(event_id: &str) -> String {
     format!("ntf_{}", event_id.trim_start_matches("evt_"))
 }
 
@@ -77,7 +77,7 @@ async fn inbox(user: &User, query: &str) -> Value {
 }
 
 /// Polls the user's inbox until `notification_id` is in it; returns that item.
-async fn wait_for_item(user: &User, notification_id: &str) -> Value {
+pub(super) async fn wait_for_item(user: &User, notification_id: &str) -> Value {
     let start = Instant::now();
     loop {
         let page = inbox(user, "?limit=100").await;
