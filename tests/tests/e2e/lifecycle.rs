@@ -321,7 +321,8 @@ async fn run_sweep() -> Value {
 /// This test's own queue on the topic: raw delivery, `booking.cancelled` and `booking.expired`.
 struct Probe {
     url: String,
-    subscription_arn: String,
+    /// Removes the queue and its subscription however the test ends.
+    _guard: roost_e2e::probe::ProbeGuard,
 }
 
 /// An event as the probe received it: its envelope and its `type` message attribute.
@@ -357,7 +358,8 @@ impl Probe {
             .send()
             .await
             .expect("Subscribe");
-        Probe { url, subscription_arn: subscription.subscription_arn().unwrap_or_default().to_owned() }
+        let guard = roost_e2e::probe::ProbeGuard::new(&url, subscription.subscription_arn().unwrap_or_default());
+        Probe { url, _guard: guard }
     }
 
     /// Commits a sentinel event (straight to the outbox), then receives until it has arrived
@@ -412,9 +414,9 @@ impl Probe {
         }
     }
 
+    /// Removes the probe now (its guard would at the end of the test anyway).
     async fn close(self) {
-        let _ = sns().unsubscribe().subscription_arn(&self.subscription_arn).send().await;
-        sqs("DeleteQueue", &json!({"QueueUrl": self.url})).await;
+        drop(self);
     }
 }
 

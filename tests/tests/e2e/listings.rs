@@ -695,19 +695,10 @@ async fn search_pages_have_no_duplicates_or_gaps_and_cursors_are_bound() {
     assert_eq!(ids(&rest), created[10..20].to_vec());
 }
 
-/// The `ddb_requests` of the ListingsFunction request line with this request id.
+/// The `ddb_requests` of the ListingsFunction request line with this request id (polled for
+/// up to the harness's PATIENCE).
 async fn ddb_requests_of(request_id: &str) -> u32 {
-    let needle = format!("\"request_id\":\"{request_id}\"");
-    for _ in 0..50 {
-        let log = Stack::get().function_log("ListingsFunction");
-        if let Some(line) = log.lines().find(|l| l.contains(&needle) && l.contains("\"message\":\"request\"")) {
-            let json = &line[line.find('{').expect("json line")..];
-            let v: Value = serde_json::from_str(json).expect("log line is JSON");
-            return u32::try_from(v["ddb_requests"].as_u64().expect("ddb_requests")).expect("small");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no request line for {request_id} in the ListingsFunction log");
+    roost_e2e::ddb_requests("ListingsFunction", request_id).await
 }
 
 /// Searches with an `X-Request-Id` and returns (page, DynamoDB requests it cost).
