@@ -2,6 +2,7 @@
 //! the `stack.json` named by `ROOST_STACK`), through HTTP as a client would.
 
 pub mod probe;
+pub mod today;
 pub mod tokens;
 
 use std::sync::LazyLock;

@@ -48,7 +48,7 @@ async fn new_listing(host: &User) -> String {
 
 /// The date `days` after today in the listings' time zone, `YYYY-MM-DD`.
 fn day(days: i64) -> String {
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get(TZ).expect("tz")).date();
+    let today = roost_e2e::today::today_in(TZ);
     today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
 }
 
@@ -922,8 +922,8 @@ async fn dates_at_the_edges_of_the_calendar_are_4xx_or_right_answers_never_500()
     body["check_out_time"] = json!("01:30");
     let lid = create_listing(&host, &body).await;
     let tz = jiff::tz::TimeZone::get(TZ).expect("tz");
+    let today = roost_e2e::today::today_in(TZ);
     let now = jiff::Timestamp::now();
-    let today = now.to_zoned(tz.clone()).date();
     let plus = |d: jiff::civil::Date, n: i64| d.checked_add(jiff::Span::new().days(n)).expect("date");
     let last = today.checked_add(jiff::Span::new().months(18)).expect("horizon");
     let at = |a: &str, b: &str| json!({"listing_id": lid, "check_in": a, "check_out": b, "guests": 1});

@@ -41,7 +41,7 @@ async fn euro_listing(host: &User, policy: &str) -> String {
 
 /// The date `days` after today in `timezone`.
 fn day(timezone: &str, days: i64) -> String {
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get(timezone).expect("time zone")).date();
+    let today = roost_e2e::today::today_in(timezone);
     today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
 }
 

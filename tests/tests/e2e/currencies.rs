@@ -33,7 +33,7 @@ fn money(amount: i64, currency: &str) -> Value {
 
 /// The date `days` after today in the listing's time zone.
 fn day(days: i64) -> String {
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get(TZ).expect("tz")).date();
+    let today = roost_e2e::today::today_in(TZ);
     today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
 }
 

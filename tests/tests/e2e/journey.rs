@@ -45,7 +45,7 @@ fn listing_body(city: &str) -> Value {
 
 /// The date `days` after today in the listing's time zone.
 fn day(days: i64) -> String {
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get(TZ).expect("tz")).date();
+    let today = roost_e2e::today::today_in(TZ);
     today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
 }
 

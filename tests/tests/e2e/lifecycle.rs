@@ -67,7 +67,7 @@ async fn new_listing(host: &User, timezone: &str, policy: &str) -> (String, Stri
 }
 
 fn today(timezone: &str) -> jiff::civil::Date {
-    jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get(timezone).expect("time zone")).date()
+    roost_e2e::today::today_in(timezone)
 }
 
 /// The date `days` after today in `timezone`, `YYYY-MM-DD`.

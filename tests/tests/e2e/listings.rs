@@ -58,7 +58,7 @@ fn ids(page: &Value) -> Vec<String> {
 
 /// A date `days` from today (UTC), as `YYYY-MM-DD`.
 fn day(days: i64) -> String {
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = roost_e2e::today::today_in("UTC");
     today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
 }
 

@@ -36,7 +36,7 @@ async fn anonymous(method: Method, path: &str, body: Option<&Value>) -> reqwest:
 }
 
 fn day(days: i64) -> String {
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = roost_e2e::today::today_in("UTC");
     today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
 }
 

@@ -25,7 +25,7 @@ fn queue_url() -> String {
 }
 
 fn day(days: i64) -> String {
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = roost_e2e::today::today_in("UTC");
     today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
 }
 
