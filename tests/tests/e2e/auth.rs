@@ -85,8 +85,13 @@ async fn every_private_route_of_the_template_refuses_a_missing_or_bad_token() {
     for route in private {
         let what = format!("{} {}", route.method, route.path);
         assert_gateway_answer(call(route, None).await, 401, "Unauthorized", &format!("{what} without a token")).await;
-        assert_gateway_answer(call(route, Some(garbled)).await, 401, "Unauthorized", &format!("{what} with a bad token"))
-            .await;
+        assert_gateway_answer(
+            call(route, Some(garbled)).await,
+            401,
+            "Unauthorized",
+            &format!("{what} with a bad token"),
+        )
+        .await;
     }
 }
 
@@ -98,7 +103,12 @@ async fn public_routes_never_ask_for_a_token() {
     for route in routes().iter().filter(|r| r.public && !r.path.starts_with("/v1/webhooks/")) {
         let response = call(route, None).await;
         assert_ne!(response.status(), 401, "{} {} is public", route.method, route.path);
-        assert!(response.headers().contains_key("x-request-id"), "{} {}: the function answered", route.method, route.path);
+        assert!(
+            response.headers().contains_key("x-request-id"),
+            "{} {}: the function answered",
+            route.method,
+            route.path
+        );
     }
 }
 
@@ -165,7 +175,8 @@ async fn cors_preflight_and_simple_requests_answer_as_the_template_declares() {
     roost_e2e::needs_stack!();
     let origin = "https://app.roost.example";
     let allowed_origins = cors_list("AllowOrigins");
-    let want_origin = if allowed_origins.iter().any(|o| o == "*") { "*".to_owned() } else { allowed_origins[0].clone() };
+    let want_origin =
+        if allowed_origins.iter().any(|o| o == "*") { "*".to_owned() } else { allowed_origins[0].clone() };
     let origin = if want_origin == "*" { origin.to_owned() } else { want_origin.clone() };
 
     // A preflight for a private route: answered by the gateway (no token needed for it).
@@ -202,7 +213,10 @@ async fn cors_preflight_and_simple_requests_answer_as_the_template_declares() {
     // readable by the browser's script.
     let simple = client().get(Stack::get().url("/v1/health")).header("origin", &origin).send().await.expect("api");
     assert_eq!(simple.status(), 200);
-    assert_eq!(simple.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()), Some(want_origin.as_str()));
+    assert_eq!(
+        simple.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some(want_origin.as_str())
+    );
     let mut exposed = header_list(&simple, "access-control-expose-headers");
     let mut want_exposed = cors_list("ExposeHeaders");
     exposed.sort();
@@ -212,6 +226,9 @@ async fn cors_preflight_and_simple_requests_answer_as_the_template_declares() {
     // The gateway's own answers are decorated too (a browser must be able to read a 401).
     let refused = client().get(Stack::get().url("/v1/me")).header("origin", &origin).send().await.expect("api");
     assert_eq!(refused.status(), 401);
-    assert_eq!(refused.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()), Some(want_origin.as_str()));
+    assert_eq!(
+        refused.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+        Some(want_origin.as_str())
+    );
     let _: Value = refused.json().await.expect("json");
 }

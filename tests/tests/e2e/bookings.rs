@@ -242,8 +242,12 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
     // guess at how long a loaded machine takes (1 s either side: the instant may be whole seconds).
     let hold: jiff::Timestamp = str_of(&b, "hold_expires_at").parse().expect("hold_expires_at");
     let fifteen = jiff::SignedDuration::from_mins(15);
-    let (earliest, latest) = (before + fifteen - jiff::SignedDuration::from_secs(1), after + fifteen + jiff::SignedDuration::from_secs(1));
-    assert!(earliest <= hold && hold <= latest, "hold until {hold}, not 15 minutes after the request ({before} .. {after})");
+    let (earliest, latest) =
+        (before + fifteen - jiff::SignedDuration::from_secs(1), after + fifteen + jiff::SignedDuration::from_secs(1));
+    assert!(
+        earliest <= hold && hold <= latest,
+        "hold until {hold}, not 15 minutes after the request ({before} .. {after})"
+    );
 
     // Stored: 3 nights held by it, and the search item knows them.
     assert_held_by(&lid, &bid, &days(40, 43)).await;

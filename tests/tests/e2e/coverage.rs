@@ -35,7 +35,12 @@ fn listing_body(timezone: &str, nightly: Value, cleaning_fee: Value, policy: &st
 
 /// A listing in EUR (100.00 a night, 20.00 cleaning) under `policy`, in Lisbon.
 async fn euro_listing(host: &User, policy: &str) -> String {
-    let body = listing_body(LISBON, json!({"amount": 10_000, "currency": "EUR"}), json!({"amount": 2_000, "currency": "EUR"}), policy);
+    let body = listing_body(
+        LISBON,
+        json!({"amount": 10_000, "currency": "EUR"}),
+        json!({"amount": 2_000, "currency": "EUR"}),
+        policy,
+    );
     s(&json_of(host.post("/v1/listings", Some(&body)).await, 201).await, "listing_id").to_owned()
 }
 
@@ -119,7 +124,8 @@ async fn a_listing_takes_ten_uploads_at_once_and_thirty_photos_in_all() {
         };
         complete_all(&host, &lid, batch).await;
     }
-    let listing = json_of(client().get(Stack::get().url(&format!("/v1/listings/{lid}"))).send().await.expect("api"), 200).await;
+    let listing =
+        json_of(client().get(Stack::get().url(&format!("/v1/listings/{lid}"))).send().await.expect("api"), 200).await;
     let photos = listing["photos"].as_array().expect("photos").clone();
     assert_eq!(photos.len(), 30);
     let refused = assert_problem(announce(&host, &lid).await, 422, "too_many_photos").await;
@@ -233,8 +239,12 @@ async fn an_expired_booking_has_its_open_payment_intent_cancelled() {
     // The hold lapses with the card form still open; the sweep stores `expired` and emits
     // booking.expired; the relay publishes it; payment-events cancels the intent at Stripe.
     lapse_and_index(&bid, &lid, &[day(LISBON, 50), day(LISBON, 51)]).await;
-    let (outcome, summary) =
-        Stack::get().invoke("BookingsSweepFunction", &json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})).await;
+    let (outcome, summary) = Stack::get()
+        .invoke(
+            "BookingsSweepFunction",
+            &json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}),
+        )
+        .await;
     assert_eq!(outcome, "response", "{summary}");
     let cancelled = eventually_for(std::time::Duration::from_secs(90), "the intent cancelled at Stripe", || async {
         let now = at_stripe(&format!("/v1/payment_intents/{pi}")).await;
@@ -254,8 +264,7 @@ async fn an_expired_booking_has_its_open_payment_intent_cancelled() {
 #[tokio::test]
 async fn an_archived_listing_takes_no_new_booking_and_honours_those_made_before() {
     roost_e2e::needs_stack!();
-    let (host, guest, later) =
-        tokio::join!(User::host("Arc Host"), User::guest("Arc Guest"), User::guest("Arc Later"));
+    let (host, guest, later) = tokio::join!(User::host("Arc Host"), User::guest("Arc Guest"), User::guest("Arc Later"));
     let lid = euro_listing(&host, "flexible").await;
     let paid = book(&guest, &lid, LISBON, 40, 42).await;
     let paid_id = s(&paid, "booking_id").to_owned();
@@ -268,9 +277,20 @@ async fn an_archived_listing_takes_no_new_booking_and_honours_those_made_before(
     assert_eq!(host.send(Method::DELETE, &format!("/v1/listings/{lid}"), None).await.status(), 204);
 
     // No new bookings, no quotes, not public any more.
-    assert_problem(later.post("/v1/bookings", Some(&stay(&lid, LISBON, 60, 61))).await, 422, "listing_unavailable").await;
-    assert_problem(client().post(Stack::get().url("/v1/quotes")).json(&stay(&lid, LISBON, 60, 61)).send().await.expect("api"), 422, "listing_unavailable").await;
-    assert_problem(client().get(Stack::get().url(&format!("/v1/listings/{lid}"))).send().await.expect("api"), 404, "not_found").await;
+    assert_problem(later.post("/v1/bookings", Some(&stay(&lid, LISBON, 60, 61))).await, 422, "listing_unavailable")
+        .await;
+    assert_problem(
+        client().post(Stack::get().url("/v1/quotes")).json(&stay(&lid, LISBON, 60, 61)).send().await.expect("api"),
+        422,
+        "listing_unavailable",
+    )
+    .await;
+    assert_problem(
+        client().get(Stack::get().url(&format!("/v1/listings/{lid}"))).send().await.expect("api"),
+        404,
+        "not_found",
+    )
+    .await;
 
     // The confirmed stay stands, for both sides; the unpaid one may still be paid.
     for user in [&guest, &host] {
@@ -358,14 +378,20 @@ async fn a_reservations_cursor_is_refused_under_another_listing_filter() {
 
     let page = json_of(host.get(&format!("/v1/me/reservations?listing_id={one}&limit=1")).await, 200).await;
     let cursor = s(&page, "next_cursor").to_owned();
-    let next = json_of(host.get(&format!("/v1/me/reservations?listing_id={one}&limit=1&cursor={cursor}")).await, 200).await;
+    let next =
+        json_of(host.get(&format!("/v1/me/reservations?listing_id={one}&limit=1&cursor={cursor}")).await, 200).await;
     assert_eq!(next["items"].as_array().map(Vec::len), Some(1), "{next}");
     for other in [format!("?listing_id={two}&limit=1&cursor={cursor}"), format!("?limit=1&cursor={cursor}")] {
         assert_problem(host.get(&format!("/v1/me/reservations{other}")).await, 400, "invalid_cursor").await;
     }
     let unfiltered = json_of(host.get("/v1/me/reservations?limit=1").await, 200).await;
     let cursor = s(&unfiltered, "next_cursor").to_owned();
-    assert_problem(host.get(&format!("/v1/me/reservations?listing_id={one}&limit=1&cursor={cursor}")).await, 400, "invalid_cursor").await;
+    assert_problem(
+        host.get(&format!("/v1/me/reservations?listing_id={one}&limit=1&cursor={cursor}")).await,
+        400,
+        "invalid_cursor",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -409,7 +435,12 @@ async fn a_yen_stay_is_quoted_paid_and_half_refunded_in_whole_yen() {
     roost_e2e::needs_stack!();
     let tokyo = "Asia/Tokyo";
     let (host, guest) = tokio::join!(User::host("Yui Host"), User::guest("Yuki Guest"));
-    let body = listing_body(tokyo, json!({"amount": 12_345, "currency": "JPY"}), json!({"amount": 1_000, "currency": "JPY"}), "moderate");
+    let body = listing_body(
+        tokyo,
+        json!({"amount": 12_345, "currency": "JPY"}),
+        json!({"amount": 1_000, "currency": "JPY"}),
+        "moderate",
+    );
     let lid = s(&json_of(host.post("/v1/listings", Some(&body)).await, 201).await, "listing_id").to_owned();
 
     // Worked by hand: 2 x 12,345 = 24,690 yen; 12 % = 2,962.8 -> 2,963; + 1,000 cleaning = 28,653.
@@ -437,7 +468,10 @@ async fn a_yen_stay_is_quoted_paid_and_half_refunded_in_whole_yen() {
     let preview = json_of(guest.get(&format!("/v1/bookings/{bid}/cancellation")).await, 200).await;
     assert_eq!(preview["refund"], half, "{preview}");
     let cancelled = json_of(guest.post(&format!("/v1/bookings/{bid}/cancel"), Some(&json!({}))).await, 200).await;
-    assert_eq!((&cancelled["refund"]["amount"], &cancelled["refund"]["currency"]), (&half["amount"], &half["currency"]));
+    assert_eq!(
+        (&cancelled["refund"]["amount"], &cancelled["refund"]["currency"]),
+        (&half["amount"], &half["currency"])
+    );
     let refunds = eventually("the yen refund at Stripe", || async {
         let list = at_stripe(&format!("/v1/refunds?payment_intent={pi}")).await;
         let data = list["data"].as_array().cloned().unwrap_or_default();

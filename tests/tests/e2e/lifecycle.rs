@@ -527,9 +527,7 @@ async fn the_guests_today_is_the_listings_date_not_utcs() {
         tokio::join!(new_listing(&host, ahead, "strict"), new_listing(&host, behind, "strict"));
     // Strict, counted in the listing's zone: 6 days -> 0 % (UTC could count 7 -> 50 %) ahead;
     // 7 days -> 50 % (UTC could count 6 -> 0 %) behind.
-    for (listing, tz, days, due) in
-        [(&ahead_listing, ahead, 6, 0), (&behind_listing, behind, 7, HALF_A_NIGHT)]
-    {
+    for (listing, tz, days, due) in [(&ahead_listing, ahead, 6, 0), (&behind_listing, behind, 7, HALF_A_NIGHT)] {
         let b = book(&guest, listing, tz, days, days + 1).await;
         let bid = s(&b, "booking_id").to_owned();
         assert_eq!(b["check_in"], day(tz, days));

@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use reqwest::Method;
 use roost_e2e::{Stack, User, assert_problem, client, json_of, unique};
@@ -122,7 +121,8 @@ async fn hosts_create_edit_and_archive_and_nobody_else_can() {
             &path,
             Some(&json!({"nightly_price": {"amount": 11000, "currency": "EUR"}, "cleaning_fee": null})),
         )
-        .await, 200,
+        .await,
+        200,
     )
     .await;
     assert_eq!(edited["nightly_price"]["amount"], 11000);
@@ -444,8 +444,11 @@ async fn calendar_blocks_hide_listings_from_searches_for_those_dates() {
     assert_eq!(ids(&search(&stay(&d10, &d12)).await), vec![lid.clone()]);
     assert!(ids(&search(&stay(&d11, &d13)).await).is_empty(), "the 12th is still blocked");
     // Both lists in one call.
-    json_of(host.send(Method::PUT, &blocked, Some(&json!({"block": [d13.clone()], "unblock": [d12.clone()]}))).await, 200)
-        .await;
+    json_of(
+        host.send(Method::PUT, &blocked, Some(&json!({"block": [d13.clone()], "unblock": [d12.clone()]}))).await,
+        200,
+    )
+    .await;
     assert_eq!(ids(&search(&stay(&d11, &d13)).await), vec![lid.clone()]);
     assert!(ids(&search(&stay(&d12, &d14)).await).is_empty());
 
@@ -486,7 +489,8 @@ async fn calendar_blocks_hide_listings_from_searches_for_those_dates() {
     .await;
     assert_eq!(problem["errors"][0]["field"], "to");
     let year =
-        json_of(anonymous(&format!("/v1/listings/{lid}/availability?from={}&to={}", day(0), day(366))).await, 200).await;
+        json_of(anonymous(&format!("/v1/listings/{lid}/availability?from={}&to={}", day(0), day(366))).await, 200)
+            .await;
     assert_eq!(year["nights"].as_array().expect("nights").len(), 366);
 
     // A night a booking holds: blocking (or unblocking) it is 409, decided by the night's
@@ -500,7 +504,8 @@ async fn calendar_blocks_hide_listings_from_searches_for_those_dates() {
     )
     .await;
     assert_eq!(problem["errors"][0]["field"], "block[1]", "{problem}");
-    let read = json_of(anonymous(&format!("/v1/listings/{lid}/availability?from={d15}&to={}", day(17))).await, 200).await;
+    let read =
+        json_of(anonymous(&format!("/v1/listings/{lid}/availability?from={d15}&to={}", day(17))).await, 200).await;
     assert_eq!(night(&read, &d15)["available"], false);
     assert_eq!(night(&read, &day(16))["available"], true, "the transaction applied nothing");
     assert_problem(

@@ -620,7 +620,8 @@ async fn skipped_as_applied(event_id: &str, count: usize) {
     let field = format!("\"event_id\":\"{event_id}\"");
     eventually(&format!("{count} duplicate(s) of {event_id} skipped by payment-events"), || async {
         let log = Stack::get().function_log("PaymentEventsFunction");
-        let skipped = log.lines().filter(|l| l.contains("event already applied: skipped") && l.contains(&field)).count();
+        let skipped =
+            log.lines().filter(|l| l.contains("event already applied: skipped") && l.contains(&field)).count();
         (skipped >= count).then_some(())
     })
     .await;
@@ -872,7 +873,8 @@ async fn a_poison_message_lands_in_the_dlq_while_the_rest_of_its_batch_is_applie
     // Found by its body, so the body proves nothing: its receive count shows it was received
     // (and failed) maxReceiveCount = 5 times on the source queue before redrive moved it, and
     // only then.
-    let receives: u32 = found["Attributes"]["ApproximateReceiveCount"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let receives: u32 =
+        found["Attributes"]["ApproximateReceiveCount"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(receives > 5, "moved after 5 failed receives, then received here: {found}");
 }
 

@@ -245,7 +245,11 @@ async fn the_window_closes_fourteen_days_after_check_out() {
         .await
         .expect("api");
     let r = json_of(posted, 201).await;
-    assert_eq!((&r["booking_id"], &r["rating"], &r["comment"]), (&json!(in_time), &json!(5), &json!("Just in time")), "{r}");
+    assert_eq!(
+        (&r["booking_id"], &r["rating"], &r["comment"]),
+        (&json!(in_time), &json!(5), &json!("Just in time")),
+        "{r}"
+    );
     assert!(s(&r, "review_id").starts_with("rev_"), "{r}");
     assert_eq!(ddb_requests(FUNCTION, &request_id).await, 2, "GetItem (booking) + TransactWriteItems");
     assert_eq!(listing_rating(&listing_id).await, json!({"average": 5.0, "count": 1}));

@@ -30,7 +30,10 @@ fn probes() -> Vec<(&'static str, Method, &'static str, Option<Value>, u16)> {
 /// check's). Polled for up to the harness's PATIENCE: the log is written as the runtime reads it.
 async fn costs(function: &str, request_id: &str) -> (u64, u64) {
     let v = roost_e2e::request_line(function, request_id).await;
-    (v["ddb_requests"].as_u64().expect("ddb_requests"), v["session_ddb_requests"].as_u64().expect("session_ddb_requests"))
+    (
+        v["ddb_requests"].as_u64().expect("ddb_requests"),
+        v["session_ddb_requests"].as_u64().expect("session_ddb_requests"),
+    )
 }
 
 /// How long after a sign-out a process may still accept the old token, plus the time a request
