@@ -5,7 +5,7 @@ Usage: .venv/bin/python infra/local/moto_launcher.py -H 127.0.0.1 -p 5000  (same
 Plain moto_server serves requests on threads with no lock around DynamoDB, and its
 TransactWriteItems deep-copies whole tables: racing transactions lose writes, cancelled ones leave
 stream records, and big tables cost seconds and gigabytes (docs/local-runtime.md, "How it differs").
-Each patch below says why it exists. tests/tests/launcher.rs proves the result end to end.
+Each patch below says why it exists. tests/tests/e2e/launcher.rs proves the result end to end.
 The patches reach into moto internals: re-read them before bumping the moto pin.
 """
 

@@ -1,9 +1,12 @@
 //! The end-to-end harness: tests drive the stack that `cargo roost test` started (found through
 //! the `stack.json` named by `ROOST_STACK`), through HTTP as a client would.
 
+pub mod api;
+pub mod fixtures;
 pub mod probe;
-pub mod today;
 pub mod tokens;
+
+pub use api::{Api, Cancel, NewListing, NewReview, Stay, anonymous};
 
 use std::sync::LazyLock;
 

@@ -9,7 +9,12 @@
 use std::collections::{BTreeSet, HashSet};
 
 use reqwest::Method;
-use roost_e2e::{Stack, User, assert_problem, client, ddb_requests, dynamodb, join_all, json_of, night_items, unique};
+use roost_e2e::api::{Address, money};
+use roost_e2e::fixtures::{day_in, days_in, hold_slot_key_of, lapse_hold, minutes_ago, stored_unavailable};
+use roost_e2e::{
+    Cancel, NewListing, Stack, User, anonymous, assert_problem, client, ddb_requests, dynamodb, join_all, json_of,
+    night_items, s, unique,
+};
 use serde_json::{Value, json};
 
 const FUNCTION: &str = "BookingsFunction";
@@ -17,43 +22,37 @@ const TZ: &str = "Europe/Lisbon";
 /// How many times each race runs, each time on a fresh listing.
 const ROUNDS: usize = 5;
 
-fn listing_body(city: &str) -> Value {
-    json!({
-        "title": "Harbour loft",
-        "description": "Bright.",
-        "property_type": "apartment",
-        "address": {"line1": "Rua das Flores 12", "city": city, "region": "Lisboa", "country": "PT", "postal_code": "1200-195"},
-        "timezone": TZ,
-        "max_guests": 3, "bedrooms": 1, "beds": 2, "bathrooms": 1,
-        "amenities": ["wifi"],
-        "nightly_price": {"amount": 12345, "currency": "EUR"},
-        "cleaning_fee": {"amount": 2500, "currency": "EUR"},
-        "min_nights": 2,
-        "max_nights": 7,
-        "cancellation_policy": "moderate"
-    })
-}
-
-async fn create_listing(host: &User, body: &Value) -> String {
-    let response = host.post("/v1/listings", Some(body)).await;
-    let status = response.status();
-    let created: Value = response.json().await.expect("json");
-    assert_eq!(status, 201, "{created}");
-    created["listing_id"].as_str().expect("listing_id").to_owned()
+fn listing_body(city: &str) -> NewListing {
+    NewListing {
+        title: "Harbour loft".into(),
+        description: "Bright.".into(),
+        property_type: "apartment".into(),
+        address: Address {
+            line1: "Rua das Flores 12".into(),
+            postal_code: Some("1200-195".into()),
+            ..NewListing::in_city(city).address
+        },
+        timezone: TZ.into(),
+        max_guests: 3,
+        beds: 2,
+        nightly_price: money(12345, "EUR"),
+        min_nights: Some(2),
+        max_nights: Some(7),
+        ..NewListing::in_city(city)
+    }
 }
 
 async fn new_listing(host: &User) -> String {
-    create_listing(host, &listing_body(&unique("Bookville"))).await
+    host.api().new_listing(&listing_body(&unique("Bookville"))).await
 }
 
 /// The date `days` after today in the listings' time zone, `YYYY-MM-DD`.
 fn day(days: i64) -> String {
-    let today = roost_e2e::today::today_in(TZ);
-    today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
+    day_in(TZ, days)
 }
 
 fn days(from: i64, to: i64) -> Vec<String> {
-    (from..to).map(day).collect()
+    days_in(TZ, from, to)
 }
 
 fn stay(lid: &str, check_in: i64, check_out: i64, guests: u32) -> Value {
@@ -61,47 +60,24 @@ fn stay(lid: &str, check_in: i64, check_out: i64, guests: u32) -> Value {
 }
 
 async fn quote(body: &Value) -> reqwest::Response {
-    client().post(Stack::get().url("/v1/quotes")).json(body).send().await.expect("api")
+    anonymous().quote(body).await
 }
 
 async fn book(guest: &User, body: &Value, key: Option<&str>) -> reqwest::Response {
-    let mut request =
-        client().post(Stack::get().url("/v1/bookings")).header("authorization", guest.bearer()).json(body);
-    if let Some(k) = key {
-        request = request.header("idempotency-key", k);
-    }
-    request.send().await.expect("api")
+    guest.api().book(body, key).await
 }
 
 /// Books and asserts 201; returns the booking.
 async fn booked(guest: &User, body: &Value) -> Value {
-    json_of(book(guest, body, None).await, 201).await
-}
-
-fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
-    v[field].as_str().unwrap_or_else(|| panic!("{field} in {v}"))
+    guest.api().booked(body).await
 }
 
 /// Cancels `booking_id` as `user` (its guest or host), 200: frees the guest's hold slot for the
 /// next round (a guest has at most three bookings waiting for payment).
 async fn cancel(user: &User, booking_id: &str) -> Value {
-    let path = format!("/v1/bookings/{booking_id}/cancel");
-    let cancelled = json_of(user.post(&path, None).await, 200).await;
+    let cancelled = json_of(user.api().cancel(booking_id, &Cancel::default()).await, 200).await;
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     cancelled
-}
-
-/// The search item's unavailable set, straight from the table.
-async fn stored_unavailable(lid: &str) -> BTreeSet<String> {
-    let out = dynamodb(
-        "GetItem",
-        json!({"Key": {"PK": {"S": format!("LISTING#{lid}")}, "SK": {"S": "SEARCH"}}, "ConsistentRead": true}),
-    )
-    .await;
-    out["Item"]["unavailable"]["SS"]
-        .as_array()
-        .map(|a| a.iter().map(|d| d.as_str().expect("date").to_owned()).collect())
-        .unwrap_or_default()
 }
 
 /// Asserts the listing's nights `dates` are held by `booking_id` and no other night has an item.
@@ -124,68 +100,23 @@ async fn reservations_of(host: &User, lid: &str) -> Vec<Value> {
     page["items"].as_array().expect("items").clone()
 }
 
-/// Fixture for time passing without waiting: moves a booking's hold (the booking item, its
-/// NIGHT items and the guest's hold slot that names it: all three carry the same instant)
-/// `minutes` into the past, as if the hold had lapsed, writing the table directly.
+/// Fixture for time passing without waiting: the booking's hold lapsed `minutes` ago (the
+/// booking item, its NIGHT items and the guest's hold slot that names it: `lapse_hold`).
 async fn rewind_hold(booking_id: &str, lid: &str, nights: &[String], minutes: i64) {
-    let past = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_mins(minutes)).expect("past");
-    let past = jiff::Timestamp::from_second(past.as_second()).expect("whole seconds").to_string();
-    let set = |pk: String, sk: String| {
-        json!({
-            "Key": {"PK": {"S": pk}, "SK": {"S": sk}},
-            "UpdateExpression": "SET hold_expires_at = :past",
-            "ConditionExpression": "attribute_exists(PK)",
-            "ExpressionAttributeValues": {":past": {"S": past.clone()}}
-        })
-    };
-    dynamodb("UpdateItem", set(format!("BOOKING#{booking_id}"), "BOOKING".to_owned())).await;
-    for n in nights {
-        dynamodb("UpdateItem", set(format!("LISTING#{lid}"), format!("NIGHT#{n}"))).await;
-    }
-    let (guest_pk, slot_sk) = hold_slot_of(booking_id).await;
-    dynamodb("UpdateItem", set(guest_pk, slot_sk)).await;
+    lapse_hold(booking_id, lid, nights, &minutes_ago(minutes).to_string()).await;
 }
 
 /// The key (`GUEST#<guest id>`, `HOLD_SLOT#<n>`) of the one hold slot item that names
 /// `booking_id`, straight from the table.
 async fn hold_slot_of(booking_id: &str) -> (String, String) {
-    let booking = dynamodb(
-        "GetItem",
-        json!({"Key": {"PK": {"S": format!("BOOKING#{booking_id}")}, "SK": {"S": "BOOKING"}}, "ConsistentRead": true}),
-    )
-    .await;
-    let guest_pk = booking["Item"]["GSI1PK"]["S"].as_str().expect("the booking's GUEST# partition").to_owned();
-    let out = dynamodb(
-        "Query",
-        json!({
-            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :slot)",
-            "ExpressionAttributeValues": {":pk": {"S": guest_pk}, ":slot": {"S": "HOLD_SLOT#"}},
-            "ConsistentRead": true
-        }),
-    )
-    .await;
-    let naming: Vec<String> = out["Items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .filter(|i| i["booking_id"]["S"] == json!(booking_id))
-        .map(|i| i["SK"]["S"].as_str().expect("SK").to_owned())
-        .collect();
-    assert_eq!(naming.len(), 1, "one hold slot names {booking_id}: {out}");
-    (guest_pk, naming[0].clone())
+    let key = hold_slot_key_of(booking_id).await;
+    (s(&key["PK"], "S").to_owned(), s(&key["SK"], "S").to_owned())
 }
 
 /// POST /v1/bookings with an `X-Request-Id`, for `ddb_requests`: (request id, response).
 async fn book_counted(guest: &User, body: &Value) -> (String, reqwest::Response) {
     let id = unique("count-book-");
-    let response = client()
-        .post(Stack::get().url("/v1/bookings"))
-        .header("authorization", guest.bearer())
-        .header("x-request-id", &id)
-        .json(body)
-        .send()
-        .await
-        .expect("api");
+    let response = guest.api().call(Method::POST, "/v1/bookings", Some(body), &[("x-request-id", &id)]).await;
     (id, response)
 }
 
@@ -220,7 +151,7 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
     let after = jiff::Timestamp::now();
     let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let b = json_of(response, 201).await;
-    let bid = str_of(&b, "booking_id").to_owned();
+    let bid = s(&b, "booking_id").to_owned();
     assert!(bid.starts_with("bkg_"), "{bid}");
     assert_eq!(location.as_deref(), Some(format!("/v1/bookings/{bid}").as_str()));
     assert_eq!(b["status"], "pending_payment");
@@ -240,7 +171,7 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
     // The hold: 15 minutes (HOLD_MINUTES in the template) from the moment the function ran,
     // which lies between the times taken around the request: bounded by those, not by a
     // guess at how long a loaded machine takes (1 s either side: the instant may be whole seconds).
-    let hold: jiff::Timestamp = str_of(&b, "hold_expires_at").parse().expect("hold_expires_at");
+    let hold: jiff::Timestamp = s(&b, "hold_expires_at").parse().expect("hold_expires_at");
     let fifteen = jiff::SignedDuration::from_mins(15);
     let (earliest, latest) =
         (before + fifteen - jiff::SignedDuration::from_secs(1), after + fifteen + jiff::SignedDuration::from_secs(1));
@@ -289,8 +220,8 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
     // Trips: the guest's, newest first; a stranger has none.
     let second = booked(&guest, &stay(&lid, 50, 52, 1)).await;
     let trips = json_of(guest.get("/v1/me/trips").await, 200).await;
-    let ids: Vec<&str> = trips["items"].as_array().expect("items").iter().map(|t| str_of(t, "booking_id")).collect();
-    assert_eq!(ids, [str_of(&second, "booking_id"), bid.as_str()]);
+    let ids: Vec<&str> = trips["items"].as_array().expect("items").iter().map(|t| s(t, "booking_id")).collect();
+    assert_eq!(ids, [s(&second, "booking_id"), bid.as_str()]);
     assert_eq!(trips["items"][1], b);
     assert_eq!(trips["next_cursor"], Value::Null);
     let pending = json_of(guest.get("/v1/me/trips?status=pending_payment").await, 200).await;
@@ -306,7 +237,7 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
     // Pagination: one per page, cursors bound to route, caller and filters.
     let page1 = json_of(guest.get("/v1/me/trips?limit=1").await, 200).await;
     assert_eq!(page1["items"][0]["booking_id"], second["booking_id"]);
-    let cursor = str_of(&page1, "next_cursor").to_owned();
+    let cursor = s(&page1, "next_cursor").to_owned();
     let page2 = json_of(guest.get(&format!("/v1/me/trips?limit=1&cursor={cursor}")).await, 200).await;
     assert_eq!(page2["items"][0]["booking_id"], json!(bid));
     // A full last page may still carry a cursor (DynamoDB cannot tell there is no more): then
@@ -333,11 +264,10 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
     let other_lid = new_listing(&host).await;
     let third = booked(&stranger, &stay(&other_lid, 40, 42, 3)).await;
     let all = json_of(host.get("/v1/me/reservations").await, 200).await;
-    let ids: Vec<&str> = all["items"].as_array().expect("items").iter().map(|t| str_of(t, "booking_id")).collect();
-    assert_eq!(ids, [str_of(&third, "booking_id"), str_of(&second, "booking_id"), bid.as_str()]);
-    let one: Vec<String> =
-        reservations_of(&host, &lid).await.iter().map(|t| str_of(t, "booking_id").to_owned()).collect();
-    assert_eq!(one, [str_of(&second, "booking_id"), bid.as_str()]);
+    let ids: Vec<&str> = all["items"].as_array().expect("items").iter().map(|t| s(t, "booking_id")).collect();
+    assert_eq!(ids, [s(&third, "booking_id"), s(&second, "booking_id"), bid.as_str()]);
+    let one: Vec<String> = reservations_of(&host, &lid).await.iter().map(|t| s(t, "booking_id").to_owned()).collect();
+    assert_eq!(one, [s(&second, "booking_id"), bid.as_str()]);
     assert_eq!(reservations_of(&host, &other_lid).await[0]["price"]["total"], 2 * 12345 + 2963 + 2500);
     assert_problem(guest.get("/v1/me/reservations").await, 403, "host_required").await;
     assert_problem(host.get("/v1/me/reservations?listing_id=nope").await, 400, "validation_failed").await;
@@ -449,7 +379,7 @@ async fn the_same_idempotency_key_gives_the_same_booking() {
     // The key is the caller's: another user with the same key and dates makes their own attempt.
     assert_problem(book(&other, &body, Some(&key)).await, 409, "dates_unavailable").await;
     assert_eq!(reservations_of(&host, &lid).await.len(), 1);
-    assert_held_by(&lid, str_of(&first, "booking_id"), &days(60, 62)).await;
+    assert_held_by(&lid, s(&first, "booking_id"), &days(60, 62)).await;
 }
 
 /// A retry of the booking that filled the guest's last hold slot is answered with its stored 201,
@@ -491,7 +421,7 @@ async fn a_retried_third_booking_gets_its_201_not_hold_limit_reached() {
     // Still three open holds, the retried one among them, and three bookings.
     let slots = hold_slots(&guest.user_id).await;
     assert_eq!(slots.len(), 3, "{slots:?}");
-    assert!(slots.contains(str_of(&first, "booking_id")), "{slots:?}");
+    assert!(slots.contains(s(&first, "booking_id")), "{slots:?}");
     assert_eq!(reservations_of(&host, &lid).await.len(), 3);
 }
 
@@ -507,7 +437,7 @@ async fn a_lapsed_hold_is_taken_over_by_the_next_guest() {
     let lid = new_listing(&host).await;
     let body = stay(&lid, 30, 33, 2);
     let a = booked(&first, &body).await;
-    let a_id = str_of(&a, "booking_id").to_owned();
+    let a_id = s(&a, "booking_id").to_owned();
     assert_problem(book(&second, &body, None).await, 409, "dates_unavailable").await;
 
     // Fixture: the hold lapsed a minute ago (booking and nights), no waiting.
@@ -522,7 +452,7 @@ async fn a_lapsed_hold_is_taken_over_by_the_next_guest() {
 
     // The next guest takes the nights over (one overlapping night is enough to need it).
     let b = booked(&second, &stay(&lid, 32, 34, 2)).await;
-    let b_id = str_of(&b, "booking_id").to_owned();
+    let b_id = s(&b, "booking_id").to_owned();
     let nights = night_items(&lid).await;
     for (date, kind, holder) in &nights {
         let want = if *date == day(32) || *date == day(33) { &b_id } else { &a_id };
@@ -559,7 +489,7 @@ async fn thirty_guests_race_for_the_same_nights_and_exactly_one_wins() {
         for (status, problem, _) in results.iter().filter(|(s, _, _)| *s != 201) {
             assert_eq!((*status, &problem["code"]), (409, &json!("dates_unavailable")), "round {round}: {problem}");
         }
-        let winner = str_of(winners[0].0, "booking_id");
+        let winner = s(winners[0].0, "booking_id");
         // No night is held by a loser, and the listing has exactly one booking.
         assert_held_by(&lid, winner, &days(20, 23)).await;
         let reservations = reservations_of(&host, &lid).await;
@@ -588,8 +518,8 @@ async fn overlapping_stays_never_both_succeed_and_adjacent_ones_do() {
             if sx == 201 { (&bx, days(31, 34), &by, &a) } else { (&by, days(33, 36), &bx, &b) };
         assert_eq!(loser["code"], "dates_unavailable");
         assert_eq!(loser["errors"], json!([{"field": "nights", "message": format!("{} is not available", day(33))}]));
-        assert_held_by(&lid, str_of(winner, "booking_id"), &nights).await;
-        cancel(who, str_of(winner, "booking_id")).await;
+        assert_held_by(&lid, s(winner, "booking_id"), &nights).await;
+        cancel(who, s(winner, "booking_id")).await;
 
         // [1,3) and [3,5) touch but share no night: both succeed, concurrently.
         let lid = new_listing(&host).await;
@@ -600,12 +530,12 @@ async fn overlapping_stays_never_both_succeed_and_adjacent_ones_do() {
         assert_eq!(nights.len(), 4, "round {round}");
         for (date, _, holder) in nights {
             let want = if date < day(33) { &bx } else { &by };
-            assert_eq!(holder.as_deref(), Some(str_of(want, "booking_id")), "{date}");
+            assert_eq!(holder.as_deref(), Some(s(want, "booking_id")), "{date}");
         }
         assert_eq!(stored_unavailable(&lid).await, days(31, 35).into_iter().collect());
         // Both let go: at most three open holds per guest.
-        cancel(&a, str_of(&bx, "booking_id")).await;
-        cancel(&b, str_of(&by, "booking_id")).await;
+        cancel(&a, s(&bx, "booking_id")).await;
+        cancel(&b, s(&by, "booking_id")).await;
     }
 }
 
@@ -633,8 +563,8 @@ async fn a_host_blocking_a_night_while_a_guest_books_it_exactly_one_wins() {
             }
             (409, 201) => {
                 assert_eq!(block_body["code"], "dates_unavailable", "{block_body}");
-                assert_held_by(&lid, str_of(&booking_body, "booking_id"), &days(25, 28)).await;
-                cancel(&guest, str_of(&booking_body, "booking_id")).await;
+                assert_held_by(&lid, s(&booking_body, "booking_id"), &days(25, 28)).await;
+                cancel(&guest, s(&booking_body, "booking_id")).await;
                 *outcomes.entry("guest").or_insert(0usize) += 1;
             }
             other => panic!("round {round}: exactly one must win, got {other:?}: {block_body} {booking_body}"),
@@ -693,9 +623,9 @@ async fn a_listing_edited_while_being_booked_never_gives_a_mixed_price() {
         // Snapshotted: a later edit changes nothing on the booking.
         let again = json!({"nightly_price": {"amount": 99900, "currency": "EUR"}});
         assert_eq!(host.send(Method::PATCH, &path, Some(&again)).await.status(), 200);
-        let read = json_of(guest.get(&format!("/v1/bookings/{}", str_of(&b, "booking_id"))).await, 200).await;
+        let read = json_of(guest.get(&format!("/v1/bookings/{}", s(&b, "booking_id"))).await, 200).await;
         assert_eq!(read["price"], b["price"]);
-        cancel(&guest, str_of(&b, "booking_id")).await;
+        cancel(&guest, s(&b, "booking_id")).await;
     }
     // What each round can show: booked at the old or the new price, or refused (a problem
     // has no price) and booked again after a re-quote; never anything else.
@@ -725,7 +655,7 @@ async fn five_concurrent_requests_with_one_key_make_one_booking() {
             .iter()
             .map(|(status, body)| {
                 assert!((200..300).contains(status), "round {round}: every answer is the booking: {status} {body}");
-                str_of(body, "booking_id")
+                s(body, "booking_id")
             })
             .collect();
         assert_eq!(ids.len(), 1, "round {round}: one booking id in every answer: {results:?}");
@@ -767,7 +697,7 @@ async fn reads_cost_one_request_and_booking_two() {
         .send()
         .await
         .expect("api");
-    let bid = str_of(&json_of(response, 201).await, "booking_id").to_owned();
+    let bid = s(&json_of(response, 201).await, "booking_id").to_owned();
     assert_eq!(ddb_requests(FUNCTION, &book_id).await, 2, "BatchGetItem + TransactWriteItems");
     let (quote_id, _) = call(None, Method::POST, "/v1/quotes", Some(stay(&lid, 90, 92, 2))).await;
     assert_eq!(ddb_requests(FUNCTION, &quote_id).await, 2, "GetItem + Query, sent concurrently");
@@ -787,10 +717,8 @@ async fn reads_cost_one_request_and_booking_two() {
 async fn a_ninety_night_stay_is_one_booking_and_ninety_one_is_refused() {
     roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Len Long"), User::guest("Lou Long"));
-    let mut body = listing_body(&unique("Longville"));
-    body["min_nights"] = json!(1);
-    body["max_nights"] = json!(90);
-    let lid = create_listing(&host, &body).await;
+    let body = NewListing { min_nights: Some(1), max_nights: Some(90), ..listing_body(&unique("Longville")) };
+    let lid = host.api().new_listing(&body).await;
     let key = unique("long-");
     let long = stay(&lid, 100, 190, 1);
     // 90 nights + booking + listing check + search item + idempotency record: one transaction.
@@ -800,7 +728,7 @@ async fn a_ninety_night_stay_is_one_booking_and_ninety_one_is_refused() {
     // 90 x 123.45 = 11110.50; 12 % = 1333.26; + 25.00 cleaning.
     assert_eq!((&b["price"]["subtotal"], &b["price"]["service_fee"]), (&json!(1_111_050), &json!(133_326)));
     assert_eq!(b["price"]["total"], 1_111_050 + 133_326 + 2_500);
-    assert_held_by(&lid, str_of(&b, "booking_id"), &days(100, 190)).await;
+    assert_held_by(&lid, s(&b, "booking_id"), &days(100, 190)).await;
     // Its stored response (all 90 lines) comes back for the same key.
     assert_eq!(json_of(book(&guest, &long, Some(&key)).await, 201).await, b);
     let problem = assert_problem(book(&guest, &stay(&lid, 200, 291, 1), None).await, 422, "stay_too_long").await;
@@ -849,7 +777,7 @@ async fn six_concurrent_bookings_by_one_guest_leave_exactly_three_open_holds() {
         }))
         .await;
         let winners: BTreeSet<String> =
-            results.iter().filter(|(s, _)| *s == 201).map(|(_, b)| str_of(b, "booking_id").to_owned()).collect();
+            results.iter().filter(|(s, _)| *s == 201).map(|(_, b)| s(b, "booking_id").to_owned()).collect();
         assert_eq!(winners.len(), 3, "round {round}: exactly three succeed: {results:?}");
         for (status, problem) in results.iter().filter(|(s, _)| *s != 201) {
             assert_eq!((*status, &problem["code"]), (409, &json!("hold_limit_reached")), "round {round}: {problem}");
@@ -874,7 +802,7 @@ async fn six_concurrent_bookings_by_one_guest_leave_exactly_three_open_holds() {
         let loser = results.iter().position(|(s, _)| *s != 201).expect("a loser");
         assert_eq!(json_of(quote(&stays[loser]).await, 200).await["available"], true);
         let again = assert_problem(book(&guest, &stays[loser], None).await, 409, "hold_limit_reached").await;
-        assert!(str_of(&again, "detail").contains("waiting for payment"), "{again}");
+        assert!(s(&again, "detail").contains("waiting for payment"), "{again}");
         // Cancelling one frees its slot for the next booking, and only one. Every slot still
         // names a live hold, so the booking reads the slots' bookings to find the cancelled one:
         // BatchGetItem (slots) + BatchGetItem (their bookings) + TransactWriteItems.
@@ -888,7 +816,7 @@ async fn six_concurrent_bookings_by_one_guest_leave_exactly_three_open_holds() {
         assert_problem(book(&guest, &stays[next], None).await, 409, "hold_limit_reached").await;
         let mut now_open = winners.clone();
         now_open.remove(&first);
-        now_open.insert(str_of(&replaced, "booking_id").to_owned());
+        now_open.insert(s(&replaced, "booking_id").to_owned());
         assert_eq!(hold_slots(&guest.user_id).await, now_open, "round {round}: the cancelled booking's slot was taken");
         if round == 0 {
             // A hold that lapsed frees its slot even before the sweep stores `expired`: the
@@ -896,7 +824,7 @@ async fn six_concurrent_bookings_by_one_guest_leave_exactly_three_open_holds() {
             // no booking is read: BatchGetItem + TransactWriteItems.
             let lapsed = now_open.iter().next().expect("open").clone();
             let b = json_of(guest.get(&format!("/v1/bookings/{lapsed}")).await, 200).await;
-            let (lid, from) = (str_of(&b, "listing_id"), str_of(&b, "check_in"));
+            let (lid, from) = (s(&b, "listing_id"), s(&b, "check_in"));
             let first_night: jiff::civil::Date = from.parse().expect("date");
             let nights = [first_night.to_string(), first_night.tomorrow().expect("date").to_string()];
             let (_, lapsed_slot) = hold_slot_of(&lapsed).await;
@@ -904,7 +832,7 @@ async fn six_concurrent_bookings_by_one_guest_leave_exactly_three_open_holds() {
             let (request_id, response) = book_counted(&guest, &stays[next]).await;
             let taker = json_of(response, 201).await;
             assert_eq!(ddb_requests(FUNCTION, &request_id).await, 2, "freed by the slot's lapsed hold");
-            assert_eq!(hold_slot_of(str_of(&taker, "booking_id")).await.1, lapsed_slot, "the lapsed hold's slot");
+            assert_eq!(hold_slot_of(s(&taker, "booking_id")).await.1, lapsed_slot, "the lapsed hold's slot");
         }
     }
 }
@@ -919,14 +847,16 @@ async fn dates_at_the_edges_of_the_calendar_are_4xx_or_right_answers_never_500()
     // case added later cannot meet `hold_limit_reached`.
     let (host, guest, dst_guest) =
         tokio::join!(User::host("Edna Edge"), User::guest("Ed Edge"), User::guest("Dora Daylight"));
-    let mut body = listing_body(&unique("Edgeville"));
-    body["min_nights"] = json!(1);
-    body["max_nights"] = json!(90);
-    // 01:30 does not exist on the spring-forward day in Lisbon and happens twice in autumn.
-    body["check_out_time"] = json!("01:30");
-    let lid = create_listing(&host, &body).await;
+    let body = NewListing {
+        min_nights: Some(1),
+        max_nights: Some(90),
+        // 01:30 does not exist on the spring-forward day in Lisbon and happens twice in autumn.
+        check_out_time: Some("01:30".into()),
+        ..listing_body(&unique("Edgeville"))
+    };
+    let lid = host.api().new_listing(&body).await;
     let tz = jiff::tz::TimeZone::get(TZ).expect("tz");
-    let today = roost_e2e::today::today_in(TZ);
+    let today = roost_e2e::fixtures::today_in(TZ);
     let now = jiff::Timestamp::now();
     let plus = |d: jiff::civil::Date, n: i64| d.checked_add(jiff::Span::new().days(n)).expect("date");
     let last = today.checked_add(jiff::Span::new().months(18)).expect("horizon");
@@ -988,9 +918,9 @@ async fn dates_at_the_edges_of_the_calendar_are_4xx_or_right_answers_never_500()
         assert_eq!(q["price"]["nightly"][1]["date"], json!(leap.to_string()));
         let booking = json_of(book(&guest, &at(&a, &b), None).await, 201).await;
         assert_eq!(booking["nights"], 2);
-        booked_ids.push((str_of(&booking, "booking_id").to_owned(), &guest));
+        booked_ids.push((s(&booking, "booking_id").to_owned(), &guest));
         let cal = json_of(calendar(&a, Some(&b)).await, 200).await;
-        let dates: Vec<&str> = cal["nights"].as_array().expect("nights").iter().map(|n| str_of(n, "date")).collect();
+        let dates: Vec<&str> = cal["nights"].as_array().expect("nights").iter().map(|n| s(n, "date")).collect();
         assert_eq!(dates, [a.as_str(), leap.to_string().as_str()]);
     } else {
         assert_problem(quote(&at(&a, &b)).await, 422, "check_in_too_far_ahead").await;
@@ -1012,7 +942,7 @@ async fn dates_at_the_edges_of_the_calendar_are_4xx_or_right_answers_never_500()
         let q = json_of(quote(&at(&a, &b)).await, 200).await;
         assert_eq!(q["nights"], 1, "{b}");
         let booking = json_of(book(&dst_guest, &at(&a, &b), None).await, 201).await;
-        let id = str_of(&booking, "booking_id").to_owned();
+        let id = s(&booking, "booking_id").to_owned();
         let stored = dynamodb(
             "GetItem",
             json!({"Key": {"PK": {"S": format!("BOOKING#{id}")}, "SK": {"S": "BOOKING"}}, "ConsistentRead": true}),
@@ -1042,9 +972,9 @@ async fn a_host_sees_the_payment_status_but_not_the_decline_reason() {
     let (host, guest) = tokio::join!(User::host("Hal Host"), User::guest("Gwen Guest"));
     let lid = new_listing(&host).await;
     let b = booked(&guest, &stay(&lid, 40, 42, 2)).await;
-    let bid = str_of(&b, "booking_id").to_owned();
+    let bid = s(&b, "booking_id").to_owned();
     // The failure as payment-events records it from `payment_intent.payment_failed` (the real
-    // card path is in tests/tests/lifecycle.rs): a decline code on the booking.
+    // card path is in tests/tests/e2e/lifecycle.rs): a decline code on the booking.
     dynamodb(
         "UpdateItem",
         json!({

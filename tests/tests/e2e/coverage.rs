@@ -10,8 +10,9 @@ use roost_e2e::{
 };
 use serde_json::{Value, json};
 
-use super::currencies::{confirm_with_visa, intents_at_stripe, wait_for_status};
-use super::listings::{TINY_PNG, put_upload};
+use roost_e2e::fixtures::{TINY_PNG, day_in, put_upload, wait_for_status};
+
+use super::currencies::{confirm_with_visa, intents_at_stripe};
 
 const LISBON: &str = "Europe/Lisbon";
 /// localstripe takes any `sk_` key.
@@ -44,14 +45,8 @@ async fn euro_listing(host: &User, policy: &str) -> String {
     s(&json_of(host.post("/v1/listings", Some(&body)).await, 201).await, "listing_id").to_owned()
 }
 
-/// The date `days` after today in `timezone`.
-fn day(timezone: &str, days: i64) -> String {
-    let today = roost_e2e::today::today_in(timezone);
-    today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
-}
-
 fn stay(listing_id: &str, timezone: &str, from: i64, to: i64) -> Value {
-    json!({"listing_id": listing_id, "check_in": day(timezone, from), "check_out": day(timezone, to), "guests": 1})
+    json!({"listing_id": listing_id, "check_in": day_in(timezone, from), "check_out": day_in(timezone, to), "guests": 1})
 }
 
 /// Books `[from, to)` days from today: 201, the booking.
@@ -238,7 +233,7 @@ async fn an_expired_booking_has_its_open_payment_intent_cancelled() {
 
     // The hold lapses with the card form still open; the sweep stores `expired` and emits
     // booking.expired; the relay publishes it; payment-events cancels the intent at Stripe.
-    lapse_and_index(&bid, &lid, &[day(LISBON, 50), day(LISBON, 51)]).await;
+    lapse_and_index(&bid, &lid, &[day_in(LISBON, 50), day_in(LISBON, 51)]).await;
     let (outcome, summary) = Stack::get()
         .invoke(
             "BookingsSweepFunction",
@@ -445,7 +440,7 @@ async fn a_yen_stay_is_quoted_paid_and_half_refunded_in_whole_yen() {
 
     // Worked by hand: 2 x 12,345 = 24,690 yen; 12 % = 2,962.8 -> 2,963; + 1,000 cleaning = 28,653.
     let want = json!({
-        "nightly": [{"date": day(tokyo, 3), "amount": 12_345}, {"date": day(tokyo, 4), "amount": 12_345}],
+        "nightly": [{"date": day_in(tokyo, 3), "amount": 12_345}, {"date": day_in(tokyo, 4), "amount": 12_345}],
         "subtotal": 24_690, "cleaning_fee": 1_000, "service_fee": 2_963, "total": 28_653, "currency": "JPY"
     });
     let quote = client().post(Stack::get().url("/v1/quotes")).json(&stay(&lid, tokyo, 3, 5)).send().await.expect("api");

@@ -4,27 +4,35 @@
 //! and a retry of the payment call adopting the intent a failed call left at Stripe.
 
 use reqwest::Method;
-use roost_e2e::{Stack, User, assert_problem, client, eventually, json_of, night_items, s, unique};
+use roost_e2e::api::Address;
+use roost_e2e::fixtures::{confirm_with, day_in, stripe, wait_for_status};
+use roost_e2e::{NewListing, Stack, User, assert_problem, client, json_of, night_items, s, unique};
 use serde_json::{Value, json};
 
 const TZ: &str = "Atlantic/Reykjavik";
-/// localstripe takes any `sk_` key.
-const STRIPE_KEY: &str = "sk_test_roost_e2e";
 
-fn listing_body(city: &str, nightly: Value, cleaning_fee: Value) -> Value {
-    json!({
-        "title": "Currency cabin",
-        "description": "Priced in many ways.",
-        "property_type": "cabin",
-        "address": {"line1": "Laugavegur 1", "city": city, "country": "IS"},
-        "timezone": TZ,
-        "max_guests": 2, "bedrooms": 1, "beds": 1, "bathrooms": 1,
-        "nightly_price": nightly,
-        "cleaning_fee": cleaning_fee,
-        "min_nights": 1,
-        "max_nights": 7,
-        "cancellation_policy": "flexible"
-    })
+/// A cabin in Reykjavik priced `nightly` with `cleaning_fee` (JSON money, or `Null` for none).
+fn listing_body(city: &str, nightly: Value, cleaning_fee: Value) -> NewListing {
+    NewListing {
+        title: "Currency cabin".into(),
+        description: "Priced in many ways.".into(),
+        property_type: "cabin".into(),
+        address: Address {
+            line1: "Laugavegur 1".into(),
+            city: city.into(),
+            region: None,
+            country: "IS".into(),
+            postal_code: None,
+        },
+        timezone: TZ.into(),
+        amenities: Vec::new(),
+        nightly_price: serde_json::from_value(nightly).expect("money"),
+        cleaning_fee: serde_json::from_value(cleaning_fee).expect("money or null"),
+        min_nights: Some(1),
+        max_nights: Some(7),
+        cancellation_policy: "flexible".into(),
+        ..NewListing::in_city(city)
+    }
 }
 
 fn money(amount: i64, currency: &str) -> Value {
@@ -33,14 +41,11 @@ fn money(amount: i64, currency: &str) -> Value {
 
 /// The date `days` after today in the listing's time zone.
 fn day(days: i64) -> String {
-    let today = roost_e2e::today::today_in(TZ);
-    today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
+    day_in(TZ, days)
 }
 
 async fn create_listing(host: &User, nightly: Value, cleaning_fee: Value) -> String {
-    let body = listing_body(&unique("Moneyvik"), nightly, cleaning_fee);
-    let created = json_of(host.post("/v1/listings", Some(&body)).await, 201).await;
-    s(&created, "listing_id").to_owned()
+    host.api().new_listing(&listing_body(&unique("Moneyvik"), nightly, cleaning_fee)).await
 }
 
 fn stay(listing_id: &str, from: i64, to: i64) -> Value {
@@ -48,35 +53,13 @@ fn stay(listing_id: &str, from: i64, to: i64) -> Value {
 }
 
 async fn pay(user: &User, booking_id: &str) -> reqwest::Response {
-    user.post(&format!("/v1/bookings/{booking_id}/payment"), None).await
+    user.api().pay(booking_id, None).await
 }
 
-/// A raw call to localstripe (form-encoded, as Stripe.js or a server SDK would).
-async fn stripe(method: Method, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let request =
-        client().request(method.clone(), format!("{}{path}", Stack::get().stripe_url)).bearer_auth(STRIPE_KEY);
-    let request = if method == Method::GET { request.query(form) } else { request.form(form) };
-    let response = request.send().await.expect("localstripe reachable");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// What the guest's browser does with the client secret (localstripe: `payment_method` is set
-/// on the intent first, then `/confirm` with no body).
+/// What the guest's browser does with the client secret, with a card that pays.
 pub(super) async fn confirm_with_visa(intent_id: &str) {
-    let (status, body) =
-        stripe(Method::POST, &format!("/v1/payment_intents/{intent_id}"), &[("payment_method", "pm_card_visa")]).await;
-    assert_eq!(status, 200, "attach: {body}");
-    let (status, body) = stripe(Method::POST, &format!("/v1/payment_intents/{intent_id}/confirm"), &[]).await;
+    let (status, body) = confirm_with(intent_id, "pm_card_visa").await;
     assert_eq!((status, &body["status"]), (200, &json!("succeeded")), "confirm: {body}");
-}
-
-pub(super) async fn wait_for_status(user: &User, booking_id: &str, status: &str) -> Value {
-    eventually(&format!("{booking_id} {status}"), || async {
-        let b = json_of(user.get(&format!("/v1/bookings/{booking_id}")).await, 200).await;
-        (b["status"] == status).then_some(b)
-    })
-    .await
 }
 
 /// Every intent localstripe holds whose metadata names `booking_id` (its list, page by page).
@@ -106,14 +89,14 @@ async fn a_listing_in_a_currency_roost_does_not_accept_is_422() {
     let host = User::host("Una Host").await;
     // Create: an ISO currency Stripe has no rules in Roost's table for.
     let body = listing_body(&unique("Nocash"), money(5000, "XAF"), Value::Null);
-    let problem = assert_problem(host.post("/v1/listings", Some(&body)).await, 422, "unsupported_currency").await;
+    let problem = assert_problem(host.api().create_listing(&body).await, 422, "unsupported_currency").await;
     assert_eq!(problem["errors"][0]["field"], "nightly_price.currency", "{problem}");
     let body = listing_body(&unique("Nocash"), money(5000, "EUR"), money(500, "IRR"));
-    let problem = assert_problem(host.post("/v1/listings", Some(&body)).await, 422, "unsupported_currency").await;
+    let problem = assert_problem(host.api().create_listing(&body).await, 422, "unsupported_currency").await;
     assert_eq!(problem["errors"][0]["field"], "cleaning_fee.currency", "{problem}");
     // A code that is no currency at all stays a 400 naming the field.
     let body = listing_body(&unique("Nocash"), money(5000, "XYZ"), Value::Null);
-    assert_problem(host.post("/v1/listings", Some(&body)).await, 400, "validation_failed").await;
+    assert_problem(host.api().create_listing(&body).await, 400, "validation_failed").await;
 
     // Patch: refused, and the listing keeps its price.
     let id = create_listing(&host, money(5000, "EUR"), Value::Null).await;
@@ -150,7 +133,7 @@ async fn a_listing_in_a_currency_roost_does_not_accept_is_422() {
     }
     // Three-decimal currencies: a nightly price in whole units, so every total ends in 0.
     let body = listing_body(&unique("Nocash"), money(25_005, "KWD"), Value::Null);
-    let problem = assert_problem(host.post("/v1/listings", Some(&body)).await, 400, "validation_failed").await;
+    let problem = assert_problem(host.api().create_listing(&body).await, 400, "validation_failed").await;
     assert_eq!(problem["errors"][0]["field"], "nightly_price.amount", "{problem}");
 }
 

@@ -5,52 +5,35 @@
 //! reviews; the listing's rating changes and the host's inbox says so; the host answers and the
 //! answer shows on the listing's reviews.
 //!
-//! Time is never waited for. The end of the stay is the **stay-ends fixture** below (one
+//! Time is never waited for. The end of the stay is the **stay-ends fixture** (`fixtures::end_stay`, one
 //! `UpdateItem` moving the booking's `check_out_at` into the past); everything else goes through
 //! the API, and the asynchronous paths (webhook -> SQS -> payment-events; outbox -> SNS ->
 //! notifications -> SES) are waited for with bounded polls.
 
 use reqwest::Method;
-use roost_e2e::{Stack, User, client, dynamodb, eventually, json_of, s, unique};
+use roost_e2e::api::money;
+use roost_e2e::fixtures::{
+    TINY_PNG, confirm_with, day_in, end_stay, put_upload, q, sent_mail, sent_to, wait_for_inbox,
+};
+use roost_e2e::{NewListing, Stack, User, client, eventually, json_of, s, unique};
 use serde_json::{Value, json};
 
 const TZ: &str = "Europe/Lisbon";
-/// localstripe takes any `sk_` key.
-const STRIPE_KEY: &str = "sk_test_roost_e2e";
 
-/// A 1x1 PNG.
-const TINY_PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
-    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49,
-    0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0, 0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d,
-    0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-];
-
-fn listing_body(city: &str) -> Value {
-    json!({
-        "title": "Journey loft",
-        "description": "Two rooms.\nNear the river.",
-        "property_type": "loft",
-        "address": {"line1": "Rua Augusta 1", "city": city, "region": "Lisboa", "country": "PT", "postal_code": "1100-001"},
-        "timezone": TZ,
-        "max_guests": 2, "bedrooms": 1, "beds": 1, "bathrooms": 1,
-        "amenities": ["wifi"],
-        "nightly_price": {"amount": 10000, "currency": "EUR"},
-        "cleaning_fee": {"amount": 2000, "currency": "EUR"},
-        "min_nights": 1,
-        "max_nights": 7,
-        "cancellation_policy": "moderate"
-    })
+fn listing_body(city: &str) -> NewListing {
+    NewListing {
+        title: "Journey loft".into(),
+        timezone: TZ.into(),
+        cleaning_fee: Some(money(2000, "EUR")),
+        min_nights: Some(1),
+        max_nights: Some(7),
+        ..NewListing::in_city(city)
+    }
 }
 
 /// The date `days` after today in the listing's time zone.
 fn day(days: i64) -> String {
-    let today = roost_e2e::today::today_in(TZ);
-    today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
-}
-
-fn q(s: &str) -> String {
-    s.replace('%', "%25").replace(' ', "%20").replace('&', "%26").replace('+', "%2B").replace('#', "%23")
+    day_in(TZ, days)
 }
 
 async fn anonymous(method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {
@@ -62,89 +45,12 @@ async fn anonymous(method: Method, path: &str, body: Option<&Value>) -> reqwest:
     request.send().await.expect("api")
 }
 
-/// PUTs the bytes to the pre-signed URL with the headers it was signed with.
-async fn put_upload(upload: &Value, bytes: &[u8]) -> reqwest::Response {
-    let mut request = client().put(s(upload, "upload_url")).body(bytes.to_vec());
-    for (name, value) in upload["upload_headers"].as_object().expect("upload_headers") {
-        if name != "content-length" {
-            request = request.header(name, value.as_str().expect("header value"));
-        }
-    }
-    request.send().await.expect("s3")
-}
-
-/// A raw call to localstripe (form-encoded, as Stripe.js would).
-async fn stripe(path: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let response = client()
-        .post(format!("{}{path}", Stack::get().stripe_url))
-        .bearer_auth(STRIPE_KEY)
-        .form(form)
-        .send()
-        .await
-        .expect("localstripe reachable");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// Every message in moto's sent-mail record.
-async fn sent_mail() -> Vec<Value> {
-    let data: Value = client()
-        .get(format!("{}/moto-api/data.json", Stack::get().moto_url))
-        .send()
-        .await
-        .expect("moto reachable")
-        .json()
-        .await
-        .expect("data.json");
-    data["ses"]["Message"].as_array().cloned().unwrap_or_default()
-}
-
-fn sent_to(m: &Value, email: &str) -> bool {
-    m["destinations"]["ToAddresses"].as_array().into_iter().flatten().any(|a| a == email)
-}
-
 /// Waits for an e-mail to `email` with this subject; returns it.
 async fn wait_for_mail(email: &str, subject: &str) -> Value {
     eventually(&format!("{subject:?} to {email}"), || async {
         sent_mail().await.into_iter().find(|m| sent_to(m, email) && m["subject"] == subject)
     })
     .await
-}
-
-/// Waits for an inbox item of `event_type` about `booking_id`; returns it.
-async fn wait_for_inbox(user: &User, event_type: &str, booking_id: &str) -> Value {
-    eventually(&format!("{event_type} in {}'s inbox", user.name), || async {
-        let page = json_of(user.get("/v1/me/notifications?limit=100").await, 200).await;
-        page["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|i| i["type"] == event_type && i["booking_id"] == booking_id)
-            .cloned()
-    })
-    .await
-}
-
-/// **Stay-ends fixture**: the stay's check-out instant passes. One `UpdateItem` on the booking
-/// item (`BOOKING#<id>` / `BOOKING`) moving `check_out_at` to a whole-second UTC instant an hour
-/// ago, conditioned on the booking being the really paid, `confirmed` one the journey made
-/// (status and `payment.status` are not touched: payment-events set them). Every view then
-/// reads the effective status `completed`, as it would once the real check-out time passed.
-async fn end_stay(booking_id: &str) {
-    let past = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_mins(60)).expect("past");
-    let past = jiff::Timestamp::from_second(past.as_second()).expect("whole seconds").to_string();
-    dynamodb(
-        "UpdateItem",
-        json!({
-            "Key": {"PK": {"S": format!("BOOKING#{booking_id}")}, "SK": {"S": "BOOKING"}},
-            "UpdateExpression": "SET check_out_at = :out",
-            "ConditionExpression": "#s = :confirmed AND #p.#s = :succeeded",
-            "ExpressionAttributeNames": {"#s": "status", "#p": "payment"},
-            "ExpressionAttributeValues": {":out": {"S": past}, ":confirmed": {"S": "confirmed"},
-                                          ":succeeded": {"S": "succeeded"}}
-        }),
-    )
-    .await;
 }
 
 #[tokio::test]
@@ -155,7 +61,7 @@ async fn the_guest_journey_from_sign_up_to_the_hosts_answer() {
 
     // The host lists a home with a photo: upload URL -> PUT the bytes -> complete.
     let city = unique("Journeyville");
-    let created = json_of(host.post("/v1/listings", Some(&listing_body(&city))).await, 201).await;
+    let created = host.api().listing_created(&listing_body(&city)).await;
     let listing_id = s(&created, "listing_id").to_owned();
     let photos = format!("/v1/listings/{listing_id}/photos");
     let announce = json!({"content_type": "image/png", "content_length": TINY_PNG.len(), "caption": "The front"});
@@ -198,10 +104,7 @@ async fn the_guest_journey_from_sign_up_to_the_hosts_answer() {
     let intent = json_of(guest.post(&format!("/v1/bookings/{booking_id}/payment"), None).await, 200).await;
     assert_eq!(intent["amount"], quote["price"]["total"], "{intent}");
     let intent_id = s(&intent, "payment_intent_id");
-    let (status, attached) =
-        stripe(&format!("/v1/payment_intents/{intent_id}"), &[("payment_method", "pm_card_visa")]).await;
-    assert_eq!(status, 200, "{attached}");
-    let (status, confirmed) = stripe(&format!("/v1/payment_intents/{intent_id}/confirm"), &[]).await;
+    let (status, confirmed) = confirm_with(intent_id, "pm_card_visa").await;
     assert_eq!((status, &confirmed["status"]), (200, &json!("succeeded")), "{confirmed}");
 
     // localstripe's webhook -> payment-events: the booking is confirmed.

@@ -11,7 +11,7 @@
 //! fixture below). Waiting is bounded polling for asynchronous effects only (the events relay,
 //! payment-events, localstripe's webhook).
 //!
-//! Events are observed as `tests/tests/events.rs` does: each test subscribes its own **probe
+//! Events are observed as `tests/tests/e2e/events.rs` does: each test subscribes its own **probe
 //! queue** to the domain-events topic (raw delivery, filter on `type`), and after its actions
 //! commits a **sentinel** event straight to the outbox; the relay publishes the stream in order
 //! and moto's SNS delivers during `Publish`, so once the sentinel is on the probe, every event
@@ -23,10 +23,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use reqwest::Method;
+use roost_e2e::api::{self, Address};
+use roost_e2e::fixtures::{
+    self, booking_key, card, confirm_with, day_in, days_in, lapse_hold, refunds_of, stored_booking, stored_unavailable,
+    today_in,
+};
 use roost_e2e::{
-    PATIENCE, Stack, User, assert_problem, client, dynamodb, eventually, join_all, json_of, night_items, s, sns, sqs,
-    table, topic_arn, unique,
+    NewListing, PATIENCE, Stack, Stay, User, assert_problem, client, dynamodb, eventually, join_all, json_of,
+    night_items, s, sns, sqs, table, topic_arn, unique,
 };
 use serde_json::{Value, json};
 use shared::events::{BookingExpired, Envelope, outbox_put};
@@ -35,70 +39,66 @@ const SWEEP: &str = "BookingsSweepFunction";
 const CURRENCY: &str = "USD";
 /// 100.01 + 20.00 cleaning + 12.00 service fee (12 % of 100.01, half-up).
 const ONE_NIGHT: i64 = 13_201;
-/// localstripe takes any `sk_` key.
-const STRIPE_KEY: &str = "sk_test_roost_lifecycle";
 
 // ---------------------------------------------------------------------------------------------
 // Listings, dates, bookings
 // ---------------------------------------------------------------------------------------------
 
-fn listing_body(city: &str, timezone: &str, policy: &str) -> Value {
-    json!({
-        "title": "Lifecycle cabin",
-        "description": "Booked, cancelled, swept.",
-        "property_type": "cabin",
-        "address": {"line1": "1 Shore Road", "city": city, "region": "Coast", "country": "US"},
-        "timezone": timezone,
-        "max_guests": 2, "bedrooms": 1, "beds": 1, "bathrooms": 1,
-        "amenities": ["wifi"],
-        "nightly_price": {"amount": 10_001, "currency": CURRENCY},
-        "cleaning_fee": {"amount": 2_000, "currency": CURRENCY},
-        "min_nights": 1,
-        "max_nights": 7,
-        "cancellation_policy": policy
-    })
+fn listing_body(city: &str, timezone: &str, policy: &str) -> NewListing {
+    NewListing {
+        title: "Lifecycle cabin".into(),
+        description: "Booked, cancelled, swept.".into(),
+        property_type: "cabin".into(),
+        address: Address {
+            line1: "1 Shore Road".into(),
+            city: city.into(),
+            region: Some("Coast".into()),
+            country: "US".into(),
+            postal_code: None,
+        },
+        timezone: timezone.into(),
+        nightly_price: api::money(10_001, CURRENCY),
+        cleaning_fee: Some(api::money(2_000, CURRENCY)),
+        min_nights: Some(1),
+        max_nights: Some(7),
+        cancellation_policy: policy.into(),
+        ..NewListing::in_city(city)
+    }
 }
 
 /// A listing in its own new city; returns (listing id, city).
 async fn new_listing(host: &User, timezone: &str, policy: &str) -> (String, String) {
     let city = unique("Lifeville");
-    let created = json_of(host.post("/v1/listings", Some(&listing_body(&city, timezone, policy))).await, 201).await;
-    (s(&created, "listing_id").to_owned(), city)
-}
-
-fn today(timezone: &str) -> jiff::civil::Date {
-    roost_e2e::today::today_in(timezone)
+    (host.api().new_listing(&listing_body(&city, timezone, policy)).await, city)
 }
 
 /// The date `days` after today in `timezone`, `YYYY-MM-DD`.
 fn day(timezone: &str, days: i64) -> String {
-    today(timezone).checked_add(jiff::Span::new().days(days)).expect("date").to_string()
+    day_in(timezone, days)
 }
 
 /// Nights `[from, to)` days from today in `timezone`.
 fn days(timezone: &str, from: i64, to: i64) -> Vec<String> {
-    (from..to).map(|d| day(timezone, d)).collect()
+    days_in(timezone, from, to)
 }
 
 /// Books nights `[from, to)` days from today (in the listing's `timezone`): 201, returns the booking.
 async fn book(guest: &User, listing_id: &str, timezone: &str, from: i64, to: i64) -> Value {
-    let body =
-        json!({"listing_id": listing_id, "check_in": day(timezone, from), "check_out": day(timezone, to), "guests": 1});
-    let b = json_of(guest.post("/v1/bookings", Some(&body)).await, 201).await;
+    let b = guest.api().booked(&Stay::new(listing_id, day(timezone, from), day(timezone, to), 1)).await;
     assert_eq!(b["status"], "pending_payment", "{b}");
     b
 }
 
 async fn preview(user: &User, booking_id: &str) -> reqwest::Response {
-    user.get(&format!("/v1/bookings/{booking_id}/cancellation")).await
+    user.api().cancellation(booking_id).await
 }
 
 async fn cancel(user: &User, booking_id: &str, body: &Value) -> reqwest::Response {
-    user.post(&format!("/v1/bookings/{booking_id}/cancel"), Some(body)).await
+    user.api().cancel(booking_id, body).await
 }
 
 async fn booking_of(user: &User, booking_id: &str) -> Value {
-    json_of(user.get(&format!("/v1/bookings/{booking_id}")).await, 200).await
+    json_of(user.api().booking(booking_id).await, 200).await
 }
 
 /// 50 % of [`ONE_NIGHT`], worked by hand: 132.01 / 2 = 66.005, rounded half-up to 66.01.
@@ -140,19 +140,6 @@ async fn assert_released(listing_id: &str, booking_id: &str) {
     );
 }
 
-/// The search item's `unavailable` set, straight from the table.
-async fn stored_unavailable(listing_id: &str) -> BTreeSet<String> {
-    let out = dynamodb(
-        "GetItem",
-        json!({"Key": {"PK": {"S": format!("LISTING#{listing_id}")}, "SK": {"S": "SEARCH"}}, "ConsistentRead": true}),
-    )
-    .await;
-    out["Item"]["unavailable"]["SS"]
-        .as_array()
-        .map(|a| a.iter().map(|d| d.as_str().expect("date").to_owned()).collect())
-        .unwrap_or_default()
-}
-
 /// Whether a search of `city` for `[check_in, check_out)` lists the listing.
 async fn search_finds(city: &str, listing_id: &str, check_in: &str, check_out: &str) -> bool {
     let response = client()
@@ -180,15 +167,6 @@ async fn reservations(host: &User, listing_id: &str) -> BTreeMap<String, Value> 
 // ---------------------------------------------------------------------------------------------
 // Fixtures: the table written directly (roost_e2e::dynamodb), never the clock waited for
 // ---------------------------------------------------------------------------------------------
-
-fn booking_key(booking_id: &str) -> Value {
-    json!({"PK": {"S": format!("BOOKING#{booking_id}")}, "SK": {"S": "BOOKING"}})
-}
-
-/// The booking item as stored.
-async fn stored_booking(booking_id: &str) -> Value {
-    dynamodb("GetItem", json!({"Key": booking_key(booking_id), "ConsistentRead": true})).await["Item"].clone()
-}
 
 async fn stored_status(booking_id: &str) -> String {
     stored_booking(booking_id).await["status"]["S"].as_str().expect("status").to_owned()
@@ -231,51 +209,8 @@ async fn mark_paid(booking_id: &str, amount: i64) {
 /// A whole-second RFC 3339 UTC instant `minutes` ago (`2026-01-01T10:15:00Z`, the stored form)
 /// and its UTC date (`YYYY-MM-DD`).
 fn minutes_ago(minutes: i64) -> (String, String) {
-    let past = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_mins(minutes)).expect("past");
-    let past = jiff::Timestamp::from_second(past.as_second()).expect("whole seconds");
+    let past = fixtures::minutes_ago(minutes);
     (past.to_string(), past.to_zoned(jiff::tz::TimeZone::UTC).date().to_string())
-}
-
-/// **Lapsed-hold fixture**: the hold lapsed at `instant` (in the past): `hold_expires_at` moved
-/// on the booking item (`BOOKING#<id>` / `BOOKING`), on each of its NIGHT items
-/// (`LISTING#<listing id>` / `NIGHT#<date>`) AND on the guest's hold slot that names it
-/// (`GUEST#<guest id>` / `HOLD_SLOT#<n>`): bookings writes the same instant on all of them. Its
-/// sweep-index entry is left where booking put it (at the original hold, in the future), so no
-/// sweep can find it until `index_for_sweep`.
-async fn lapse_hold(booking_id: &str, listing_id: &str, nights: &[String], instant: &str) {
-    let set = |key: Value| {
-        json!({
-            "Key": key,
-            "UpdateExpression": "SET hold_expires_at = :past",
-            "ConditionExpression": "attribute_exists(PK)",
-            "ExpressionAttributeValues": {":past": {"S": instant}}
-        })
-    };
-    dynamodb("UpdateItem", set(booking_key(booking_id))).await;
-    for night in nights {
-        let key = json!({"PK": {"S": format!("LISTING#{listing_id}")}, "SK": {"S": format!("NIGHT#{night}")}});
-        dynamodb("UpdateItem", set(key)).await;
-    }
-    dynamodb("UpdateItem", set(hold_slot_key_of(booking_id).await)).await;
-}
-
-/// The key of the one hold slot item (`GUEST#<guest id>` / `HOLD_SLOT#<n>`) that names
-/// `booking_id`, straight from the table.
-async fn hold_slot_key_of(booking_id: &str) -> Value {
-    let guest_pk = stored_booking(booking_id).await["GSI1PK"]["S"].as_str().expect("GSI1PK").to_owned();
-    let out = dynamodb(
-        "Query",
-        json!({
-            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :slot)",
-            "ExpressionAttributeValues": {":pk": {"S": guest_pk}, ":slot": {"S": "HOLD_SLOT#"}},
-            "ConsistentRead": true
-        }),
-    )
-    .await;
-    let naming: Vec<&Value> =
-        out["Items"].as_array().expect("items").iter().filter(|i| i["booking_id"]["S"] == json!(booking_id)).collect();
-    assert_eq!(naming.len(), 1, "one hold slot names {booking_id}: {out}");
-    json!({"PK": naming[0]["PK"], "SK": naming[0]["SK"]})
 }
 
 /// **Finished-stay fixture**: a paid, `confirmed` booking whose check-out instant (`check_out_at`)
@@ -521,8 +456,8 @@ async fn the_guests_today_is_the_listings_date_not_utcs() {
     // Kiritimati (UTC+14) is a day ahead of UTC from 10:00 UTC; Pago Pago (UTC-11) a day behind
     // until 11:00 UTC: at any instant at least one of them is on another date than UTC.
     let (ahead, behind) = ("Pacific/Kiritimati", "Pacific/Pago_Pago");
-    let utc = today("UTC");
-    assert!(today(ahead) != utc || today(behind) != utc, "one listing's today differs from UTC's");
+    let utc = today_in("UTC");
+    assert!(today_in(ahead) != utc || today_in(behind) != utc, "one listing's today differs from UTC's");
     let ((ahead_listing, _), (behind_listing, _)) =
         tokio::join!(new_listing(&host, ahead, "strict"), new_listing(&host, behind, "strict"));
     // Strict, counted in the listing's zone: 6 days -> 0 % (UTC could count 7 -> 50 %) ahead;
@@ -730,24 +665,6 @@ async fn only_its_guest_and_its_host_see_or_cancel_a_booking() {
 // A real payment, refunded at localstripe
 // ---------------------------------------------------------------------------------------------
 
-async fn stripe(method: Method, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let response = client()
-        .request(method, format!("{}{path}", Stack::get().stripe_url))
-        .bearer_auth(STRIPE_KEY)
-        .form(form)
-        .send()
-        .await
-        .expect("localstripe reachable");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-async fn refunds_of(intent_id: &str) -> Vec<Value> {
-    let (status, list) = stripe(Method::GET, &format!("/v1/refunds?payment_intent={intent_id}"), &[]).await;
-    assert_eq!(status, 200, "{list}");
-    list["data"].as_array().expect("data").clone()
-}
-
 #[tokio::test]
 async fn a_paid_booking_cancelled_by_its_guest_is_refunded_at_stripe_exactly_what_is_due() {
     roost_e2e::needs_stack!();
@@ -758,13 +675,10 @@ async fn a_paid_booking_cancelled_by_its_guest_is_refunded_at_stripe_exactly_wha
     let bid = s(&b, "booking_id").to_owned();
 
     // Paid for real: the intent, a card at localstripe, its webhook, payment-events.
-    let intent = json_of(guest.post(&format!("/v1/bookings/{bid}/payment"), None).await, 200).await;
+    let intent = json_of(guest.api().pay(&bid, None).await, 200).await;
     let pi = s(&intent, "payment_intent_id").to_owned();
     assert_eq!(intent["amount"], ONE_NIGHT);
-    let (status, attached) =
-        stripe(Method::POST, &format!("/v1/payment_intents/{pi}"), &[("payment_method", "pm_card_visa")]).await;
-    assert_eq!(status, 200, "{attached}");
-    let (status, confirmed) = stripe(Method::POST, &format!("/v1/payment_intents/{pi}/confirm"), &[]).await;
+    let (status, confirmed) = confirm_with(&pi, "pm_card_visa").await;
     assert_eq!((status, &confirmed["status"]), (200, &json!("succeeded")), "{confirmed}");
     eventually("the booking confirmed", || async {
         (booking_of(&guest, &bid).await["status"] == "confirmed").then_some(())
@@ -803,33 +717,12 @@ async fn a_paid_booking_cancelled_by_its_guest_is_refunded_at_stripe_exactly_wha
 // A declined card: only its guest sees why; the guest's open holds
 // ---------------------------------------------------------------------------------------------
 
-/// A card payment method at localstripe, for numbers it has no `pm_card_*` alias for.
-async fn card(number: &str) -> String {
-    let (status, pm) = stripe(
-        Method::POST,
-        "/v1/payment_methods",
-        &[
-            ("type", "card"),
-            ("card[number]", number),
-            ("card[exp_month]", "12"),
-            ("card[exp_year]", "2034"),
-            ("card[cvc]", "123"),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{pm}");
-    s(&pm, "id").to_owned()
-}
-
 /// The guest's browser: the booking's intent, `payment_method` attached, then `/confirm`.
 /// Returns the intent id and localstripe's answer to the confirm.
 async fn pay_with(guest: &User, booking_id: &str, payment_method: &str) -> (String, u16, Value) {
-    let intent = json_of(guest.post(&format!("/v1/bookings/{booking_id}/payment"), None).await, 200).await;
+    let intent = json_of(guest.api().pay(booking_id, None).await, 200).await;
     let pi = s(&intent, "payment_intent_id").to_owned();
-    let (status, attached) =
-        stripe(Method::POST, &format!("/v1/payment_intents/{pi}"), &[("payment_method", payment_method)]).await;
-    assert_eq!(status, 200, "{attached}");
-    let (status, confirmed) = stripe(Method::POST, &format!("/v1/payment_intents/{pi}/confirm"), &[]).await;
+    let (status, confirmed) = confirm_with(&pi, payment_method).await;
     (pi, status, confirmed)
 }
 

@@ -6,33 +6,22 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use reqwest::Method;
-use roost_e2e::{Stack, User, assert_problem, client, json_of, unique};
+use roost_e2e::api::money;
+use roost_e2e::fixtures::{TINY_PNG, day_in, put_upload, q};
+use roost_e2e::{NewListing, Stack, User, assert_problem, client, ddb_requests, json_of, unique};
 use serde_json::{Value, json};
+use shared::listing::{self, ListingItem};
 
 /// The bound docs/data-model.md promises for one search page.
 const MAX_QUERIES_PER_PAGE: u32 = 3;
 
+/// The canonical listing body, as JSON: the validation tests break it field by field.
 fn listing_body(city: &str) -> Value {
-    json!({
-        "title": "Quiet loft",
-        "description": "Two rooms.\nNear the river.",
-        "property_type": "loft",
-        "address": {"line1": "Rua Augusta 1", "city": city, "region": "Lisboa", "country": "PT", "postal_code": "1100-001"},
-        "timezone": "Europe/Lisbon",
-        "max_guests": 2, "bedrooms": 1, "beds": 1, "bathrooms": 1,
-        "amenities": ["wifi"],
-        "nightly_price": {"amount": 10000, "currency": "EUR"},
-        "cleaning_fee": {"amount": 2500, "currency": "EUR"},
-        "cancellation_policy": "moderate"
-    })
+    NewListing::in_city(city).json()
 }
 
 async fn create(host: &User, body: &Value) -> Value {
-    let response = host.post("/v1/listings", Some(body)).await;
-    let status = response.status();
-    let created: Value = response.json().await.expect("json");
-    assert_eq!(status, 201, "{created}");
-    created
+    host.api().listing_created(body).await
 }
 
 fn id(v: &Value) -> String {
@@ -40,15 +29,11 @@ fn id(v: &Value) -> String {
 }
 
 async fn anonymous(path: &str) -> reqwest::Response {
-    client().get(Stack::get().url(path)).send().await.expect("api")
-}
-
-fn q(s: &str) -> String {
-    s.replace('%', "%25").replace(' ', "%20").replace('&', "%26").replace('+', "%2B").replace('#', "%23")
+    roost_e2e::anonymous().get(path).await
 }
 
 async fn search(query: &str) -> Value {
-    json_of(anonymous(&format!("/v1/search?{query}")).await, 200).await
+    json_of(roost_e2e::anonymous().search(query).await, 200).await
 }
 
 fn ids(page: &Value) -> Vec<String> {
@@ -57,8 +42,7 @@ fn ids(page: &Value) -> Vec<String> {
 
 /// A date `days` from today (UTC), as `YYYY-MM-DD`.
 fn day(days: i64) -> String {
-    let today = roost_e2e::today::today_in("UTC");
-    today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
+    day_in("UTC", days)
 }
 
 #[tokio::test]
@@ -255,24 +239,6 @@ async fn every_invalid_field_is_a_400_naming_it_and_bad_bodies_are_problems() {
         assert_eq!(problem["errors"][0]["field"], field, "{patch}: {problem}");
     }
     assert_eq!(ids(&json_of(host.get("/v1/me/listings").await, 200).await), vec![lid]);
-}
-
-/// A 1x1 PNG.
-pub(super) const TINY_PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
-    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49,
-    0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0, 0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d,
-    0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-];
-
-pub(super) async fn put_upload(upload: &Value, bytes: &[u8]) -> reqwest::Response {
-    let mut request = client().put(upload["upload_url"].as_str().expect("upload_url")).body(bytes.to_vec());
-    for (name, value) in upload["upload_headers"].as_object().expect("upload_headers") {
-        if name != "content-length" {
-            request = request.header(name, value.as_str().expect("header value"));
-        }
-    }
-    request.send().await.expect("s3")
 }
 
 #[tokio::test]
@@ -518,12 +484,12 @@ async fn calendar_blocks_hide_listings_from_searches_for_those_dates() {
 }
 
 async fn create_in(host: &User, city: &str, country: &str, guests: u32, price: i64, currency: &str) -> String {
-    let mut body = listing_body(city);
-    body["address"]["country"] = json!(country);
-    body["max_guests"] = json!(guests);
-    body["nightly_price"] = json!({"amount": price, "currency": currency});
-    body.as_object_mut().expect("object").remove("cleaning_fee");
-    id(&create(host, &body).await)
+    let mut body = NewListing::in_city(city);
+    body.address.country = country.into();
+    body.max_guests = guests;
+    body.nightly_price = money(price, currency);
+    body.cleaning_fee = None;
+    host.api().new_listing(&body).await
 }
 
 #[tokio::test]
@@ -700,42 +666,90 @@ async fn search_pages_have_no_duplicates_or_gaps_and_cursors_are_bound() {
     assert_eq!(ids(&rest), created[10..20].to_vec());
 }
 
-/// The `ddb_requests` of the ListingsFunction request line with this request id (polled for
-/// up to the harness's PATIENCE).
-async fn ddb_requests_of(request_id: &str) -> u32 {
-    roost_e2e::ddb_requests("ListingsFunction", request_id).await
-}
-
 /// Searches with an `X-Request-Id` and returns (page, DynamoDB requests it cost).
 async fn measured_search(query: &str) -> (Value, u32) {
     let request_id = unique("search-");
-    let response = client()
-        .get(Stack::get().url(&format!("/v1/search?{query}")))
-        .header("x-request-id", &request_id)
-        .send()
-        .await
-        .expect("api");
+    let response = roost_e2e::anonymous()
+        .call(Method::GET, &format!("/v1/search?{query}"), None::<&Value>, &[("x-request-id", &request_id)])
+        .await;
     let page = json_of(response, 200).await;
-    (page, ddb_requests_of(&request_id).await)
+    (page, ddb_requests("ListingsFunction", &request_id).await)
 }
 
-async fn create_many(host: &User, city: &str, n: usize) {
-    let host = Arc::new(host.clone());
-    let gate = Arc::new(tokio::sync::Semaphore::new(12));
+/// **Seeded listings**: `n` listings in `city`, as `create_in(host, city, "PT", 2 + i % 3,
+/// 10_000 + i, "EUR")` would make them, written straight to the table by the listings store's
+/// own transaction (`listings::store::create`: the listing item and its search item, exactly what
+/// `POST /v1/listings` writes). The test using them is about reading a big city; making its 310
+/// listings over HTTP was the suite's largest cost.
+async fn seed_many(host: &User, city: &str, n: usize) {
+    let table = roost_e2e::table();
+    let gate = Arc::new(tokio::sync::Semaphore::new(16));
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
-        let (host, gate, city) = (host.clone(), gate.clone(), city.to_owned());
+        let (table, gate) = (table.clone(), gate.clone());
+        let item = seeded_listing(host, city, i);
         tasks.spawn(async move {
             let _permit = gate.acquire_owned().await.expect("semaphore");
-            create_in(&host, &city, "PT", 2 + (i % 3) as u32, 10_000 + i as i64, "EUR").await
+            listings::store::create(&table, &item).await.expect("seed a listing")
         });
     }
     let mut made = 0;
     while let Some(done) = tasks.join_next().await {
-        done.expect("create task");
+        done.expect("seed task");
         made += 1;
     }
     assert_eq!(made, n);
+}
+
+/// The listing item `POST /v1/listings` stores for `NewListing::in_city(city)` with the
+/// variations of `seed_many` (the API's defaults for what the body leaves out: 1 to 30 nights,
+/// check-in 15:00, check-out 11:00).
+fn seeded_listing(host: &User, city: &str, i: usize) -> ListingItem {
+    let now = jiff::Timestamp::now();
+    let listing_id = shared::ids::new_id_at("lst", now);
+    let key = listing::key(&listing_id);
+    ListingItem {
+        pk: key.pk,
+        sk: key.sk,
+        item_type: listing::LISTING_ITEM_TYPE.to_owned(),
+        gsi1pk: listing::host_partition(&host.user_id),
+        gsi1sk: listing::host_sort_key(&listing_id),
+        listing_id,
+        host_id: host.user_id.clone(),
+        host_name: host.name.clone(),
+        status: listing::ListingStatus::Active,
+        version: 1,
+        revision: 1,
+        title: "Quiet loft".into(),
+        description: "Two rooms.\nNear the river.".into(),
+        property_type: "loft".into(),
+        address: listing::Address {
+            line1: "Rua Augusta 1".into(),
+            city: city.into(),
+            region: Some("Lisboa".into()),
+            country: "PT".into(),
+            postal_code: Some("1100-001".into()),
+        },
+        timezone: "Europe/Lisbon".into(),
+        max_guests: 2 + u32::try_from(i % 3).expect("small"),
+        bedrooms: 1,
+        beds: 1,
+        bathrooms: 1,
+        amenities: vec!["wifi".into()],
+        nightly_price: shared::Money::new(10_000 + i64::try_from(i).expect("small"), shared::Currency::EUR),
+        cleaning_fee: None,
+        min_nights: 1,
+        max_nights: 30,
+        cancellation_policy: listing::CancellationPolicy::Moderate,
+        check_in_time: "15:00".into(),
+        check_out_time: "11:00".into(),
+        photos: Default::default(),
+        pending_photos: Default::default(),
+        rating_count: 0,
+        rating_total: 0,
+        created_at: now.to_string(),
+        updated_at: now.to_string(),
+    }
 }
 
 #[tokio::test]
@@ -744,8 +758,8 @@ async fn a_search_page_costs_a_bounded_number_of_requests_whatever_the_city_size
     let host = User::host("Bruno Bound").await;
     let small = unique("Smallville");
     let big = unique("Bigtown");
-    create_many(&host, &small, 10).await;
-    create_many(&host, &big, 300).await;
+    seed_many(&host, &small, 10).await;
+    seed_many(&host, &big, 300).await;
 
     let mut report = Vec::new();
     for (city, size) in [(&small, 10), (&big, 300)] {

@@ -19,12 +19,13 @@ use std::path::PathBuf;
 use reqwest::Method;
 use std::time::Duration;
 
-use roost_e2e::{PASSWORD, Stack, User, client, dynamodb, eventually, eventually_for, json_of, moto_json, s, unique};
+use roost_e2e::api::{Address, money};
+use roost_e2e::fixtures::{self, day_in, end_stay, wait_for_inbox};
+use roost_e2e::{
+    NewListing, PASSWORD, Stack, Stay, User, client, dynamodb, eventually, eventually_for, json_of, moto_json, s,
+    unique,
+};
 use serde_json::{Value, json};
-
-/// localstripe takes any `sk_` key: this is the test's own, as Stripe.js would use the
-/// publishable key; the stack's secret key is read from SSM below.
-const BROWSER_KEY: &str = "sk_test_roost_browser";
 
 async fn anonymous(method: Method, path: &str, body: Option<&Value>) -> reqwest::Response {
     let request = client().request(method, Stack::get().url(path));
@@ -36,50 +37,14 @@ async fn anonymous(method: Method, path: &str, body: Option<&Value>) -> reqwest:
 }
 
 fn day(days: i64) -> String {
-    let today = roost_e2e::today::today_in("UTC");
-    today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
+    day_in("UTC", days)
 }
 
+/// A call to localstripe as the guest's browser makes it, asserting success.
 async fn stripe(path: &str, form: &[(&str, &str)]) -> Value {
-    let response = client()
-        .post(format!("{}{path}", Stack::get().stripe_url))
-        .bearer_auth(BROWSER_KEY)
-        .form(form)
-        .send()
-        .await
-        .expect("localstripe reachable");
-    assert!(response.status().is_success(), "localstripe {path}: {}", response.status());
-    response.json().await.expect("json")
-}
-
-async fn inbox_item(user: &User, event_type: &str, booking_id: &str) -> Value {
-    eventually(&format!("{event_type} in an inbox"), || async {
-        let page = json_of(user.get("/v1/me/notifications?limit=100").await, 200).await;
-        page["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|i| i["type"] == event_type && i["booking_id"] == booking_id)
-            .cloned()
-    })
-    .await
-}
-
-/// The stay ends: `check_out_at` an hour ago (the journey's stay-ends fixture).
-async fn end_stay(booking_id: &str) {
-    let past = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_mins(60)).expect("past");
-    let past = jiff::Timestamp::from_second(past.as_second()).expect("whole seconds").to_string();
-    dynamodb(
-        "UpdateItem",
-        json!({
-            "Key": {"PK": {"S": format!("BOOKING#{booking_id}")}, "SK": {"S": "BOOKING"}},
-            "UpdateExpression": "SET check_out_at = :out",
-            "ConditionExpression": "#s = :confirmed",
-            "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": {":out": {"S": past}, ":confirmed": {"S": "confirmed"}}
-        }),
-    )
-    .await;
+    let (status, body) = fixtures::stripe(Method::POST, path, form).await;
+    assert!((200..300).contains(&status), "localstripe {path}: {status}");
+    body
 }
 
 /// Sets the profile's e-mail (`UpdateItem`, the item must exist).
@@ -292,17 +257,26 @@ async fn no_log_line_carries_personal_data_tokens_or_secrets() {
     assert!(anonymous(Method::POST, "/v1/auth/password/forgot", Some(&forgot)).await.status().is_success());
 
     // The host lists a home; the guest books it and pays at localstripe.
-    let listing = json!({
-        "title": "Log scan loft", "description": "Quiet.", "property_type": "loft",
-        "address": {"line1": "1 Quay", "city": unique("Logville"), "region": "R", "country": "PT"},
-        "timezone": "UTC", "max_guests": 2, "bedrooms": 1, "beds": 1, "bathrooms": 1, "amenities": ["wifi"],
-        "nightly_price": {"amount": 9_000, "currency": "EUR"}, "min_nights": 1, "max_nights": 7,
-        "cancellation_policy": "flexible"
-    });
-    let created = json_of(host.post("/v1/listings", Some(&listing)).await, 201).await;
-    let listing_id = s(&created, "listing_id").to_owned();
-    let stay = json!({"listing_id": listing_id, "check_in": day(20), "check_out": day(22), "guests": 1});
-    let booking = json_of(guest.post("/v1/bookings", Some(&stay)).await, 201).await;
+    let city = unique("Logville");
+    let listing = NewListing {
+        title: "Log scan loft".into(),
+        description: "Quiet.".into(),
+        address: Address {
+            line1: "1 Quay".into(),
+            region: Some("R".into()),
+            postal_code: None,
+            ..NewListing::in_city(&city).address
+        },
+        timezone: "UTC".into(),
+        nightly_price: money(9_000, "EUR"),
+        cleaning_fee: None,
+        min_nights: Some(1),
+        max_nights: Some(7),
+        cancellation_policy: "flexible".into(),
+        ..NewListing::in_city(&city)
+    };
+    let listing_id = host.api().new_listing(&listing).await;
+    let booking = guest.api().booked(&Stay::new(&listing_id, day(20), day(22), 1)).await;
     let booking_id = s(&booking, "booking_id").to_owned();
     let intent = json_of(guest.post(&format!("/v1/bookings/{booking_id}/payment"), None).await, 200).await;
     let intent_id = s(&intent, "payment_intent_id").to_owned();
@@ -323,8 +297,8 @@ async fn no_log_line_carries_personal_data_tokens_or_secrets() {
         (b["status"] == "confirmed").then_some(())
     })
     .await;
-    let guest_confirmed = inbox_item(&guest, "booking.confirmed", &booking_id).await;
-    let host_confirmed = inbox_item(&host, "booking.confirmed", &booking_id).await;
+    let guest_confirmed = wait_for_inbox(&guest, "booking.confirmed", &booking_id).await;
+    let host_confirmed = wait_for_inbox(&host, "booking.confirmed", &booking_id).await;
     let key = json!({"PK": {"S": format!("INBOX#{}", guest.user_id)},
                      "SK": {"S": format!("NOTIFICATION#{}", s(&guest_confirmed, "notification_id"))}});
     let email_status = |key: Value| async move {
@@ -343,7 +317,7 @@ async fn no_log_line_carries_personal_data_tokens_or_secrets() {
     end_stay(&booking_id).await;
     let review = json!({"rating": 5, "comment": "Spotless."});
     json_of(guest.post(&format!("/v1/bookings/{booking_id}/review"), Some(&review)).await, 201).await;
-    let host_reviewed = inbox_item(&host, "review.posted", &booking_id).await;
+    let host_reviewed = wait_for_inbox(&host, "review.posted", &booking_id).await;
     let reviews = anonymous(Method::GET, &format!("/v1/listings/{listing_id}/reviews"), None).await;
     assert_eq!(reviews.status(), 200);
     let reviews_request = request_id(&reviews);

@@ -8,7 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-use roost_e2e::{Stack, User, assert_problem, client, dynamodb, eventually_for, json_of, sqs, unique};
+use roost_e2e::api::{Address, money};
+use roost_e2e::fixtures::{day_in, sent_mail};
+use roost_e2e::{NewListing, Stack, Stay, User, assert_problem, dynamodb, eventually_for, json_of, sqs, unique};
 use serde_json::{Value, json};
 
 const TITLE: &str = "Loft <script>alert(1)</script> & sea";
@@ -25,28 +27,31 @@ fn queue_url() -> String {
 }
 
 fn day(days: i64) -> String {
-    let today = roost_e2e::today::today_in("UTC");
-    today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
+    day_in("UTC", days)
 }
 
 pub(super) async fn booking(host: &User, guest: &User) -> String {
-    let listing = json!({
-        "title": TITLE,
-        "description": "Notified.",
-        "property_type": "apartment",
-        "address": {"line1": "1 Quay", "city": unique("Notifyville"), "region": "Region", "country": "PT"},
-        "timezone": "UTC",
-        "max_guests": 2, "bedrooms": 1, "beds": 1, "bathrooms": 1,
-        "amenities": ["wifi"],
-        "nightly_price": {"amount": 8_100, "currency": "EUR"},
-        "min_nights": 1,
-        "max_nights": 7,
-        "cancellation_policy": "flexible"
-    });
-    let created = json_of(host.post("/v1/listings", Some(&listing)).await, 201).await;
-    let listing_id = created["listing_id"].as_str().expect("listing_id");
-    let body = json!({"listing_id": listing_id, "check_in": day(30), "check_out": day(33), "guests": 1});
-    let b = json_of(guest.post("/v1/bookings", Some(&body)).await, 201).await;
+    let listing = NewListing {
+        title: TITLE.into(),
+        description: "Notified.".into(),
+        property_type: "apartment".into(),
+        address: Address {
+            line1: "1 Quay".into(),
+            city: unique("Notifyville"),
+            region: Some("Region".into()),
+            country: "PT".into(),
+            postal_code: None,
+        },
+        timezone: "UTC".into(),
+        nightly_price: money(8_100, "EUR"),
+        cleaning_fee: None,
+        min_nights: Some(1),
+        max_nights: Some(7),
+        cancellation_policy: "flexible".into(),
+        ..NewListing::in_city("")
+    };
+    let listing_id = host.api().new_listing(&listing).await;
+    let b = guest.api().booked(&Stay::new(&listing_id, day(30), day(33), 1)).await;
     b["booking_id"].as_str().expect("booking_id").to_owned()
 }
 
@@ -89,19 +94,6 @@ pub(super) async fn wait_for_item(user: &User, notification_id: &str) -> Value {
         assert!(start.elapsed() < WAIT, "{notification_id} never reached the inbox: {page}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-}
-
-/// Every message in moto's sent-mail record.
-async fn sent_mail() -> Vec<Value> {
-    let data: Value = client()
-        .get(format!("{}/moto-api/data.json", Stack::get().moto_url))
-        .send()
-        .await
-        .expect("moto reachable")
-        .json()
-        .await
-        .expect("data.json");
-    data["ses"]["Message"].as_array().cloned().unwrap_or_default()
 }
 
 fn to_addresses(m: &Value) -> Vec<String> {

@@ -3,45 +3,47 @@
 //! webhooks; late payments refunded; refunds of cancelled bookings never above what was paid;
 //! a poison message in the DLQ.
 //!
-//! Time is never waited for: a lapsed hold is a fixture that moves the booking's and its nights'
-//! `hold_expires_at` into the past. Waiting is only for the asynchronous path (localstripe sends
+//! Time is never waited for: a lapsed hold is a fixture that moves the `hold_expires_at` of the
+//! booking, its nights and its hold slot into the past. Waiting is only for the asynchronous path (localstripe sends
 //! its webhook about a second after the event, then SQS and payment-events), with a bounded poll.
 
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use reqwest::Method;
+use roost_e2e::api::{Address, money};
+use roost_e2e::fixtures::{
+    STRIPE_KEY, card, confirm_with, day_in, lapse_hold, minutes_ago, refunds_of, stored_booking, stripe,
+    wait_for_status,
+};
 use roost_e2e::{
-    Stack, User, assert_problem, client, dynamodb, eventually, eventually_for, join_all, json_of, s, sqs, unique,
+    NewListing, Stack, Stay, User, assert_problem, client, dynamodb, eventually, eventually_for, join_all, json_of,
+    night_items, s, sqs, unique,
 };
 use serde_json::{Value, json};
 use sha2::Sha256;
 
 const TZ: &str = "Europe/Lisbon";
-/// localstripe takes any `sk_` key.
-const STRIPE_KEY: &str = "sk_test_roost_e2e";
 
-fn listing_body(city: &str, policy: &str) -> Value {
-    json!({
-        "title": "Payment loft",
-        "description": "Paid for.",
-        "property_type": "apartment",
-        "address": {"line1": "Rua do Ouro 1", "city": city, "region": "Lisboa", "country": "PT"},
-        "timezone": TZ,
-        "max_guests": 3, "bedrooms": 1, "beds": 1, "bathrooms": 1,
-        "amenities": ["wifi"],
-        "nightly_price": {"amount": 10000, "currency": "EUR"},
-        "cleaning_fee": {"amount": 2000, "currency": "EUR"},
-        "min_nights": 1,
-        "max_nights": 7,
-        "cancellation_policy": policy
-    })
+fn listing_body(city: &str, policy: &str) -> NewListing {
+    NewListing {
+        title: "Payment loft".into(),
+        description: "Paid for.".into(),
+        property_type: "apartment".into(),
+        address: Address { line1: "Rua do Ouro 1".into(), postal_code: None, ..NewListing::in_city(city).address },
+        timezone: TZ.into(),
+        max_guests: 3,
+        cleaning_fee: Some(money(2000, "EUR")),
+        min_nights: Some(1),
+        max_nights: Some(7),
+        cancellation_policy: policy.into(),
+        ..NewListing::in_city(city)
+    }
 }
 
 /// The date `days` after today in the listing's time zone.
 fn day(days: i64) -> String {
-    let today = roost_e2e::today::today_in(TZ);
-    today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
+    day_in(TZ, days)
 }
 
 struct Fixture {
@@ -52,113 +54,23 @@ struct Fixture {
 
 async fn fixture(policy: &str) -> Fixture {
     let (host, guest) = tokio::join!(User::host("Paula Host"), User::guest("Pedro Guest"));
-    let created = json_of(host.post("/v1/listings", Some(&listing_body(&unique("Payville"), policy))).await, 201).await;
-    Fixture { host, guest, listing_id: s(&created, "listing_id").to_owned() }
+    let listing_id = host.api().new_listing(&listing_body(&unique("Payville"), policy)).await;
+    Fixture { host, guest, listing_id }
 }
 
 impl Fixture {
     /// A booking of nights `[from, to)` days from today: 201, `pending_payment`.
     async fn book(&self, guest: &User, from: i64, to: i64) -> Value {
-        let body = json!({"listing_id": self.listing_id, "check_in": day(from), "check_out": day(to), "guests": 1});
-        json_of(guest.post("/v1/bookings", Some(&body)).await, 201).await
+        guest.api().booked(&Stay::new(&self.listing_id, day(from), day(to), 1)).await
     }
 }
 
 async fn pay(user: &User, booking_id: &str, key: Option<&str>) -> reqwest::Response {
-    let mut request = client()
-        .post(Stack::get().url(&format!("/v1/bookings/{booking_id}/payment")))
-        .header("authorization", user.bearer());
-    if let Some(k) = key {
-        request = request.header("idempotency-key", k);
-    }
-    request.send().await.expect("api")
+    user.api().pay(booking_id, key).await
 }
 
 async fn booking_of(user: &User, booking_id: &str) -> Value {
-    json_of(user.get(&format!("/v1/bookings/{booking_id}")).await, 200).await
-}
-
-/// A raw call to localstripe (form-encoded, as Stripe.js or a server SDK would).
-async fn stripe(method: Method, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
-    let response = client()
-        .request(method, format!("{}{path}", Stack::get().stripe_url))
-        .bearer_auth(STRIPE_KEY)
-        .form(form)
-        .send()
-        .await
-        .expect("localstripe reachable");
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// What the guest's browser does with the client secret: attach a card and confirm.
-/// localstripe: `payment_method` is set on the intent first, then `/confirm` with no body.
-async fn confirm_with(intent_id: &str, payment_method: &str) -> (u16, Value) {
-    let (status, body) =
-        stripe(Method::POST, &format!("/v1/payment_intents/{intent_id}"), &[("payment_method", payment_method)]).await;
-    assert_eq!(status, 200, "attach {payment_method}: {body}");
-    stripe(Method::POST, &format!("/v1/payment_intents/{intent_id}/confirm"), &[]).await
-}
-
-/// A card payment method (for the numbers localstripe has no `pm_card_*` alias for).
-async fn card(number: &str) -> String {
-    let (status, pm) = stripe(
-        Method::POST,
-        "/v1/payment_methods",
-        &[
-            ("type", "card"),
-            ("card[number]", number),
-            ("card[exp_month]", "12"),
-            ("card[exp_year]", "2034"),
-            ("card[cvc]", "123"),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200, "{pm}");
-    s(&pm, "id").to_owned()
-}
-
-async fn wait_for_status(user: &User, booking_id: &str, status: &str) -> Value {
-    eventually(&format!("{booking_id} {status}"), || async {
-        let b = booking_of(user, booking_id).await;
-        (b["status"] == status).then_some(b)
-    })
-    .await
-}
-
-/// The booking item as stored (payment and refund attributes included).
-async fn stored_booking(booking_id: &str) -> Value {
-    dynamodb(
-        "GetItem",
-        json!({"Key": {"PK": {"S": format!("BOOKING#{booking_id}")}, "SK": {"S": "BOOKING"}}, "ConsistentRead": true}),
-    )
-    .await["Item"]
-        .clone()
-}
-
-/// NIGHT items of a listing: (date, kind, booking id).
-async fn nights_of(listing_id: &str) -> Vec<(String, String, Option<String>)> {
-    let out = dynamodb(
-        "Query",
-        json!({
-            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :night)",
-            "ExpressionAttributeValues": {":pk": {"S": format!("LISTING#{listing_id}")}, ":night": {"S": "NIGHT#"}},
-            "ConsistentRead": true
-        }),
-    )
-    .await;
-    out["Items"]
-        .as_array()
-        .expect("Items")
-        .iter()
-        .map(|i| {
-            (
-                i["date"]["S"].as_str().expect("date").to_owned(),
-                i["kind"]["S"].as_str().expect("kind").to_owned(),
-                i["booking_id"]["S"].as_str().map(str::to_owned),
-            )
-        })
-        .collect()
+    json_of(user.api().booking(booking_id).await, 200).await
 }
 
 /// The outbox events of `event_type` about `booking_id` (a Scan: tests only, never a request path).
@@ -184,13 +96,6 @@ async fn outbox_events(booking_id: &str, event_type: &str) -> Vec<Value> {
             _ => return found,
         }
     }
-}
-
-/// The refunds localstripe holds for an intent.
-async fn refunds_of(intent_id: &str) -> Vec<Value> {
-    let (status, list) = stripe(Method::GET, &format!("/v1/refunds?payment_intent={intent_id}"), &[]).await;
-    assert_eq!(status, 200, "{list}");
-    list["data"].as_array().expect("data").clone()
 }
 
 fn webhook_secret() -> String {
@@ -243,25 +148,6 @@ fn intent_object(intent: &Value, booking_id: &str, guest_id: &str, status: &str)
         "currency": s(intent, "currency").to_lowercase(), "status": status,
         "metadata": {"booking_id": booking_id, "guest_id": guest_id}
     })
-}
-
-/// Fixture for time passing without waiting: the booking's hold (booking item and its nights)
-/// lapsed `minutes` ago.
-async fn rewind_hold(booking_id: &str, listing_id: &str, nights: &[String], minutes: i64) {
-    let past = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_mins(minutes)).expect("past");
-    let past = jiff::Timestamp::from_second(past.as_second()).expect("whole seconds").to_string();
-    let set = |pk: String, sk: String| {
-        json!({
-            "Key": {"PK": {"S": pk}, "SK": {"S": sk}},
-            "UpdateExpression": "SET hold_expires_at = :past",
-            "ConditionExpression": "attribute_exists(PK)",
-            "ExpressionAttributeValues": {":past": {"S": past.clone()}}
-        })
-    };
-    dynamodb("UpdateItem", set(format!("BOOKING#{booking_id}"), "BOOKING".to_owned())).await;
-    for n in nights {
-        dynamodb("UpdateItem", set(format!("LISTING#{listing_id}"), format!("NIGHT#{n}"))).await;
-    }
 }
 
 fn queue_url(name: &str) -> String {
@@ -321,7 +207,7 @@ async fn pay_with_a_card_confirms_the_booking_and_books_its_nights() {
     let view = wait_for_status(&f.guest, &bid, "confirmed").await;
     assert_eq!(view["payment"]["status"], "succeeded");
     assert_eq!(view["payment"]["payment_intent_id"], json!(pi));
-    let nights = nights_of(&f.listing_id).await;
+    let nights = night_items(&f.listing_id).await;
     assert_eq!(nights.len(), 3);
     for (date, kind, holder) in &nights {
         assert_eq!((kind.as_str(), holder.as_deref()), ("booked", Some(bid.as_str())), "{date}");
@@ -417,7 +303,7 @@ async fn a_declined_card_is_recorded_and_the_booking_stays_payable() {
     assert_eq!(failed[0]["data"]["failure_code"], "card_declined");
     assert_eq!(failed[0]["data"]["guest_id"], json!(f.guest.user_id));
     // The nights are still held by it.
-    assert!(nights_of(&f.listing_id).await.iter().all(|(_, k, h)| k == "held" && h.as_deref() == Some(bid.as_str())));
+    assert!(night_items(&f.listing_id).await.iter().all(|(_, k, h)| k == "held" && h.as_deref() == Some(bid.as_str())));
 
     // Pay again: the same intent, ready for another card.
     let again = json_of(pay(&f.guest, &bid, None).await, 200).await;
@@ -484,7 +370,7 @@ async fn the_same_event_twice_and_events_out_of_order_apply_once() {
     );
     assert_eq!(outbox_events(&bid, "booking.confirmed").await.len(), 1, "confirmed once");
     assert!(outbox_events(&bid, "payment.failed").await.is_empty(), "the late failure emitted nothing");
-    assert!(nights_of(&f.listing_id).await.iter().all(|(_, k, _)| k == "booked"));
+    assert!(night_items(&f.listing_id).await.iter().all(|(_, k, _)| k == "booked"));
 }
 
 #[tokio::test]
@@ -561,7 +447,7 @@ async fn cancel_in_table(booking_id: &str, listing_id: &str, refund_due: i64, by
         }),
     )
     .await;
-    for (date, _, holder) in nights_of(listing_id).await {
+    for (date, _, holder) in night_items(listing_id).await {
         if holder.as_deref() == Some(booking_id) {
             dynamodb(
                 "DeleteItem",
@@ -660,7 +546,7 @@ async fn a_payment_for_a_booking_cancelled_meanwhile_is_refunded_in_full() {
     assert_eq!(refunds.len(), 1, "{refunds:?}");
     assert_eq!((&refunds[0]["amount"], &refunds[0]["status"]), (&json!(total), &json!("succeeded")));
     assert_eq!(booking_of(&f.guest, &bid).await["status"], "cancelled", "never confirmed");
-    assert!(nights_of(&f.listing_id).await.is_empty(), "no night booked or held for it");
+    assert!(night_items(&f.listing_id).await.is_empty(), "no night booked or held for it");
     assert_eq!(outbox_events(&bid, "refund.issued").await.len(), 1);
     assert!(outbox_events(&bid, "booking.confirmed").await.is_empty());
 
@@ -682,7 +568,7 @@ async fn a_payment_after_the_hold_lapsed_and_was_taken_is_refunded_never_double_
     let pi = s(&intent, "payment_intent_id").to_owned();
 
     // The hold lapses (fixture), another guest takes the nights.
-    rewind_hold(&bid, &f.listing_id, &[day(60), day(61)], 1).await;
+    lapse_hold(&bid, &f.listing_id, &[day(60), day(61)], &minutes_ago(1).to_string()).await;
     assert_problem(pay(&late, &bid, None).await, 409, "booking_not_payable").await;
     let taker = f.book(&f.guest, 60, 62).await;
     let tid = s(&taker, "booking_id").to_owned();
@@ -703,7 +589,7 @@ async fn a_payment_after_the_hold_lapsed_and_was_taken_is_refunded_never_double_
     assert_eq!(refunds.len(), 1, "{refunds:?}");
     assert_eq!((&refunds[0]["amount"], &refunds[0]["status"]), (&json!(total), &json!("succeeded")));
     // The nights stay the taker's, held (not booked by the late payment).
-    let nights = nights_of(&f.listing_id).await;
+    let nights = night_items(&f.listing_id).await;
     assert_eq!(nights.len(), 2);
     for (date, kind, holder) in &nights {
         assert_eq!((kind.as_str(), holder.as_deref()), ("held", Some(tid.as_str())), "{date}");

@@ -9,7 +9,12 @@
 
 use std::collections::BTreeSet;
 
-use roost_e2e::{Stack, User, assert_problem, client, ddb_requests, dynamodb, join_all, json_of, s, unique};
+use roost_e2e::api::{Address, money};
+use roost_e2e::fixtures::{self, booking_key, day_in};
+use roost_e2e::{
+    NewListing, NewReview, Stack, Stay, User, anonymous, assert_problem, client, ddb_requests, dynamodb, join_all,
+    json_of, s, unique,
+};
 
 const FUNCTION: &str = "ReviewsFunction";
 use serde_json::{Value, json};
@@ -17,51 +22,49 @@ use serde_json::{Value, json};
 /// Check-out at 11:00 in Auckland: the window is computed from the stored `check_out_at`.
 const TZ: &str = "Pacific/Auckland";
 
-fn listing_body(city: &str) -> Value {
-    json!({
-        "title": "Review cottage",
-        "description": "Reviewed.",
-        "property_type": "cabin",
-        "address": {"line1": "2 Bay Road", "city": city, "region": "Auckland", "country": "NZ"},
-        "timezone": TZ,
-        "max_guests": 2, "bedrooms": 1, "beds": 1, "bathrooms": 1,
-        "amenities": ["wifi"],
-        "nightly_price": {"amount": 10_000, "currency": "NZD"},
-        "min_nights": 1,
-        "max_nights": 7,
-        "cancellation_policy": "flexible"
-    })
+fn listing_body(city: &str) -> NewListing {
+    NewListing {
+        title: "Review cottage".into(),
+        description: "Reviewed.".into(),
+        property_type: "cabin".into(),
+        address: Address {
+            line1: "2 Bay Road".into(),
+            city: city.into(),
+            region: Some("Auckland".into()),
+            country: "NZ".into(),
+            postal_code: None,
+        },
+        timezone: TZ.into(),
+        nightly_price: money(10_000, "NZD"),
+        cleaning_fee: None,
+        min_nights: Some(1),
+        max_nights: Some(7),
+        cancellation_policy: "flexible".into(),
+        ..NewListing::in_city(city)
+    }
 }
 
 async fn new_listing(host: &User) -> String {
-    let created = json_of(host.post("/v1/listings", Some(&listing_body(&unique("Reviewville")))).await, 201).await;
-    s(&created, "listing_id").to_owned()
+    host.api().new_listing(&listing_body(&unique("Reviewville"))).await
 }
 
 /// The date `days` after today in the listing's time zone.
 fn day(days: i64) -> String {
-    let today = roost_e2e::today::today_in(TZ);
-    today.checked_add(jiff::Span::new().days(days)).expect("date").to_string()
+    day_in(TZ, days)
 }
 
 /// Books the one night `from` days from today: returns the booking id.
 async fn book(guest: &User, listing_id: &str, from: i64) -> String {
-    let body = json!({"listing_id": listing_id, "check_in": day(from), "check_out": day(from + 1), "guests": 1});
-    let b = json_of(guest.post("/v1/bookings", Some(&body)).await, 201).await;
+    let b = guest.api().booked(&Stay::new(listing_id, day(from), day(from + 1), 1)).await;
     s(&b, "booking_id").to_owned()
 }
 
 /// A whole-second RFC 3339 UTC instant `minutes` ago, the stored form of `check_out_at`.
 fn minutes_ago(minutes: i64) -> String {
-    let past = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_mins(minutes)).expect("past");
-    jiff::Timestamp::from_second(past.as_second()).expect("whole seconds").to_string()
+    fixtures::minutes_ago(minutes).to_string()
 }
 
 const DAY_MINUTES: i64 = 24 * 60;
-
-fn booking_key(booking_id: &str) -> Value {
-    json!({"PK": {"S": format!("BOOKING#{booking_id}")}, "SK": {"S": "BOOKING"}})
-}
 
 /// **Finished-stay fixture**: the booking item (`BOOKING#<id>` / `BOOKING`) as a paid stay whose
 /// check-out instant was `check_out_at` (in the past) leaves it: `status = confirmed`,
@@ -100,7 +103,7 @@ async fn pay(booking_id: &str) {
 }
 
 async fn review(user: &User, booking_id: &str, rating: u8, comment: &str) -> reqwest::Response {
-    user.post(&format!("/v1/bookings/{booking_id}/review"), Some(&json!({"rating": rating, "comment": comment}))).await
+    user.api().review(booking_id, &NewReview { rating, comment: comment.into() }).await
 }
 
 async fn respond(user: &User, review_id: &str, comment: &str) -> reqwest::Response {
@@ -108,7 +111,7 @@ async fn respond(user: &User, review_id: &str, comment: &str) -> reqwest::Respon
 }
 
 async fn reviews_page(listing_id: &str, query: &str) -> reqwest::Response {
-    client().get(Stack::get().url(&format!("/v1/listings/{listing_id}/reviews{query}"))).send().await.expect("api")
+    anonymous().reviews(listing_id, query).await
 }
 
 /// Every review of the listing, walking the pages (`limit` each), newest first.
@@ -128,9 +131,7 @@ async fn all_reviews(listing_id: &str, limit: u32) -> Vec<Value> {
 }
 
 async fn listing_rating(listing_id: &str) -> Value {
-    let l =
-        json_of(client().get(Stack::get().url(&format!("/v1/listings/{listing_id}"))).send().await.expect("api"), 200)
-            .await;
+    let l = json_of(anonymous().listing(listing_id).await, 200).await;
     l["rating"].clone()
 }
 

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
+use roost_e2e::fixtures::reset_code;
 use roost_e2e::{Stack, User, client, login, unique};
 use serde_json::{Value, json};
 use shared::sessions::CACHE_TTL;
@@ -138,25 +139,6 @@ async fn after_sign_out_every_context_refuses_the_old_token_and_a_new_sign_in_wo
     // The old token stays refused next to the new one.
     let (status, code, _) = status_and_code(&user, &Method::GET, "/v1/me/trips", None).await;
     assert_eq!((status, code.as_str()), (401, "token_revoked"));
-}
-
-/// moto hands out reset codes in its state dump (EMULATORS.md), where SES would e-mail them.
-async fn reset_code(email: &str) -> String {
-    let dump: Value = client()
-        .get(format!("{}/moto-api/data.json", Stack::get().moto_url))
-        .send()
-        .await
-        .expect("moto")
-        .json()
-        .await
-        .expect("json");
-    let users = dump.pointer("/cognitoidp/CognitoIdpUser").and_then(Value::as_array).expect("cognito users");
-    users
-        .iter()
-        .find(|u| u.to_string().contains(email))
-        .and_then(|u| u["confirmation_code"].as_str())
-        .expect("a reset code for the user")
-        .to_string()
 }
 
 #[tokio::test]

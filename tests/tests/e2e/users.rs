@@ -1,6 +1,7 @@
 //! The users context end to end: sign-up to sign-out through Cognito (moto), through HTTP.
 
 use base64::Engine;
+use roost_e2e::fixtures::reset_code;
 use roost_e2e::{PASSWORD, Stack, User, assert_problem, client, cognito, dynamodb, join_all, login, unique};
 use serde_json::{Value, json};
 
@@ -12,26 +13,6 @@ fn claims(token: &str) -> Value {
     let payload = token.split('.').nth(1).expect("jwt");
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("b64"))
         .expect("json")
-}
-
-/// moto hands out reset codes in its state dump (EMULATORS.md), where SES would e-mail them.
-async fn reset_code(email: &str) -> String {
-    let dump: Value = client()
-        .get(format!("{}/moto-api/data.json", Stack::get().moto_url))
-        .send()
-        .await
-        .expect("moto")
-        .json()
-        .await
-        .expect("json");
-    let users =
-        dump.pointer("/cognitoidp/CognitoIdpUser").and_then(Value::as_array).expect("cognito users in data.json");
-    users
-        .iter()
-        .find(|u| u.to_string().contains(email))
-        .and_then(|u| u["confirmation_code"].as_str())
-        .expect("a reset code for the user")
-        .to_string()
 }
 
 /// Token revocation has one-second resolution (`iat`), and tokens minted in the second of a
