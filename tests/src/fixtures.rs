@@ -11,9 +11,28 @@ use crate::{Stack, User, client, dynamodb, eventually, json_of, s};
 // Dates
 // ---------------------------------------------------------------------------------------------
 
-/// Today in `timezone` (an IANA name).
+/// How long before local midnight no date is derived from today (a test's date-sensitive
+/// requests follow the derivation within this margin, even on a loaded machine).
+pub const MIDNIGHT_MARGIN: jiff::SignedDuration = jiff::SignedDuration::from_mins(3);
+
+/// Today in `timezone` (an IANA name), never in the last [`MIDNIGHT_MARGIN`] before local
+/// midnight: then it sleeps until 00:00:05 and answers the new date.
+///
+/// Why: a test computes "today + N" here while the function computes its own "today" when the
+/// request arrives. Across local midnight the two differ by a day, and a refund band, a day-0
+/// rule or a "not in the past" check shifts: the suite failed for whoever ran it a minute
+/// before midnight in some listing's zone. Every test that derives dates from today goes
+/// through here. (A blocking sleep: at most once per test, before the requests it dates.)
 pub fn today_in(timezone: &str) -> jiff::civil::Date {
-    jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get(timezone).expect("time zone")).date()
+    let tz = jiff::tz::TimeZone::get(timezone).unwrap_or_else(|e| panic!("time zone {timezone}: {e}"));
+    let now = jiff::Timestamp::now().to_zoned(tz.clone());
+    let next_midnight = now.date().tomorrow().expect("a next day").to_zoned(tz.clone()).expect("local midnight");
+    let left = next_midnight.timestamp().duration_since(now.timestamp());
+    if left > MIDNIGHT_MARGIN {
+        return now.date();
+    }
+    std::thread::sleep((left + jiff::SignedDuration::from_secs(5)).unsigned_abs());
+    jiff::Timestamp::now().to_zoned(tz).date()
 }
 
 /// The date `days` after today in `timezone`, `YYYY-MM-DD`.
@@ -278,4 +297,17 @@ pub async fn wait_for_inbox(user: &User, event_type: &str, booking_id: &str) -> 
             .cloned()
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn today_is_a_date_near_now_in_the_zone() {
+        let utc = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+        let got = today_in("UTC");
+        assert!(got == utc || got == utc.tomorrow().expect("tomorrow"), "{got} vs {utc}");
+        assert_eq!(day_in("UTC", 1), got.tomorrow().expect("tomorrow").to_string());
+    }
 }

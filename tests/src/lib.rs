@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod fixtures;
+pub mod probe;
 pub mod tokens;
 
 pub use api::{Api, Cancel, NewListing, NewReview, Stay, anonymous};
@@ -275,19 +276,23 @@ pub async fn sqs(operation: &str, body: &Value) -> Value {
 }
 
 /// The `ddb_requests` of `function`'s request line for the request sent with this
-/// `X-Request-Id` (the log is written as the runtime reads it: polled for up to 5 s).
+/// `X-Request-Id` (the log is written as the runtime reads it: polled for up to [`PATIENCE`], as
+/// every other wait: a loaded machine may take more than a few seconds to flush it).
 pub async fn ddb_requests(function: &str, request_id: &str) -> u32 {
+    let line = request_line(function, request_id).await;
+    u32::try_from(line["ddb_requests"].as_u64().expect("ddb_requests")).expect("small")
+}
+
+/// `function`'s request log line (JSON) for the request sent with this `X-Request-Id`, polled
+/// for up to [`PATIENCE`].
+pub async fn request_line(function: &str, request_id: &str) -> Value {
     let needle = format!("\"request_id\":\"{request_id}\"");
-    for _ in 0..50 {
+    eventually(&format!("the request line of {request_id} in the {function} log"), || async {
         let log = Stack::get().function_log(function);
-        if let Some(line) = log.lines().find(|l| l.contains(&needle) && l.contains("\"message\":\"request\"")) {
-            let json = &line[line.find('{').expect("json line")..];
-            let v: Value = serde_json::from_str(json).expect("log line is JSON");
-            return u32::try_from(v["ddb_requests"].as_u64().expect("ddb_requests")).expect("small");
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("no request line for {request_id} in the {function} log");
+        let line = log.lines().find(|l| l.contains(&needle) && l.contains("\"message\":\"request\""))?;
+        Some(serde_json::from_str::<Value>(&line[line.find('{').expect("json line")..]).expect("log line is JSON"))
+    })
+    .await
 }
 
 /// A listing's NIGHT items straight from the table (consistent Query): (date, kind, booking id).

@@ -148,6 +148,7 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
 
     let before = jiff::Timestamp::now();
     let response = book(&guest, &body, None).await;
+    let after = jiff::Timestamp::now();
     let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let b = json_of(response, 201).await;
     let bid = s(&b, "booking_id").to_owned();
@@ -167,10 +168,17 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
     assert_eq!(b["payment"], json!({"status": "unpaid"}));
     assert!(b.get("address").is_none(), "no exact address before confirmation: {b}");
     assert_eq!(b["location"]["country"], "PT");
-    // The hold: 15 minutes (HOLD_MINUTES in the template).
+    // The hold: 15 minutes (HOLD_MINUTES in the template) from the moment the function ran,
+    // which lies between the times taken around the request: bounded by those, not by a
+    // guess at how long a loaded machine takes (1 s either side: the instant may be whole seconds).
     let hold: jiff::Timestamp = s(&b, "hold_expires_at").parse().expect("hold_expires_at");
-    let minutes = hold.duration_since(before).as_secs_f64() / 60.0;
-    assert!((14.9..=15.1).contains(&minutes), "hold of {minutes} minutes");
+    let fifteen = jiff::SignedDuration::from_mins(15);
+    let (earliest, latest) =
+        (before + fifteen - jiff::SignedDuration::from_secs(1), after + fifteen + jiff::SignedDuration::from_secs(1));
+    assert!(
+        earliest <= hold && hold <= latest,
+        "hold until {hold}, not 15 minutes after the request ({before} .. {after})"
+    );
 
     // Stored: 3 nights held by it, and the search item knows them.
     assert_held_by(&lid, &bid, &days(40, 43)).await;
@@ -232,9 +240,15 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
     let cursor = s(&page1, "next_cursor").to_owned();
     let page2 = json_of(guest.get(&format!("/v1/me/trips?limit=1&cursor={cursor}")).await, 200).await;
     assert_eq!(page2["items"][0]["booking_id"], json!(bid));
-    if let Some(c) = page2["next_cursor"].as_str() {
-        let page3 = json_of(guest.get(&format!("/v1/me/trips?limit=1&cursor={c}")).await, 200).await;
-        assert_eq!(page3["items"], json!([]));
+    // A full last page may still carry a cursor (DynamoDB cannot tell there is no more): then
+    // the page after it is empty and the last. Either way the walk ends here.
+    match &page2["next_cursor"] {
+        Value::Null => {}
+        Value::String(c) => {
+            let page3 = json_of(guest.get(&format!("/v1/me/trips?limit=1&cursor={c}")).await, 200).await;
+            assert_eq!(page3, json!({"items": [], "next_cursor": null}));
+        }
+        other => panic!("next_cursor is null or a string: {other}"),
     }
     assert_problem(stranger.get(&format!("/v1/me/trips?limit=1&cursor={cursor}")).await, 400, "invalid_cursor").await;
     assert_problem(
@@ -529,7 +543,7 @@ async fn overlapping_stays_never_both_succeed_and_adjacent_ones_do() {
 async fn a_host_blocking_a_night_while_a_guest_books_it_exactly_one_wins() {
     roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Bo Blocker"), User::guest("Gus Booker"));
-    let mut outcomes = HashSet::new();
+    let mut outcomes = std::collections::BTreeMap::new();
     for round in 0..2 * ROUNDS {
         let lid = new_listing(&host).await;
         let block = json!({"block": [day(26)]});
@@ -545,18 +559,19 @@ async fn a_host_blocking_a_night_while_a_guest_books_it_exactly_one_wins() {
                 assert_eq!(booking_body["code"], "dates_unavailable", "{booking_body}");
                 assert_eq!(nights, [(day(26), "blocked".to_owned(), None)], "round {round}");
                 assert_eq!(stored_unavailable(&lid).await, [day(26)].into_iter().collect());
-                outcomes.insert("host");
+                *outcomes.entry("host").or_insert(0usize) += 1;
             }
             (409, 201) => {
                 assert_eq!(block_body["code"], "dates_unavailable", "{block_body}");
                 assert_held_by(&lid, s(&booking_body, "booking_id"), &days(25, 28)).await;
                 cancel(&guest, s(&booking_body, "booking_id")).await;
-                outcomes.insert("guest");
+                *outcomes.entry("guest").or_insert(0usize) += 1;
             }
             other => panic!("round {round}: exactly one must win, got {other:?}: {block_body} {booking_body}"),
         }
     }
-    eprintln!("block vs book winners seen: {outcomes:?}");
+    // Every round ended with exactly one winner (which one is up to the race).
+    assert_eq!(outcomes.values().sum::<usize>(), 2 * ROUNDS, "{outcomes:?}");
 }
 
 #[tokio::test]
@@ -564,9 +579,12 @@ async fn a_listing_edited_while_being_booked_never_gives_a_mixed_price() {
     roost_e2e::needs_stack!();
     let (host, guest) = tokio::join!(User::host("Eda Editor"), User::guest("Pia Price"));
     let (old, new) = (12345i64, 15000i64);
-    let total = |nightly: i64| {
-        let subtotal = 3 * nightly;
-        subtotal + 2500 + (subtotal * 12 + 50) / 100
+    // Worked by hand for 3 nights, 25.00 cleaning, 12 % service fee rounded half-up:
+    // 370.35 + 25.00 + 44.44 (44.442) = 439.79; 450.00 + 25.00 + 54.00 = 529.00.
+    let total = |nightly: i64| match nightly {
+        12345 => 43979,
+        15000 => 52900,
+        other => panic!("a nightly price of {other} was never set"),
     };
     let mut seen = std::collections::BTreeMap::new();
     for round in 0..2 * ROUNDS {
@@ -579,7 +597,7 @@ async fn a_listing_edited_while_being_booked_never_gives_a_mixed_price() {
         let status = booking.status().as_u16();
         let b: Value = booking.json().await.expect("json");
         let first_price = b["price"]["nightly"][0]["amount"].as_i64();
-        *seen.entry((status, first_price)).or_insert(0) += 1;
+        *seen.entry((status, first_price)).or_insert(0usize) += 1;
         let b = match status {
             201 => b,
             409 => {
@@ -609,7 +627,11 @@ async fn a_listing_edited_while_being_booked_never_gives_a_mixed_price() {
         assert_eq!(read["price"], b["price"]);
         cancel(&guest, s(&b, "booking_id")).await;
     }
-    eprintln!("edit vs book outcomes (status, nightly price): {seen:?}");
+    // What each round can show: booked at the old or the new price, or refused (a problem
+    // has no price) and booked again after a re-quote; never anything else.
+    let possible = [(201, Some(old)), (201, Some(new)), (409, None)];
+    assert!(seen.keys().all(|k| possible.contains(k)), "edit vs book outcomes (status, first nightly price): {seen:?}");
+    assert_eq!(seen.values().sum::<usize>(), 2 * ROUNDS, "{seen:?}");
 }
 
 #[tokio::test]
@@ -834,8 +856,8 @@ async fn dates_at_the_edges_of_the_calendar_are_4xx_or_right_answers_never_500()
     };
     let lid = host.api().new_listing(&body).await;
     let tz = jiff::tz::TimeZone::get(TZ).expect("tz");
+    let today = roost_e2e::fixtures::today_in(TZ);
     let now = jiff::Timestamp::now();
-    let today = now.to_zoned(tz.clone()).date();
     let plus = |d: jiff::civil::Date, n: i64| d.checked_add(jiff::Span::new().days(n)).expect("date");
     let last = today.checked_add(jiff::Span::new().months(18)).expect("horizon");
     let at = |a: &str, b: &str| json!({"listing_id": lid, "check_in": a, "check_out": b, "guests": 1});

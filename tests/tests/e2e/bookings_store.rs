@@ -27,7 +27,7 @@ fn table() -> Table {
 }
 
 fn day(days: i64) -> Date {
-    let today = Timestamp::now().to_zoned(jiff::tz::TimeZone::get("Europe/Lisbon").expect("tz")).date();
+    let today = roost_e2e::fixtures::today_in("Europe/Lisbon");
     today.checked_add(jiff::Span::new().days(days)).expect("date")
 }
 

@@ -57,13 +57,13 @@ async fn pay(user: &User, booking_id: &str) -> reqwest::Response {
 }
 
 /// What the guest's browser does with the client secret, with a card that pays.
-async fn confirm_with_visa(intent_id: &str) {
+pub(super) async fn confirm_with_visa(intent_id: &str) {
     let (status, body) = confirm_with(intent_id, "pm_card_visa").await;
     assert_eq!((status, &body["status"]), (200, &json!("succeeded")), "confirm: {body}");
 }
 
 /// Every intent localstripe holds whose metadata names `booking_id` (its list, page by page).
-async fn intents_at_stripe(booking_id: &str) -> Vec<Value> {
+pub(super) async fn intents_at_stripe(booking_id: &str) -> Vec<Value> {
     let mut found = Vec::new();
     let mut after: Option<String> = None;
     loop {

@@ -102,7 +102,8 @@ struct Delivered {
 struct Probe {
     mirrors: String,
     url: String,
-    subscription_arn: String,
+    /// Removes the queue and its subscription however the test ends.
+    _guard: roost_e2e::probe::ProbeGuard,
 }
 
 struct Probes(Vec<Probe>);
@@ -132,7 +133,8 @@ impl Probes {
             }
             let subscription_arn =
                 subscribe.send().await.expect("Subscribe").subscription_arn().unwrap_or_default().to_string();
-            probes.push(Probe { mirrors: sub.queue, url, subscription_arn });
+            let guard = roost_e2e::probe::ProbeGuard::new(&url, subscription_arn);
+            probes.push(Probe { mirrors: sub.queue, url, _guard: guard });
         }
         let mirrored: Vec<&str> = probes.iter().map(|p| p.mirrors.as_str()).collect();
         assert!(
@@ -179,12 +181,9 @@ impl Probes {
         got
     }
 
+    /// Removes the probes now (their guards would at the end of the test anyway).
     async fn close(self) {
-        let sns = sns();
-        for probe in self.0 {
-            let _ = sns.unsubscribe().subscription_arn(&probe.subscription_arn).send().await;
-            sqs_call("DeleteQueue", json!({"QueueUrl": probe.url})).await;
-        }
+        drop(self);
     }
 }
 

@@ -2,8 +2,10 @@
 //! file used to be its own test executable). Most tests drive the stack `cargo roost test`
 //! starts (`roost_e2e::Stack`); `template` and parts of `logs` are static checks of the sources.
 
+mod auth;
 mod bookings;
 mod bookings_store;
+mod coverage;
 mod currencies;
 mod events;
 mod health;

@@ -28,21 +28,13 @@ fn probes() -> Vec<(&'static str, Method, &'static str, Option<Value>, u16)> {
 }
 
 /// The request log line's DynamoDB counts for this request: (the route's own, the sign-out
-/// check's). Polled: the log is written as the runtime reads it.
+/// check's). Polled for up to the harness's PATIENCE: the log is written as the runtime reads it.
 async fn costs(function: &str, request_id: &str) -> (u64, u64) {
-    let needle = format!("\"request_id\":\"{request_id}\"");
-    for _ in 0..50 {
-        let log = Stack::get().function_log(function);
-        if let Some(line) = log.lines().find(|l| l.contains(&needle) && l.contains("\"message\":\"request\"")) {
-            let v: Value = serde_json::from_str(&line[line.find('{').expect("json")..]).expect("JSON line");
-            return (
-                v["ddb_requests"].as_u64().expect("ddb_requests"),
-                v["session_ddb_requests"].as_u64().expect("session_ddb_requests"),
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no request line for {request_id} in the {function} log");
+    let v = roost_e2e::request_line(function, request_id).await;
+    (
+        v["ddb_requests"].as_u64().expect("ddb_requests"),
+        v["session_ddb_requests"].as_u64().expect("session_ddb_requests"),
+    )
 }
 
 /// How long after a sign-out a process may still accept the old token, plus the time a request
