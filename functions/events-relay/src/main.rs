@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sns::config::timeout::TimeoutConfig;
-use events_relay::{SnsPublisher, handle_batch};
+use events_relay::{AppState, SnsPublisher, handle_batch};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::{config, telemetry};
@@ -23,10 +23,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         )
         .build();
     let publisher =
-        Arc::new(SnsPublisher::new(aws_sdk_sns::Client::from_conf(sns), config::required("DOMAIN_EVENTS_TOPIC_ARN")?));
+        SnsPublisher::new(aws_sdk_sns::Client::from_conf(sns), config::required("DOMAIN_EVENTS_TOPIC_ARN")?);
+    let state = Arc::new(AppState { publisher });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let publisher = publisher.clone();
-        async move { handle_batch(publisher.as_ref(), &event.payload).await }
+        let state = state.clone();
+        async move { handle_batch(&state, &event.payload).await }
     }))
     .await
 }

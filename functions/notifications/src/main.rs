@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use notifications::{DynamoInbox, Ses, State, handle_batch};
+use notifications::{AppState, DynamoInbox, Ses, handle_batch};
 use shared::config;
 use shared::{Table, clock, telemetry};
 
@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let sdk = config::aws_config().await;
     let table = Arc::new(Table::new(&sdk, config::required("TABLE_NAME")?));
-    let state = Arc::new(State {
+    let state = Arc::new(AppState {
         table: table.clone(),
         inbox: Arc::new(DynamoInbox { table }),
         clock: clock::from_env()?,

@@ -1,32 +1,98 @@
 //! Where inbox items live: DynamoDB in production, memory in tests. Storage decides nothing
 //! about e-mails: it writes a new item once, reads one, and swaps an item's e-mail state only
-//! if nobody changed it since it was read (its `rev`); the rules are in `email.rs`.
+//! if nobody changed it since it was read (its `rev`); the rules are in `rules/email.rs`.
+//! Also the reads of what the texts need: the booking and the recipients' profiles.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use jiff::civil::Date;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use shared::Table;
-use shared::keys::Key;
+use shared::keys::{self, Key};
 use shared::table::{Expr, TableError};
 
-use crate::email::EmailState;
-use crate::{BoxFuture, InboxItem};
+use crate::BoxFuture;
+use crate::rules::email::EmailState;
+
+/// The inbox item's `type` attribute.
+pub const ITEM_TYPE: &str = "notification";
+pub const SK_PREFIX: &str = keys::INBOX_SK_PREFIX;
+pub const ID_PREFIX: &str = "ntf_";
+
+/// The inbox item of `user_id` for the event `event_id` (`evt_<ulid>` -> `ntf_<ulid>`).
+pub fn notification_id(event_id: &str) -> String {
+    format!(
+        "{ID_PREFIX}{}",
+        event_id.strip_prefix(shared::events::ID_PREFIX).unwrap_or(event_id).trim_start_matches('_')
+    )
+}
+
+/// `INBOX#<sub>` / `NOTIFICATION#<notification id>`: a user's inbox is one partition, newest last.
+pub fn inbox_key(user_id: &str, notification_id: &str) -> Key {
+    keys::inbox_item(user_id, notification_id)
+}
+
+/// One inbox item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboxItem {
+    #[serde(flatten)]
+    pub key: Key,
+    #[serde(rename = "type")]
+    pub item_type: String,
+    pub notification_id: String,
+    pub user_id: String,
+    pub event_id: String,
+    /// The event type (`booking.confirmed`, ...).
+    pub notification_type: String,
+    pub title: String,
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<String>,
+    pub created_at: String,
+    pub read: bool,
+    /// The e-mail's state; absent on items written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailState>,
+}
+
+/// The booking fields the texts need (the booking snapshots the listing title).
+#[derive(Debug, Deserialize)]
+pub struct BookingView {
+    pub listing_title: String,
+    pub check_in: Date,
+    pub check_out: Date,
+}
+
+/// The booking `booking_id`, `None` when there is none.
+pub async fn read_booking(table: &Table, booking_id: &str) -> Result<Option<BookingView>, TableError> {
+    table.get::<BookingView>(&shared::booking::key(booking_id)).await
+}
+
+/// The profiles of `user_ids` that exist, undecoded (one that does not decode must not fail
+/// the others: `rules::recipients::profile_of` tells them apart).
+pub async fn read_profiles<'a>(
+    table: &Table,
+    user_ids: impl Iterator<Item = &'a str>,
+) -> Result<Vec<Value>, TableError> {
+    let profile_keys: Vec<Key> = user_ids.map(keys::user_profile).collect();
+    table.batch_get::<Value>(&profile_keys).await
+}
+
+/// What an [`InboxStore`] call answers, later.
+pub type InboxFuture<'a, T> = BoxFuture<'a, anyhow::Result<T>>;
 
 pub trait InboxStore: Send + Sync {
     /// Writes `item` if no item has its key; `false` if one has (a redelivery of the event).
-    fn put_new<'a>(&'a self, item: &'a InboxItem) -> BoxFuture<'a, anyhow::Result<bool>>;
+    fn put_new<'a>(&'a self, item: &'a InboxItem) -> InboxFuture<'a, bool>;
 
     /// The item as stored now (strongly consistent), `None` if there is none.
-    fn get<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, anyhow::Result<Option<InboxItem>>>;
+    fn get<'a>(&'a self, key: &'a Key) -> InboxFuture<'a, Option<InboxItem>>;
 
     /// Replaces the item's e-mail state with `new` if its `rev` is still `expected_rev`;
     /// `false` if another delivery changed it first (or the item is gone).
-    fn swap_email<'a>(
-        &'a self,
-        key: &'a Key,
-        expected_rev: u32,
-        new: &'a EmailState,
-    ) -> BoxFuture<'a, anyhow::Result<bool>>;
+    fn swap_email<'a>(&'a self, key: &'a Key, expected_rev: u32, new: &'a EmailState) -> InboxFuture<'a, bool>;
 }
 
 /// The table: `PutItem` with `attribute_not_exists(PK)`, a consistent `GetItem`, and
@@ -37,7 +103,7 @@ pub struct DynamoInbox {
 }
 
 impl InboxStore for DynamoInbox {
-    fn put_new<'a>(&'a self, item: &'a InboxItem) -> BoxFuture<'a, anyhow::Result<bool>> {
+    fn put_new<'a>(&'a self, item: &'a InboxItem) -> InboxFuture<'a, bool> {
         Box::pin(async move {
             match self.table.put_new(item).await {
                 Ok(()) => Ok(true),
@@ -47,16 +113,11 @@ impl InboxStore for DynamoInbox {
         })
     }
 
-    fn get<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, anyhow::Result<Option<InboxItem>>> {
+    fn get<'a>(&'a self, key: &'a Key) -> InboxFuture<'a, Option<InboxItem>> {
         Box::pin(async move { Ok(self.table.get::<InboxItem>(key).await?) })
     }
 
-    fn swap_email<'a>(
-        &'a self,
-        key: &'a Key,
-        expected_rev: u32,
-        new: &'a EmailState,
-    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+    fn swap_email<'a>(&'a self, key: &'a Key, expected_rev: u32, new: &'a EmailState) -> InboxFuture<'a, bool> {
         Box::pin(async move {
             let update = Expr::new("SET #email = :email").name("#email", "email").ser(":email", new)?;
             let condition = Expr::new("#email.#rev = :rev")
@@ -96,7 +157,7 @@ fn id(key: &Key) -> (String, String) {
 }
 
 impl InboxStore for MemoryInbox {
-    fn put_new<'a>(&'a self, item: &'a InboxItem) -> BoxFuture<'a, anyhow::Result<bool>> {
+    fn put_new<'a>(&'a self, item: &'a InboxItem) -> InboxFuture<'a, bool> {
         Box::pin(async move {
             let mut items = self.lock();
             if items.contains_key(&id(&item.key)) {
@@ -107,16 +168,11 @@ impl InboxStore for MemoryInbox {
         })
     }
 
-    fn get<'a>(&'a self, key: &'a Key) -> BoxFuture<'a, anyhow::Result<Option<InboxItem>>> {
+    fn get<'a>(&'a self, key: &'a Key) -> InboxFuture<'a, Option<InboxItem>> {
         Box::pin(async move { Ok(self.lock().get(&id(key)).cloned()) })
     }
 
-    fn swap_email<'a>(
-        &'a self,
-        key: &'a Key,
-        expected_rev: u32,
-        new: &'a EmailState,
-    ) -> BoxFuture<'a, anyhow::Result<bool>> {
+    fn swap_email<'a>(&'a self, key: &'a Key, expected_rev: u32, new: &'a EmailState) -> InboxFuture<'a, bool> {
         Box::pin(async move {
             let mut items = self.lock();
             match items.get_mut(&id(key)) {

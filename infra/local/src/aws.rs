@@ -27,21 +27,14 @@ impl Moto {
     /// The JSON protocols (DynamoDB, Streams, SQS: 1.0; Cognito, SSM: 1.1).
     pub async fn json(&self, service: &str, target: &str, body: Value) -> Result<Value> {
         let version = if matches!(service, "dynamodb" | "sqs") { "1.0" } else { "1.1" };
-        let response = self
+        let request = self
             .http
             .post(&self.url)
             .header("X-Amz-Target", target)
             .header("Content-Type", format!("application/x-amz-json-{version}"))
             .header("Authorization", Self::authorization(service))
-            .body(body.to_string())
-            .send()
-            .await
-            .with_context(|| format!("{target}: moto unreachable"))?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            bail!("{target}: {status}: {text}");
-        }
+            .body(body.to_string());
+        let text = answer(request, target, target).await?;
         if text.is_empty() {
             Ok(Value::Null)
         } else {
@@ -51,20 +44,8 @@ impl Moto {
 
     /// The query protocol (SNS): form parameters in, XML out (callers only need success).
     pub async fn query(&self, service: &str, params: &[(&str, String)]) -> Result<String> {
-        let response = self
-            .http
-            .post(&self.url)
-            .header("Authorization", Self::authorization(service))
-            .form(params)
-            .send()
-            .await
-            .with_context(|| format!("{service} query: moto unreachable"))?;
-        let status = response.status();
-        let text = response.text().await?;
-        if !status.is_success() {
-            bail!("{service} {:?}: {status}: {text}", params.first());
-        }
-        Ok(text)
+        let request = self.http.post(&self.url).header("Authorization", Self::authorization(service)).form(params);
+        answer(request, &format!("{service} query"), &format!("{service} {:?}", params.first())).await
     }
 
     /// REST-style calls (S3, SES v2).
@@ -76,11 +57,7 @@ impl Moto {
         if let Some(body) = body {
             request = request.header("Content-Type", "application/json").body(body.to_string());
         }
-        let response = request.send().await.with_context(|| format!("{service} {path}: moto unreachable"))?;
-        let status = response.status();
-        if !status.is_success() {
-            bail!("{service} {path}: {status}: {}", response.text().await.unwrap_or_default());
-        }
+        answer(request, &format!("{service} {path}"), &format!("{service} {path}")).await?;
         Ok(())
     }
 
@@ -99,4 +76,16 @@ impl Moto {
     pub async fn cognito(&self, action: &str, body: Value) -> Result<Value> {
         self.json("cognito-idp", &format!("AWSCognitoIdentityProviderService.{action}"), body).await
     }
+}
+
+/// Sends `request` and returns moto's answer; an error when moto is unreachable (named by
+/// `target`) or answers with a failure status (named by `call`, with moto's text).
+async fn answer(request: reqwest::RequestBuilder, target: &str, call: &str) -> Result<String> {
+    let response = request.send().await.with_context(|| format!("{target}: moto unreachable"))?;
+    let status = response.status();
+    let text = response.text().await?;
+    if !status.is_success() {
+        bail!("{call}: {status}: {text}");
+    }
+    Ok(text)
 }

@@ -257,6 +257,36 @@ pub fn render_claims(claims: &Map<String, Value>) -> Map<String, Value> {
     claims.iter().map(|(k, v)| (k.clone(), Value::String(render(v)))).collect()
 }
 
+/// Payload format 2.0's headers (repeated ones joined with commas) and its `cookies` (the
+/// `cookie` header, split).
+fn headers_and_cookies(from: &HeaderMap) -> (Map<String, Value>, Vec<Value>) {
+    let mut headers: Map<String, Value> = Map::new();
+    let mut cookies = Vec::new();
+    for (name, value) in from {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        if name == "cookie" {
+            cookies.extend(value.split(';').map(|c| Value::String(c.trim().to_string())));
+            continue;
+        }
+        add_joined(&mut headers, name.as_str(), &value);
+    }
+    (headers, cookies)
+}
+
+/// Adds `key: value`, or appends `,value` to the value already there, as API Gateway joins
+/// repeated headers and query parameters.
+fn add_joined(map: &mut Map<String, Value>, key: &str, value: &str) {
+    match map.get_mut(key) {
+        Some(Value::String(existing)) => {
+            existing.push(',');
+            existing.push_str(value);
+        }
+        _ => {
+            map.insert(key.to_string(), Value::String(value.to_string()));
+        }
+    }
+}
+
 fn build_event(
     route: &Route,
     parts: &axum::http::request::Parts,
@@ -265,36 +295,11 @@ fn build_event(
     body: &Bytes,
     request_id: &str,
 ) -> Value {
-    let mut headers: Map<String, Value> = Map::new();
-    let mut cookies = Vec::new();
-    for (name, value) in &parts.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        if name == "cookie" {
-            cookies.extend(value.split(';').map(|c| Value::String(c.trim().to_string())));
-            continue;
-        }
-        match headers.get_mut(name.as_str()) {
-            Some(Value::String(existing)) => {
-                existing.push(',');
-                existing.push_str(&value);
-            }
-            _ => {
-                headers.insert(name.as_str().to_string(), Value::String(value));
-            }
-        }
-    }
+    let (headers, cookies) = headers_and_cookies(&parts.headers);
     let raw_query = parts.uri.query().unwrap_or("").to_string();
     let mut query: Map<String, Value> = Map::new();
     for (k, v) in url::form_urlencoded::parse(raw_query.as_bytes()) {
-        match query.get_mut(k.as_ref()) {
-            Some(Value::String(existing)) => {
-                existing.push(',');
-                existing.push_str(&v);
-            }
-            _ => {
-                query.insert(k.into_owned(), Value::String(v.into_owned()));
-            }
-        }
+        add_joined(&mut query, &k, &v);
     }
     let now = jiff::Timestamp::now();
     let (body, is_base64) = match std::str::from_utf8(body) {

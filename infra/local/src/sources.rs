@@ -107,15 +107,7 @@ pub fn spawn_sqs(lambda: Arc<Lambda>, moto: Moto, source: SqsSource) {
     for _ in 0..source.concurrency.max(1) {
         let (lambda, moto, source) = (lambda.clone(), moto.clone(), source.clone());
         tokio::spawn(async move {
-            loop {
-                if let Err(e) = poll_sqs_once(&lambda, &moto, &source).await {
-                    if lambda.is_stopping() {
-                        return;
-                    }
-                    eprintln!("[{}] SQS poller: {e:#}", source.function);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
+            poll_until_stopped(&lambda, &source.function, "SQS poller", || poll_sqs_once(&lambda, &moto, &source)).await
         });
     }
 }
@@ -241,16 +233,27 @@ fn sqs_record(message: &Value, queue_arn: &str) -> Value {
 
 pub fn spawn_stream(lambda: Arc<Lambda>, moto: Moto, source: StreamSource) {
     tokio::spawn(async move {
-        loop {
-            if let Err(e) = run_stream(&lambda, &moto, &source).await {
-                if lambda.is_stopping() {
-                    return;
-                }
-                eprintln!("[{}] stream poller: {e:#}", source.function);
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
+        poll_until_stopped(&lambda, &source.function, "stream poller", || run_stream(&lambda, &moto, &source)).await
     });
+}
+
+/// Runs `poll` again and again; after an error it logs it and waits a second before the next
+/// round, unless the stack is stopping (then the error is the shutdown's and the poller ends).
+async fn poll_until_stopped<F: std::future::Future<Output = Result<()>>>(
+    lambda: &Lambda,
+    function: &str,
+    poller: &str,
+    mut poll: impl FnMut() -> F,
+) {
+    loop {
+        if let Err(e) = poll().await {
+            if lambda.is_stopping() {
+                return;
+            }
+            eprintln!("[{function}] {poller}: {e:#}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
 }
 
 async fn run_stream(lambda: &Arc<Lambda>, moto: &Moto, source: &StreamSource) -> Result<()> {

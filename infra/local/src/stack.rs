@@ -15,7 +15,7 @@ use crate::gateway::{Authorizer, Cors, Gateway, Route};
 use crate::lambda::{FunctionSpec, Lambda};
 use crate::provision::{Options as ProvisionOptions, Provisioned, provision};
 use crate::sources::{self, Schedule, SqsSource, StreamSource};
-use crate::template::{FunctionDef, Template};
+use crate::template::{FunctionDef, Resolver, Template};
 
 pub struct Options {
     pub root: PathBuf,
@@ -93,165 +93,18 @@ impl Stack {
         )
         .await?;
         let resolver = &provisioned.resolver;
-
-        let target = options.root.join("target").join(if options.release { "release" } else { "debug" });
-        let mut specs = Vec::new();
-        for f in functions {
-            let mut environment = Vec::new();
-            for (key, value) in &f.environment {
-                environment.push((
-                    key.clone(),
-                    resolver.resolve_string(value).with_context(|| format!("{}: {key}", f.logical_id))?,
-                ));
-            }
-            // Local-only settings: where AWS and Stripe are. The template never sets these.
-            for (key, value) in [
-                ("AWS_ENDPOINT_URL", moto.url.clone()),
-                ("AWS_ACCESS_KEY_ID", "test".into()),
-                ("AWS_SECRET_ACCESS_KEY", "test".into()),
-                ("STRIPE_API_BASE", stripe_url.to_string()),
-            ] {
-                environment.push((key.into(), value));
-            }
-            if let Ok(offset) = std::env::var("ROOST_CLOCK_OFFSET_SECONDS") {
-                environment.push(("ROOST_CLOCK_OFFSET_SECONDS".into(), offset));
-            }
-            let binary = target.join(&f.binary);
-            if !binary.exists() {
-                bail!("{}: {} is not built (run without --no-build)", f.logical_id, binary.display());
-            }
-            specs.push(FunctionSpec {
-                name: f.logical_id.clone(),
-                binary,
-                environment,
-                memory_mb: f.memory_mb,
-                timeout: Duration::from_secs(f.timeout_s),
-            });
-        }
+        let specs = function_specs(options, functions, resolver, moto, stripe_url)?;
         let lambda =
             Lambda::start(specs, options.max_processes, options.state_dir.join("logs"), options.echo_logs).await?;
-
-        let mut routes = Vec::new();
-        for f in functions {
-            for event in &f.events {
-                let p = &event.properties;
-                match event.kind.as_str() {
-                    "HttpApi" => routes.push(Route {
-                        method: p.get("Method").and_then(Value::as_str).unwrap_or("ANY").to_uppercase(),
-                        path: p.get("Path").and_then(Value::as_str).context("HttpApi event without Path")?.into(),
-                        function: f.logical_id.clone(),
-                        protected: p.pointer("/Auth/Authorizer").and_then(Value::as_str) != Some("NONE"),
-                    }),
-                    "SQS" => {
-                        let queue_arn = resolver.resolve_string(p.get("Queue").context("SQS event without Queue")?)?;
-                        let queue_url = queue_url(&provisioned, &queue_arn)?;
-                        sources::spawn_sqs(
-                            lambda.clone(),
-                            moto.clone(),
-                            SqsSource {
-                                function: f.logical_id.clone(),
-                                queue_arn,
-                                queue_url,
-                                batch_size: p.get("BatchSize").and_then(Value::as_u64).unwrap_or(10) as usize,
-                                batching_window: Duration::from_secs(
-                                    p.get("MaximumBatchingWindowInSeconds").and_then(Value::as_u64).unwrap_or(0),
-                                ),
-                                report_failures: reports_failures(p),
-                                concurrency: p
-                                    .pointer("/ScalingConfig/MaximumConcurrency")
-                                    .and_then(Value::as_u64)
-                                    .map_or(2, |n| n as usize),
-                                filters: sources::filters(p)?,
-                            },
-                        );
-                    }
-                    "DynamoDB" => sources::spawn_stream(
-                        lambda.clone(),
-                        moto.clone(),
-                        StreamSource {
-                            function: f.logical_id.clone(),
-                            stream_arn: resolver
-                                .resolve_string(p.get("Stream").context("DynamoDB event without Stream")?)?,
-                            starting_position: p
-                                .get("StartingPosition")
-                                .and_then(Value::as_str)
-                                .unwrap_or("LATEST")
-                                .into(),
-                            batch_size: p.get("BatchSize").and_then(Value::as_u64).unwrap_or(100) as usize,
-                            report_failures: reports_failures(p),
-                            filters: sources::filters(p)?,
-                        },
-                    ),
-                    "Schedule" | "ScheduleV2" => {
-                        let expression = p
-                            .get("Schedule")
-                            .or_else(|| p.get("ScheduleExpression"))
-                            .and_then(Value::as_str)
-                            .context("schedule without expression")?;
-                        match sources::parse_rate(expression) {
-                            Ok(every) => sources::spawn_schedule(
-                                lambda.clone(),
-                                Schedule { function: f.logical_id.clone(), name: event.name.clone(), every },
-                            ),
-                            Err(e) => progress(&format!("{}.{}: {e} ({expression} not run)", f.logical_id, event.name)),
-                        }
-                    }
-                    other => progress(&format!("{}.{}: event type {other} is not emulated", f.logical_id, event.name)),
-                }
-            }
-        }
-
-        let authorizer = match template.jwt_authorizer() {
-            Some(def) => {
-                let issuer = resolver.resolve_string(&def.issuer)?;
-                let audience: Vec<String> = resolver
-                    .resolve(&def.audience)?
-                    .as_array()
-                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-                    .unwrap_or_default();
-                let pool_id = issuer.rsplit('/').next().unwrap_or_default();
-                Some(Authorizer::new(issuer.clone(), audience, format!("{}/{pool_id}/.well-known/jwks.json", moto.url)))
-            }
-            None => None,
-        };
-        let cors = template.cors().map(|c| -> Result<Cors> {
-            let c = resolver.resolve(&c)?;
-            let list = |key: &str| -> Vec<String> {
-                match c.get(key) {
-                    Some(Value::Array(items)) => items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .flat_map(|s| s.split(','))
-                        .map(|s| s.trim().to_string())
-                        .collect(),
-                    Some(Value::String(s)) => s.split(',').map(|s| s.trim().to_string()).collect(),
-                    _ => Vec::new(),
-                }
-            };
-            Ok(Cors {
-                allow_origins: list("AllowOrigins"),
-                allow_methods: list("AllowMethods").join(","),
-                allow_headers: list("AllowHeaders").join(","),
-                expose_headers: list("ExposeHeaders").join(","),
-                max_age: c.get("MaxAge").and_then(Value::as_u64),
-            })
-        });
+        let routes = connect_events(&lambda, moto, functions, &provisioned)?;
+        let authorizer = authorizer(template, resolver, moto)?;
         // With several app clients, the one the JWT authorizer accepts (not the alphabetically first).
         let api_client = authorizer
             .as_ref()
             .and_then(|a| a.audience.iter().find(|c| provisioned.user_pool_clients.values().any(|v| v == *c)).cloned())
             .or_else(|| provisioned.user_pool_clients.values().next().cloned());
-        let gateway = Arc::new(Gateway { routes, lambda: lambda.clone(), authorizer, cors: cors.transpose()? });
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
-            .await
-            .with_context(|| format!("port {} is taken (use --port N)", options.port))?;
-        let api_url = format!("http://{}", listener.local_addr()?);
-        let app = axum::Router::new().fallback(crate::gateway::handle).with_state(gateway);
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                eprintln!("HTTP API stopped: {e}");
-            }
-        });
+        let gateway = Gateway { routes, lambda: lambda.clone(), authorizer, cors: cors(template, resolver)? };
+        let api_url = serve_api(gateway, options.port).await?;
 
         for f in functions {
             lambda.start_and_wait(&f.logical_id, Duration::from_secs(30)).await?;
@@ -302,6 +155,177 @@ impl Stack {
             emulator.stop().await;
         }
     }
+}
+
+/// How each function runs: its binary and its environment, the template's resolved plus where
+/// AWS and Stripe are locally.
+fn function_specs(
+    options: &Options,
+    functions: &[FunctionDef],
+    resolver: &Resolver,
+    moto: &Moto,
+    stripe_url: &str,
+) -> Result<Vec<FunctionSpec>> {
+    let target = options.root.join("target").join(if options.release { "release" } else { "debug" });
+    let mut specs = Vec::new();
+    for f in functions {
+        let mut environment = Vec::new();
+        for (key, value) in &f.environment {
+            environment.push((
+                key.clone(),
+                resolver.resolve_string(value).with_context(|| format!("{}: {key}", f.logical_id))?,
+            ));
+        }
+        // Local-only settings: where AWS and Stripe are. The template never sets these.
+        for (key, value) in [
+            ("AWS_ENDPOINT_URL", moto.url.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("STRIPE_API_BASE", stripe_url.to_string()),
+        ] {
+            environment.push((key.into(), value));
+        }
+        if let Ok(offset) = std::env::var("ROOST_CLOCK_OFFSET_SECONDS") {
+            environment.push(("ROOST_CLOCK_OFFSET_SECONDS".into(), offset));
+        }
+        let binary = target.join(&f.binary);
+        if !binary.exists() {
+            bail!("{}: {} is not built (run without --no-build)", f.logical_id, binary.display());
+        }
+        specs.push(FunctionSpec {
+            name: f.logical_id.clone(),
+            binary,
+            environment,
+            memory_mb: f.memory_mb,
+            timeout: Duration::from_secs(f.timeout_s),
+        });
+    }
+    Ok(specs)
+}
+
+/// Starts the pollers of every SQS, DynamoDB and schedule event; returns the HTTP API's routes.
+fn connect_events(
+    lambda: &Arc<Lambda>,
+    moto: &Moto,
+    functions: &[FunctionDef],
+    provisioned: &Provisioned,
+) -> Result<Vec<Route>> {
+    let resolver = &provisioned.resolver;
+    let mut routes = Vec::new();
+    for f in functions {
+        for event in &f.events {
+            let p = &event.properties;
+            match event.kind.as_str() {
+                "HttpApi" => routes.push(Route {
+                    method: p.get("Method").and_then(Value::as_str).unwrap_or("ANY").to_uppercase(),
+                    path: p.get("Path").and_then(Value::as_str).context("HttpApi event without Path")?.into(),
+                    function: f.logical_id.clone(),
+                    protected: p.pointer("/Auth/Authorizer").and_then(Value::as_str) != Some("NONE"),
+                }),
+                "SQS" => sources::spawn_sqs(lambda.clone(), moto.clone(), sqs_source(f, p, provisioned)?),
+                "DynamoDB" => sources::spawn_stream(lambda.clone(), moto.clone(), stream_source(f, p, resolver)?),
+                "Schedule" | "ScheduleV2" => {
+                    let expression = p
+                        .get("Schedule")
+                        .or_else(|| p.get("ScheduleExpression"))
+                        .and_then(Value::as_str)
+                        .context("schedule without expression")?;
+                    match sources::parse_rate(expression) {
+                        Ok(every) => sources::spawn_schedule(
+                            lambda.clone(),
+                            Schedule { function: f.logical_id.clone(), name: event.name.clone(), every },
+                        ),
+                        Err(e) => progress(&format!("{}.{}: {e} ({expression} not run)", f.logical_id, event.name)),
+                    }
+                }
+                other => progress(&format!("{}.{}: event type {other} is not emulated", f.logical_id, event.name)),
+            }
+        }
+    }
+    Ok(routes)
+}
+
+/// The event source mapping of an `SQS` event with properties `p`.
+fn sqs_source(f: &FunctionDef, p: &Value, provisioned: &Provisioned) -> Result<SqsSource> {
+    let queue_arn = provisioned.resolver.resolve_string(p.get("Queue").context("SQS event without Queue")?)?;
+    let queue_url = queue_url(provisioned, &queue_arn)?;
+    Ok(SqsSource {
+        function: f.logical_id.clone(),
+        queue_arn,
+        queue_url,
+        batch_size: p.get("BatchSize").and_then(Value::as_u64).unwrap_or(10) as usize,
+        batching_window: Duration::from_secs(
+            p.get("MaximumBatchingWindowInSeconds").and_then(Value::as_u64).unwrap_or(0),
+        ),
+        report_failures: reports_failures(p),
+        concurrency: p.pointer("/ScalingConfig/MaximumConcurrency").and_then(Value::as_u64).map_or(2, |n| n as usize),
+        filters: sources::filters(p)?,
+    })
+}
+
+/// The event source mapping of a `DynamoDB` (stream) event with properties `p`.
+fn stream_source(f: &FunctionDef, p: &Value, resolver: &Resolver) -> Result<StreamSource> {
+    Ok(StreamSource {
+        function: f.logical_id.clone(),
+        stream_arn: resolver.resolve_string(p.get("Stream").context("DynamoDB event without Stream")?)?,
+        starting_position: p.get("StartingPosition").and_then(Value::as_str).unwrap_or("LATEST").into(),
+        batch_size: p.get("BatchSize").and_then(Value::as_u64).unwrap_or(100) as usize,
+        report_failures: reports_failures(p),
+        filters: sources::filters(p)?,
+    })
+}
+
+/// The HTTP API's JWT authorizer, checking tokens against moto's Cognito keys.
+fn authorizer(template: &Template, resolver: &Resolver, moto: &Moto) -> Result<Option<Authorizer>> {
+    let Some(def) = template.jwt_authorizer() else { return Ok(None) };
+    let issuer = resolver.resolve_string(&def.issuer)?;
+    let audience: Vec<String> = resolver
+        .resolve(&def.audience)?
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default();
+    let pool_id = issuer.rsplit('/').next().unwrap_or_default();
+    Ok(Some(Authorizer::new(issuer.clone(), audience, format!("{}/{pool_id}/.well-known/jwks.json", moto.url))))
+}
+
+/// The HTTP API's CORS configuration, if the template declares one.
+fn cors(template: &Template, resolver: &Resolver) -> Result<Option<Cors>> {
+    let Some(c) = template.cors() else { return Ok(None) };
+    let c = resolver.resolve(&c)?;
+    let list = |key: &str| -> Vec<String> {
+        match c.get(key) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .flat_map(|s| s.split(','))
+                .map(|s| s.trim().to_string())
+                .collect(),
+            Some(Value::String(s)) => s.split(',').map(|s| s.trim().to_string()).collect(),
+            _ => Vec::new(),
+        }
+    };
+    Ok(Some(Cors {
+        allow_origins: list("AllowOrigins"),
+        allow_methods: list("AllowMethods").join(","),
+        allow_headers: list("AllowHeaders").join(","),
+        expose_headers: list("ExposeHeaders").join(","),
+        max_age: c.get("MaxAge").and_then(Value::as_u64),
+    }))
+}
+
+/// Serves the gateway on `port` (0: any free one); returns its URL.
+async fn serve_api(gateway: Gateway, port: u16) -> Result<String> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| format!("port {port} is taken (use --port N)"))?;
+    let api_url = format!("http://{}", listener.local_addr()?);
+    let app = axum::Router::new().fallback(crate::gateway::handle).with_state(Arc::new(gateway));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("HTTP API stopped: {e}");
+        }
+    });
+    Ok(api_url)
 }
 
 /// The template parameter naming the Stripe webhook signing secret.

@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use events_relay::{Outgoing, PublishError, Publisher, handle_batch};
+use events_relay::{AppState, Outgoing, PublishError, Publisher, handle_batch};
 use serde_json::Value;
 use shared::events::{BookingCancelled, BookingCreated, BookingExpired, Envelope, EventData, OutboxItem};
 
@@ -74,7 +74,9 @@ async fn every_sample_event_is_replayed() {
         assert!(!typed.records.is_empty(), "{}", expected.file);
 
         let sns = FakeSns::default();
-        let response = handle_batch(&sns, &event).await.unwrap_or_else(|e| panic!("{}: {e}", expected.file));
+        let response = handle_batch(&AppState { publisher: &sns }, &event)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", expected.file));
         let sent = sns.sent.into_inner().expect("lock");
         let published: Vec<(&str, &str)> = sent.iter().map(|m| (m.event_id.as_str(), m.event_type.as_str())).collect();
         assert_eq!(published, expected.published, "{}", expected.file);

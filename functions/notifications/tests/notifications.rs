@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use notifications::{BoxFuture, Email, EmailStatus, Mailer, MemoryInbox, State, handle_batch};
+use notifications::{AppState, BoxFuture, Email, EmailStatus, Mailer, MemoryInbox, handle_batch};
 use serde_json::{Value, json};
 use shared::Table;
 use shared::clock::FixedClock;
@@ -71,7 +71,7 @@ impl Mailer for FakeMail {
     }
 }
 
-async fn state(title: &str) -> (State, Arc<MemoryInbox>, Arc<FakeMail>, Arc<FixedClock>) {
+async fn state(title: &str) -> (AppState, Arc<MemoryInbox>, Arc<FakeMail>, Arc<FixedClock>) {
     let url = dynamodb_stub(title).await;
     let conf = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -81,7 +81,7 @@ async fn state(title: &str) -> (State, Arc<MemoryInbox>, Arc<FakeMail>, Arc<Fixe
     let mail = Arc::new(FakeMail::default());
     let inbox = Arc::new(MemoryInbox::default());
     let clock = Arc::new(FixedClock::at("2026-11-26T10:00:02Z").unwrap());
-    let st = State {
+    let st = AppState {
         table: Arc::new(Table::from_conf(conf, "t")),
         inbox: inbox.clone(),
         clock: clock.clone(),
@@ -91,7 +91,7 @@ async fn state(title: &str) -> (State, Arc<MemoryInbox>, Arc<FakeMail>, Arc<Fixe
 }
 
 /// One delivery of the batch, by an invocation with ten seconds left.
-async fn deliver(st: &State, batch: SqsEvent) -> SqsBatchResponse {
+async fn deliver(st: &AppState, batch: SqsEvent) -> SqsBatchResponse {
     handle_batch(st, batch, Duration::from_secs(10)).await.unwrap()
 }
 

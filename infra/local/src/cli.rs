@@ -1,0 +1,94 @@
+//! The command line: `roost <up|test> [options]`, and the stack options it makes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use crate::stack::Options;
+
+pub const USAGE: &str = "usage: cargo roost <up|test> [options]
+
+  up     start the local stack and serve the API until Ctrl-C
+         --port N            HTTP API port (default 8000; 0 picks a free one)
+         --release           build and run release binaries
+         --template PATH     SAM template (default infra/template.yaml)
+         --state-dir PATH    where stack.json and logs go (default target/roost)
+         --max-processes N   processes per function under load (default 8)
+         --no-build          run binaries already in target/
+         --test-mode         shorten SQS visibility timeouts (redrive in seconds)
+         --quiet             keep function logs in the state dir only
+         --exit-with-parent  stop when the process that started us dies
+         --no-seed           skip the demo accounts (needed for other templates)
+  test   lint the template, build, start a stack on free ports, run every test against it";
+
+#[derive(Clone)]
+pub struct Args {
+    pub command: String,
+    pub port: u16,
+    pub release: bool,
+    pub template: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub max_processes: usize,
+    pub build: bool,
+    pub test_mode: bool,
+    pub quiet: bool,
+    pub exit_with_parent: bool,
+    pub seed: bool,
+    pub rest: Vec<String>,
+}
+
+pub fn parse_args() -> Result<Args> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let mut parsed = Args {
+        command,
+        port: 8000,
+        release: false,
+        template: None,
+        state_dir: None,
+        max_processes: 8,
+        build: true,
+        test_mode: false,
+        quiet: false,
+        exit_with_parent: false,
+        seed: true,
+        rest: Vec::new(),
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--port" => parsed.port = value("--port")?.parse()?,
+            "--release" => parsed.release = true,
+            "--template" => parsed.template = Some(value("--template")?.into()),
+            "--state-dir" => parsed.state_dir = Some(value("--state-dir")?.into()),
+            "--max-processes" => parsed.max_processes = value("--max-processes")?.parse()?,
+            "--no-build" => parsed.build = false,
+            "--test-mode" => parsed.test_mode = true,
+            "--quiet" => parsed.quiet = true,
+            "--exit-with-parent" => parsed.exit_with_parent = true,
+            "--no-seed" => parsed.seed = false,
+            "--" => parsed.rest.extend(args.by_ref()),
+            other => bail!("unknown option {other}\n\n{USAGE}"),
+        }
+    }
+    Ok(parsed)
+}
+
+/// The workspace this binary was built from.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| PathBuf::from("."))
+}
+
+pub fn options(args: &Args, root: &Path) -> Options {
+    Options {
+        root: root.to_path_buf(),
+        template: args.template.clone().unwrap_or_else(|| root.join("infra/template.yaml")),
+        state_dir: args.state_dir.clone().unwrap_or_else(|| root.join("target/roost")),
+        port: args.port,
+        release: args.release,
+        build: args.build,
+        max_processes: args.max_processes,
+        test_mode: args.test_mode,
+        echo_logs: !args.quiet,
+    }
+}

@@ -1,0 +1,171 @@
+//! What `roost up` and `roost test` do.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use crate::cli::{Args, USAGE, options, project_root};
+use crate::emulators::{self, progress};
+use crate::seed;
+use crate::stack::Stack;
+
+/// Runs the command `args` name on a new Tokio runtime; the process's exit code.
+pub fn run(args: &Args) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("roost: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match args.command.as_str() {
+            "up" => up(args).await,
+            "test" => test(args).await,
+            _ => {
+                eprintln!("{USAGE}");
+                Ok(ExitCode::from(2))
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("roost: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn up(args: &Args) -> Result<ExitCode> {
+    let root = project_root();
+    emulators::ensure_venv(&root).await?;
+    let options = options(args, &root);
+    let stack = Stack::start(&options).await?;
+    let stack_file = options.state_dir.join("stack.json");
+    stack.write_description(&stack_file)?;
+    let api_url = stack.description["api_url"].as_str().unwrap_or_default().to_string();
+    // Demo data goes through the project's own API (the runtime's fixture template has none).
+    if args.seed {
+        match seed::seed(&api_url).await {
+            Ok(demo) => {
+                println!("Demo accounts (sign in with POST /v1/auth/login):");
+                for u in demo.users {
+                    println!("  {:<5}  {}  password {}", u.role, u.email, u.password);
+                }
+                println!("Demo listings: {} (try GET /v1/search?city=lisboa)", demo.listings);
+            }
+            Err(e) => {
+                stack.stop().await;
+                let _ = std::fs::remove_file(&stack_file);
+                return Err(e.context("seeding demo data"));
+            }
+        }
+    }
+    println!("Roost API: {api_url}");
+    println!("Stack: {}", stack_file.display());
+    wait_for_stop(args.exit_with_parent).await;
+    progress("stopping");
+    stack.stop().await;
+    let _ = std::fs::remove_file(&stack_file);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, SIGTERM, or (with --exit-with-parent) the parent going away.
+async fn wait_for_stop(exit_with_parent: bool) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let parent = std::os::unix::process::parent_id();
+    let orphaned = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if exit_with_parent && std::os::unix::process::parent_id() != parent {
+                return;
+            }
+        }
+    };
+    let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+        _ = orphaned => {}
+    }
+}
+
+/// Lints the template, builds everything once, starts a stack on free ports, and runs every
+/// unit and end-to-end test against it; the exit code is the tests'.
+async fn test(args: &Args) -> Result<ExitCode> {
+    let root = project_root();
+    let started = std::time::Instant::now();
+    emulators::ensure_venv(&root).await?;
+
+    progress("cfn-lint infra/template.yaml");
+    let lint = tokio::process::Command::new(emulators::venv_dir(&root).join("bin/cfn-lint"))
+        .arg(root.join("infra/template.yaml"))
+        .status()
+        .await?;
+    if !lint.success() {
+        bail!("cfn-lint found problems in infra/template.yaml");
+    }
+
+    // One build for the stack and the tests: `cargo test --no-run` builds every test target and,
+    // because each function crate has integration tests, its binaries too (into target/debug,
+    // where the stack runs them). A separate `cargo build --bins` would resolve features without
+    // the dev-dependencies and compile `shared` and every function a second time.
+    progress("building the workspace and its tests (debug)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let build = tokio::process::Command::new(&cargo)
+        .current_dir(&root)
+        .args(["test", "--workspace", "--no-run"])
+        .status()
+        .await?;
+    if !build.success() {
+        bail!("cargo build failed");
+    }
+    // The runtime's own tests run `fixture` (infra/local/fixtures), a crate with no tests of its
+    // own, so the build above does not make its binary: build it by itself (a few small crates).
+    let fixture = tokio::process::Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--package", "fixture", "--bin", "fixture"])
+        .status()
+        .await?;
+    if !fixture.success() {
+        bail!("cargo build of the runtime's test fixture failed");
+    }
+
+    let mut test_args = Args { port: 0, build: false, test_mode: true, quiet: true, ..args.clone() };
+    test_args.state_dir = Some(root.join("target/roost/test"));
+    let options = options(&test_args, &root);
+    if options.state_dir.exists() {
+        std::fs::remove_dir_all(&options.state_dir)?;
+    }
+    let stack = Stack::start(&options).await?;
+    let stack_file = options.state_dir.join("stack.json");
+    stack.write_description(&stack_file)?;
+    progress(&format!("stack up in {:.1} s: {}", started.elapsed().as_secs_f64(), stack_file.display()));
+
+    let mut command = tokio::process::Command::new(&cargo);
+    command
+        .current_dir(&root)
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(&args.rest)
+        .env("ROOST_STACK", &stack_file)
+        .env("ROOST_BIN", std::env::current_exe()?);
+    let status = tokio::select! {
+        status = command.status() => status?,
+        _ = wait_for_stop(false) => {
+            stack.stop().await;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    stack.stop().await;
+    progress(&format!(
+        "tests {} in {:.1} s",
+        if status.success() { "passed" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
