@@ -26,10 +26,39 @@ pub(crate) fn json_subscriber(filter: EnvFilter) -> SubscriberBuilder<JsonFields
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    static LINES: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+    /// Writes into `LINES`, for a subscriber of this test only.
+    struct Sink;
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            LINES.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn init_twice_is_harmless() {
         super::init();
         super::init();
-        tracing::info!(answer = 42, "telemetry works");
+        assert!(tracing::dispatcher::has_been_set());
+    }
+
+    #[test]
+    fn lines_are_flat_json_without_time_or_target() {
+        let subscriber = super::json_subscriber(super::EnvFilter::new("info")).with_writer(|| Sink).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::debug!("below the filter");
+            tracing::info!(answer = 42, "telemetry works");
+        });
+        let line: serde_json::Value = serde_json::from_slice(&LINES.lock().unwrap()).unwrap();
+        assert_eq!(line, serde_json::json!({"level": "INFO", "message": "telemetry works", "answer": 42}));
     }
 }
