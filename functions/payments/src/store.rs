@@ -21,7 +21,7 @@ use serde_json::Value;
 use shared::booking::{self, BookingItem, BookingStatus, PaymentStatus};
 use shared::keys::Key;
 use shared::money::{Currency, Money};
-use shared::table::{Expr, Table, TableError};
+use shared::table::{Expr, Table, TableError, TransactError, Transaction};
 
 pub const INTENT_ITEM_TYPE: &str = "payment_intent";
 pub const INTENT_SK: &str = "PAYMENT_INTENT";
@@ -202,10 +202,34 @@ pub fn condition_status_is(status: BookingStatus) -> Expr {
     Expr::new("#r_status = :r_status").name("#r_status", booking::STATUS_ATTR).s(":r_status", status.as_str())
 }
 
+/// The items of [`keep_intent`]'s transaction, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepIntentItem {
+    Booking,
+    /// `PAYMENT_INTENT#<id>`, the pointer to the booking.
+    Pointer,
+}
+
+/// Why [`keep_intent`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum KeepIntentError {
+    /// A condition failed: the booking stopped being payable, another intent was kept first, or
+    /// the intent points at another booking.
+    #[error("the intent was not kept: the conditions of {0:?} failed")]
+    Refused(Vec<KeepIntentItem>),
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
 /// Keeps the intent's id on the booking, in ONE transaction: the booking update (condition:
 /// still `pending_payment`, and no intent yet or this very one) and the intent -> booking
 /// pointer (condition: none yet, or this booking's).
-pub async fn keep_intent(table: &Table, b: &BookingRecord, intent_id: &str, now: Timestamp) -> Result<(), TableError> {
+pub async fn keep_intent(
+    table: &Table,
+    b: &BookingRecord,
+    intent_id: &str,
+    now: Timestamp,
+) -> Result<(), KeepIntentError> {
     let update = Expr::new("SET #p.#pi = :pi, #p.#ps = :processing, #updated = :now")
         .name("#p", "payment")
         .name("#pi", "payment_intent_id")
@@ -224,11 +248,13 @@ pub async fn keep_intent(table: &Table, b: &BookingRecord, intent_id: &str, now:
         .name("#x_pk", shared::keys::PK)
         .name("#x_b", "booking_id")
         .s(":x_b", b.id());
-    let items = vec![
-        table.tx_update(&booking::key(b.id()), &update, Some(&condition))?,
-        table.tx_put(&IntentPointer::new(intent_id, b.id(), now), Some(&pointer_condition))?,
-    ];
-    table.transact(items).await
+    let mut tx = Transaction::new(table);
+    tx.update(KeepIntentItem::Booking, &booking::key(b.id()), &update, Some(&condition))?;
+    tx.put(KeepIntentItem::Pointer, &IntentPointer::new(intent_id, b.id(), now), Some(&pointer_condition))?;
+    tx.commit().await.map_err(|e| match e {
+        TransactError::Conditions(failed) => KeepIntentError::Refused(failed),
+        TransactError::Table(e) => KeepIntentError::Table(e),
+    })
 }
 
 #[cfg(test)]

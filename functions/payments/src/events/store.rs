@@ -14,7 +14,7 @@ use shared::keys::Key;
 use shared::money::Money;
 use shared::night;
 use shared::sqs::{self, Once};
-use shared::table::{Expr, TableError};
+use shared::table::{Expr, TableError, TransactError, Transaction};
 
 use crate::events::CONSUMER;
 use crate::events::rules::{IntentObject, StrayReason};
@@ -44,6 +44,17 @@ pub enum Confirmed {
     Lost,
 }
 
+/// The items of the confirming transaction, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfirmItem {
+    /// The event's receipt: its condition failing means the event was applied before.
+    Receipt,
+    Booking,
+    Night(Date),
+    /// `booking.confirmed` in the outbox.
+    Event,
+}
+
 /// ONE transaction: the receipt, the booking (`pending_payment` with this intent ->
 /// `confirmed`, paid), every night `held` by it -> `booked` (condition: still held by this
 /// booking, whatever the clock), and `booking.confirmed`. At most 90 + 3 items.
@@ -56,12 +67,14 @@ pub async fn confirm(
     now: Timestamp,
 ) -> Result<Confirmed, TableError> {
     let paid = b.total();
-    let mut items = vec![sqs::receipt_put(table, event_id, CONSUMER, now)?];
-    items.push(table.tx_update(
+    let mut tx = Transaction::new(table);
+    tx.push(ConfirmItem::Receipt, sqs::receipt_put(table, event_id, CONSUMER, now)?);
+    tx.update(
+        ConfirmItem::Booking,
         &booking::key(b.id()),
         &confirm_update(b, paid, now)?,
         Some(&confirm_condition(intent)),
-    )?);
+    )?;
     let book = Expr::new("SET #k = :booked, #nu = :now REMOVE #hold, #ttl")
         .name("#k", night::KIND_ATTR)
         .name("#nu", "updated_at")
@@ -71,7 +84,7 @@ pub async fn confirm(
         .s(":now", night::instant(now));
     let held = night::condition_held_by(b.id());
     for d in nights {
-        items.push(table.tx_update(&night::key(&b.item.listing_id, *d), &book, Some(&held))?);
+        tx.update(ConfirmItem::Night(*d), &night::key(&b.item.listing_id, *d), &book, Some(&held))?;
     }
     let event = Envelope::new(
         BookingConfirmed {
@@ -86,19 +99,19 @@ pub async fn confirm(
         },
         now,
     );
-    items.push(outbox_put(table, &event)?);
+    tx.push(ConfirmItem::Event, outbox_put(table, &event)?);
     // Room for one more item (at most 90 + 4 of DynamoDB's 100).
-    match table.transact(items).await {
+    match tx.commit().await {
         Ok(()) => Ok(Confirmed::Applied),
-        Err(e) if sqs::is_duplicate(&e) => {
+        Err(TransactError::Conditions(failed)) if failed.contains(&ConfirmItem::Receipt) => {
             tracing::info!("event already applied: skipped");
             Ok(Confirmed::Duplicate)
         }
-        Err(e) if e.is_condition_failure() => {
-            tracing::warn!(failed_items = ?e.failed_items(), "booking can no longer be confirmed");
+        Err(TransactError::Conditions(failed)) => {
+            tracing::warn!(failed_items = ?failed, "booking can no longer be confirmed");
             Ok(Confirmed::Lost)
         }
-        Err(e) => Err(e),
+        Err(TransactError::Table(e)) => Err(e),
     }
 }
 

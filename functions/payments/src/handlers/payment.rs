@@ -35,7 +35,7 @@ use shared::{ApiError, Caller};
 
 use crate::AppState;
 use crate::rules::{check_payable, intent_idempotency_key, not_payable, pick_adoptable};
-use crate::store::{self, BookingRecord};
+use crate::store::{self, BookingRecord, KeepIntentError};
 use crate::stripe::{Intent, NewIntent, StripeFailure};
 use crate::views::PaymentView;
 
@@ -133,7 +133,7 @@ async fn payment(st: &AppState, caller: &Caller, booking_id: &str, now: Timestam
             tracing::info!(booking_id, payment_intent_id = %intent.id, "payment intent kept on the booking");
             PaymentView::of(&b, intent)
         }
-        Err(e) if e.is_condition_failure() => {
+        Err(KeepIntentError::Refused(_)) => {
             // Another call recorded its intent first, or the booking stopped being payable.
             let current = store::read_booking(&st.table, booking_id).await?.ok_or_else(ApiError::not_found)?;
             let winner = current.intent_id().map(str::to_owned);
@@ -146,7 +146,7 @@ async fn payment(st: &AppState, caller: &Caller, booking_id: &str, now: Timestam
                 None => Err(not_payable()),
             }
         }
-        Err(e) => {
+        Err(KeepIntentError::Table(e)) => {
             // Left open on purpose: a retry finds and adopts it (module doc, step 3).
             tracing::warn!(booking_id, payment_intent_id = %intent.id, "intent not recorded; a retry adopts it");
             Err(e.into())
