@@ -1,16 +1,20 @@
-//! The `payments` context (HTTP): the booking's Stripe PaymentIntent
-//! (`POST /v1/bookings/{id}/payment`) and Stripe's webhook (`POST /v1/webhooks/stripe`), which
-//! verifies and enqueues and does nothing else. `payment-events` applies what is enqueued.
+//! The `payments` context, two Lambdas:
+//! - `payments` (HTTP, `src/main.rs`): the booking's Stripe PaymentIntent
+//!   (`POST /v1/bookings/{id}/payment`) and Stripe's webhook (`POST /v1/webhooks/stripe`), which
+//!   verifies and enqueues and does nothing else;
+//! - `payment-events` (SQS, `src/bin/payment-events.rs`): applies what is enqueued ([`events`]).
 //!
-//! The library also holds what both payments functions share and nothing else needs: the Stripe
-//! calls (`stripe`), the webhook signature (`signature`) and the payment attributes of the
-//! booking item (`record`). async-stripe stays inside these two crates.
+//! Both share the Stripe calls (`stripe`) and the payment attributes of the booking item
+//! (`store`); async-stripe stays inside this crate.
 
-pub mod pay;
-pub mod record;
+pub mod events;
+pub mod handlers;
+pub mod queue;
+pub mod rules;
 pub mod signature;
+pub mod store;
 pub mod stripe;
-pub mod webhook;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -18,8 +22,9 @@ use axum::Router;
 use axum::routing::post;
 use shared::{SharedClock, Table};
 
+use crate::queue::EventQueue;
+use crate::signature::WebhookSecrets;
 use crate::stripe::Gateway;
-use crate::webhook::{EventQueue, WebhookSecrets};
 
 /// Everything a request needs, built once per process in `main`.
 #[derive(Clone)]
@@ -33,7 +38,7 @@ pub struct AppState {
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/v1/bookings/{id}/payment", post(pay::pay))
-        .route("/v1/webhooks/stripe", post(webhook::stripe_webhook))
+        .route("/v1/bookings/{id}/payment", post(handlers::payment::pay))
+        .route("/v1/webhooks/stripe", post(handlers::webhook::stripe_webhook))
         .with_state(state)
 }

@@ -14,6 +14,7 @@ use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
+use shared::config::{self, ConfigError};
 use subtle::ConstantTimeEq;
 
 /// Stripe's default: 5 minutes either side of our clock.
@@ -21,6 +22,37 @@ pub const TOLERANCE_SECONDS: i64 = 300;
 /// A header longer than this is not Stripe's (it sends a few signatures of 64 hex digits).
 pub const MAX_HEADER_LEN: usize = 4096;
 const SIGNATURE_LEN: usize = 32;
+
+/// The accepted webhook secrets: the current one, and the previous one during a rotation.
+#[derive(Clone)]
+pub struct WebhookSecrets(pub Vec<SecretString>);
+
+impl std::fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookSecrets({} secret(s))", self.0.len())
+    }
+}
+
+impl WebhookSecrets {
+    /// The SSM SecureStrings the template names, read once at start:
+    /// `STRIPE_WEBHOOK_SECRET_PARAMETER`, and `STRIPE_WEBHOOK_SECRET_PREVIOUS_PARAMETER` during a
+    /// rotation.
+    pub async fn from_config(ssm: &aws_sdk_ssm::Client) -> Result<Self, ConfigError> {
+        let previous = config::optional("STRIPE_WEBHOOK_SECRET_PREVIOUS_PARAMETER");
+        let (current, previous) = tokio::join!(
+            async { config::secure_parameter(ssm, &config::required("STRIPE_WEBHOOK_SECRET_PARAMETER")?).await },
+            async {
+                match &previous {
+                    Some(name) => config::secure_parameter(ssm, name).await.map(Some),
+                    None => Ok::<_, ConfigError>(None),
+                }
+            },
+        );
+        let mut secrets = vec![current?];
+        secrets.extend(previous?);
+        Ok(Self(secrets))
+    }
+}
 
 /// Why a request was refused (logged, never answered).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

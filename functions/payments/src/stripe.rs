@@ -20,6 +20,7 @@ use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use shared::config;
 use shared::currencies::{self, StripeAmountError};
 use shared::money::{Currency, Money};
 use stripe::{IdempotencyKey, RequestStrategy, StripeError};
@@ -244,6 +245,15 @@ impl StripeApi {
             .build()
             .map_err(StripeFailure::from)?;
         Ok(Self { client })
+    }
+
+    /// The client both payments Lambdas build once at start: the secret key is the SSM
+    /// SecureString the template names (`STRIPE_SECRET_KEY_PARAMETER`); `STRIPE_API_BASE` is set
+    /// only by the local runtime (localstripe), never by the template.
+    pub async fn from_config(ssm: &aws_sdk_ssm::Client) -> anyhow::Result<Self> {
+        let secret_key = config::secure_parameter(ssm, &config::required("STRIPE_SECRET_KEY_PARAMETER")?).await?;
+        let api_base = config::optional("STRIPE_API_BASE").unwrap_or_else(|| DEFAULT_API_BASE.to_owned());
+        Ok(Self::new(&secret_key, &api_base)?)
     }
 
     /// Sends `request` (with `key` as Stripe's `Idempotency-Key`) and decodes the answer as `T`.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use futures::future::BoxFuture;
-use payment_events::{Budget, State, handle_batch};
+use payments::events::{Budget, EventsState, handle_batch};
 use payments::stripe::{Gateway, Intent, NewIntent, NewRefund, Refund, StripeFailure};
 use serde_json::{Value, json};
 use shared::Table;
@@ -135,7 +135,7 @@ async fn run_with(
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::for_tests())
         .endpoint_url(url);
-    let st = State {
+    let st = EventsState {
         table: Arc::new(Table::from_conf(conf, "replay")),
         clock: Arc::new(FixedClock::at("2026-11-26T12:35:47Z").unwrap()),
         stripe,

@@ -28,45 +28,20 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use jiff::{SignedDuration, Timestamp};
-use serde::Serialize;
-use shared::booking::{self, BookingStatus, PaymentStatus};
+use shared::booking;
 use shared::extract::Path;
 use shared::idempotency::{IdempotencyKey, Idempotent, Lookup, StoredResponse};
-use shared::table::{Expr, TableError};
 use shared::{ApiError, Caller};
 
 use crate::AppState;
-use crate::record::{self, BookingRecord, IntentPointer};
-use crate::stripe::{Intent, META_BOOKING_ID, NewIntent, StripeFailure};
+use crate::rules::{check_payable, intent_idempotency_key, not_payable, pick_adoptable};
+use crate::store::{self, BookingRecord, KeepIntentError};
+use crate::stripe::{Intent, NewIntent, StripeFailure};
+use crate::views::PaymentView;
 
 /// How long a reservation of an `Idempotency-Key` blocks duplicates if its process dies: longer
 /// than the function's timeout.
 pub const IDEMPOTENCY_LEASE: SignedDuration = SignedDuration::from_secs(30);
-
-/// The answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PaymentView {
-    pub payment_intent_id: String,
-    pub client_secret: String,
-    pub amount: i64,
-    /// ISO 4217, upper case, as everywhere in Roost's API.
-    pub currency: String,
-    /// Stripe's intent status (`requires_payment_method`, ..., `succeeded`).
-    pub status: String,
-}
-
-/// Stripe's `Idempotency-Key` for a booking's intent.
-pub fn intent_idempotency_key(booking_id: &str) -> String {
-    format!("payment-intent-{booking_id}")
-}
-
-/// 409 `booking_not_payable`.
-pub fn not_payable() -> ApiError {
-    ApiError::conflict(
-        "booking_not_payable",
-        "This booking cannot be paid: it is not waiting for payment (paid, cancelled, or its hold lapsed).",
-    )
-}
 
 fn provider_error(e: StripeFailure) -> ApiError {
     match e {
@@ -91,23 +66,6 @@ fn provider_error(e: StripeFailure) -> ApiError {
             )
         }
     }
-}
-
-/// Who may pay and when: the rules, as values.
-pub fn check_payable(b: &BookingRecord, caller: &str, now: Timestamp) -> Result<(), ApiError> {
-    if b.item.guest.user_id != caller {
-        return Err(if b.item.host.user_id == caller {
-            ApiError::forbidden("not_booking_guest", "Only the booking's guest pays for it.")
-        } else {
-            ApiError::not_found()
-        });
-    }
-    if b.item.effective_status(now) != BookingStatus::PendingPayment
-        || b.item.payment.status == PaymentStatus::Succeeded
-    {
-        return Err(not_payable());
-    }
-    Ok(())
 }
 
 pub async fn pay(
@@ -149,7 +107,7 @@ pub async fn pay(
 }
 
 async fn payment(st: &AppState, caller: &Caller, booking_id: &str, now: Timestamp) -> Result<PaymentView, ApiError> {
-    let b = record::read_booking(&st.table, booking_id).await?.ok_or_else(ApiError::not_found)?;
+    let b = store::read_booking(&st.table, booking_id).await?.ok_or_else(ApiError::not_found)?;
     check_payable(&b, &caller.user_id, now)?;
     if let Some(existing) = b.intent_id() {
         return existing_intent(st, &b, existing).await;
@@ -170,14 +128,14 @@ async fn payment(st: &AppState, caller: &Caller, booking_id: &str, now: Timestam
             st.stripe.create_intent(&new).await.map_err(provider_error)?
         }
     };
-    match keep_intent(st, &b, &intent.id, now).await {
+    match store::keep_intent(&st.table, &b, &intent.id, now).await {
         Ok(()) => {
             tracing::info!(booking_id, payment_intent_id = %intent.id, "payment intent kept on the booking");
-            view(&b, intent)
+            PaymentView::of(&b, intent)
         }
-        Err(e) if e.is_condition_failure() => {
+        Err(KeepIntentError::Refused(_)) => {
             // Another call recorded its intent first, or the booking stopped being payable.
-            let current = record::read_booking(&st.table, booking_id).await?.ok_or_else(ApiError::not_found)?;
+            let current = store::read_booking(&st.table, booking_id).await?.ok_or_else(ApiError::not_found)?;
             let winner = current.intent_id().map(str::to_owned);
             if winner.as_deref() != Some(intent.id.as_str()) {
                 cancel_orphan(st, &intent.id).await;
@@ -188,7 +146,7 @@ async fn payment(st: &AppState, caller: &Caller, booking_id: &str, now: Timestam
                 None => Err(not_payable()),
             }
         }
-        Err(e) => {
+        Err(KeepIntentError::Table(e)) => {
             // Left open on purpose: a retry finds and adopts it (module doc, step 3).
             tracing::warn!(booking_id, payment_intent_id = %intent.id, "intent not recorded; a retry adopts it");
             Err(e.into())
@@ -196,47 +154,9 @@ async fn payment(st: &AppState, caller: &Caller, booking_id: &str, now: Timestam
     }
 }
 
-/// The open intent at Stripe that names this booking and charges exactly its price, if any.
-pub fn pick_adoptable(b: &BookingRecord, found: Vec<Intent>) -> Option<Intent> {
-    let total = b.total();
-    found.into_iter().find(|i| {
-        i.metadata.get(META_BOOKING_ID).map(String::as_str) == Some(b.id())
-            && i.status != "canceled"
-            && i.amount == total.amount
-            && i.currency.eq_ignore_ascii_case(total.currency.code())
-    })
-}
-
 async fn adoptable_intent(st: &AppState, b: &BookingRecord) -> Result<Option<Intent>, ApiError> {
     let found = st.stripe.intents_of_booking(b.id()).await.map_err(provider_error)?;
     Ok(pick_adoptable(b, found))
-}
-
-/// The booking update and the pointer, in one transaction.
-async fn keep_intent(st: &AppState, b: &BookingRecord, intent_id: &str, now: Timestamp) -> Result<(), TableError> {
-    let update = Expr::new("SET #p.#pi = :pi, #p.#ps = :processing, #updated = :now")
-        .name("#p", "payment")
-        .name("#pi", "payment_intent_id")
-        .name("#ps", "status")
-        .name("#updated", "updated_at")
-        .s(":pi", intent_id)
-        .s(":processing", "processing")
-        .s(":now", now.to_string());
-    let condition = record::condition_status_is(BookingStatus::PendingPayment).and(
-        Expr::new("attribute_not_exists(#c_p.#c_pi) OR #c_p.#c_pi = :c_pi")
-            .name("#c_p", "payment")
-            .name("#c_pi", "payment_intent_id")
-            .s(":c_pi", intent_id),
-    );
-    let pointer_condition = Expr::new("attribute_not_exists(#x_pk) OR #x_b = :x_b")
-        .name("#x_pk", shared::keys::PK)
-        .name("#x_b", "booking_id")
-        .s(":x_b", b.id());
-    let items = vec![
-        st.table.tx_update(&booking::key(b.id()), &update, Some(&condition))?,
-        st.table.tx_put(&IntentPointer::new(intent_id, b.id(), now), Some(&pointer_condition))?,
-    ];
-    st.table.transact(items).await
 }
 
 async fn existing_intent(st: &AppState, b: &BookingRecord, intent_id: &str) -> Result<PaymentView, ApiError> {
@@ -244,7 +164,7 @@ async fn existing_intent(st: &AppState, b: &BookingRecord, intent_id: &str) -> R
     if intent.status == "canceled" {
         return Err(not_payable());
     }
-    view(b, intent)
+    PaymentView::of(b, intent)
 }
 
 /// Best effort: an intent nobody will use is cancelled (a failure is only logged).
@@ -252,28 +172,4 @@ async fn cancel_orphan(st: &AppState, intent_id: &str) {
     if let Err(e) = st.stripe.cancel_intent(intent_id).await {
         tracing::warn!(payment_intent_id = intent_id, error = %e, "could not cancel an unused payment intent");
     }
-}
-
-fn view(b: &BookingRecord, intent: Intent) -> Result<PaymentView, ApiError> {
-    let total = b.total();
-    if intent.amount != total.amount || !intent.currency.eq_ignore_ascii_case(total.currency.code()) {
-        return Err(anyhow::anyhow!(
-            "intent {} is for {} {}, booking {} costs {total}",
-            intent.id,
-            intent.amount,
-            intent.currency,
-            b.id()
-        )
-        .into());
-    }
-    let client_secret = intent
-        .client_secret
-        .ok_or_else(|| anyhow::anyhow!("intent {} came back without a client secret", intent.id))?;
-    Ok(PaymentView {
-        payment_intent_id: intent.id,
-        client_secret,
-        amount: total.amount,
-        currency: total.currency.code().to_owned(),
-        status: intent.status,
-    })
 }

@@ -1,5 +1,5 @@
-//! What the payments contexts keep in the table, beyond the booking fields `shared::booking`
-//! defines: the attributes they add to the booking item, and the intent -> booking pointer.
+//! What the payments context keeps in the table, beyond the booking fields `shared::booking`
+//! defines: the attributes it adds to the booking item, and the intent -> booking pointer.
 //!
 //! On the booking item (`BOOKING#<id>` / `BOOKING`), always by `UpdateItem` of these attributes
 //! only (never a whole-item `Put`, so bookings' own writes and ours never erase each other):
@@ -21,7 +21,7 @@ use serde_json::Value;
 use shared::booking::{self, BookingItem, BookingStatus, PaymentStatus};
 use shared::keys::Key;
 use shared::money::{Currency, Money};
-use shared::table::{Expr, Table, TableError};
+use shared::table::{Expr, Table, TableError, TransactError, Transaction};
 
 pub const INTENT_ITEM_TYPE: &str = "payment_intent";
 pub const INTENT_SK: &str = "PAYMENT_INTENT";
@@ -200,6 +200,61 @@ pub fn condition_intent_is(payment_intent_id: &str) -> Expr {
 /// Condition: the booking's stored status is `status`.
 pub fn condition_status_is(status: BookingStatus) -> Expr {
     Expr::new("#r_status = :r_status").name("#r_status", booking::STATUS_ATTR).s(":r_status", status.as_str())
+}
+
+/// The items of [`keep_intent`]'s transaction, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepIntentItem {
+    Booking,
+    /// `PAYMENT_INTENT#<id>`, the pointer to the booking.
+    Pointer,
+}
+
+/// Why [`keep_intent`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum KeepIntentError {
+    /// A condition failed: the booking stopped being payable, another intent was kept first, or
+    /// the intent points at another booking.
+    #[error("the intent was not kept: the conditions of {0:?} failed")]
+    Refused(Vec<KeepIntentItem>),
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
+/// Keeps the intent's id on the booking, in ONE transaction: the booking update (condition:
+/// still `pending_payment`, and no intent yet or this very one) and the intent -> booking
+/// pointer (condition: none yet, or this booking's).
+pub async fn keep_intent(
+    table: &Table,
+    b: &BookingRecord,
+    intent_id: &str,
+    now: Timestamp,
+) -> Result<(), KeepIntentError> {
+    let update = Expr::new("SET #p.#pi = :pi, #p.#ps = :processing, #updated = :now")
+        .name("#p", "payment")
+        .name("#pi", "payment_intent_id")
+        .name("#ps", "status")
+        .name("#updated", "updated_at")
+        .s(":pi", intent_id)
+        .s(":processing", "processing")
+        .s(":now", shared::night::instant(now));
+    let condition = condition_status_is(BookingStatus::PendingPayment).and(
+        Expr::new("attribute_not_exists(#c_p.#c_pi) OR #c_p.#c_pi = :c_pi")
+            .name("#c_p", "payment")
+            .name("#c_pi", "payment_intent_id")
+            .s(":c_pi", intent_id),
+    );
+    let pointer_condition = Expr::new("attribute_not_exists(#x_pk) OR #x_b = :x_b")
+        .name("#x_pk", shared::keys::PK)
+        .name("#x_b", "booking_id")
+        .s(":x_b", b.id());
+    let mut tx = Transaction::new(table);
+    tx.update(KeepIntentItem::Booking, &booking::key(b.id()), &update, Some(&condition))?;
+    tx.put(KeepIntentItem::Pointer, &IntentPointer::new(intent_id, b.id(), now), Some(&pointer_condition))?;
+    tx.commit().await.map_err(|e| match e {
+        TransactError::Conditions(failed) => KeepIntentError::Refused(failed),
+        TransactError::Table(e) => KeepIntentError::Table(e),
+    })
 }
 
 #[cfg(test)]

@@ -9,13 +9,13 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use payments::record::{BookingRecord, RefundReason, RefundRecord, RefundStatus};
+use crate::store::{BookingRecord, RefundReason, RefundRecord, RefundStatus};
 use serde_json::json;
 use shared::booking::{BookingStatus, Cancellation, PaymentStatus};
 use shared::events::CancelledBy;
 use shared::money::{Currency, Money};
 
-use crate::rules::{self, IntentObject, Success};
+use crate::events::rules::{self, IntentObject, Success};
 
 const TOTAL: i64 = 22_400;
 const PI: &str = "pi_1";

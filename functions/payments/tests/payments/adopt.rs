@@ -12,8 +12,9 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use futures::future::BoxFuture;
 use http_body_util::BodyExt;
+use payments::queue::MemoryQueue;
+use payments::signature::WebhookSecrets;
 use payments::stripe::{Gateway, Intent, META_BOOKING_ID, META_GUEST_ID, NewIntent, NewRefund, Refund, StripeFailure};
-use payments::webhook::{MemoryQueue, WebhookSecrets};
 use payments::{AppState, router};
 use serde_json::{Value, json};
 use shared::Table;
@@ -224,7 +225,7 @@ async fn a_retry_after_keep_intent_failed_adopts_the_intent_at_stripe() {
 
 #[test]
 fn only_an_open_intent_for_the_exact_price_is_adopted() {
-    let b = payments::record::BookingRecord::from_value(booking_json()).unwrap();
+    let b = payments::store::BookingRecord::from_value(booking_json()).unwrap();
     let intent = |id: &str, status: &str, amount: i64, currency: &str, booking: &str| Intent {
         id: id.into(),
         status: status.into(),
@@ -233,7 +234,7 @@ fn only_an_open_intent_for_the_exact_price_is_adopted() {
         client_secret: Some("s".into()),
         metadata: HashMap::from([(META_BOOKING_ID.to_owned(), booking.to_owned())]),
     };
-    let pick = |found: Vec<Intent>| payments::pay::pick_adoptable(&b, found).map(|i| i.id);
+    let pick = |found: Vec<Intent>| payments::rules::pick_adoptable(&b, found).map(|i| i.id);
     assert_eq!(pick(vec![]), None);
     assert_eq!(pick(vec![intent("pi_c", "canceled", 22_400, "eur", BOOKING)]), None);
     assert_eq!(pick(vec![intent("pi_p", "requires_payment_method", 22_399, "eur", BOOKING)]), None);

@@ -1,12 +1,14 @@
 //! The decisions of payment-events as plain functions of values: which success confirms, which
 //! failure is recorded, how much is refunded. The handlers only read, call and write.
 
+use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::booking::{BookingStatus, PaymentStatus};
 use shared::money::{Currency, Money};
+use shared::night;
 
-use payments::record::BookingRecord;
+use crate::store::BookingRecord;
 
 /// `data.object` of a `payment_intent.*` event: the fields Roost reads.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -32,7 +34,7 @@ pub struct PaymentError {
 
 impl IntentObject {
     pub fn booking_id(&self) -> Option<&str> {
-        self.metadata.get(payments::stripe::META_BOOKING_ID).map(String::as_str)
+        self.metadata.get(crate::stripe::META_BOOKING_ID).map(String::as_str)
     }
 
     /// Stripe's `decline_code`, else its `code`: what the booking records (never the message).
@@ -280,6 +282,17 @@ pub fn is_open(intent_status: &str) -> bool {
     )
 }
 
+/// The nights of a stay (`shared::night::nights`). Confirmation books every one of them, so a
+/// stay longer than any booking may be is refused rather than cut short.
+pub fn nights(check_in: Date, check_out: Date) -> anyhow::Result<Vec<Date>> {
+    let max = shared::listing::MAX_STAY_NIGHTS as usize;
+    let out = night::nights(check_in, check_out, max + 1);
+    if out.len() > max {
+        anyhow::bail!("a stay of more than {max} nights");
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -342,10 +355,10 @@ mod tests {
     }
 
     fn with_refund(mut b: BookingRecord, amount: i64) -> BookingRecord {
-        b.refund = Some(payments::record::RefundRecord {
+        b.refund = Some(crate::store::RefundRecord {
             amount,
             currency: Currency::EUR,
-            status: payments::record::RefundStatus::Pending,
+            status: crate::store::RefundStatus::Pending,
             reason: None,
             refund_id: None,
             requested_at: None,

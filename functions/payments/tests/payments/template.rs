@@ -71,7 +71,7 @@ fn payment_events_knows_its_queue_s_max_receive_count() {
     let configured =
         as_u64(&t["Resources"]["PaymentEventsFunction"]["Properties"]["Environment"]["Variables"]["MAX_RECEIVE_COUNT"]);
     assert_eq!(configured, max_receives, "MAX_RECEIVE_COUNT vs {queue}'s RedrivePolicy maxReceiveCount");
-    assert_eq!(configured, Some(u64::from(payment_events::DEFAULT_MAX_RECEIVE_COUNT)));
+    assert_eq!(configured, Some(u64::from(payments::events::DEFAULT_MAX_RECEIVE_COUNT)));
 }
 
 #[test]
@@ -84,7 +84,7 @@ fn the_payment_alerts_are_counted_and_alarmed() {
             .find_map(|(name, r)| {
                 let pattern = r["Properties"]["FilterPattern"].as_str()?;
                 (r["Type"].as_str() == Some("AWS::Logs::MetricFilter")
-                    && pattern == format!("{{ $.{} = \"{alert}\" }}", payment_events::ALERT_FIELD))
+                    && pattern == format!("{{ $.{} = \"{alert}\" }}", payments::events::ALERT_FIELD))
                 .then(|| {
                     (
                         name.as_str().unwrap().to_owned(),

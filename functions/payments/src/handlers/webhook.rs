@@ -6,13 +6,10 @@
 //! `source = stripe`, and `payment-events` applies it. Every refusal is the same 400 problem,
 //! whatever the reason (the reason goes to the log, never the signature or the body).
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::future::BoxFuture;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -23,55 +20,8 @@ use crate::AppState;
 use crate::signature::{self, SignatureError};
 
 pub const SIGNATURE_HEADER: &str = "stripe-signature";
-/// The message attribute that tells payment-events a body is a Stripe event.
-pub const SOURCE_ATTRIBUTE: &str = "source";
-pub const SOURCE_STRIPE: &str = "stripe";
 /// SQS takes 256 KiB per message, attributes included.
 pub const MAX_EVENT_BYTES: usize = 250 * 1024;
-
-/// Where verified events go: the payment-events queue (a fake in tests).
-pub trait EventQueue: Send + Sync {
-    /// Sends `body` with `source = stripe`; returns the queue's message id.
-    fn send<'a>(&'a self, body: &'a str) -> BoxFuture<'a, anyhow::Result<String>>;
-}
-
-/// The payment-events SQS queue.
-#[derive(Debug, Clone)]
-pub struct SqsQueue {
-    pub client: aws_sdk_sqs::Client,
-    pub queue_url: String,
-}
-
-impl EventQueue for SqsQueue {
-    fn send<'a>(&'a self, body: &'a str) -> BoxFuture<'a, anyhow::Result<String>> {
-        Box::pin(async move {
-            let source = aws_sdk_sqs::types::MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(SOURCE_STRIPE)
-                .build()?;
-            let out = self
-                .client
-                .send_message()
-                .queue_url(&self.queue_url)
-                .message_body(body)
-                .message_attributes(SOURCE_ATTRIBUTE, source)
-                .send()
-                .await
-                .map_err(|e| anyhow::Error::new(e).context("SQS SendMessage"))?;
-            Ok(out.message_id.unwrap_or_default())
-        })
-    }
-}
-
-/// The accepted webhook secrets: the current one, and the previous one during a rotation.
-#[derive(Clone)]
-pub struct WebhookSecrets(pub Vec<SecretString>);
-
-impl std::fmt::Debug for WebhookSecrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "WebhookSecrets({} secret(s))", self.0.len())
-    }
-}
 
 /// The one answer to anything that does not verify.
 pub fn refused() -> ApiError {
@@ -129,35 +79,4 @@ async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
         }
         Err(_) => Err(refused()),
     }
-}
-
-/// A queue that keeps what it is sent (tests).
-#[derive(Debug, Default)]
-pub struct MemoryQueue {
-    pub sent: std::sync::Mutex<Vec<String>>,
-    pub fail: bool,
-}
-
-impl EventQueue for MemoryQueue {
-    fn send<'a>(&'a self, body: &'a str) -> BoxFuture<'a, anyhow::Result<String>> {
-        Box::pin(async move {
-            if self.fail {
-                anyhow::bail!("queue unavailable");
-            }
-            let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
-            sent.push(body.to_owned());
-            Ok(format!("m-{}", sent.len()))
-        })
-    }
-}
-
-impl MemoryQueue {
-    pub fn bodies(&self) -> Vec<String> {
-        self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
-
-/// Wraps a queue for the state.
-pub fn shared_queue<Q: EventQueue + 'static>(q: Q) -> Arc<dyn EventQueue> {
-    Arc::new(q)
 }
