@@ -4,63 +4,22 @@
 //!
 //! Every change is one transaction with its nights, the listing's search availability and its
 //! outbox event, so the event exists iff the change committed (docs/events.md).
+//!
+//! This is the store part of the skeleton for a booking's life after it is made (its reads and
+//! transactions); the rules that decide a cancellation are `cancellation`, its answer `views`.
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
-use shared::booking::{self, BookingItem, BookingStatus, Cancellation, PaymentStatus};
+use shared::Table;
+use shared::booking::{self, BookingItem, BookingStatus, Cancellation};
 use shared::events::{self, BookingCancelled, BookingExpired, CancelledBy, Envelope};
-use shared::listing::{self, CancellationPolicy};
-use shared::money::Money;
+use shared::listing;
 use shared::night::{self, Night};
 use shared::table::{Expr, Page, Query, TableError};
-use shared::{ApiError, Table};
 
-use crate::cancellation::{self, CancelRefusal, RefundDecision};
-
-/// The refund a cancellation by `caller` would give now, or why it is refused.
-pub fn decide(b: &BookingItem, caller: &str, now: Timestamp) -> Result<(CancelledBy, RefundDecision), ApiError> {
-    let by = if b.host.user_id == caller { CancelledBy::Host } else { CancelledBy::Guest };
-    match b.effective_status(now) {
-        BookingStatus::PendingPayment | BookingStatus::Confirmed => {}
-        BookingStatus::Cancelled => {
-            return Err(ApiError::conflict("already_cancelled", "This booking is already cancelled."));
-        }
-        BookingStatus::Expired | BookingStatus::Completed => {
-            return Err(ApiError::conflict(
-                "booking_not_cancellable",
-                "An expired or completed booking cannot be cancelled.",
-            ));
-        }
-    }
-    let tz = TimeZone::get(&b.timezone).map_err(|e| anyhow::anyhow!("booking {} time zone: {e}", b.booking_id))?;
-    let days = cancellation::days_before_check_in(b.check_in, crate::domain::today_in(&tz, now));
-    let paid = match (&b.payment.status, b.payment.amount_paid) {
-        (PaymentStatus::Succeeded, Some(paid)) => paid,
-        (PaymentStatus::Succeeded, None) => b.price.total_money(),
-        _ => Money::new(0, b.price.currency),
-    };
-    let decision = cancellation::decide(by, b.cancellation_policy, paid, days).map_err(|e| match e {
-        CancelRefusal::StayStarted => ApiError::conflict(
-            "stay_started",
-            "The stay has started (it is the check-in day or later in the listing's time zone); only the host can cancel now.",
-        ),
-        CancelRefusal::Money(e) => ApiError::Unexpected(anyhow::anyhow!("refund of {}: {e}", b.booking_id)),
-    })?;
-    Ok((by, decision))
-}
-
-#[derive(Serialize)]
-pub struct PreviewView {
-    pub refund: Money,
-    pub policy: CancellationPolicy,
-    pub reason: String,
-}
-
-pub fn preview(b: &BookingItem, decision: &RefundDecision) -> PreviewView {
-    PreviewView { refund: decision.refund, policy: b.cancellation_policy, reason: decision.reason.clone() }
-}
+use crate::cancellation::RefundDecision;
 
 /// The nights this booking still has, read with one Query on the stay's NIGHT range. A lapsed
 /// hold may have been taken over by another booking: those nights are not ours to release.
@@ -103,15 +62,20 @@ fn unchanged_since_read(b: &BookingItem) -> Expr {
         .s(":b_seen_updated", &b.updated_at)
 }
 
-pub enum Cancelled {
-    Done(Box<BookingItem>),
+/// Why a cancellation was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
     /// The booking changed between read and write (a payment, a sweep, another cancel): decide again.
+    #[error("the booking changed since it was read")]
     Changed,
+    #[error(transparent)]
+    Table(#[from] TableError),
 }
 
 /// Cancels `b` in ONE transaction (1 Query + 1 TransactWriteItems): the booking (status,
 /// cancellation, sweep keys removed; condition: unchanged since read), its nights deleted and
 /// released from search, and `booking.cancelled` with the refund due. At most 90 + 3 items.
+/// Returns the booking as cancelled.
 pub async fn cancel(
     table: &Table,
     b: &BookingItem,
@@ -119,7 +83,7 @@ pub async fn cancel(
     decision: &RefundDecision,
     reason: Option<String>,
     now: Timestamp,
-) -> Result<Cancelled, ApiError> {
+) -> Result<BookingItem, CancelError> {
     let nights = own_nights(table, b).await?;
     let at = night::instant(now);
     let record = Cancellation { by, at: at.clone(), reason, refund_due: decision.refund };
@@ -145,7 +109,10 @@ pub async fn cancel(
         },
         now,
     );
-    items.push(events::outbox_put(table, &event).map_err(|e| anyhow::anyhow!("booking.cancelled: {e}"))?);
+    items.push(
+        events::outbox_put(table, &event)
+            .map_err(|e| TableError::Unexpected(anyhow::anyhow!("booking.cancelled: {e}")))?,
+    );
     match table.transact(items).await {
         Ok(()) => {
             let mut done = b.clone();
@@ -154,9 +121,9 @@ pub async fn cancel(
             done.updated_at = at;
             done.gsi3pk = None;
             done.gsi3sk = None;
-            Ok(Cancelled::Done(Box::new(done)))
+            Ok(done)
         }
-        Err(e) if e.is_condition_failure() => Ok(Cancelled::Changed),
+        Err(e) if e.is_condition_failure() => Err(CancelError::Changed),
         Err(e) => Err(e.into()),
     }
 }

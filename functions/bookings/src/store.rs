@@ -19,7 +19,7 @@ use shared::listing::{self, ListingItem, MAX_STAY_NIGHTS};
 use shared::night::{self, Night};
 use shared::table::{Expr, Item, MAX_TRANSACTION_ITEMS, Page, Query, TableError};
 
-use crate::domain::SlotClaim;
+use crate::rules::SlotClaim;
 
 /// Items of a booking's transaction besides its nights: the idempotency record, the listing's
 /// ConditionCheck, the search item's update, the booking itself, the guest's hold slot and its
@@ -122,17 +122,23 @@ fn text(item: &Value, attr: &str) -> String {
     item.get(attr).and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
-/// Why a booking's transaction was cancelled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreateFailure {
+/// Why a booking was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
     /// The idempotency record exists: another request with this key committed first.
+    #[error("another request with this Idempotency-Key committed first")]
     Duplicate,
     /// The listing is no longer active, or not at the version the price came from.
+    #[error("the listing changed since it was read")]
     ListingChanged,
     /// These nights are taken.
+    #[error("nights taken: {0:?}")]
     NightsTaken(Vec<Date>),
     /// Another booking of the guest took the hold slot first: judge the slots again.
+    #[error("the hold slot was taken by another booking")]
     HoldSlotTaken,
+    #[error(transparent)]
+    Table(#[from] TableError),
 }
 
 /// Creates `b` holding `nights` until its `hold_expires_at`: ONE TransactWriteItems (1 request)
@@ -153,15 +159,15 @@ pub async fn create(
     slot: &SlotClaim,
     now: Timestamp,
     idempotency: Option<(&Idempotent, StoredResponse)>,
-) -> Result<Result<(), CreateFailure>, TableError> {
+) -> Result<(), CreateError> {
     let hold_until: Timestamp = b
         .hold_expires_at
         .as_deref()
-        .ok_or_else(|| anyhow::anyhow!("new booking {} has no hold", b.booking_id))?
+        .ok_or_else(|| TableError::from(anyhow::anyhow!("new booking {} has no hold", b.booking_id)))?
         .parse()
-        .map_err(|e| anyhow::anyhow!("hold of {}: {e}", b.booking_id))?;
-    let add =
-        listing::add_unavailable(nights).ok_or_else(|| anyhow::anyhow!("booking {} has no nights", b.booking_id))?;
+        .map_err(|e| TableError::from(anyhow::anyhow!("hold of {}: {e}", b.booking_id)))?;
+    let add = listing::add_unavailable(nights)
+        .ok_or_else(|| TableError::from(anyhow::anyhow!("booking {} has no nights", b.booking_id)))?;
     let mut items = Vec::with_capacity(nights.len() + FIXED_ITEMS);
     let idempotency_index = match idempotency {
         Some((request, response)) => {
@@ -195,21 +201,23 @@ pub async fn create(
         },
         now,
     );
-    items.push(events::outbox_put(table, &created).map_err(|e| anyhow::anyhow!("booking.created: {e}"))?);
+    items.push(
+        events::outbox_put(table, &created).map_err(|e| TableError::from(anyhow::anyhow!("booking.created: {e}")))?,
+    );
     let first_night = items.len();
     for d in nights {
         let held = Night::held(&b.listing_id, *d, &b.booking_id, hold_until, now);
         items.push(table.tx_put(&held, Some(&night::condition_free_or_expired_hold(now)))?);
     }
     match table.transact(items).await {
-        Ok(()) => Ok(Ok(())),
+        Ok(()) => Ok(()),
         Err(e) if e.is_condition_failure() => {
             let failed = e.failed_items();
             if idempotency_index.is_some_and(|i| failed.contains(&i)) {
-                return Ok(Err(CreateFailure::Duplicate));
+                return Err(CreateError::Duplicate);
             }
             if failed.contains(&listing_index) {
-                return Ok(Err(CreateFailure::ListingChanged));
+                return Err(CreateError::ListingChanged);
             }
             let taken: Vec<Date> = failed
                 .iter()
@@ -217,11 +225,11 @@ pub async fn create(
                 .filter_map(|i| nights.get(i).copied())
                 .collect();
             if !taken.is_empty() {
-                return Ok(Err(CreateFailure::NightsTaken(taken)));
+                return Err(CreateError::NightsTaken(taken));
             }
-            if failed.contains(&slot_index) { Ok(Err(CreateFailure::HoldSlotTaken)) } else { Err(e) }
+            if failed.contains(&slot_index) { Err(CreateError::HoldSlotTaken) } else { Err(e.into()) }
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 
