@@ -130,12 +130,7 @@ fn feed(mac: &mut Hmac<Sha256>, scope: &CursorScope, payload: &[u8]) {
 }
 
 fn invalid() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::BAD_REQUEST,
-        "invalid_cursor",
-        "The cursor is invalid for this request; start again without it.",
-    )
-    .with_field("cursor", "invalid cursor")
+    crate::page::invalid_cursor()
 }
 
 /// A key of string and number attributes as JSON (`{"PK":{"S":"..."},"n":{"N":"5"}}`, the

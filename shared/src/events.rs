@@ -10,7 +10,10 @@
 //!
 //! ```ignore
 //! let event = Envelope::new(BookingCancelled { .. }, now);
-//! table.transact(vec![booking_update, nights_delete, events::outbox_put(&table, &event)?]).await?;
+//! let mut tx = Transaction::new(&table);
+//! tx.update(CancelItem::Booking, &booking_key, &cancel, Some(&is_confirmed))?;
+//! tx.push(CancelItem::Event, events::outbox_put(&table, &event)?);
+//! tx.commit().await?;
 //! ```
 //!
 //! Payloads carry ids (user, booking, listing), never e-mail addresses or other personal data:
@@ -45,47 +48,55 @@ pub const OUTBOX_RETENTION: SignedDuration = SignedDuration::from_hours(7 * 24);
 /// SNS takes messages of at most 256 KiB, message attributes included; 1 KiB is left for those.
 pub const MAX_ENVELOPE_BYTES: usize = 255 * 1024;
 
-/// The event types Roost knows. An event of a type this build does not know (emitted by a newer
-/// producer during a deployment) decodes as `Unknown` so the relay can still pass it on;
-/// producers only ever emit known types, through [`EventData::TYPE`].
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum EventType {
-    BookingCreated,
-    BookingCancelled,
-    BookingExpired,
-    BookingConfirmed,
-    PaymentFailed,
-    RefundIssued,
-    ReviewPosted,
-    Unknown(String),
+/// Declares the catalogue once: for each event type its wire name, version and payload struct.
+/// It makes the [`EventType`] enum (a variant per type, plus `Unknown`), [`EventType::KNOWN`]
+/// in catalogue order, [`EventType::as_str`], and per type the payload struct (named like its
+/// variant) with its [`EventData`] impl.
+macro_rules! event_catalogue {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident = $wire:literal, version $version:literal {
+            $( $(#[$field_meta:meta])* pub $field:ident : $ty:ty ),* $(,)?
+        }
+    )*) => {
+        /// The event types Roost knows. An event of a type this build does not know (emitted by a newer
+        /// producer during a deployment) decodes as `Unknown` so the relay can still pass it on;
+        /// producers only ever emit known types, through [`EventData::TYPE`].
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub enum EventType {
+            $($name,)*
+            Unknown(String),
+        }
+
+        impl EventType {
+            /// Every known type, in catalogue order.
+            pub const KNOWN: [EventType; [$(stringify!($name)),*].len()] = [$(Self::$name),*];
+
+            /// The wire name, e.g. `booking.cancelled` (also the SNS `type` message attribute).
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$name => $wire,)*
+                    Self::Unknown(name) => name,
+                }
+            }
+        }
+
+        $(
+            $(#[$doc])*
+            #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+            pub struct $name {
+                $( $(#[$field_meta])* pub $field: $ty, )*
+            }
+
+            impl EventData for $name {
+                const TYPE: EventType = EventType::$name;
+                const VERSION: u32 = $version;
+            }
+        )*
+    };
 }
 
 impl EventType {
-    /// Every known type, in catalogue order.
-    pub const KNOWN: [EventType; 7] = [
-        Self::BookingCreated,
-        Self::BookingCancelled,
-        Self::BookingExpired,
-        Self::BookingConfirmed,
-        Self::PaymentFailed,
-        Self::RefundIssued,
-        Self::ReviewPosted,
-    ];
-
-    /// The wire name, e.g. `booking.cancelled` (also the SNS `type` message attribute).
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::BookingCreated => "booking.created",
-            Self::BookingCancelled => "booking.cancelled",
-            Self::BookingExpired => "booking.expired",
-            Self::BookingConfirmed => "booking.confirmed",
-            Self::PaymentFailed => "payment.failed",
-            Self::RefundIssued => "refund.issued",
-            Self::ReviewPosted => "review.posted",
-            Self::Unknown(name) => name,
-        }
-    }
-
     pub fn parse(name: &str) -> Self {
         Self::KNOWN.into_iter().find(|t| t.as_str() == name).unwrap_or_else(|| Self::Unknown(name.to_owned()))
     }
@@ -295,119 +306,79 @@ pub enum CancelledBy {
     Host,
 }
 
-/// A guest's booking holds its nights, waiting for payment until `hold_expires_at`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BookingCreated {
-    pub booking_id: String,
-    pub listing_id: String,
-    pub guest_id: String,
-    pub host_id: String,
-    pub check_in: Date,
-    pub check_out: Date,
-    pub total: Money,
-    pub hold_expires_at: Timestamp,
-}
+event_catalogue! {
+    /// A guest's booking holds its nights, waiting for payment until `hold_expires_at`.
+    BookingCreated = "booking.created", version 1 {
+        pub booking_id: String,
+        pub listing_id: String,
+        pub guest_id: String,
+        pub host_id: String,
+        pub check_in: Date,
+        pub check_out: Date,
+        pub total: Money,
+        pub hold_expires_at: Timestamp,
+    }
 
-impl EventData for BookingCreated {
-    const TYPE: EventType = EventType::BookingCreated;
-    const VERSION: u32 = 1;
-}
+    /// A booking was cancelled and its nights released. `refund_due` is what the guest gets back
+    /// under the policy snapshotted on the booking (the whole amount paid when the host cancels; zero
+    /// when nothing was paid or nothing is due).
+    BookingCancelled = "booking.cancelled", version 1 {
+        pub booking_id: String,
+        pub listing_id: String,
+        pub guest_id: String,
+        pub host_id: String,
+        pub cancelled_by: CancelledBy,
+        pub refund_due: Money,
+    }
 
-/// A booking was cancelled and its nights released. `refund_due` is what the guest gets back
-/// under the policy snapshotted on the booking (the whole amount paid when the host cancels; zero
-/// when nothing was paid or nothing is due).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BookingCancelled {
-    pub booking_id: String,
-    pub listing_id: String,
-    pub guest_id: String,
-    pub host_id: String,
-    pub cancelled_by: CancelledBy,
-    pub refund_due: Money,
-}
+    /// An unpaid hold lapsed: the booking is `expired` and its nights are free again.
+    BookingExpired = "booking.expired", version 1 {
+        pub booking_id: String,
+        pub listing_id: String,
+        pub guest_id: String,
+        pub host_id: String,
+    }
 
-impl EventData for BookingCancelled {
-    const TYPE: EventType = EventType::BookingCancelled;
-    const VERSION: u32 = 1;
-}
+    /// Payment succeeded and every night turned from `held` to `booked`.
+    BookingConfirmed = "booking.confirmed", version 1 {
+        pub booking_id: String,
+        pub listing_id: String,
+        pub guest_id: String,
+        pub host_id: String,
+        pub check_in: Date,
+        pub check_out: Date,
+        pub amount_paid: Money,
+        pub payment_intent_id: String,
+    }
 
-/// An unpaid hold lapsed: the booking is `expired` and its nights are free again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BookingExpired {
-    pub booking_id: String,
-    pub listing_id: String,
-    pub guest_id: String,
-    pub host_id: String,
-}
+    /// A charge for a booking was declined; the booking keeps waiting for payment until its hold lapses.
+    PaymentFailed = "payment.failed", version 1 {
+        pub booking_id: String,
+        pub guest_id: String,
+        pub payment_intent_id: String,
+        /// Stripe's `decline_code` or `code` (`card_declined`, ...), when it gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub failure_code: Option<String>,
+    }
 
-impl EventData for BookingExpired {
-    const TYPE: EventType = EventType::BookingExpired;
-    const VERSION: u32 = 1;
-}
+    /// Stripe confirmed a refund for a booking.
+    RefundIssued = "refund.issued", version 1 {
+        pub booking_id: String,
+        pub guest_id: String,
+        pub refund_id: String,
+        pub amount: Money,
+    }
 
-/// Payment succeeded and every night turned from `held` to `booked`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BookingConfirmed {
-    pub booking_id: String,
-    pub listing_id: String,
-    pub guest_id: String,
-    pub host_id: String,
-    pub check_in: Date,
-    pub check_out: Date,
-    pub amount_paid: Money,
-    pub payment_intent_id: String,
-}
-
-impl EventData for BookingConfirmed {
-    const TYPE: EventType = EventType::BookingConfirmed;
-    const VERSION: u32 = 1;
-}
-
-/// A charge for a booking was declined; the booking keeps waiting for payment until its hold lapses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PaymentFailed {
-    pub booking_id: String,
-    pub guest_id: String,
-    pub payment_intent_id: String,
-    /// Stripe's `decline_code` or `code` (`card_declined`, ...), when it gave one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure_code: Option<String>,
-}
-
-impl EventData for PaymentFailed {
-    const TYPE: EventType = EventType::PaymentFailed;
-    const VERSION: u32 = 1;
-}
-
-/// Stripe confirmed a refund for a booking.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RefundIssued {
-    pub booking_id: String,
-    pub guest_id: String,
-    pub refund_id: String,
-    pub amount: Money,
-}
-
-impl EventData for RefundIssued {
-    const TYPE: EventType = EventType::RefundIssued;
-    const VERSION: u32 = 1;
-}
-
-/// A guest reviewed a completed stay.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReviewPosted {
-    pub review_id: String,
-    pub booking_id: String,
-    pub listing_id: String,
-    pub author_id: String,
-    pub host_id: String,
-    /// 1 to 5.
-    pub rating: u8,
-}
-
-impl EventData for ReviewPosted {
-    const TYPE: EventType = EventType::ReviewPosted;
-    const VERSION: u32 = 1;
+    /// A guest reviewed a completed stay.
+    ReviewPosted = "review.posted", version 1 {
+        pub review_id: String,
+        pub booking_id: String,
+        pub listing_id: String,
+        pub author_id: String,
+        pub host_id: String,
+        /// 1 to 5.
+        pub rating: u8,
+    }
 }
 
 #[cfg(test)]

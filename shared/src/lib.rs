@@ -1,6 +1,6 @@
 //! What every Roost function crate stands on: configuration, time, ids, money, the one error type
 //! and its HTTP mapping, request extractors, the caller's identity, the DynamoDB table wrapper,
-//! pagination cursors, the HTTP request layers, ended sessions (`sessions`) and tracing setup,
+//! pagination cursors and list pages (`page`), the HTTP request layers, ended sessions (`sessions`) and tracing setup,
 //! the domain-event envelope and outbox (`events`) and the SQS consumer helpers (`sqs`).
 //!
 //! Nothing here knows one context's rules: a type or helper belongs here only when two or more
@@ -22,6 +22,7 @@ pub mod keys;
 pub mod listing;
 pub mod money;
 pub mod night;
+pub mod page;
 pub mod sessions;
 pub mod sqs;
 pub mod table;

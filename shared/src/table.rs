@@ -5,6 +5,7 @@
 //! scope opened by `count_ddb_requests`, which the HTTP layer logs per request.
 
 use std::collections::HashMap;
+use std::fmt::Debug;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,7 +16,7 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::error::{BoxError, ProvideErrorMetadata};
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
@@ -48,6 +49,8 @@ pub enum TableError {
 
 impl TableError {
     /// Indices of the transaction items whose condition failed (empty for other errors).
+    ///
+    /// Old API: removed once every context uses [`Transaction`] (names, not positions).
     pub fn failed_items(&self) -> Vec<usize> {
         match self {
             Self::TransactionCancelled { reasons } => reasons
@@ -371,18 +374,7 @@ impl Table {
             .set_condition_expression(condition.map(|c| c.expression.clone()))
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(values);
-        let request = &request;
-        with_conflict_retry(|| async move {
-            match request.clone().send().await {
-                Ok(_) => Ok(()),
-                Err(e) => Err(classify_single(
-                    e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()),
-                    e.as_service_error().is_some_and(|s| s.is_transaction_conflict_exception()),
-                    anyhow::Error::new(e).context("PutItem"),
-                )),
-            }
-        })
-        .await
+        write_with_retry(|| "PutItem".to_owned(), || request.clone().send()).await
     }
 
     /// `UpdateItem` with an update expression and an optional condition.
@@ -397,18 +389,7 @@ impl Table {
             .set_condition_expression(condition.map(|c| c.expression.clone()))
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(values);
-        let request = &request;
-        with_conflict_retry(|| async move {
-            match request.clone().send().await {
-                Ok(_) => Ok(()),
-                Err(e) => Err(classify_single(
-                    e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()),
-                    e.as_service_error().is_some_and(|s| s.is_transaction_conflict_exception()),
-                    anyhow::Error::new(e).context(format!("UpdateItem {}/{}", key.pk, key.sk)),
-                )),
-            }
-        })
-        .await
+        write_with_retry(|| format!("UpdateItem {}/{}", key.pk, key.sk), || request.clone().send()).await
     }
 
     /// `DeleteItem` with an optional condition (deleting a missing item is not an error).
@@ -422,18 +403,7 @@ impl Table {
             .set_condition_expression(condition.map(|c| c.expression.clone()))
             .set_expression_attribute_names(names)
             .set_expression_attribute_values(values);
-        let request = &request;
-        with_conflict_retry(|| async move {
-            match request.clone().send().await {
-                Ok(_) => Ok(()),
-                Err(e) => Err(classify_single(
-                    e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()),
-                    e.as_service_error().is_some_and(|s| s.is_transaction_conflict_exception()),
-                    anyhow::Error::new(e).context(format!("DeleteItem {}/{}", key.pk, key.sk)),
-                )),
-            }
-        })
-        .await
+        write_with_retry(|| format!("DeleteItem {}/{}", key.pk, key.sk), || request.clone().send()).await
     }
 
     /// One page of a query, as typed items plus the key to resume from.
@@ -463,6 +433,9 @@ impl Table {
     /// `TransactWriteItems`, retried with jittered backoff while it is cancelled only by
     /// `TransactionConflict` (contention; real DynamoDB does this, moto never does). A failed
     /// condition is returned at once with the reasons in item order.
+    ///
+    /// Old API for contexts: removed from their code once every context uses [`Transaction`],
+    /// which commits through this.
     pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TableError> {
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Err(anyhow::anyhow!(
@@ -563,6 +536,124 @@ impl Table {
     }
 }
 
+/// A `TransactWriteItems` whose items have names (`N`, a context's enum such as
+/// `enum CreateItem { Idempotency, Listing, Booking, Night(Date) }`), so a cancellation says
+/// which named items' conditions failed, and adding an item cannot shift another's check.
+#[derive(Debug)]
+pub struct Transaction<'t, N> {
+    table: &'t Table,
+    names: Vec<N>,
+    items: Vec<TransactWriteItem>,
+}
+
+/// Why a named transaction did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum TransactError<N: Debug> {
+    /// The conditions of these items failed (in item order, never empty); nothing was written.
+    #[error("transaction conditions failed on {0:?}")]
+    Conditions(Vec<N>),
+    /// Anything else: endless contention, an invalid request, DynamoDB unreachable.
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
+/// For callers that do not tell the items apart: a failed condition is `ConditionFailed`.
+impl<N: Debug> From<TransactError<N>> for TableError {
+    fn from(err: TransactError<N>) -> Self {
+        match err {
+            TransactError::Conditions(_) => TableError::ConditionFailed,
+            TransactError::Table(e) => e,
+        }
+    }
+}
+
+/// Fallback only, as for `TableError`: a failed condition is a 409 `conflict`.
+impl<N: Debug> From<TransactError<N>> for ApiError {
+    fn from(err: TransactError<N>) -> Self {
+        TableError::from(err).into()
+    }
+}
+
+impl<'t, N: Copy + Eq + Debug> Transaction<'t, N> {
+    pub fn new(table: &'t Table) -> Self {
+        Self { table, names: Vec::new(), items: Vec::new() }
+    }
+
+    /// A `Put`, with an optional condition.
+    pub fn put<T: Serialize>(&mut self, name: N, item: &T, condition: Option<&Expr>) -> Result<(), TableError> {
+        let item = self.table.tx_put(item, condition)?;
+        self.push(name, item);
+        Ok(())
+    }
+
+    /// A `Put` whose condition is that no item has its key yet.
+    pub fn put_new<T: Serialize>(&mut self, name: N, item: &T) -> Result<(), TableError> {
+        self.put(name, item, Some(&Expr::not_exists()))
+    }
+
+    /// A `ConditionCheck` on an item the transaction does not write.
+    pub fn check(&mut self, name: N, key: &Key, condition: &Expr) -> Result<(), TableError> {
+        let item = self.table.tx_check(key, condition)?;
+        self.push(name, item);
+        Ok(())
+    }
+
+    pub fn update(&mut self, name: N, key: &Key, update: &Expr, condition: Option<&Expr>) -> Result<(), TableError> {
+        let item = self.table.tx_update(key, update, condition)?;
+        self.push(name, item);
+        Ok(())
+    }
+
+    pub fn delete(&mut self, name: N, key: &Key, condition: Option<&Expr>) -> Result<(), TableError> {
+        let item = self.table.tx_delete(key, condition)?;
+        self.push(name, item);
+        Ok(())
+    }
+
+    /// An item built elsewhere (`events::outbox_put`, `Idempotent::tx_put_completed`,
+    /// `sqs::receipt_put`), under its name.
+    pub fn push(&mut self, name: N, item: TransactWriteItem) {
+        self.names.push(name);
+        self.items.push(item);
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Commits as [`Table::transact`] does (conflicts retried, more than
+    /// [`MAX_TRANSACTION_ITEMS`] refused, an empty transaction a no-op), a failed condition
+    /// answered with the names of the items whose conditions failed.
+    pub async fn commit(self) -> Result<(), TransactError<N>> {
+        let Self { table, names, items } = self;
+        match table.transact(items).await {
+            Ok(()) => Ok(()),
+            Err(TableError::TransactionCancelled { reasons }) => Err(cancelled(&names, reasons)),
+            Err(e) => Err(TransactError::Table(e)),
+        }
+    }
+}
+
+/// `reasons[i]` is about the item named `names[i]`. A cancellation with failed conditions that
+/// cannot be put to names (a reason list of another length) stays a `TableError`.
+fn cancelled<N: Copy + Debug>(names: &[N], reasons: Vec<CancellationReason>) -> TransactError<N> {
+    let failed: Vec<N> = names
+        .iter()
+        .zip(&reasons)
+        .filter(|(_, r)| **r == CancellationReason::ConditionalCheckFailed)
+        .map(|(n, _)| *n)
+        .collect();
+    if failed.is_empty() || reasons.len() != names.len() {
+        TransactError::Table(TableError::TransactionCancelled { reasons })
+    } else {
+        TransactError::Conditions(failed)
+    }
+}
+
 /// Serialises a typed item into a DynamoDB item.
 pub fn to_item<T: Serialize>(item: &T) -> Result<Item, TableError> {
     Ok(serde_dynamo::aws_sdk_dynamodb_1::to_item(item).context("encode item")?)
@@ -584,13 +675,35 @@ enum Attempt {
     Conflict(TableError),
 }
 
-fn classify_single(condition_failed: bool, conflict: bool, err: anyhow::Error) -> TableError {
-    if condition_failed {
-        TableError::ConditionFailed
-    } else if conflict {
-        TableError::TransactionCancelled { reasons: vec![CancellationReason::TransactionConflict] }
-    } else {
-        TableError::Unexpected(err)
+/// Sends a single-item write (`PutItem`, `UpdateItem`, `DeleteItem`) with the conflict retry,
+/// its failure classified: a failed condition is `ConditionFailed`, contention is retried, the
+/// rest is `Unexpected` with `what` (the operation and key) as context.
+async fn write_with_retry<O, E, Fut>(what: impl Fn() -> String, send: impl Fn() -> Fut) -> Result<(), TableError>
+where
+    Fut: Future<Output = Result<O, E>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    with_conflict_retry(|| async {
+        match send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let code = e.code().map(str::to_owned);
+                Err(classify_single(code.as_deref(), anyhow::Error::new(e).context(what())))
+            }
+        }
+    })
+    .await
+}
+
+/// `code` is the service error's code (`None` for transport failures): the same names the
+/// SDK's `is_conditional_check_failed_exception` / `is_transaction_conflict_exception` test.
+fn classify_single(code: Option<&str>, err: anyhow::Error) -> TableError {
+    match code {
+        Some("ConditionalCheckFailedException") => TableError::ConditionFailed,
+        Some("TransactionConflictException") => {
+            TableError::TransactionCancelled { reasons: vec![CancellationReason::TransactionConflict] }
+        }
+        _ => TableError::Unexpected(err),
     }
 }
 
@@ -691,7 +804,7 @@ mod tests {
         format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"{kind}"}}"#)
     }
 
-    fn cancelled(codes: &[&str]) -> String {
+    fn cancelled_body(codes: &[&str]) -> String {
         let reasons: Vec<serde_json::Value> = codes.iter().map(|c| serde_json::json!({"Code": c})).collect();
         serde_json::json!({
             "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
@@ -906,7 +1019,7 @@ mod tests {
             let items = req["TransactItems"].as_array().unwrap();
             assert_eq!(items[0]["Put"]["TableName"], "roost");
             assert_eq!(items[1]["ConditionCheck"]["Key"]["PK"]["S"], "LISTING#1");
-            (400, cancelled(&["None", "ConditionalCheckFailed"]))
+            (400, cancelled_body(&["None", "ConditionalCheckFailed"]))
         })
         .await;
         let items = two_items(&table);
@@ -929,7 +1042,7 @@ mod tests {
         let c = calls.clone();
         let (table, stub) = table_with(move |_, _| {
             if c.fetch_add(1, Ordering::SeqCst) < 2 {
-                (400, cancelled(&["TransactionConflict", "None"]))
+                (400, cancelled_body(&["TransactionConflict", "None"]))
             } else {
                 (200, "{}".to_owned())
             }
@@ -944,7 +1057,7 @@ mod tests {
 
     #[tokio::test]
     async fn endless_conflicts_give_up() {
-        let (table, stub) = table_with(|_, _| (400, cancelled(&["None", "TransactionConflict"]))).await;
+        let (table, stub) = table_with(|_, _| (400, cancelled_body(&["None", "TransactionConflict"]))).await;
         let e = table.transact(two_items(&table)).await.unwrap_err();
         assert_eq!(stub.hits(), MAX_CONFLICT_ATTEMPTS as usize);
         assert!(!e.is_condition_failure());
@@ -954,7 +1067,7 @@ mod tests {
 
     #[tokio::test]
     async fn other_failures_are_unexpected() {
-        let (table, _stub) = table_with(|_, _| (400, cancelled(&["ValidationError"]))).await;
+        let (table, _stub) = table_with(|_, _| (400, cancelled_body(&["ValidationError"]))).await;
         let e = table.transact(two_items(&table)).await.unwrap_err();
         assert!(matches!(&e, TableError::TransactionCancelled { reasons }
             if reasons == &vec![CancellationReason::Other("ValidationError".to_owned())]));
@@ -967,6 +1080,99 @@ mod tests {
         let too_many = (0..101).map(|_| table.tx_delete(&Key::new("a", "b"), None).unwrap()).collect();
         assert!(matches!(table.transact(too_many).await, Err(TableError::Unexpected(_))));
         table.transact(Vec::new()).await.unwrap();
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Named {
+        Profile,
+        Listing,
+        Night(u8),
+    }
+
+    fn named(table: &Table) -> Transaction<'_, Named> {
+        let mut tx = Transaction::new(table);
+        tx.put_new(Named::Profile, &profile()).unwrap();
+        tx.check(Named::Listing, &Key::new("LISTING#1", "META"), &Expr::exists()).unwrap();
+        for n in 1..=2 {
+            tx.delete(Named::Night(n), &Key::new("LISTING#1", format!("NIGHT#{n}")), Some(&Expr::exists())).unwrap();
+        }
+        tx.update(Named::Night(3), &Key::new("LISTING#1", "NIGHT#3"), &Expr::new("SET a = :a").n(":a", 1), None)
+            .unwrap();
+        tx.put(Named::Night(4), &profile(), None).unwrap();
+        tx
+    }
+
+    #[test]
+    fn cancellation_reasons_map_to_item_names() {
+        use CancellationReason::{ConditionalCheckFailed as Failed, None as Pass, TransactionConflict};
+        let names = [Named::Profile, Named::Listing, Named::Night(1), Named::Night(2)];
+        let failed = |reasons: Vec<CancellationReason>| match cancelled(&names, reasons) {
+            TransactError::Conditions(n) => Some(n),
+            TransactError::Table(_) => None,
+        };
+        assert_eq!(failed(vec![Pass, Failed, Pass, Failed]), Some(vec![Named::Listing, Named::Night(2)]));
+        assert_eq!(failed(vec![Failed, Pass, Pass, Pass]), Some(vec![Named::Profile]));
+        // No failed condition, or reasons that cannot be put to names: not a `Conditions`.
+        assert_eq!(failed(vec![Pass, TransactionConflict, Pass, Pass]), None);
+        assert_eq!(failed(vec![Failed, Pass]), None);
+        assert!(matches!(
+            cancelled(&names, vec![Pass, Pass, Pass, Pass]),
+            TransactError::Table(TableError::TransactionCancelled { reasons }) if reasons.len() == 4
+        ));
+    }
+
+    #[tokio::test]
+    async fn named_transaction_reports_failed_names_in_item_order() {
+        let (table, stub) = table_with(|target, body| {
+            assert_eq!(target, "DynamoDB_20120810.TransactWriteItems");
+            let req: serde_json::Value = serde_json::from_slice(body).unwrap();
+            let items = req["TransactItems"].as_array().unwrap();
+            assert_eq!(items.len(), 6);
+            assert!(items[1]["ConditionCheck"].is_object() && items[2]["Delete"].is_object());
+            assert!(items[4]["Update"].is_object() && items[5]["Put"].is_object());
+            (400, cancelled_body(&["None", "ConditionalCheckFailed", "None", "ConditionalCheckFailed", "None", "None"]))
+        })
+        .await;
+        let tx = named(&table);
+        assert_eq!(tx.len(), 6);
+        let e = tx.commit().await.unwrap_err();
+        assert!(matches!(&e, TransactError::Conditions(n) if n == &vec![Named::Listing, Named::Night(2)]), "{e:?}");
+        assert_eq!(stub.hits(), 1, "a failed condition is not retried");
+        let table_error = TableError::from(e);
+        assert!(table_error.is_condition_failure());
+        assert_eq!(ApiError::from(TransactError::<Named>::Conditions(vec![Named::Listing])).code(), "conflict");
+    }
+
+    #[tokio::test]
+    async fn named_transaction_commits_retries_and_passes_other_errors() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let c = calls.clone();
+        let (table, stub) = table_with(move |_, _| match c.fetch_add(1, Ordering::SeqCst) {
+            0 => (400, cancelled_body(&["TransactionConflict", "None", "None", "None", "None", "None"])),
+            1 => (200, "{}".to_owned()),
+            _ => (400, err("ResourceNotFoundException")),
+        })
+        .await;
+        named(&table).commit().await.unwrap();
+        assert_eq!(stub.hits(), 2);
+        let e = named(&table).commit().await.unwrap_err();
+        assert!(matches!(e, TransactError::Table(TableError::Unexpected(_))));
+        assert_eq!(ApiError::from(e).status().as_u16(), 500);
+    }
+
+    #[tokio::test]
+    async fn named_transaction_limits_empty_and_raw_items() {
+        let (table, stub) = table_with(|_, _| (200, "{}".to_owned())).await;
+        Transaction::<Named>::new(&table).commit().await.unwrap();
+        assert!(Transaction::<Named>::new(&table).is_empty());
+        assert_eq!(stub.hits(), 0, "an empty transaction sends nothing");
+        let mut too_many = Transaction::new(&table);
+        for n in 0..=100u8 {
+            too_many.push(Named::Night(n), table.tx_delete(&Key::new("a", n.to_string()), None).unwrap());
+        }
+        assert_eq!(too_many.len(), MAX_TRANSACTION_ITEMS + 1);
+        assert!(matches!(too_many.commit().await, Err(TransactError::Table(TableError::Unexpected(_)))));
+        assert_eq!(stub.hits(), 0, "an oversized transaction is refused before sending");
     }
 
     #[tokio::test]
