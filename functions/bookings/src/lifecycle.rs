@@ -8,7 +8,6 @@
 //! This is the store part of the skeleton for a booking's life after it is made (its reads and
 //! transactions); the rules that decide a cancellation are `cancellation`, its answer `views`.
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
@@ -17,7 +16,7 @@ use shared::booking::{self, BookingItem, BookingStatus, Cancellation};
 use shared::events::{self, BookingCancelled, BookingExpired, CancelledBy, Envelope};
 use shared::listing;
 use shared::night::{self, Night};
-use shared::table::{Expr, Page, Query, TableError};
+use shared::table::{Expr, Page, Query, TableError, TransactError, Transaction};
 
 use crate::cancellation::RefundDecision;
 
@@ -34,23 +33,40 @@ async fn own_nights(table: &Table, b: &BookingItem) -> Result<Vec<jiff::civil::D
         .collect())
 }
 
-/// The items that release `nights` of `b`: each deleted only while still this booking's, and
-/// their dates removed from the listing's search availability.
-fn release(table: &Table, b: &BookingItem, nights: &[jiff::civil::Date]) -> Result<Vec<TransactWriteItem>, TableError> {
-    let mut items = Vec::with_capacity(nights.len() + 1);
+/// The items of a lifecycle transaction (a cancellation, an expiry, a completion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LifecycleItem {
+    /// The booking's move (condition: unchanged since read).
+    Booking,
+    /// A night released (condition: still this booking's).
+    Night(jiff::civil::Date),
+    /// The search item's availability (condition: it exists).
+    SearchItem,
+    /// The change's outbox event (a new id: never fails).
+    Event,
+}
+
+/// Adds to `tx` the items that release `nights` of `b`: each deleted only while still this
+/// booking's, and their dates removed from the listing's search availability.
+fn release(
+    tx: &mut Transaction<'_, LifecycleItem>,
+    b: &BookingItem,
+    nights: &[jiff::civil::Date],
+) -> Result<(), TableError> {
     let ours =
         Expr::new("#n_booking = :n_booking").name("#n_booking", night::BOOKING_ID_ATTR).s(":n_booking", &b.booking_id);
     for d in nights {
-        items.push(table.tx_delete(&night::key(&b.listing_id, *d), Some(&ours))?);
+        tx.delete(LifecycleItem::Night(*d), &night::key(&b.listing_id, *d), Some(&ours))?;
     }
     if let Some(remove) = listing::remove_unavailable(nights) {
-        items.push(table.tx_update(
+        tx.update(
+            LifecycleItem::SearchItem,
             &listing::search_key(&b.listing_id),
             &remove,
             Some(&listing::condition_search_item_exists()),
-        )?);
+        )?;
     }
-    Ok(items)
+    Ok(())
 }
 
 /// `status` moves from what was read, and nothing else changed meanwhile (`updated_at`).
@@ -96,8 +112,9 @@ pub async fn cancel(
         .s(":cancelled", BookingStatus::Cancelled.as_str())
         .ser(":c", &record)?
         .s(":now", &at);
-    let mut items = vec![table.tx_update(&booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))?];
-    items.extend(release(table, b, &nights)?);
+    let mut tx = Transaction::new(table);
+    tx.update(LifecycleItem::Booking, &booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))?;
+    release(&mut tx, b, &nights)?;
     let event = Envelope::new(
         BookingCancelled {
             booking_id: b.booking_id.clone(),
@@ -109,11 +126,12 @@ pub async fn cancel(
         },
         now,
     );
-    items.push(
+    tx.push(
+        LifecycleItem::Event,
         events::outbox_put(table, &event)
             .map_err(|e| TableError::Unexpected(anyhow::anyhow!("booking.cancelled: {e}")))?,
     );
-    match table.transact(items).await {
+    match tx.commit().await {
         Ok(()) => {
             let mut done = b.clone();
             done.status = BookingStatus::Cancelled;
@@ -123,8 +141,8 @@ pub async fn cancel(
             done.gsi3sk = None;
             Ok(done)
         }
-        Err(e) if e.is_condition_failure() => Err(CancelError::Changed),
-        Err(e) => Err(e.into()),
+        Err(TransactError::Conditions(_)) => Err(CancelError::Changed),
+        Err(TransactError::Table(e)) => Err(e.into()),
     }
 }
 
@@ -175,7 +193,12 @@ pub async fn sweep(table: &Table, now: Timestamp) -> Result<SweepReport, TableEr
 
 /// The booking's move to a status time decided (`expired`, `completed`): its sweep keys go, as
 /// it needs no more attention; condition: unchanged since read.
-fn settle(table: &Table, b: &BookingItem, to: BookingStatus, at: &str) -> Result<TransactWriteItem, TableError> {
+fn settle(
+    tx: &mut Transaction<'_, LifecycleItem>,
+    b: &BookingItem,
+    to: BookingStatus,
+    at: &str,
+) -> Result<(), TableError> {
     let update = Expr::new("SET #status = :to, #updated = :now REMOVE #spk, #ssk")
         .name("#status", booking::STATUS_ATTR)
         .name("#updated", "updated_at")
@@ -183,19 +206,19 @@ fn settle(table: &Table, b: &BookingItem, to: BookingStatus, at: &str) -> Result
         .name("#ssk", booking::SWEEP_SK_ATTR)
         .s(":to", to.as_str())
         .s(":now", at);
-    table.tx_update(&booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))
+    tx.update(LifecycleItem::Booking, &booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))
 }
 
 async fn sweep_one(table: &Table, b: &BookingItem, now: Timestamp) -> Result<Option<BookingStatus>, TableError> {
     let to = b.effective_status(now);
     let at = night::instant(now);
-    let mut items = Vec::new();
+    let mut tx = Transaction::new(table);
     match (b.status, to) {
         (BookingStatus::PendingPayment, BookingStatus::Expired) => {
-            items.push(settle(table, b, to, &at)?);
+            settle(&mut tx, b, to, &at)?;
             // Only nights this booking still holds: a lapsed hold may already be another's.
             let held: Vec<_> = own_nights(table, b).await?;
-            items.extend(release(table, b, &held)?);
+            release(&mut tx, b, &held)?;
             let event = Envelope::new(
                 BookingExpired {
                     booking_id: b.booking_id.clone(),
@@ -205,17 +228,20 @@ async fn sweep_one(table: &Table, b: &BookingItem, now: Timestamp) -> Result<Opt
                 },
                 now,
             );
-            items.push(events::outbox_put(table, &event).map_err(|e| anyhow::anyhow!("booking.expired: {e}"))?);
+            tx.push(
+                LifecycleItem::Event,
+                events::outbox_put(table, &event).map_err(|e| anyhow::anyhow!("booking.expired: {e}"))?,
+            );
         }
         (BookingStatus::Confirmed, BookingStatus::Completed) => {
-            items.push(settle(table, b, to, &at)?);
+            settle(&mut tx, b, to, &at)?;
         }
         // Not due yet, or already terminal with stale sweep keys: nothing to write.
         _ => return Ok(None),
     }
-    match table.transact(items).await {
+    match tx.commit().await {
         Ok(()) => Ok(Some(to)),
-        Err(e) if e.is_condition_failure() => Ok(None),
-        Err(e) => Err(e),
+        Err(TransactError::Conditions(_)) => Ok(None),
+        Err(TransactError::Table(e)) => Err(e),
     }
 }

@@ -1,5 +1,5 @@
-//! What the bookings routes answer: the quote, the booking, the cancellation preview and a page
-//! of bookings, as API.md shows them.
+//! What the bookings routes answer: the quote, the booking and the cancellation preview, as
+//! API.md shows them (a page of bookings is `shared::page::ListBody`).
 
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -161,13 +161,6 @@ pub struct PreviewView {
 
 pub fn preview(b: &BookingItem, decision: &RefundDecision) -> PreviewView {
     PreviewView { refund: decision.refund, policy: b.cancellation_policy, reason: decision.reason.clone() }
-}
-
-/// A page of a list endpoint: its items and the cursor of the next page.
-#[derive(Serialize)]
-pub struct ListBody<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
 }
 
 #[cfg(test)]

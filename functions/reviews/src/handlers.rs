@@ -7,15 +7,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Path, Query};
+use shared::page::{self, ListBody};
 use shared::{ApiError, Caller};
 
 use crate::AppState;
 use crate::rules::{self, ResponseRequest, ReviewRequest};
 use crate::store::{self, HostResponse, PostError, RespondError, ReviewItem};
-use crate::views::{ListBody, ReviewView};
+use crate::views::ReviewView;
 
-pub const DEFAULT_LIMIT: u32 = 20;
-pub const MAX_LIMIT: u32 = 100;
 const LIST_ROUTE: &str = "/v1/listings/{id}/reviews";
 
 type Result<T> = std::result::Result<T, ApiError>;
@@ -114,30 +113,12 @@ pub async fn list_reviews(
     Query(p): Query<ListParams>,
 ) -> Result<impl IntoResponse> {
     let listing_id = shared::ids::parse_id("lst", &id).ok_or_else(ApiError::not_found)?;
-    let limit = match p.limit {
-        None => DEFAULT_LIMIT,
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => n,
-        Some(_) => return Err(ApiError::invalid_field("limit", format!("must be 1 to {MAX_LIMIT}"))),
-    };
+    let limit = page::parse_limit(p.limit)?;
     let filters = [("listing_id", listing_id.to_owned())];
     let scope = CursorScope { route: LIST_ROUTE, caller: None, filters: &filters };
     let partition = store::listing_partition(listing_id);
-    let start = match p.cursor.as_deref() {
-        None => None,
-        Some(c) => {
-            let key = st.cursors.open_key(c, &scope)?;
-            if !store::is_position_in(&key, &partition) {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_cursor",
-                    "The cursor is invalid for this request.",
-                )
-                .with_field("cursor", "invalid cursor"));
-            }
-            Some(key)
-        }
-    };
-    let page = store::listing_page(&st.table, listing_id, limit, start).await?;
-    let items: Vec<ReviewView> = page.items.into_iter().map(ReviewView::from).collect();
-    Ok(Json(ListBody { items, next_cursor: st.cursors.seal_key(&scope, page.last_key.as_ref())? }))
+    let start = page::open_cursor(&st.cursors, p.cursor.as_deref(), &scope, &store::listing_positions(&partition))?;
+    let found = store::listing_page(&st.table, listing_id, limit, start).await?;
+    let items: Vec<ReviewView> = found.items.into_iter().map(ReviewView::from).collect();
+    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?))
 }

@@ -7,14 +7,14 @@
 //! - **Reviewed mark** `BOOKING#<booking id>` / `REVIEW`: put with `attribute_not_exists(PK)` in
 //!   the review's transaction, so a booking has at most one review whatever the races.
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use shared::Table;
 use shared::booking::{self, BookingItem, BookingStatus, Party};
 use shared::events::{Envelope, ReviewPosted, outbox_put};
-use shared::keys::{Key, PK};
-use shared::table::{Expr, Item, Page, Query, TableError};
+use shared::keys::Key;
+use shared::page::Partition;
+use shared::table::{Expr, Item, Page, Query, TableError, TransactError, Transaction};
 
 use crate::rules::ReviewBody;
 
@@ -133,9 +133,16 @@ pub enum PostError {
     Table(#[from] TableError),
 }
 
-/// The transaction's items, in this order (cancellation reasons are indexed by it).
-const TX_MARK: usize = 0;
-const TX_BOOKING: usize = 2;
+/// The items of a review's transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PostItem {
+    Mark,
+    Review,
+    Booking,
+    ListingRating,
+    SearchRating,
+    Event,
+}
 
 /// Posts `review` of `b`: ONE TransactWriteItems (1 request) of 6 items: the reviewed mark (Put,
 /// `attribute_not_exists`), the review (Put, new), a ConditionCheck that the booking is still
@@ -167,27 +174,18 @@ pub async fn post(table: &Table, review: &ReviewItem, b: &BookingItem, now: Time
         .s(":b_completed", BookingStatus::Completed.as_str());
     let exists = Expr::exists();
     let add_rating = shared::listing::add_rating(review.rating);
-    let items = vec![
-        table.tx_put_new(&mark)?,
-        table.tx_put_new(review)?,
-        table.tx_check(&booking::key(&b.booking_id), &still_reviewable)?,
-        table.tx_update(&shared::listing::key(&b.listing_id), &add_rating, Some(&exists))?,
-        table.tx_update(&shared::listing::search_key(&b.listing_id), &add_rating, Some(&exists))?,
-        outbox_put(table, &event).map_err(|e| TableError::from(anyhow::Error::from(e)))?,
-    ];
-    match table.transact(items).await {
+    let mut tx = Transaction::new(table);
+    tx.put_new(PostItem::Mark, &mark)?;
+    tx.put_new(PostItem::Review, review)?;
+    tx.check(PostItem::Booking, &booking::key(&b.booking_id), &still_reviewable)?;
+    tx.update(PostItem::ListingRating, &shared::listing::key(&b.listing_id), &add_rating, Some(&exists))?;
+    tx.update(PostItem::SearchRating, &shared::listing::search_key(&b.listing_id), &add_rating, Some(&exists))?;
+    tx.push(PostItem::Event, outbox_put(table, &event).map_err(|e| TableError::from(anyhow::Error::from(e)))?);
+    match tx.commit().await {
         Ok(()) => Ok(()),
-        Err(e @ TableError::TransactionCancelled { .. }) => {
-            let failed = e.failed_items();
-            Err(if failed.contains(&TX_MARK) {
-                PostError::AlreadyReviewed
-            } else if failed.contains(&TX_BOOKING) {
-                PostError::NotReviewable
-            } else {
-                e.into()
-            })
-        }
-        Err(e) => Err(e.into()),
+        Err(TransactError::Conditions(failed)) if failed.contains(&PostItem::Mark) => Err(PostError::AlreadyReviewed),
+        Err(TransactError::Conditions(failed)) if failed.contains(&PostItem::Booking) => Err(PostError::NotReviewable),
+        Err(e) => Err(TableError::from(e).into()),
     }
 }
 
@@ -237,20 +235,18 @@ pub async fn listing_page(
     table.query(query).await
 }
 
-/// A cursor's key must be a review position in this listing's partition of GSI1.
-pub fn is_position_in(key: &Item, partition: &str) -> bool {
-    let is_s = |a: &str| matches!(key.get(a), Some(AttributeValue::S(_)));
-    key.len() == 4
-        && is_s(PK)
-        && is_s(shared::keys::SK)
-        && matches!(key.get("GSI1SK"), Some(AttributeValue::S(s)) if s.starts_with(INDEX_SORT_PREFIX))
-        && key.get("GSI1PK") == Some(&AttributeValue::S(partition.to_owned()))
+/// Where a cursor of a listing's reviews may point: a review position in the listing's
+/// `partition` of GSI1.
+pub fn listing_positions(partition: &str) -> Partition<'_> {
+    Partition::index(LISTING_INDEX, partition, INDEX_SORT_PREFIX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rules::tests::booking;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use shared::page;
     use std::collections::HashMap;
 
     #[test]
@@ -275,6 +271,7 @@ mod tests {
             ("GSI1PK".to_owned(), s("LISTING#lst_1")),
             ("GSI1SK".to_owned(), s("REVIEW#rev_1")),
         ]);
+        let is_position_in = |key: &Item, partition: &str| page::is_position_in(key, &listing_positions(partition));
         assert!(is_position_in(&good, "LISTING#lst_1"));
         assert!(!is_position_in(&good, "LISTING#lst_2"));
         let mut other = good.clone();

@@ -1,4 +1,5 @@
-//! What the reviews routes answer: the review as API.md shows it, and a page of them.
+//! What the reviews routes answer: the review as API.md shows it (a page of them is
+//! `shared::page::ListBody`).
 
 use serde::Serialize;
 use shared::booking::Party;
@@ -32,13 +33,6 @@ impl From<ReviewItem> for ReviewView {
             created_at: r.created_at,
         }
     }
-}
-
-/// A page of a list endpoint: its items and the cursor of the next page.
-#[derive(Serialize)]
-pub struct ListBody<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,21 +1,17 @@
 //! The caller's lists: `GET /v1/me/trips` and `GET /v1/me/reservations`.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use shared::booking::BookingStatus;
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Query};
-use shared::table::Item;
+use shared::page::{self, ListBody};
 use shared::{ApiError, Caller};
 
 use super::Result;
-use crate::views::{self, BookingView, ListBody, Viewer};
+use crate::views::{self, BookingView, Viewer};
 use crate::{AppState, store};
-
-pub const DEFAULT_LIMIT: u32 = 20;
-pub const MAX_LIMIT: u32 = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,20 +28,20 @@ pub async fn trips(
     caller: Caller,
     Query(p): Query<TripsParams>,
 ) -> Result<impl IntoResponse> {
-    let limit = parse_limit(p.limit)?;
+    let limit = page::parse_limit(p.limit)?;
     let filters = [("status", p.status.map(|s| s.as_str().to_owned()).unwrap_or_default())];
     let scope = CursorScope { route: "/v1/me/trips", caller: Some(&caller.user_id), filters: &filters };
     let partition = shared::booking::guest_partition(&caller.user_id);
-    let start = open_cursor(&st, p.cursor.as_deref(), &scope, ("GSI1PK", "GSI1SK"), &partition)?;
+    let start = page::open_cursor(&st.cursors, p.cursor.as_deref(), &scope, &store::trip_positions(&partition))?;
     let now = st.clock.now();
-    let page = store::trips_page(&st.table, &caller.user_id, p.status, limit, start, now).await?;
-    let items = page
+    let found = store::trips_page(&st.table, &caller.user_id, p.status, limit, start, now).await?;
+    let items = found
         .items
         .iter()
         .filter(|b| p.status.is_none_or(|s| b.effective_status(now) == s))
         .map(|b| views::booking(b, Viewer::Guest, now))
         .collect();
-    Ok(Json(ListBody { items, next_cursor: st.cursors.seal_key(&scope, page.last_key.as_ref())? }))
+    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?))
 }
 
 #[derive(Deserialize)]
@@ -64,7 +60,7 @@ pub async fn reservations(
     Query(p): Query<ReservationsParams>,
 ) -> Result<impl IntoResponse> {
     caller.require_host()?;
-    let limit = parse_limit(p.limit)?;
+    let limit = page::parse_limit(p.limit)?;
     let listing_id = match p.listing_id.as_deref() {
         Some(raw) => Some(
             shared::ids::parse_id("lst", raw)
@@ -75,35 +71,9 @@ pub async fn reservations(
     let filters = [("listing_id", listing_id.unwrap_or_default().to_owned())];
     let scope = CursorScope { route: "/v1/me/reservations", caller: Some(&caller.user_id), filters: &filters };
     let partition = shared::booking::host_partition(&caller.user_id);
-    let start = open_cursor(&st, p.cursor.as_deref(), &scope, ("GSI2PK", "GSI2SK"), &partition)?;
-    let page = store::reservations_page(&st.table, &caller.user_id, listing_id, limit, start).await?;
+    let start = page::open_cursor(&st.cursors, p.cursor.as_deref(), &scope, &store::reservation_positions(&partition))?;
+    let found = store::reservations_page(&st.table, &caller.user_id, listing_id, limit, start).await?;
     let now = st.clock.now();
-    let items: Vec<BookingView> = page.items.iter().map(|b| views::booking(b, Viewer::Host, now)).collect();
-    Ok(Json(ListBody { items, next_cursor: st.cursors.seal_key(&scope, page.last_key.as_ref())? }))
-}
-
-fn parse_limit(limit: Option<u32>) -> Result<u32> {
-    match limit {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::invalid_field("limit", format!("must be 1 to {MAX_LIMIT}"))),
-    }
-}
-
-/// The start key a cursor carries, checked to be a position in `partition` of the index.
-fn open_cursor(
-    st: &AppState,
-    cursor: Option<&str>,
-    scope: &CursorScope,
-    (index_pk, index_sk): (&str, &str),
-    partition: &str,
-) -> Result<Option<Item>> {
-    let Some(c) = cursor else { return Ok(None) };
-    let key = st.cursors.open_key(c, scope)?;
-    if store::is_position_in(&key, index_pk, index_sk, partition) {
-        Ok(Some(key))
-    } else {
-        Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_cursor", "The cursor is invalid for this request.")
-            .with_field("cursor", "invalid cursor"))
-    }
+    let items: Vec<BookingView> = found.items.iter().map(|b| views::booking(b, Viewer::Host, now)).collect();
+    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?))
 }
