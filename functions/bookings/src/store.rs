@@ -123,7 +123,7 @@ fn text(item: &Value, attr: &str) -> String {
     item.get(attr).and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
-/// The items of a booking's transaction.
+/// The items of a booking's transaction, in the order they are sent (docs/data-model.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateItem {
     /// The idempotency record with its stored response (with an `Idempotency-Key`; condition:
