@@ -1,11 +1,35 @@
 //! For the function crates' own tests (feature `test-support`): the sample events in
-//! `events/<function>/` and replaying one through a router exactly as Lambda delivers it.
+//! `events/<function>/`, replaying one through a router exactly as Lambda delivers it, and the
+//! offline dependencies a replay runs with (a table nobody can reach, a cursor key).
 
 use axum::Router;
 use axum::http::HeaderMap;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
+
+use crate::Table;
+use crate::cursor::CursorKey;
+
+/// An endpoint nothing listens on: an AWS client pointed at it fails every call, loudly (a 500
+/// in a replayed answer), so a replay proves the request was answered without AWS.
+pub const OFFLINE_ENDPOINT: &str = "http://127.0.0.1:9";
+
+/// The table, on `OFFLINE_ENDPOINT`.
+pub fn offline_table() -> Table {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    let dynamodb = aws_sdk_dynamodb::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::for_tests())
+        .endpoint_url(OFFLINE_ENDPOINT);
+    Table::from_conf(dynamodb, "replay")
+}
+
+/// A cursor key for replays (a fixed secret: forged cursors in the samples must fail with it).
+pub fn replay_cursor_key() -> CursorKey {
+    CursorKey::new(&secrecy::SecretString::from("k".repeat(48))).expect("cursor key")
+}
 
 fn events_dir(function: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(function)
@@ -37,4 +61,30 @@ pub async fn replay(router: Router, event: &str) -> (u16, HeaderMap, Value) {
     let headers = response.headers().clone();
     let body = response.into_body().collect().await.expect("body").to_bytes();
     (status, headers, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// One sample's expected problem answer: (file, status, problem `code`, the field its first
+/// `errors` entry names, if any).
+pub type ProblemAnswer<'a> = (&'a str, u16, &'a str, Option<&'a str>);
+
+/// Replays every sample of `events/<function>/` through a fresh `router()` and checks each is
+/// answered with its problem in `expected` (which must list every file, sorted), as
+/// `application/problem+json`, echoing the caller's request id (the file name by convention).
+pub async fn assert_problem_answers(function: &str, router: impl Fn() -> Router, expected: &[ProblemAnswer<'_>]) {
+    let listed: Vec<String> = expected.iter().map(|(f, ..)| f.to_string()).collect();
+    assert_eq!(sample_files(function), listed, "every file in events/{function} has an expectation here");
+    for (file, status, code, field) in expected {
+        let (got_status, headers, body) = replay(router(), &sample(function, file)).await;
+        assert_eq!(got_status, *status, "{file}: {body}");
+        assert_eq!(body["code"], *code, "{file}: {body}");
+        assert_eq!(headers["content-type"], "application/problem+json", "{file}");
+        if let Some(field) = field {
+            assert_eq!(body["errors"][0]["field"], *field, "{file}: {body}");
+        }
+        assert_eq!(
+            headers["x-request-id"],
+            file.trim_end_matches(".json"),
+            "{file}: the caller's request id is echoed"
+        );
+    }
 }

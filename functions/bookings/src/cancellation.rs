@@ -1,10 +1,19 @@
-//! Cancellation policy as plain functions: who cancels, how many days before check-in (in the
-//! listing's time zone), and what share of the amount paid comes back.
+//! The cancellation rules (the rules part of the skeleton, by topic): plain functions of who
+//! cancels, how many days before check-in (in the listing's time zone), what share of the
+//! amount paid comes back, and the body of a cancel request. The cancellation's transaction is
+//! `lifecycle::cancel`.
 
+use jiff::Timestamp;
 use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::Deserialize;
+use shared::ApiError;
+use shared::booking::{BookingItem, BookingStatus, PaymentStatus};
 use shared::events::CancelledBy;
 use shared::listing::CancellationPolicy;
 use shared::money::{Money, MoneyError};
+
+use crate::rules::today_in;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CancelRefusal {
@@ -68,12 +77,70 @@ pub fn decide(
     Ok(RefundDecision { refund: paid.percent_half_up(percent)?, percent, reason })
 }
 
+/// The refund a cancellation of `b` by `caller` would give at `now`, or why it is refused
+/// (409 `already_cancelled`, `booking_not_cancellable`, `stay_started`).
+pub fn decide_for_booking(
+    b: &BookingItem,
+    caller: &str,
+    now: Timestamp,
+) -> Result<(CancelledBy, RefundDecision), ApiError> {
+    let by = if b.host.user_id == caller { CancelledBy::Host } else { CancelledBy::Guest };
+    match b.effective_status(now) {
+        BookingStatus::PendingPayment | BookingStatus::Confirmed => {}
+        BookingStatus::Cancelled => {
+            return Err(ApiError::conflict("already_cancelled", "This booking is already cancelled."));
+        }
+        BookingStatus::Expired | BookingStatus::Completed => {
+            return Err(ApiError::conflict(
+                "booking_not_cancellable",
+                "An expired or completed booking cannot be cancelled.",
+            ));
+        }
+    }
+    let tz = TimeZone::get(&b.timezone).map_err(|e| anyhow::anyhow!("booking {} time zone: {e}", b.booking_id))?;
+    let days = days_before_check_in(b.check_in, today_in(&tz, now));
+    let paid = match (&b.payment.status, b.payment.amount_paid) {
+        (PaymentStatus::Succeeded, Some(paid)) => paid,
+        (PaymentStatus::Succeeded, None) => b.price.total_money(),
+        _ => Money::new(0, b.price.currency),
+    };
+    let decision = decide(by, b.cancellation_policy, paid, days).map_err(|e| match e {
+        CancelRefusal::StayStarted => ApiError::conflict(
+            "stay_started",
+            "The stay has started (it is the check-in day or later in the listing's time zone); only the host can cancel now.",
+        ),
+        CancelRefusal::Money(e) => ApiError::Unexpected(anyhow::anyhow!("refund of {}: {e}", b.booking_id)),
+    })?;
+    Ok((by, decision))
+}
+
+/// Body of `POST /v1/bookings/{id}/cancel` (optional).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    reason: Option<String>,
+}
+
+const CANCEL_REASON_MAX: usize = 500;
+
+/// The reason a cancel request gives (trimmed; `None` when the body is empty or blank, or the
+/// reason is), or 400 naming `reason` when it is over `CANCEL_REASON_MAX` characters.
+pub fn reason(body: &[u8]) -> Result<Option<String>, ApiError> {
+    let body: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelBody::default()
+    } else {
+        shared::extract::from_json_slice(body)?
+    };
+    let reason = body.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > CANCEL_REASON_MAX) {
+        return Err(ApiError::invalid_field("reason", format!("must be at most {CANCEL_REASON_MAX} characters")));
+    }
+    Ok(reason)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::today_in;
-    use jiff::Timestamp;
-    use jiff::tz::TimeZone;
     use shared::money::Currency;
 
     fn usd(amount: i64) -> Money {

@@ -4,63 +4,21 @@
 //!
 //! Every change is one transaction with its nights, the listing's search availability and its
 //! outbox event, so the event exists iff the change committed (docs/events.md).
+//!
+//! This is the store part of the skeleton for a booking's life after it is made (its reads and
+//! transactions); the rules that decide a cancellation are `cancellation`, its answer `views`.
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
-use shared::booking::{self, BookingItem, BookingStatus, Cancellation, PaymentStatus};
+use shared::Table;
+use shared::booking::{self, BookingItem, BookingStatus, Cancellation};
 use shared::events::{self, BookingCancelled, BookingExpired, CancelledBy, Envelope};
-use shared::listing::{self, CancellationPolicy};
-use shared::money::Money;
+use shared::listing;
 use shared::night::{self, Night};
-use shared::table::{Expr, Page, Query, TableError};
-use shared::{ApiError, Table};
+use shared::table::{Expr, Page, Query, TableError, TransactError, Transaction};
 
-use crate::cancellation::{self, CancelRefusal, RefundDecision};
-
-/// The refund a cancellation by `caller` would give now, or why it is refused.
-pub fn decide(b: &BookingItem, caller: &str, now: Timestamp) -> Result<(CancelledBy, RefundDecision), ApiError> {
-    let by = if b.host.user_id == caller { CancelledBy::Host } else { CancelledBy::Guest };
-    match b.effective_status(now) {
-        BookingStatus::PendingPayment | BookingStatus::Confirmed => {}
-        BookingStatus::Cancelled => {
-            return Err(ApiError::conflict("already_cancelled", "This booking is already cancelled."));
-        }
-        BookingStatus::Expired | BookingStatus::Completed => {
-            return Err(ApiError::conflict(
-                "booking_not_cancellable",
-                "An expired or completed booking cannot be cancelled.",
-            ));
-        }
-    }
-    let tz = TimeZone::get(&b.timezone).map_err(|e| anyhow::anyhow!("booking {} time zone: {e}", b.booking_id))?;
-    let days = cancellation::days_before_check_in(b.check_in, crate::domain::today_in(&tz, now));
-    let paid = match (&b.payment.status, b.payment.amount_paid) {
-        (PaymentStatus::Succeeded, Some(paid)) => paid,
-        (PaymentStatus::Succeeded, None) => b.price.total_money(),
-        _ => Money::new(0, b.price.currency),
-    };
-    let decision = cancellation::decide(by, b.cancellation_policy, paid, days).map_err(|e| match e {
-        CancelRefusal::StayStarted => ApiError::conflict(
-            "stay_started",
-            "The stay has started (it is the check-in day or later in the listing's time zone); only the host can cancel now.",
-        ),
-        CancelRefusal::Money(e) => ApiError::Unexpected(anyhow::anyhow!("refund of {}: {e}", b.booking_id)),
-    })?;
-    Ok((by, decision))
-}
-
-#[derive(Serialize)]
-pub struct PreviewView {
-    pub refund: Money,
-    pub policy: CancellationPolicy,
-    pub reason: String,
-}
-
-pub fn preview(b: &BookingItem, decision: &RefundDecision) -> PreviewView {
-    PreviewView { refund: decision.refund, policy: b.cancellation_policy, reason: decision.reason.clone() }
-}
+use crate::cancellation::RefundDecision;
 
 /// The nights this booking still has, read with one Query on the stay's NIGHT range. A lapsed
 /// hold may have been taken over by another booking: those nights are not ours to release.
@@ -75,23 +33,40 @@ async fn own_nights(table: &Table, b: &BookingItem) -> Result<Vec<jiff::civil::D
         .collect())
 }
 
-/// The items that release `nights` of `b`: each deleted only while still this booking's, and
-/// their dates removed from the listing's search availability.
-fn release(table: &Table, b: &BookingItem, nights: &[jiff::civil::Date]) -> Result<Vec<TransactWriteItem>, TableError> {
-    let mut items = Vec::with_capacity(nights.len() + 1);
+/// The items of a lifecycle transaction (a cancellation, an expiry, a completion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LifecycleItem {
+    /// The booking's move (condition: unchanged since read).
+    Booking,
+    /// A night released (condition: still this booking's).
+    Night(jiff::civil::Date),
+    /// The search item's availability (condition: it exists).
+    SearchItem,
+    /// The change's outbox event (a new id: never fails).
+    Event,
+}
+
+/// Adds to `tx` the items that release `nights` of `b`: each deleted only while still this
+/// booking's, and their dates removed from the listing's search availability.
+fn release(
+    tx: &mut Transaction<'_, LifecycleItem>,
+    b: &BookingItem,
+    nights: &[jiff::civil::Date],
+) -> Result<(), TableError> {
     let ours =
         Expr::new("#n_booking = :n_booking").name("#n_booking", night::BOOKING_ID_ATTR).s(":n_booking", &b.booking_id);
     for d in nights {
-        items.push(table.tx_delete(&night::key(&b.listing_id, *d), Some(&ours))?);
+        tx.delete(LifecycleItem::Night(*d), &night::key(&b.listing_id, *d), Some(&ours))?;
     }
     if let Some(remove) = listing::remove_unavailable(nights) {
-        items.push(table.tx_update(
+        tx.update(
+            LifecycleItem::SearchItem,
             &listing::search_key(&b.listing_id),
             &remove,
             Some(&listing::condition_search_item_exists()),
-        )?);
+        )?;
     }
-    Ok(items)
+    Ok(())
 }
 
 /// `status` moves from what was read, and nothing else changed meanwhile (`updated_at`).
@@ -103,15 +78,20 @@ fn unchanged_since_read(b: &BookingItem) -> Expr {
         .s(":b_seen_updated", &b.updated_at)
 }
 
-pub enum Cancelled {
-    Done(Box<BookingItem>),
+/// Why a cancellation was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
     /// The booking changed between read and write (a payment, a sweep, another cancel): decide again.
+    #[error("the booking changed since it was read")]
     Changed,
+    #[error(transparent)]
+    Table(#[from] TableError),
 }
 
 /// Cancels `b` in ONE transaction (1 Query + 1 TransactWriteItems): the booking (status,
 /// cancellation, sweep keys removed; condition: unchanged since read), its nights deleted and
 /// released from search, and `booking.cancelled` with the refund due. At most 90 + 3 items.
+/// Returns the booking as cancelled.
 pub async fn cancel(
     table: &Table,
     b: &BookingItem,
@@ -119,7 +99,7 @@ pub async fn cancel(
     decision: &RefundDecision,
     reason: Option<String>,
     now: Timestamp,
-) -> Result<Cancelled, ApiError> {
+) -> Result<BookingItem, CancelError> {
     let nights = own_nights(table, b).await?;
     let at = night::instant(now);
     let record = Cancellation { by, at: at.clone(), reason, refund_due: decision.refund };
@@ -132,8 +112,9 @@ pub async fn cancel(
         .s(":cancelled", BookingStatus::Cancelled.as_str())
         .ser(":c", &record)?
         .s(":now", &at);
-    let mut items = vec![table.tx_update(&booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))?];
-    items.extend(release(table, b, &nights)?);
+    let mut tx = Transaction::new(table);
+    tx.update(LifecycleItem::Booking, &booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))?;
+    release(&mut tx, b, &nights)?;
     let event = Envelope::new(
         BookingCancelled {
             booking_id: b.booking_id.clone(),
@@ -145,8 +126,12 @@ pub async fn cancel(
         },
         now,
     );
-    items.push(events::outbox_put(table, &event).map_err(|e| anyhow::anyhow!("booking.cancelled: {e}"))?);
-    match table.transact(items).await {
+    tx.push(
+        LifecycleItem::Event,
+        events::outbox_put(table, &event)
+            .map_err(|e| TableError::Unexpected(anyhow::anyhow!("booking.cancelled: {e}")))?,
+    );
+    match tx.commit().await {
         Ok(()) => {
             let mut done = b.clone();
             done.status = BookingStatus::Cancelled;
@@ -154,10 +139,10 @@ pub async fn cancel(
             done.updated_at = at;
             done.gsi3pk = None;
             done.gsi3sk = None;
-            Ok(Cancelled::Done(Box::new(done)))
+            Ok(done)
         }
-        Err(e) if e.is_condition_failure() => Ok(Cancelled::Changed),
-        Err(e) => Err(e.into()),
+        Err(TransactError::Conditions(_)) => Err(CancelError::Changed),
+        Err(TransactError::Table(e)) => Err(e.into()),
     }
 }
 
@@ -208,7 +193,12 @@ pub async fn sweep(table: &Table, now: Timestamp) -> Result<SweepReport, TableEr
 
 /// The booking's move to a status time decided (`expired`, `completed`): its sweep keys go, as
 /// it needs no more attention; condition: unchanged since read.
-fn settle(table: &Table, b: &BookingItem, to: BookingStatus, at: &str) -> Result<TransactWriteItem, TableError> {
+fn settle(
+    tx: &mut Transaction<'_, LifecycleItem>,
+    b: &BookingItem,
+    to: BookingStatus,
+    at: &str,
+) -> Result<(), TableError> {
     let update = Expr::new("SET #status = :to, #updated = :now REMOVE #spk, #ssk")
         .name("#status", booking::STATUS_ATTR)
         .name("#updated", "updated_at")
@@ -216,19 +206,19 @@ fn settle(table: &Table, b: &BookingItem, to: BookingStatus, at: &str) -> Result
         .name("#ssk", booking::SWEEP_SK_ATTR)
         .s(":to", to.as_str())
         .s(":now", at);
-    table.tx_update(&booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))
+    tx.update(LifecycleItem::Booking, &booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))
 }
 
 async fn sweep_one(table: &Table, b: &BookingItem, now: Timestamp) -> Result<Option<BookingStatus>, TableError> {
     let to = b.effective_status(now);
     let at = night::instant(now);
-    let mut items = Vec::new();
+    let mut tx = Transaction::new(table);
     match (b.status, to) {
         (BookingStatus::PendingPayment, BookingStatus::Expired) => {
-            items.push(settle(table, b, to, &at)?);
+            settle(&mut tx, b, to, &at)?;
             // Only nights this booking still holds: a lapsed hold may already be another's.
             let held: Vec<_> = own_nights(table, b).await?;
-            items.extend(release(table, b, &held)?);
+            release(&mut tx, b, &held)?;
             let event = Envelope::new(
                 BookingExpired {
                     booking_id: b.booking_id.clone(),
@@ -238,17 +228,20 @@ async fn sweep_one(table: &Table, b: &BookingItem, now: Timestamp) -> Result<Opt
                 },
                 now,
             );
-            items.push(events::outbox_put(table, &event).map_err(|e| anyhow::anyhow!("booking.expired: {e}"))?);
+            tx.push(
+                LifecycleItem::Event,
+                events::outbox_put(table, &event).map_err(|e| anyhow::anyhow!("booking.expired: {e}"))?,
+            );
         }
         (BookingStatus::Confirmed, BookingStatus::Completed) => {
-            items.push(settle(table, b, to, &at)?);
+            settle(&mut tx, b, to, &at)?;
         }
         // Not due yet, or already terminal with stale sweep keys: nothing to write.
         _ => return Ok(None),
     }
-    match table.transact(items).await {
+    match tx.commit().await {
         Ok(()) => Ok(Some(to)),
-        Err(e) if e.is_condition_failure() => Ok(None),
-        Err(e) => Err(e),
+        Err(TransactError::Conditions(_)) => Ok(None),
+        Err(TransactError::Table(e)) => Err(e),
     }
 }

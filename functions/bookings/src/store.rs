@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use anyhow::Context as _;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Deserialize;
@@ -17,9 +17,10 @@ use shared::idempotency::{IdempotencyRecord, Idempotent, StoredResponse};
 use shared::keys::{self, Key, PK, SK};
 use shared::listing::{self, ListingItem, MAX_STAY_NIGHTS};
 use shared::night::{self, Night};
-use shared::table::{Expr, Item, MAX_TRANSACTION_ITEMS, Page, Query, TableError};
+use shared::page::Partition;
+use shared::table::{Expr, Item, MAX_TRANSACTION_ITEMS, Page, Query, TableError, TransactError, Transaction};
 
-use crate::domain::SlotClaim;
+use crate::rules::SlotClaim;
 
 /// Items of a booking's transaction besides its nights: the idempotency record, the listing's
 /// ConditionCheck, the search item's update, the booking itself, the guest's hold slot and its
@@ -122,30 +123,72 @@ fn text(item: &Value, attr: &str) -> String {
     item.get(attr).and_then(Value::as_str).unwrap_or_default().to_owned()
 }
 
-/// Why a booking's transaction was cancelled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreateFailure {
+/// The items of a booking's transaction, in the order they are sent (docs/data-model.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateItem {
+    /// The idempotency record with its stored response (with an `Idempotency-Key`; condition:
+    /// no live record).
+    Idempotency,
+    /// ConditionCheck on the listing: active, at the version the price came from.
+    Listing,
+    /// The search item: `ADD unavailable :nights` (condition: it exists).
+    SearchItem,
+    /// The booking (condition: new).
+    Booking,
+    /// The guest's hold slot (condition: it still names the booking it was judged free with:
+    /// `shared::booking::condition_slot_unchanged`).
+    HoldSlot,
+    /// Its `booking.created` outbox item (a new id: never fails).
+    Event,
+    /// One NIGHT put per night (condition: free, or held by a hold that lapsed before `now`:
+    /// taken over).
+    Night(Date),
+}
+
+/// Why a booking was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
     /// The idempotency record exists: another request with this key committed first.
+    #[error("another request with this Idempotency-Key committed first")]
     Duplicate,
     /// The listing is no longer active, or not at the version the price came from.
+    #[error("the listing changed since it was read")]
     ListingChanged,
     /// These nights are taken.
+    #[error("nights taken: {0:?}")]
     NightsTaken(Vec<Date>),
     /// Another booking of the guest took the hold slot first: judge the slots again.
+    #[error("the hold slot was taken by another booking")]
     HoldSlotTaken,
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
+impl CreateError {
+    /// The refusal the failed items mean, the first that applies in this order: a duplicate, a
+    /// changed listing, taken nights (all of them named), a lost hold slot.
+    fn refused(failed: &[CreateItem]) -> Self {
+        if failed.contains(&CreateItem::Idempotency) {
+            return Self::Duplicate;
+        }
+        if failed.contains(&CreateItem::Listing) {
+            return Self::ListingChanged;
+        }
+        let taken: Vec<Date> =
+            failed.iter().filter_map(|i| if let CreateItem::Night(d) = i { Some(*d) } else { None }).collect();
+        if !taken.is_empty() {
+            return Self::NightsTaken(taken);
+        }
+        if failed.contains(&CreateItem::HoldSlot) {
+            Self::HoldSlotTaken
+        } else {
+            Self::Table(TransactError::Conditions(failed.to_vec()).into())
+        }
+    }
 }
 
 /// Creates `b` holding `nights` until its `hold_expires_at`: ONE TransactWriteItems (1 request)
-/// of up to `nights + 6` items, in this order:
-/// 0. the idempotency record with its stored response (with an `Idempotency-Key`; condition:
-///    no live record),
-/// 1. ConditionCheck on the listing: active, at the version the price came from,
-/// 2. the search item: `ADD unavailable :nights` (condition: it exists),
-/// 3. the booking (condition: new),
-/// 4. the guest's hold slot `slot` (condition: it still names the booking it was judged free
-///    with: `shared::booking::condition_slot_unchanged`),
-/// 5. its `booking.created` outbox item (a new id: never fails),
-/// 6. one NIGHT put per night (condition: free, or held by a hold that lapsed before `now`: taken over).
+/// of up to `nights + 6` items (`CreateItem`).
 pub async fn create(
     table: &Table,
     b: &BookingItem,
@@ -153,35 +196,49 @@ pub async fn create(
     slot: &SlotClaim,
     now: Timestamp,
     idempotency: Option<(&Idempotent, StoredResponse)>,
-) -> Result<Result<(), CreateFailure>, TableError> {
+) -> Result<(), CreateError> {
     let hold_until: Timestamp = b
         .hold_expires_at
         .as_deref()
-        .ok_or_else(|| anyhow::anyhow!("new booking {} has no hold", b.booking_id))?
+        .ok_or_else(|| TableError::from(anyhow::anyhow!("new booking {} has no hold", b.booking_id)))?
         .parse()
-        .map_err(|e| anyhow::anyhow!("hold of {}: {e}", b.booking_id))?;
-    let add =
-        listing::add_unavailable(nights).ok_or_else(|| anyhow::anyhow!("booking {} has no nights", b.booking_id))?;
-    let mut items = Vec::with_capacity(nights.len() + FIXED_ITEMS);
-    let idempotency_index = match idempotency {
-        Some((request, response)) => {
-            items.push(request.tx_put_completed(table, response, now)?);
-            Some(0)
-        }
-        None => None,
-    };
-    let listing_index = items.len();
-    items.push(table.tx_check(&listing::key(&b.listing_id), &listing::condition_bookable(b.listing_version))?);
-    items.push(table.tx_update(
+        .map_err(|e| TableError::from(anyhow::anyhow!("hold of {}: {e}", b.booking_id)))?;
+    let add = listing::add_unavailable(nights)
+        .ok_or_else(|| TableError::from(anyhow::anyhow!("booking {} has no nights", b.booking_id)))?;
+    let mut tx = Transaction::new(table);
+    if let Some((request, response)) = idempotency {
+        tx.push(CreateItem::Idempotency, request.tx_put_completed(table, response, now)?);
+    }
+    tx.check(CreateItem::Listing, &listing::key(&b.listing_id), &listing::condition_bookable(b.listing_version))?;
+    tx.update(
+        CreateItem::SearchItem,
         &listing::search_key(&b.listing_id),
         &add,
         Some(&listing::condition_search_item_exists()),
-    )?);
-    items.push(table.tx_put_new(b)?);
-    let slot_index = items.len();
+    )?;
+    tx.put_new(CreateItem::Booking, b)?;
     let taken = HoldSlot::taken(&b.guest.user_id, slot.slot, &b.booking_id, hold_until, now);
-    items.push(table.tx_put(&taken, Some(&booking::condition_slot_unchanged(slot.seen_booking.as_deref())))?);
+    tx.put(CreateItem::HoldSlot, &taken, Some(&booking::condition_slot_unchanged(slot.seen_booking.as_deref())))?;
     // The event exists iff the booking does: same transaction (docs/events.md).
+    tx.push(CreateItem::Event, booking_created(table, b, hold_until, now)?);
+    for d in nights {
+        let held = Night::held(&b.listing_id, *d, &b.booking_id, hold_until, now);
+        tx.put(CreateItem::Night(*d), &held, Some(&night::condition_free_or_expired_hold(now)))?;
+    }
+    match tx.commit().await {
+        Ok(()) => Ok(()),
+        Err(TransactError::Conditions(failed)) => Err(CreateError::refused(&failed)),
+        Err(TransactError::Table(e)) => Err(e.into()),
+    }
+}
+
+/// The `booking.created` outbox item of `b`.
+fn booking_created(
+    table: &Table,
+    b: &BookingItem,
+    hold_until: Timestamp,
+    now: Timestamp,
+) -> Result<TransactWriteItem, TableError> {
     let created = Envelope::new(
         BookingCreated {
             booking_id: b.booking_id.clone(),
@@ -195,34 +252,7 @@ pub async fn create(
         },
         now,
     );
-    items.push(events::outbox_put(table, &created).map_err(|e| anyhow::anyhow!("booking.created: {e}"))?);
-    let first_night = items.len();
-    for d in nights {
-        let held = Night::held(&b.listing_id, *d, &b.booking_id, hold_until, now);
-        items.push(table.tx_put(&held, Some(&night::condition_free_or_expired_hold(now)))?);
-    }
-    match table.transact(items).await {
-        Ok(()) => Ok(Ok(())),
-        Err(e) if e.is_condition_failure() => {
-            let failed = e.failed_items();
-            if idempotency_index.is_some_and(|i| failed.contains(&i)) {
-                return Ok(Err(CreateFailure::Duplicate));
-            }
-            if failed.contains(&listing_index) {
-                return Ok(Err(CreateFailure::ListingChanged));
-            }
-            let taken: Vec<Date> = failed
-                .iter()
-                .filter_map(|i| i.checked_sub(first_night))
-                .filter_map(|i| nights.get(i).copied())
-                .collect();
-            if !taken.is_empty() {
-                return Ok(Err(CreateFailure::NightsTaken(taken)));
-            }
-            if failed.contains(&slot_index) { Ok(Err(CreateFailure::HoldSlotTaken)) } else { Err(e) }
-        }
-        Err(e) => Err(e),
-    }
+    events::outbox_put(table, &created).map_err(|e| TableError::from(anyhow::anyhow!("booking.created: {e}")))
 }
 
 /// GetItem of a booking (1 request, strongly consistent).
@@ -279,20 +309,24 @@ fn newest_first(index: &str, partition: String, limit: u32, start: Option<Item>)
         .start(start)
 }
 
-/// Whether an opened cursor is a position in this index partition: exactly the table key and
-/// the index key, as strings, in the expected partition.
-pub fn is_position_in(key: &Item, index_pk_attr: &str, index_sk_attr: &str, partition: &str) -> bool {
-    let is_s = |a: &str| matches!(key.get(a), Some(AttributeValue::S(_)));
-    key.len() == 4
-        && is_s(PK)
-        && is_s(SK)
-        && is_s(index_sk_attr)
-        && key.get(index_pk_attr) == Some(&AttributeValue::S(partition.to_owned()))
+/// Where a cursor of a guest's trips may point: a booking position in `pk`
+/// (`booking::guest_partition`) of GSI1.
+pub fn trip_positions(pk: &str) -> Partition<'_> {
+    Partition::index(booking::GUEST_INDEX, pk, booking::INDEX_SORT_PREFIX)
+}
+
+/// Where a cursor of a host's reservations may point: a booking position in `pk`
+/// (`booking::host_partition`) of GSI2.
+pub fn reservation_positions(pk: &str) -> Partition<'_> {
+    Partition::index(booking::HOST_INDEX, pk, booking::INDEX_SORT_PREFIX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use shared::keys::{PK, SK};
+    use shared::page::is_position_in;
 
     fn position(pk: &str, sk: &str, index: [(&str, &str); 2]) -> Item {
         let mut m = HashMap::from([
@@ -312,13 +346,29 @@ mod tests {
     }
 
     #[test]
+    fn failed_items_name_the_first_refusal_that_applies() {
+        use CreateItem::*;
+        let (d1, d2): (Date, Date) = ("2026-03-01".parse().unwrap(), "2026-03-03".parse().unwrap());
+        assert!(matches!(CreateError::refused(&[Idempotency, Listing, Night(d1)]), CreateError::Duplicate));
+        assert!(matches!(CreateError::refused(&[Listing, HoldSlot, Night(d1)]), CreateError::ListingChanged));
+        assert!(
+            matches!(CreateError::refused(&[Night(d1), HoldSlot, Night(d2)]), CreateError::NightsTaken(ref v) if *v == [d1, d2])
+        );
+        assert!(matches!(CreateError::refused(&[HoldSlot]), CreateError::HoldSlotTaken));
+        // Items that never fail by design (the search item exists with its listing): a conflict.
+        assert!(matches!(CreateError::refused(&[SearchItem]), CreateError::Table(TableError::ConditionFailed)));
+    }
+
+    #[test]
     fn positions_must_be_in_the_partition() {
         let p = position("BOOKING#b", "BOOKING", [("GSI1PK", "GUEST#u-1"), ("GSI1SK", "BOOKING#b")]);
-        assert!(is_position_in(&p, "GSI1PK", "GSI1SK", "GUEST#u-1"));
-        assert!(!is_position_in(&p, "GSI1PK", "GSI1SK", "GUEST#u-2"));
-        assert!(!is_position_in(&p, "GSI2PK", "GSI2SK", "GUEST#u-1"));
+        assert!(is_position_in(&p, &trip_positions("GUEST#u-1")));
+        assert!(!is_position_in(&p, &trip_positions("GUEST#u-2")));
+        assert!(!is_position_in(&p, &reservation_positions("GUEST#u-1")));
         let mut extra = p.clone();
         extra.insert("x".into(), AttributeValue::S("y".into()));
-        assert!(!is_position_in(&extra, "GSI1PK", "GSI1SK", "GUEST#u-1"));
+        assert!(!is_position_in(&extra, &trip_positions("GUEST#u-1")));
+        let other = position("BOOKING#b", "BOOKING", [("GSI1PK", "GUEST#u-1"), ("GSI1SK", "LISTING#l")]);
+        assert!(!is_position_in(&other, &trip_positions("GUEST#u-1")), "only bookings' positions");
     }
 }

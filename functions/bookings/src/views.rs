@@ -1,10 +1,14 @@
-//! What the bookings routes answer: the quote and the booking as API.md shows them.
+//! What the bookings routes answer: the quote, the booking and the cancellation preview, as
+//! API.md shows them (a page of bookings is `shared::page::ListBody`).
 
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Serialize;
 use shared::booking::{BookingItem, BookingStatus, Cancellation, Party, Payment, Price, RefundSummary};
 use shared::listing::{Address, CancellationPolicy};
+use shared::money::Money;
+
+use crate::cancellation::RefundDecision;
 
 /// `POST /v1/quotes`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -147,23 +151,35 @@ pub fn booking(b: &BookingItem, viewer: Viewer, now: Timestamp) -> BookingView {
     }
 }
 
+/// `GET /v1/bookings/{id}/cancellation`: what cancelling now would refund.
+#[derive(Serialize)]
+pub struct PreviewView {
+    pub refund: Money,
+    pub policy: CancellationPolicy,
+    pub reason: String,
+}
+
+pub fn preview(b: &BookingItem, decision: &RefundDecision) -> PreviewView {
+    PreviewView { refund: decision.refund, policy: b.cancellation_policy, reason: decision.reason.clone() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{self, NewBooking, Stay};
+    use crate::rules::{self, NewBooking, Stay};
     use jiff::SignedDuration;
     use shared::booking::{BookingStatus, PaymentStatus};
 
     fn item() -> BookingItem {
-        let l = crate::domain::tests_support::listing();
+        let l = crate::rules::tests_support::listing();
         let stay = Stay {
             listing_id: l.listing_id.clone(),
             check_in: "2026-03-01".parse().unwrap(),
             check_out: "2026-03-03".parse().unwrap(),
             guests: 2,
         };
-        let price = domain::price(l.nightly_price, l.cleaning_fee, &stay.nights()).unwrap();
-        domain::booking_item(
+        let price = rules::price(l.nightly_price, l.cleaning_fee, &stay.nights()).unwrap();
+        rules::booking_item(
             &l,
             NewBooking {
                 booking_id: "bkg_1",

@@ -285,6 +285,13 @@ pub fn hold_limit_reached(until: Option<Timestamp>) -> ApiError {
     )
 }
 
+/// 409 `dates_unavailable`, naming each taken night.
+pub fn dates_unavailable(dates: &[Date]) -> ApiError {
+    let list: Vec<String> = dates.iter().map(ToString::to_string).collect();
+    ApiError::conflict("dates_unavailable", format!("These nights are no longer available: {}.", list.join(", ")))
+        .with_errors(list.into_iter().map(|d| FieldError::new("nights", format!("{d} is not available"))).collect())
+}
+
 /// The price of `nights` at `nightly` plus the cleaning fee: subtotal = nightly x nights,
 /// service fee = 12 % of the subtotal rounded half-up to the minor unit, total = subtotal +
 /// cleaning fee + service fee (the sums are `shared::listing::stay_price`, the same function

@@ -1,111 +1,13 @@
-//! Reviews' rules and items, free of I/O: the body checks, the review window, the keys.
-//!
-//! - **Review item** `REVIEW#<rev id>` / `REVIEW`: found by its id in one GetItem (the host's
-//!   response is an `UpdateItem` on it). On GSI1 under `LISTING#<listing id>` / `REVIEW#<rev id>`:
-//!   a listing's reviews, newest first (review ids are ULIDs made from the creation time).
-//! - **Reviewed mark** `BOOKING#<booking id>` / `REVIEW`: put with `attribute_not_exists(PK)` in
-//!   the review's transaction, so a booking has at most one review whatever the races.
+//! Reviews' rules as plain functions of values: the body checks and the review window.
 
 use jiff::{SignedDuration, Timestamp};
-use serde::{Deserialize, Serialize};
-use shared::booking::{BookingItem, BookingStatus, Party};
-use shared::keys::Key;
+use serde::Deserialize;
+use shared::booking::{BookingItem, BookingStatus};
 use shared::{ApiError, FieldError};
 
-pub const ID_PREFIX: &str = "rev";
-pub const ITEM_TYPE: &str = "review";
-pub const MARK_ITEM_TYPE: &str = "review_mark";
-pub const SK: &str = "REVIEW";
-/// The index of a listing's reviews (shared with other item kinds under other partitions).
-pub const LISTING_INDEX: &str = "GSI1";
-pub const INDEX_SORT_PREFIX: &str = "REVIEW#";
 /// A guest may review from the check-out instant until this long after it.
 pub const REVIEW_WINDOW: SignedDuration = SignedDuration::from_hours(14 * 24);
 pub const COMMENT_MAX: usize = 2000;
-pub const RESPONSE_ATTR: &str = "response";
-
-/// `REVIEW#<id>` / `REVIEW`.
-pub fn key(review_id: &str) -> Key {
-    Key::new(format!("REVIEW#{review_id}"), SK)
-}
-
-/// `BOOKING#<booking id>` / `REVIEW`: the booking's "reviewed" mark.
-pub fn mark_key(booking_id: &str) -> Key {
-    Key::new(format!("BOOKING#{booking_id}"), SK)
-}
-
-/// GSI1 partition of a listing's reviews: `LISTING#<listing id>`.
-pub fn listing_partition(listing_id: &str) -> String {
-    shared::listing::pk(listing_id)
-}
-
-pub fn index_sort_key(review_id: &str) -> String {
-    format!("{INDEX_SORT_PREFIX}{review_id}")
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Response {
-    pub comment: String,
-    pub created_at: String,
-}
-
-/// The review item (`key(id)`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReviewItem {
-    #[serde(rename = "PK")]
-    pub pk: String,
-    #[serde(rename = "SK")]
-    pub sk: String,
-    #[serde(rename = "type")]
-    pub item_type: String,
-    #[serde(rename = "GSI1PK")]
-    pub gsi1pk: String,
-    #[serde(rename = "GSI1SK")]
-    pub gsi1sk: String,
-    pub review_id: String,
-    pub booking_id: String,
-    pub listing_id: String,
-    /// The listing's host (from the booking): the only one who may respond.
-    pub host_id: String,
-    /// The guest, with the public name the booking snapshotted (never the e-mail).
-    pub author: Party,
-    pub rating: u8,
-    pub comment: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response: Option<Response>,
-    pub created_at: String,
-}
-
-impl ReviewItem {
-    pub fn new(review_id: &str, booking: &BookingItem, body: &ReviewBody, now: Timestamp) -> Self {
-        Self {
-            pk: key(review_id).pk,
-            sk: SK.to_owned(),
-            item_type: ITEM_TYPE.to_owned(),
-            gsi1pk: listing_partition(&booking.listing_id),
-            gsi1sk: index_sort_key(review_id),
-            review_id: review_id.to_owned(),
-            booking_id: booking.booking_id.clone(),
-            listing_id: booking.listing_id.clone(),
-            host_id: booking.host.user_id.clone(),
-            author: booking.guest.clone(),
-            rating: body.rating,
-            comment: body.comment.clone(),
-            response: None,
-            created_at: shared::night::instant(now),
-        }
-    }
-}
-
-/// The reviewed mark (`mark_key(booking id)`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MarkItem {
-    #[serde(flatten)]
-    pub key: Key,
-    #[serde(rename = "type")]
-    pub item_type: String,
-    pub review_id: String,
-}
 
 /// `POST /v1/bookings/{id}/review` as sent.
 #[derive(Debug, Deserialize)]
@@ -208,38 +110,8 @@ pub fn review_window(b: &BookingItem, now: Timestamp) -> Result<(), Closed> {
         _ => Err(Closed::WindowClosed),
     }
 }
-
-/// The API's review.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReviewView {
-    pub review_id: String,
-    pub booking_id: String,
-    pub listing_id: String,
-    pub author: Party,
-    pub rating: u8,
-    pub comment: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub response: Option<Response>,
-    pub created_at: String,
-}
-
-impl From<ReviewItem> for ReviewView {
-    fn from(r: ReviewItem) -> Self {
-        Self {
-            review_id: r.review_id,
-            booking_id: r.booking_id,
-            listing_id: r.listing_id,
-            author: r.author,
-            rating: r.rating,
-            comment: r.comment,
-            response: r.response,
-            created_at: r.created_at,
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
@@ -284,7 +156,8 @@ mod tests {
         assert_eq!(fields(r.check().unwrap_err()), ["comment"]);
     }
 
-    fn booking(status: BookingStatus, check_out_at: &str) -> BookingItem {
+    /// A booking of guest `g` on listing `lst_1` (host `h`), checked out at `check_out_at`.
+    pub(crate) fn booking(status: BookingStatus, check_out_at: &str) -> BookingItem {
         serde_json::from_value(json!({
             "PK": "BOOKING#bkg_1", "SK": "BOOKING", "type": "booking",
             "GSI1PK": "GUEST#g", "GSI1SK": "BOOKING#bkg_1", "GSI2PK": "HOST#h", "GSI2SK": "BOOKING#bkg_1",
@@ -320,22 +193,5 @@ mod tests {
         assert_eq!(ApiError::from(Closed::NotCompleted).code(), "stay_not_completed");
         assert_eq!(ApiError::from(Closed::WindowClosed).code(), "review_window_closed");
         assert_eq!(ApiError::from(Closed::WindowClosed).status().as_u16(), 422);
-    }
-
-    #[test]
-    fn keys_and_the_view() {
-        assert_eq!(key("rev_1"), Key::new("REVIEW#rev_1", "REVIEW"));
-        assert_eq!(mark_key("bkg_1"), Key::new("BOOKING#bkg_1", "REVIEW"));
-        assert_ne!(mark_key("bkg_1"), shared::booking::key("bkg_1"));
-        assert_eq!(listing_partition("lst_1"), "LISTING#lst_1");
-        let b = booking(BookingStatus::Confirmed, "2026-07-09T23:00:00Z");
-        let body = ReviewBody { rating: 4, comment: "Nice".to_owned() };
-        let item = ReviewItem::new("rev_1", &b, &body, t("2026-07-10T10:00:00.5Z"));
-        assert_eq!(item.gsi1sk, "REVIEW#rev_1");
-        assert_eq!(item.host_id, "h");
-        let view = serde_json::to_value(ReviewView::from(item)).unwrap();
-        assert_eq!(view["author"], json!({"user_id": "g", "name": "Gina"}));
-        assert_eq!(view["created_at"], "2026-07-10T10:00:00Z");
-        assert!(view.get("response").is_none() && view.get("host_id").is_none());
     }
 }

@@ -1,0 +1,57 @@
+//! One booking: `GET /v1/bookings/{id}`, its cancellation preview and its cancellation.
+
+use axum::extract::State;
+use shared::extract::{Json, Path};
+use shared::{ApiError, Caller};
+
+use super::{Result, party_booking};
+use crate::AppState;
+use crate::cancellation;
+use crate::lifecycle::{self, CancelError};
+use crate::views::{self, BookingView, PreviewView, Viewer};
+
+/// GET /v1/bookings/{id}: its guest or its host; 404 to anyone else. One GetItem.
+pub async fn get_booking(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<BookingView>> {
+    let b = party_booking(&st, &caller, &id).await?;
+    Ok(Json(views::booking(&b, Viewer::of(&b, &caller.user_id), st.clock.now())))
+}
+
+/// GET /v1/bookings/{id}/cancellation: what cancelling now would refund (1 GetItem).
+pub async fn cancellation_preview(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PreviewView>> {
+    let b = party_booking(&st, &caller, &id).await?;
+    let (_, decision) = cancellation::decide_for_booking(&b, &caller.user_id, st.clock.now())?;
+    Ok(Json(views::preview(&b, &decision)))
+}
+
+/// POST /v1/bookings/{id}/cancel: by its guest (per the policy it was sold under) or its host
+/// (100 %). The body (`{reason?}`) is optional. 1 GetItem + 1 Query + 1 TransactWriteItems;
+/// if the booking changed in between (paid, swept, cancelled by the other party) it is read and
+/// judged again.
+pub async fn cancel_booking(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<BookingView>> {
+    let reason = cancellation::reason(&body)?;
+    const ATTEMPTS: usize = 3;
+    for _ in 0..ATTEMPTS {
+        let b = party_booking(&st, &caller, &id).await?;
+        let now = st.clock.now();
+        let (by, decision) = cancellation::decide_for_booking(&b, &caller.user_id, now)?;
+        match lifecycle::cancel(&st.table, &b, by, &decision, reason.clone(), now).await {
+            Ok(done) => return Ok(Json(views::booking(&done, Viewer::of(&done, &caller.user_id), now))),
+            Err(CancelError::Changed) => {}
+            Err(CancelError::Table(e)) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict("conflict", "The booking is changing right now; try again."))
+}

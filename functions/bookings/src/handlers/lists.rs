@@ -1,0 +1,79 @@
+//! The caller's lists: `GET /v1/me/trips` and `GET /v1/me/reservations`.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use shared::booking::BookingStatus;
+use shared::cursor::CursorScope;
+use shared::extract::{Json, Query};
+use shared::page::{self, ListBody};
+use shared::{ApiError, Caller};
+
+use super::Result;
+use crate::views::{self, BookingView, Viewer};
+use crate::{AppState, store};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TripsParams {
+    status: Option<BookingStatus>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// GET /v1/me/trips: the caller's bookings as guest, newest first; `status` filters on the
+/// effective status. One Query on GSI1 per page.
+pub async fn trips(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(p): Query<TripsParams>,
+) -> Result<impl IntoResponse> {
+    let limit = page::parse_limit(p.limit)?;
+    let filters = [("status", p.status.map(|s| s.as_str().to_owned()).unwrap_or_default())];
+    let scope = CursorScope { route: "/v1/me/trips", caller: Some(&caller.user_id), filters: &filters };
+    let partition = shared::booking::guest_partition(&caller.user_id);
+    let start = page::open_cursor(&st.cursors, p.cursor.as_deref(), &scope, &store::trip_positions(&partition))?;
+    let now = st.clock.now();
+    let found = store::trips_page(&st.table, &caller.user_id, p.status, limit, start, now).await?;
+    let items = found
+        .items
+        .iter()
+        .filter(|b| p.status.is_none_or(|s| b.effective_status(now) == s))
+        .map(|b| views::booking(b, Viewer::Guest, now))
+        .collect();
+    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationsParams {
+    listing_id: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// GET /v1/me/reservations: bookings on the caller's listings (all, or one listing), newest
+/// first. Hosts only. One Query on GSI2 per page.
+pub async fn reservations(
+    State(st): State<AppState>,
+    caller: Caller,
+    Query(p): Query<ReservationsParams>,
+) -> Result<impl IntoResponse> {
+    caller.require_host()?;
+    let limit = page::parse_limit(p.limit)?;
+    let listing_id = match p.listing_id.as_deref() {
+        Some(raw) => Some(
+            shared::ids::parse_id("lst", raw)
+                .ok_or_else(|| ApiError::invalid_field("listing_id", "must be a listing id such as lst_01jh..."))?,
+        ),
+        None => None,
+    };
+    let filters = [("listing_id", listing_id.unwrap_or_default().to_owned())];
+    let scope = CursorScope { route: "/v1/me/reservations", caller: Some(&caller.user_id), filters: &filters };
+    let partition = shared::booking::host_partition(&caller.user_id);
+    let start = page::open_cursor(&st.cursors, p.cursor.as_deref(), &scope, &store::reservation_positions(&partition))?;
+    let found = store::reservations_page(&st.table, &caller.user_id, listing_id, limit, start).await?;
+    let now = st.clock.now();
+    let items: Vec<BookingView> = found.items.iter().map(|b| views::booking(b, Viewer::Host, now)).collect();
+    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?))
+}

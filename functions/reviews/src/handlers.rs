@@ -1,0 +1,124 @@
+//! One function per route of the reviews context: extract, check the rules, read and write
+//! through `store`, answer with `views`.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use shared::cursor::CursorScope;
+use shared::extract::{Json, Path, Query};
+use shared::page::{self, ListBody};
+use shared::{ApiError, Caller};
+
+use crate::AppState;
+use crate::rules::{self, ResponseRequest, ReviewRequest};
+use crate::store::{self, HostResponse, PostError, RespondError, ReviewItem};
+use crate::views::ReviewView;
+
+const LIST_ROUTE: &str = "/v1/listings/{id}/reviews";
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+impl From<PostError> for ApiError {
+    fn from(e: PostError) -> Self {
+        match e {
+            PostError::AlreadyReviewed => {
+                ApiError::conflict("already_reviewed", "This stay has already been reviewed.")
+            }
+            PostError::NotReviewable => rules::Closed::NotCompleted.into(),
+            PostError::Table(e) => e.into(),
+        }
+    }
+}
+
+impl From<RespondError> for ApiError {
+    fn from(e: RespondError) -> Self {
+        match e {
+            RespondError::AlreadyResponded => already_responded(),
+            RespondError::Table(e) => e.into(),
+        }
+    }
+}
+
+fn already_responded() -> ApiError {
+    ApiError::conflict("already_responded", "The host has already responded to this review.")
+}
+
+/// POST /v1/bookings/{id}/review: its guest only (404 to anyone else). 1 GetItem (booking) +
+/// 1 TransactWriteItems of 6 (`store::post`).
+pub async fn post_review(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<ReviewRequest>,
+) -> Result<Response> {
+    let id = shared::ids::parse_id(shared::booking::ID_PREFIX, &id).ok_or_else(ApiError::not_found)?;
+    let body = body.check()?;
+    let booking = store::booking(&st.table, id)
+        .await?
+        .filter(|b| b.guest.user_id == caller.user_id)
+        .ok_or_else(ApiError::not_found)?;
+    let now = st.clock.now();
+    rules::review_window(&booking, now)?;
+    let review_id = shared::ids::new_id_at(store::ID_PREFIX, now);
+    let item = ReviewItem::new(&review_id, &booking, &body, now);
+    store::post(&st.table, &item, &booking, now).await?;
+    let mut res = (StatusCode::CREATED, Json(ReviewView::from(item))).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/reviews/{review_id}")) {
+        res.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(res)
+}
+
+/// POST /v1/reviews/{id}/response: the host of the reviewed listing, once. 1 GetItem (review)
+/// and 1 UpdateItem (`store::respond`): 2 requests. 404 for an unknown review, 403
+/// `not_listing_host` for anyone but its host, 409 `already_responded`.
+pub async fn post_response(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<ResponseRequest>,
+) -> Result<Json<ReviewView>> {
+    let id = shared::ids::parse_id(store::ID_PREFIX, &id).ok_or_else(ApiError::not_found)?;
+    let comment = body.check()?;
+    let mut review = store::review(&st.table, id).await?.ok_or_else(ApiError::not_found)?;
+    if review.host_id != caller.user_id {
+        return Err(ApiError::forbidden(
+            "not_listing_host",
+            "Only the host of the listing can respond to its reviews.",
+        ));
+    }
+    if review.response.is_some() {
+        return Err(already_responded());
+    }
+    let response = HostResponse { comment, created_at: shared::night::instant(st.clock.now()) };
+    store::respond(&st.table, id, &response, &caller.user_id).await?;
+    review.response = Some(response);
+    Ok(Json(review.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// GET /v1/listings/{id}/reviews: anyone; newest first. One Query on GSI1 per page
+/// (`store::listing_page`); the cursor is sealed over the route and the listing. An unknown
+/// listing has no reviews.
+pub async fn list_reviews(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(p): Query<ListParams>,
+) -> Result<impl IntoResponse> {
+    let listing_id = shared::ids::parse_id("lst", &id).ok_or_else(ApiError::not_found)?;
+    let limit = page::parse_limit(p.limit)?;
+    let filters = [("listing_id", listing_id.to_owned())];
+    let scope = CursorScope { route: LIST_ROUTE, caller: None, filters: &filters };
+    let partition = store::listing_partition(listing_id);
+    let start = page::open_cursor(&st.cursors, p.cursor.as_deref(), &scope, &store::listing_positions(&partition))?;
+    let found = store::listing_page(&st.table, listing_id, limit, start).await?;
+    let items: Vec<ReviewView> = found.items.into_iter().map(ReviewView::from).collect();
+    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?))
+}
