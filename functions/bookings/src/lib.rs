@@ -93,7 +93,8 @@ async fn quote(State(st): State<AppState>, Json(body): Json<StayBody>) -> Result
         Some(t) => t,
         None => store::taken_nights(&st.table, &listing.listing_id, &nights, now).await?,
     };
-    let price = domain::price(listing.nightly_price, listing.cleaning_fee, &nights).map_err(unexpected)?;
+    let price =
+        domain::price(listing.fields.nightly_price, listing.fields.cleaning_fee, &nights).map_err(unexpected)?;
     // A total Stripe cannot charge (under its minimum, over its maximum) is refused here.
     shared::currencies::check_charge(price.total_money())?;
     Ok(Json(QuoteView {
@@ -147,7 +148,8 @@ async fn create_booking(
         let listing = reads.listing.ok_or_else(ApiError::not_found)?;
         let today = domain::today_in(&domain::listing_tz(&listing)?, now);
         let nights = domain::check_stay(&listing, &stay, Some(&caller.user_id), today)?;
-        let price = domain::price(listing.nightly_price, listing.cleaning_fee, &nights).map_err(unexpected)?;
+        let price =
+            domain::price(listing.fields.nightly_price, listing.fields.cleaning_fee, &nights).map_err(unexpected)?;
         // Before any night is held: a total Stripe cannot charge would leave a hold nobody can pay.
         shared::currencies::check_charge(price.total_money())?;
         let booking_id = shared::ids::new_id_at(shared::booking::ID_PREFIX, now);

@@ -162,7 +162,7 @@ mod tests {
             check_out: "2026-03-03".parse().unwrap(),
             guests: 2,
         };
-        let price = domain::price(l.nightly_price, l.cleaning_fee, &stay.nights()).unwrap();
+        let price = domain::price(l.fields.nightly_price, l.fields.cleaning_fee, &stay.nights()).unwrap();
         domain::booking_item(
             &l,
             NewBooking {
