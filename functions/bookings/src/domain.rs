@@ -539,8 +539,8 @@ mod tests {
         assert_eq!((rule.code(), rule.field()), ("listing_unavailable", "listing_id"));
         // The transaction bound wins over a listing that claims more.
         let mut long = listing();
-        long.max_nights = 365;
-        long.min_nights = 1;
+        long.fields.max_nights = 365;
+        long.fields.min_nights = 1;
         assert_eq!(
             check_stay(&long, &stay("2026-03-01", "2026-06-30", 1), None, today),
             Err(Rule::StayTooLong { max: MAX_STAY_NIGHTS })
