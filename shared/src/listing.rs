@@ -172,6 +172,89 @@ impl Rating {
     }
 }
 
+/// How an absent optional value is written: left out (`Option`, in stored items, whose updates
+/// REMOVE the attribute rather than store NULL) or as `null` (`Nullable`, in API bodies).
+pub trait Optional {
+    fn is_left_out(&self) -> bool;
+}
+
+impl<T> Optional for Option<T> {
+    fn is_left_out(&self) -> bool {
+        self.is_none()
+    }
+}
+
+/// An optional value an API body writes as `null` when absent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Nullable<T>(pub Option<T>);
+
+impl<T> Optional for Nullable<T> {
+    fn is_left_out(&self) -> bool {
+        false
+    }
+}
+
+/// Every host-editable field of a listing, written once: flattened (`#[serde(flatten)]`) into
+/// the listing item and into listings' views, validated by listings' rules. `A` is the shape of
+/// the address (the item stores the whole `Address`; the public view shows city, region and
+/// country only), `Fee` the shape of the optional cleaning fee (the item leaves it out when
+/// absent; API bodies write `null`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "A: Serialize, Fee: Serialize + Optional",
+    deserialize = "A: Deserialize<'de>, Fee: Deserialize<'de> + Default"
+))]
+pub struct ListingFields<A = Address, Fee = Option<Money>> {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub property_type: String,
+    pub address: A,
+    /// IANA time zone: nights and check-in/out times are local to it.
+    pub timezone: String,
+    pub max_guests: u32,
+    pub bedrooms: u32,
+    pub beds: u32,
+    pub bathrooms: u32,
+    #[serde(default)]
+    pub amenities: Vec<String>,
+    pub nightly_price: Money,
+    #[serde(default, skip_serializing_if = "Optional::is_left_out")]
+    pub cleaning_fee: Fee,
+    pub min_nights: u32,
+    pub max_nights: u32,
+    pub cancellation_policy: CancellationPolicy,
+    /// `HH:MM`, local time.
+    pub check_in_time: String,
+    pub check_out_time: String,
+}
+
+impl<A, Fee> ListingFields<A, Fee> {
+    /// The same fields with the address and the cleaning fee in another shape (a view's).
+    pub fn reshaped<A2, Fee2>(self, address: A2, cleaning_fee: Fee2) -> ListingFields<A2, Fee2> {
+        ListingFields {
+            title: self.title,
+            description: self.description,
+            property_type: self.property_type,
+            address,
+            timezone: self.timezone,
+            max_guests: self.max_guests,
+            bedrooms: self.bedrooms,
+            beds: self.beds,
+            bathrooms: self.bathrooms,
+            amenities: self.amenities,
+            nightly_price: self.nightly_price,
+            cleaning_fee,
+            min_nights: self.min_nights,
+            max_nights: self.max_nights,
+            cancellation_policy: self.cancellation_policy,
+            check_in_time: self.check_in_time,
+            check_out_time: self.check_out_time,
+        }
+    }
+}
+
 /// The listing item (`key(id)`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListingItem {
@@ -193,28 +276,8 @@ pub struct ListingItem {
     pub version: u64,
     /// Bumped by every write listings makes to this item: its optimistic lock.
     pub revision: u64,
-    pub title: String,
-    #[serde(default)]
-    pub description: String,
-    pub property_type: String,
-    pub address: Address,
-    /// IANA time zone: nights and check-in/out times are local to it.
-    pub timezone: String,
-    pub max_guests: u32,
-    pub bedrooms: u32,
-    pub beds: u32,
-    pub bathrooms: u32,
-    #[serde(default)]
-    pub amenities: Vec<String>,
-    pub nightly_price: Money,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cleaning_fee: Option<Money>,
-    pub min_nights: u32,
-    pub max_nights: u32,
-    pub cancellation_policy: CancellationPolicy,
-    /// `HH:MM`, local time.
-    pub check_in_time: String,
-    pub check_out_time: String,
+    #[serde(flatten)]
+    pub fields: ListingFields,
     /// Always present (possibly empty) so `SET photos.#id` works.
     #[serde(default)]
     pub photos: BTreeMap<String, Photo>,
@@ -403,29 +466,31 @@ mod tests {
             status: ListingStatus::Active,
             version: 1,
             revision: 1,
-            title: "Loft".into(),
-            description: String::new(),
-            property_type: "apartment".into(),
-            address: Address {
-                line1: "Rua A 1".into(),
-                city: "Lisboa".into(),
-                region: None,
-                country: "PT".into(),
-                postal_code: Some("1100-001".into()),
+            fields: ListingFields {
+                title: "Loft".into(),
+                description: String::new(),
+                property_type: "apartment".into(),
+                address: Address {
+                    line1: "Rua A 1".into(),
+                    city: "Lisboa".into(),
+                    region: None,
+                    country: "PT".into(),
+                    postal_code: Some("1100-001".into()),
+                },
+                timezone: "Europe/Lisbon".into(),
+                max_guests: 2,
+                bedrooms: 1,
+                beds: 1,
+                bathrooms: 1,
+                amenities: vec!["wifi".into()],
+                nightly_price: Money::new(10_000, Currency::EUR),
+                cleaning_fee: None,
+                min_nights: 1,
+                max_nights: 30,
+                cancellation_policy: CancellationPolicy::Moderate,
+                check_in_time: "15:00".into(),
+                check_out_time: "11:00".into(),
             },
-            timezone: "Europe/Lisbon".into(),
-            max_guests: 2,
-            bedrooms: 1,
-            beds: 1,
-            bathrooms: 1,
-            amenities: vec!["wifi".into()],
-            nightly_price: Money::new(10_000, Currency::EUR),
-            cleaning_fee: None,
-            min_nights: 1,
-            max_nights: 30,
-            cancellation_policy: CancellationPolicy::Moderate,
-            check_in_time: "15:00".into(),
-            check_out_time: "11:00".into(),
             photos: BTreeMap::new(),
             pending_photos: BTreeMap::new(),
             rating_count: 0,
@@ -462,6 +527,67 @@ mod tests {
         assert!(!item.contains_key("cleaning_fee"));
         let back: ListingItem = crate::table::from_item(item).unwrap();
         assert_eq!(back, l);
+    }
+
+    #[test]
+    fn listing_fields_are_flat_attributes_of_the_item() {
+        let mut l = listing();
+        l.fields.cleaning_fee = Some(Money::new(2_500, Currency::EUR));
+        let item = crate::table::to_item(&l).unwrap();
+        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "GSI1PK",
+                "GSI1SK",
+                "PK",
+                "SK",
+                "address",
+                "amenities",
+                "bathrooms",
+                "bedrooms",
+                "beds",
+                "cancellation_policy",
+                "check_in_time",
+                "check_out_time",
+                "cleaning_fee",
+                "created_at",
+                "description",
+                "host_id",
+                "host_name",
+                "listing_id",
+                "max_guests",
+                "max_nights",
+                "min_nights",
+                "nightly_price",
+                "pending_photos",
+                "photos",
+                "property_type",
+                "rating_count",
+                "rating_total",
+                "revision",
+                "status",
+                "timezone",
+                "title",
+                "type",
+                "updated_at",
+                "version",
+            ]
+        );
+        assert_eq!(item["max_guests"], AttributeValue::N("2".into()));
+        let back: ListingItem = crate::table::from_item(item).unwrap();
+        assert_eq!(back, l);
+    }
+
+    #[test]
+    fn an_absent_fee_is_left_out_of_items_and_null_in_bodies() {
+        let stored = listing().fields;
+        assert!(!serde_json::to_value(&stored).unwrap().as_object().unwrap().contains_key("cleaning_fee"));
+        let fee = Nullable(stored.cleaning_fee);
+        let shown = stored.clone().reshaped(stored.address.clone(), fee);
+        assert_eq!(serde_json::to_value(&shown).unwrap()["cleaning_fee"], serde_json::Value::Null);
+        assert!(serde_json::to_value(&shown).unwrap().as_object().unwrap().contains_key("cleaning_fee"));
     }
 
     fn search() -> SearchItem {

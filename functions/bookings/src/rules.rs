@@ -161,8 +161,8 @@ impl From<Rule> for ApiError {
 
 /// The listing's time zone (validated by listings when stored; a bad one is our bug, a 500).
 pub fn listing_tz(l: &ListingItem) -> anyhow::Result<TimeZone> {
-    TimeZone::get(&l.timezone)
-        .map_err(|e| anyhow::anyhow!("listing {} has time zone {:?}: {e}", l.listing_id, l.timezone))
+    TimeZone::get(&l.fields.timezone)
+        .map_err(|e| anyhow::anyhow!("listing {} has time zone {:?}: {e}", l.listing_id, l.fields.timezone))
 }
 
 /// The calendar date at `now` in `tz`: "today" for the listing.
@@ -197,19 +197,19 @@ pub fn check_stay(l: &ListingItem, stay: &Stay, guest_id: Option<&str>, today: D
     }
     let nights = stay.nights();
     let count = u32::try_from(nights.len()).unwrap_or(u32::MAX);
-    if count < l.min_nights {
-        return Err(Rule::StayTooShort { min: l.min_nights });
+    if count < l.fields.min_nights {
+        return Err(Rule::StayTooShort { min: l.fields.min_nights });
     }
     // Whatever the listing says, never more than one transaction can hold.
-    let max = l.max_nights.min(MAX_STAY_NIGHTS);
+    let max = l.fields.max_nights.min(MAX_STAY_NIGHTS);
     if count > max {
         return Err(Rule::StayTooLong { max });
     }
     if stay.guests < 1 {
         return Err(Rule::TooFewGuests);
     }
-    if stay.guests > l.max_guests {
-        return Err(Rule::TooManyGuests { max: l.max_guests });
+    if stay.guests > l.fields.max_guests {
+        return Err(Rule::TooManyGuests { max: l.fields.max_guests });
     }
     Ok(nights)
 }
@@ -328,7 +328,7 @@ pub struct NewBooking<'a> {
 pub fn booking_item(l: &ListingItem, b: NewBooking<'_>) -> anyhow::Result<BookingItem> {
     let key = booking::key(b.booking_id);
     let hold_until = b.now.checked_add(b.hold)?;
-    let check_out_at = booking::check_out_instant(b.stay.check_out, &l.check_out_time, &l.timezone)?;
+    let check_out_at = booking::check_out_instant(b.stay.check_out, &l.fields.check_out_time, &l.fields.timezone)?;
     let nights = u32::try_from(b.price.nightly.len())?;
     let hold_expires_at = night::instant(hold_until);
     let (sweep_pk, sweep_sk) = booking::sweep_keys(b.booking_id, &hold_expires_at);
@@ -343,7 +343,7 @@ pub fn booking_item(l: &ListingItem, b: NewBooking<'_>) -> anyhow::Result<Bookin
         booking_id: b.booking_id.to_owned(),
         listing_id: l.listing_id.clone(),
         listing_version: l.version,
-        listing_title: l.title.clone(),
+        listing_title: l.fields.title.clone(),
         guest: b.guest,
         host: Party { user_id: l.host_id.clone(), name: l.host_name.clone() },
         check_in: b.stay.check_in,
@@ -351,11 +351,11 @@ pub fn booking_item(l: &ListingItem, b: NewBooking<'_>) -> anyhow::Result<Bookin
         nights,
         guests: b.stay.guests,
         price: b.price,
-        cancellation_policy: l.cancellation_policy,
-        timezone: l.timezone.clone(),
-        check_in_time: l.check_in_time.clone(),
-        check_out_time: l.check_out_time.clone(),
-        address: l.address.clone(),
+        cancellation_policy: l.fields.cancellation_policy,
+        timezone: l.fields.timezone.clone(),
+        check_in_time: l.fields.check_in_time.clone(),
+        check_out_time: l.fields.check_out_time.clone(),
+        address: l.fields.address.clone(),
         status: BookingStatus::PendingPayment,
         hold_expires_at: Some(hold_expires_at),
         check_out_at: night::instant(check_out_at),
@@ -373,7 +373,7 @@ pub fn booking_item(l: &ListingItem, b: NewBooking<'_>) -> anyhow::Result<Bookin
 /// Fixtures shared by this crate's unit tests.
 #[cfg(test)]
 pub(crate) mod tests_support {
-    use shared::listing::{self, Address, CancellationPolicy, ListingItem, ListingStatus};
+    use shared::listing::{self, Address, CancellationPolicy, ListingFields, ListingItem, ListingStatus};
     use shared::money::{Currency, Money};
     use std::collections::BTreeMap;
 
@@ -392,29 +392,31 @@ pub(crate) mod tests_support {
             status: ListingStatus::Active,
             version: 3,
             revision: 5,
-            title: "Loft".into(),
-            description: String::new(),
-            property_type: "apartment".into(),
-            address: Address {
-                line1: "Rua A 1".into(),
-                city: "Lisboa".into(),
-                region: None,
-                country: "PT".into(),
-                postal_code: None,
+            fields: ListingFields {
+                title: "Loft".into(),
+                description: String::new(),
+                property_type: "apartment".into(),
+                address: Address {
+                    line1: "Rua A 1".into(),
+                    city: "Lisboa".into(),
+                    region: None,
+                    country: "PT".into(),
+                    postal_code: None,
+                },
+                timezone: "Europe/Lisbon".into(),
+                max_guests: 4,
+                bedrooms: 1,
+                beds: 1,
+                bathrooms: 1,
+                amenities: vec![],
+                nightly_price: Money::new(12_345, Currency::EUR),
+                cleaning_fee: Some(Money::new(2_500, Currency::EUR)),
+                min_nights: 2,
+                max_nights: 10,
+                cancellation_policy: CancellationPolicy::Strict,
+                check_in_time: "15:00".into(),
+                check_out_time: "11:00".into(),
             },
-            timezone: "Europe/Lisbon".into(),
-            max_guests: 4,
-            bedrooms: 1,
-            beds: 1,
-            bathrooms: 1,
-            amenities: vec![],
-            nightly_price: Money::new(12_345, Currency::EUR),
-            cleaning_fee: Some(Money::new(2_500, Currency::EUR)),
-            min_nights: 2,
-            max_nights: 10,
-            cancellation_policy: CancellationPolicy::Strict,
-            check_in_time: "15:00".into(),
-            check_out_time: "11:00".into(),
             photos: BTreeMap::new(),
             pending_photos: BTreeMap::new(),
             rating_count: 0,
@@ -497,17 +499,17 @@ mod tests {
         assert_eq!(today_in(&la, now), d("2026-03-10"));
         // So a check-in on the 10th is fine in Los Angeles and in the past in Auckland.
         let mut l = listing();
-        l.min_nights = 1;
+        l.fields.min_nights = 1;
         let s = stay("2026-03-10", "2026-03-12", 2);
-        l.timezone = "America/Los_Angeles".into();
+        l.fields.timezone = "America/Los_Angeles".into();
         assert!(check_stay(&l, &s, None, today_in(&listing_tz(&l).unwrap(), now)).is_ok());
-        l.timezone = "Pacific/Auckland".into();
+        l.fields.timezone = "Pacific/Auckland".into();
         let today = today_in(&listing_tz(&l).unwrap(), now);
         assert_eq!(check_stay(&l, &s, None, today), Err(Rule::CheckInInPast { today: d("2026-03-11") }));
         // Around midnight UTC both can still agree.
         let early = t("2026-03-10T10:30:00Z");
         assert_eq!(today_in(&auckland, early), today_in(&la, early));
-        l.timezone = "Mars/Olympus".into();
+        l.fields.timezone = "Mars/Olympus".into();
         assert!(listing_tz(&l).is_err());
     }
 
@@ -544,8 +546,8 @@ mod tests {
         assert_eq!((rule.code(), rule.field()), ("listing_unavailable", "listing_id"));
         // The transaction bound wins over a listing that claims more.
         let mut long = listing();
-        long.max_nights = 365;
-        long.min_nights = 1;
+        long.fields.max_nights = 365;
+        long.fields.min_nights = 1;
         assert_eq!(
             check_stay(&long, &stay("2026-03-01", "2026-06-30", 1), None, today),
             Err(Rule::StayTooLong { max: MAX_STAY_NIGHTS })
@@ -562,7 +564,7 @@ mod tests {
         // At the end of the calendar there is no later date to refuse.
         assert_eq!(latest_check_in(d("9999-01-01")), Date::MAX);
         let mut l = listing();
-        l.min_nights = 1;
+        l.fields.min_nights = 1;
         let today = d("2026-12-06");
         assert!(check_stay(&l, &stay("2028-06-06", "2028-06-08", 2), None, today).is_ok(), "the last day is open");
         let rule = check_stay(&l, &stay("2028-06-07", "2028-06-09", 2), None, today).unwrap_err();
@@ -573,10 +575,10 @@ mod tests {
         assert!(e.problem().unwrap().errors[0].message.contains("2028-06-06"), "{e}");
         // In the listing's zone: at 11:00 UTC on 5 Dec it is already the 6th in Auckland.
         let now = t("2026-12-05T11:00:00Z");
-        l.timezone = "Pacific/Auckland".into();
+        l.fields.timezone = "Pacific/Auckland".into();
         let nz_today = today_in(&listing_tz(&l).unwrap(), now);
         assert!(check_stay(&l, &stay("2028-06-06", "2028-06-08", 2), None, nz_today).is_ok());
-        l.timezone = "America/Los_Angeles".into();
+        l.fields.timezone = "America/Los_Angeles".into();
         let la_today = today_in(&listing_tz(&l).unwrap(), now);
         assert_eq!(
             check_stay(&l, &stay("2028-06-06", "2028-06-08", 2), None, la_today),
@@ -590,7 +592,7 @@ mod tests {
     #[test]
     fn dates_at_the_calendars_edges_are_rules_or_right_answers() {
         let mut l = listing();
-        l.min_nights = 1;
+        l.fields.min_nights = 1;
         let today = d("2026-12-06");
         let check = |l: &ListingItem, a: Date, b: Date| {
             check_stay(l, &Stay { listing_id: "lst_1".into(), check_in: a, check_out: b, guests: 2 }, None, today)
@@ -604,7 +606,7 @@ mod tests {
         // Leap day and DST nights are ordinary nights with the right count and lines.
         let nights = check(&l, d("2028-02-28"), d("2028-03-01")).unwrap();
         assert_eq!(nights, vec![d("2028-02-28"), d("2028-02-29")]);
-        let p = price(l.nightly_price, l.cleaning_fee, &nights).unwrap();
+        let p = price(l.fields.nightly_price, l.fields.cleaning_fee, &nights).unwrap();
         assert_eq!(p.nightly[1].date, d("2028-02-29"));
         assert_eq!(check(&l, d("2027-03-27"), d("2027-03-29")).unwrap().len(), 2, "spring forward in Lisbon");
         assert_eq!(check(&l, d("2027-10-30"), d("2027-11-01")).unwrap().len(), 2, "fall back in Lisbon");
@@ -613,16 +615,16 @@ mod tests {
         for (a, b) in [("2028-06-05", "2028-06-06"), ("2028-02-28", "2028-03-01"), ("2027-10-30", "2027-10-31")] {
             let s = stay(a, b, 2);
             let nights = check_stay(&l, &s, None, today).unwrap();
-            let p = price(l.nightly_price, l.cleaning_fee, &nights).unwrap();
+            let p = price(l.fields.nightly_price, l.fields.cleaning_fee, &nights).unwrap();
             let guest = Party { user_id: "guest-1".into(), name: "Gil".into() };
             let new =
                 NewBooking { booking_id: "bkg_1", stay: &s, guest, price: p, now, hold: SignedDuration::from_mins(15) };
             assert!(booking_item(&l, new).is_ok(), "{a}..{b}");
         }
         // Check-out at 01:30 on the night Lisbon falls back (01:30 happens twice): the first.
-        l.check_out_time = "01:30".into();
+        l.fields.check_out_time = "01:30".into();
         let s = stay("2027-10-30", "2027-10-31", 2);
-        let p = price(l.nightly_price, l.cleaning_fee, &s.nights()).unwrap();
+        let p = price(l.fields.nightly_price, l.fields.cleaning_fee, &s.nights()).unwrap();
         let guest = Party { user_id: "guest-1".into(), name: "Gil".into() };
         let b = booking_item(
             &l,
@@ -786,7 +788,7 @@ mod tests {
     fn booking_items_snapshot_the_listing() {
         let l = listing();
         let s = stay("2026-03-01", "2026-03-04", 2);
-        let p = price(l.nightly_price, l.cleaning_fee, &s.nights()).unwrap();
+        let p = price(l.fields.nightly_price, l.fields.cleaning_fee, &s.nights()).unwrap();
         let now = t("2026-02-01T09:30:12.345Z");
         let guest = Party { user_id: "guest-1".into(), name: "Gil".into() };
         let b = booking_item(

@@ -178,7 +178,7 @@ mod tests {
             check_out: "2026-03-03".parse().unwrap(),
             guests: 2,
         };
-        let price = rules::price(l.nightly_price, l.cleaning_fee, &stay.nights()).unwrap();
+        let price = rules::price(l.fields.nightly_price, l.fields.cleaning_fee, &stay.nights()).unwrap();
         rules::booking_item(
             &l,
             NewBooking {

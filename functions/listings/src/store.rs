@@ -7,6 +7,8 @@
 //! written (`LISTING_MUTABLE`, `SEARCH_DERIVED`): the rating counters (reviews) and the
 //! unavailable set (every NIGHT writer) are never overwritten.
 
+pub mod search;
+
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -15,11 +17,11 @@ use jiff::civil::Date;
 use serde::Deserialize;
 use shared::Table;
 use shared::keys::{self, Key, PK, SK};
-use shared::listing::{self, ListingItem, ListingStatus, SearchItem};
+use shared::listing::{self, ListingFields, ListingItem, ListingStatus, SearchItem};
 use shared::night::{self, Night};
 use shared::table::{Expr, Item, Page, Query, TableError};
 
-use crate::domain::normalise_city;
+use crate::rules::normalise_city;
 
 /// Attributes of the listing item that listings writes after creation.
 pub const LISTING_MUTABLE: &[&str] = &[
@@ -71,6 +73,60 @@ pub const SEARCH_DERIVED: &[&str] = &[
     "cover_photo",
 ];
 
+/// A new listing item of `host_id`: active, at version and revision 1, without photos.
+pub fn new_listing(
+    listing_id: String,
+    host_id: &str,
+    host_name: String,
+    fields: ListingFields,
+    now: Timestamp,
+) -> ListingItem {
+    let key = listing::key(&listing_id);
+    ListingItem {
+        pk: key.pk,
+        sk: key.sk,
+        item_type: listing::LISTING_ITEM_TYPE.to_owned(),
+        gsi1pk: listing::host_partition(host_id),
+        gsi1sk: listing::host_sort_key(&listing_id),
+        listing_id,
+        host_id: host_id.to_owned(),
+        host_name,
+        status: ListingStatus::Active,
+        version: 1,
+        revision: 1,
+        fields,
+        photos: Default::default(),
+        pending_photos: Default::default(),
+        rating_count: 0,
+        rating_total: 0,
+        created_at: now.to_string(),
+        updated_at: now.to_string(),
+    }
+}
+
+/// Why `save` wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// Another write came first (the listing's `revision` moved): re-read and retry.
+    #[error("the listing changed since it was read")]
+    Stale,
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
+/// Why a calendar transaction (`block`, `unblock`) wrote nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum CalendarError {
+    /// Indices (into the dates given) of nights that are held or booked.
+    #[error("nights held or booked: {0:?}")]
+    Taken(Vec<usize>),
+    /// The listing is no longer active (archived meanwhile) or not the caller's.
+    #[error("the listing is not the caller's active listing")]
+    ListingInactive,
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
 /// The search item for `l` (keys only while active: the sparse index).
 pub fn search_item_for(l: &ListingItem) -> SearchItem {
     let key = listing::search_key(&l.listing_id);
@@ -79,24 +135,24 @@ pub fn search_item_for(l: &ListingItem) -> SearchItem {
         pk: key.pk,
         sk: key.sk,
         item_type: listing::SEARCH_ITEM_TYPE.to_owned(),
-        gsi2pk: active.then(|| listing::city_partition(&normalise_city(&l.address.city))),
+        gsi2pk: active.then(|| listing::city_partition(&normalise_city(&l.fields.address.city))),
         gsi2sk: active.then(|| l.listing_id.clone()),
         listing_id: l.listing_id.clone(),
         status: l.status,
-        title: l.title.clone(),
-        property_type: l.property_type.clone(),
-        city: l.address.city.clone(),
-        region: l.address.region.clone(),
-        country: l.address.country.clone(),
-        max_guests: l.max_guests,
-        bedrooms: l.bedrooms,
-        beds: l.beds,
-        bathrooms: l.bathrooms,
-        price: l.nightly_price.amount,
-        currency: l.nightly_price.currency,
-        cleaning_fee: l.cleaning_fee.map(|m| m.amount),
-        min_nights: l.min_nights,
-        max_nights: l.max_nights,
+        title: l.fields.title.clone(),
+        property_type: l.fields.property_type.clone(),
+        city: l.fields.address.city.clone(),
+        region: l.fields.address.region.clone(),
+        country: l.fields.address.country.clone(),
+        max_guests: l.fields.max_guests,
+        bedrooms: l.fields.bedrooms,
+        beds: l.fields.beds,
+        bathrooms: l.fields.bathrooms,
+        price: l.fields.nightly_price.amount,
+        currency: l.fields.nightly_price.currency,
+        cleaning_fee: l.fields.cleaning_fee.map(|m| m.amount),
+        min_nights: l.fields.min_nights,
+        max_nights: l.fields.max_nights,
         cover_photo: l.photos_in_order().next().map(|p| p.object_key.clone()),
         rating_count: l.rating_count,
         rating_total: l.rating_total,
@@ -151,8 +207,9 @@ pub async fn create(table: &Table, l: &ListingItem) -> Result<(), TableError> {
 
 /// Writes `new` over `old`: one TransactWriteItems of 2 items (listing update conditioned on
 /// `old.revision`, search item rewritten from `new`). `new.revision` must be `old.revision + 1`.
-/// A failed condition on item 0 means another write came first: the caller re-reads and retries.
-pub async fn save(table: &Table, old: &ListingItem, new: &ListingItem) -> Result<(), TableError> {
+/// A failed condition on item 0 means another write came first (`SaveError::Stale`): the caller
+/// re-reads and retries.
+pub async fn save(table: &Table, old: &ListingItem, new: &ListingItem) -> Result<(), SaveError> {
     let listing_item = shared::table::to_item(new)?;
     let update = set_or_remove(&listing_item, LISTING_MUTABLE);
     let condition = Expr::new("#revision = :seen_revision")
@@ -170,6 +227,7 @@ pub async fn save(table: &Table, old: &ListingItem, new: &ListingItem) -> Result
             )?,
         ])
         .await
+        .map_err(|e| if e.failed_items().contains(&0) { SaveError::Stale } else { SaveError::Table(e) })
 }
 
 /// The listing is active and `host_id`'s: a ConditionCheck that makes ownership and status part
@@ -182,15 +240,6 @@ fn condition_active_listing_of(host_id: &str) -> Expr {
         .s(":l_host", host_id)
 }
 
-/// Which items of a calendar transaction failed.
-#[derive(Debug, PartialEq, Eq)]
-pub enum CalendarFailure {
-    /// Indices (into the dates given) of nights that are held or booked.
-    Taken(Vec<usize>),
-    /// The listing is no longer active (archived meanwhile) or not the caller's.
-    ListingInactive,
-}
-
 /// Blocks `dates` (at most 90): one TransactWriteItems of `dates + 2` items (a conditional put
 /// per night, the search item's `ADD unavailable`, a ConditionCheck on the listing).
 pub async fn block(
@@ -199,8 +248,8 @@ pub async fn block(
     host_id: &str,
     dates: &[Date],
     now: Timestamp,
-) -> Result<Result<(), CalendarFailure>, TableError> {
-    let Some(add) = listing::add_unavailable(dates) else { return Ok(Ok(())) };
+) -> Result<(), CalendarError> {
+    let Some(add) = listing::add_unavailable(dates) else { return Ok(()) };
     let mut items = Vec::with_capacity(dates.len() + 2);
     for d in dates {
         items.push(table.tx_put(&Night::blocked(listing_id, *d, now), Some(&night::condition_free_or_blocked()))?);
@@ -217,13 +266,8 @@ pub async fn block(
 /// Unblocks `dates` (at most 90): one TransactWriteItems of `dates + 2` items (a conditional
 /// delete per night: free or blocked only, the search item's `DELETE unavailable`, a
 /// ConditionCheck on the listing).
-pub async fn unblock(
-    table: &Table,
-    listing_id: &str,
-    host_id: &str,
-    dates: &[Date],
-) -> Result<Result<(), CalendarFailure>, TableError> {
-    let Some(remove) = listing::remove_unavailable(dates) else { return Ok(Ok(())) };
+pub async fn unblock(table: &Table, listing_id: &str, host_id: &str, dates: &[Date]) -> Result<(), CalendarError> {
+    let Some(remove) = listing::remove_unavailable(dates) else { return Ok(()) };
     let mut items = Vec::with_capacity(dates.len() + 2);
     for d in dates {
         items.push(table.tx_delete(&night::key(listing_id, *d), Some(&night::condition_free_or_blocked()))?);
@@ -237,21 +281,22 @@ pub async fn unblock(
     calendar_outcome(table.transact(items).await, dates.len())
 }
 
-fn calendar_outcome(result: Result<(), TableError>, nights: usize) -> Result<Result<(), CalendarFailure>, TableError> {
+/// Items `0..nights` are the nights, `nights` the search item, `nights + 1` the listing check.
+fn calendar_outcome(result: Result<(), TableError>, nights: usize) -> Result<(), CalendarError> {
     match result {
-        Ok(()) => Ok(Ok(())),
+        Ok(()) => Ok(()),
         Err(e) if e.is_condition_failure() => {
             let failed = e.failed_items();
             let taken: Vec<usize> = failed.iter().copied().filter(|i| *i < nights).collect();
             if failed.contains(&(nights + 1)) {
-                Ok(Err(CalendarFailure::ListingInactive))
+                Err(CalendarError::ListingInactive)
             } else if !taken.is_empty() {
-                Ok(Err(CalendarFailure::Taken(taken)))
+                Err(CalendarError::Taken(taken))
             } else {
-                Err(e)
+                Err(CalendarError::Table(e))
             }
         }
-        Err(e) => Err(e),
+        Err(e) => Err(CalendarError::Table(e)),
     }
 }
 
@@ -357,29 +402,31 @@ mod tests {
             status: ListingStatus::Active,
             version: 1,
             revision: 1,
-            title: "T".into(),
-            description: "D".into(),
-            property_type: "house".into(),
-            address: Address {
-                line1: "L".into(),
-                city: "São Paulo".into(),
-                region: Some("SP".into()),
-                country: "BR".into(),
-                postal_code: Some("1".into()),
+            fields: ListingFields {
+                title: "T".into(),
+                description: "D".into(),
+                property_type: "house".into(),
+                address: Address {
+                    line1: "L".into(),
+                    city: "São Paulo".into(),
+                    region: Some("SP".into()),
+                    country: "BR".into(),
+                    postal_code: Some("1".into()),
+                },
+                timezone: "America/Sao_Paulo".into(),
+                max_guests: 2,
+                bedrooms: 1,
+                beds: 1,
+                bathrooms: 1,
+                amenities: vec!["wifi".into()],
+                nightly_price: Money::new(100, Currency::USD),
+                cleaning_fee: Some(Money::new(10, Currency::USD)),
+                min_nights: 1,
+                max_nights: 30,
+                cancellation_policy: CancellationPolicy::Strict,
+                check_in_time: "15:00".into(),
+                check_out_time: "11:00".into(),
             },
-            timezone: "America/Sao_Paulo".into(),
-            max_guests: 2,
-            bedrooms: 1,
-            beds: 1,
-            bathrooms: 1,
-            amenities: vec!["wifi".into()],
-            nightly_price: Money::new(100, Currency::USD),
-            cleaning_fee: Some(Money::new(10, Currency::USD)),
-            min_nights: 1,
-            max_nights: 30,
-            cancellation_policy: CancellationPolicy::Strict,
-            check_in_time: "15:00".into(),
-            check_out_time: "11:00".into(),
             photos: BTreeMap::from([("pho_1".to_owned(), photo)]),
             pending_photos: BTreeMap::new(),
             rating_count: 1,
@@ -445,20 +492,20 @@ mod tests {
     fn versioned_changes() {
         let old = full_listing();
         let mut new = old.clone();
-        new.description = "other".into();
-        new.amenities.push("pool".into());
+        new.fields.description = "other".into();
+        new.fields.amenities.push("pool".into());
         new.photos.clear();
         assert!(!changes_versioned_fields(&old, &new).unwrap());
         for change in [
-            |l: &mut ListingItem| l.nightly_price.amount += 1,
-            |l: &mut ListingItem| l.cleaning_fee = None,
-            |l: &mut ListingItem| l.max_nights = 20,
-            |l: &mut ListingItem| l.cancellation_policy = CancellationPolicy::Flexible,
-            |l: &mut ListingItem| l.timezone = "UTC".into(),
-            |l: &mut ListingItem| l.check_in_time = "16:00".into(),
-            |l: &mut ListingItem| l.title = "New".into(),
+            |l: &mut ListingItem| l.fields.nightly_price.amount += 1,
+            |l: &mut ListingItem| l.fields.cleaning_fee = None,
+            |l: &mut ListingItem| l.fields.max_nights = 20,
+            |l: &mut ListingItem| l.fields.cancellation_policy = CancellationPolicy::Flexible,
+            |l: &mut ListingItem| l.fields.timezone = "UTC".into(),
+            |l: &mut ListingItem| l.fields.check_in_time = "16:00".into(),
+            |l: &mut ListingItem| l.fields.title = "New".into(),
             |l: &mut ListingItem| l.status = ListingStatus::Archived,
-            |l: &mut ListingItem| l.max_guests = 3,
+            |l: &mut ListingItem| l.fields.max_guests = 3,
         ] {
             let mut new = old.clone();
             change(&mut new);
@@ -471,10 +518,13 @@ mod tests {
         use shared::table::CancellationReason::{ConditionalCheckFailed as F, None as N};
         let cancelled =
             |r: Vec<shared::table::CancellationReason>| Err(TableError::TransactionCancelled { reasons: r });
-        assert_eq!(calendar_outcome(Ok(()), 2).unwrap(), Ok(()));
-        assert_eq!(calendar_outcome(cancelled(vec![N, F, N, N]), 2).unwrap(), Err(CalendarFailure::Taken(vec![1])));
-        assert_eq!(calendar_outcome(cancelled(vec![N, F, N, F]), 2).unwrap(), Err(CalendarFailure::ListingInactive));
-        assert!(calendar_outcome(cancelled(vec![N, N, F, N]), 2).is_err(), "a missing search item is a bug");
+        assert!(calendar_outcome(Ok(()), 2).is_ok());
+        assert!(matches!(calendar_outcome(cancelled(vec![N, F, N, N]), 2), Err(CalendarError::Taken(t)) if t == [1]));
+        assert!(matches!(calendar_outcome(cancelled(vec![N, F, N, F]), 2), Err(CalendarError::ListingInactive)));
+        assert!(
+            matches!(calendar_outcome(cancelled(vec![N, N, F, N]), 2), Err(CalendarError::Table(_))),
+            "a missing search item is a bug"
+        );
     }
 
     #[test]

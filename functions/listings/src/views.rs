@@ -1,13 +1,17 @@
 //! Response bodies. The public view (listing page, search) shows the address as city, region and
 //! country only; the host's view adds the exact address and the `version`.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use serde::Serialize;
-use shared::listing::{Address, CancellationPolicy, ListingItem, ListingStatus, Rating, SearchItem, StayPrice};
+use shared::listing::{
+    Address, ListingFields, ListingItem, ListingStatus, Nullable, Photo, Rating, SearchItem, StayPrice,
+};
 use shared::night::Night;
 use shared::{ApiError, Money};
 
-use crate::photos::PhotoStore;
+use crate::photos::{PhotoStore, UploadUrl};
 
 #[derive(Debug, Serialize)]
 pub struct RatingView {
@@ -70,23 +74,10 @@ pub struct ListingView {
     pub host_id: String,
     pub host_name: String,
     pub status: ListingStatus,
-    pub title: String,
-    pub description: String,
-    pub property_type: String,
-    pub address: AddressView,
-    pub timezone: String,
-    pub max_guests: u32,
-    pub bedrooms: u32,
-    pub beds: u32,
-    pub bathrooms: u32,
-    pub amenities: Vec<String>,
-    pub nightly_price: Money,
-    pub cleaning_fee: Option<Money>,
-    pub min_nights: u32,
-    pub max_nights: u32,
-    pub cancellation_policy: CancellationPolicy,
-    pub check_in_time: String,
-    pub check_out_time: String,
+    /// The host-editable fields as stored, but the address in the audience's shape and an
+    /// absent cleaning fee as `null`.
+    #[serde(flatten)]
+    pub fields: ListingFields<AddressView, Nullable<Money>>,
     pub photos: Vec<PhotoView>,
     pub rating: RatingView,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,35 +108,20 @@ pub async fn listing(
         });
     }
     let address = match audience {
-        Audience::Host => AddressView::Full((&l.address).into()),
+        Audience::Host => AddressView::Full((&l.fields.address).into()),
         Audience::Public => AddressView::Public(PublicAddress {
-            city: l.address.city.clone(),
-            region: l.address.region.clone(),
-            country: l.address.country.clone(),
+            city: l.fields.address.city.clone(),
+            region: l.fields.address.region.clone(),
+            country: l.fields.address.country.clone(),
         }),
     };
+    let cleaning_fee = Nullable(l.fields.cleaning_fee);
     Ok(ListingView {
         listing_id: l.listing_id.clone(),
         host_id: l.host_id.clone(),
         host_name: l.host_name.clone(),
         status: l.status,
-        title: l.title.clone(),
-        description: l.description.clone(),
-        property_type: l.property_type.clone(),
-        address,
-        timezone: l.timezone.clone(),
-        max_guests: l.max_guests,
-        bedrooms: l.bedrooms,
-        beds: l.beds,
-        bathrooms: l.bathrooms,
-        amenities: l.amenities.clone(),
-        nightly_price: l.nightly_price,
-        cleaning_fee: l.cleaning_fee,
-        min_nights: l.min_nights,
-        max_nights: l.max_nights,
-        cancellation_policy: l.cancellation_policy,
-        check_in_time: l.check_in_time.clone(),
-        check_out_time: l.check_out_time.clone(),
+        fields: l.fields.clone().reshaped(address, cleaning_fee),
         photos: photo_views,
         rating: l.rating().into(),
         version: (audience == Audience::Host).then_some(l.version),
@@ -243,7 +219,57 @@ pub fn availability(
             let night = taken.iter().find(|n| n.date == date);
             let available = night.is_none_or(|n| !n.is_taken_at(now)) && l.is_active();
             let blocked = show_blocks.then(|| night.is_some_and(|n| n.kind == shared::night::NightKind::Blocked));
-            NightView { date, available, blocked, price: l.nightly_price }
+            NightView { date, available, blocked, price: l.fields.nightly_price }
         })
         .collect()
+}
+
+/// A page of a list (`GET /v1/me/listings`, `GET /v1/search`).
+#[derive(Debug, Serialize)]
+pub struct ListBody<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// The answer to `POST /v1/listings/{id}/photos`.
+#[derive(Debug, Serialize)]
+pub struct UploadBody {
+    pub photo_id: String,
+    pub upload_url: String,
+    /// Headers the PUT must carry (they are part of the signature).
+    pub upload_headers: BTreeMap<String, String>,
+    pub expires_at: String,
+}
+
+impl UploadBody {
+    pub fn new(photo_id: String, url: UploadUrl) -> Self {
+        Self {
+            photo_id,
+            upload_url: url.url,
+            upload_headers: url.headers.into_iter().collect(),
+            expires_at: url.expires_at.to_string(),
+        }
+    }
+}
+
+/// A completed photo upload, as `POST .../photos/{photo_id}/complete` answers it.
+#[derive(Debug, Serialize)]
+pub struct CompletedPhotoView {
+    pub photo_id: String,
+    pub url: String,
+    pub caption: Option<String>,
+    pub content_type: String,
+    pub size: u64,
+    pub created_at: String,
+}
+
+pub async fn photo(photos: &PhotoStore, p: &Photo, now: Timestamp) -> Result<CompletedPhotoView, ApiError> {
+    Ok(CompletedPhotoView {
+        photo_id: p.photo_id.clone(),
+        url: photos.download_url(&p.object_key, now).await?,
+        caption: p.caption.clone(),
+        content_type: p.content_type.clone(),
+        size: p.size,
+        created_at: p.created_at.clone(),
+    })
 }

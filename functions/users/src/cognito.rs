@@ -8,7 +8,7 @@ use base64::Engine;
 use serde::Deserialize;
 use shared::ApiError;
 
-use crate::domain::{AccountStatus, Email, Password};
+use crate::rules::{AccountStatus, Email, Password};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
@@ -84,6 +84,21 @@ fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>
     }
 }
 
+/// A Cognito call's outcome, its failure told in our words (`classify`): every call of the pool
+/// goes through it.
+trait Classified<T> {
+    fn classified(self, operation: &'static str, known: &[KnownError]) -> Result<T, AuthError>;
+}
+
+impl<T, E> Classified<T> for Result<T, SdkError<E, aws_sdk_cognitoidentityprovider::config::http::HttpResponse>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    fn classified(self, operation: &'static str, known: &[KnownError]) -> Result<T, AuthError> {
+        self.map_err(|e| classify(operation, e, known))
+    }
+}
+
 pub struct CognitoUser {
     pub username: String,
     pub sub: String,
@@ -142,29 +157,30 @@ impl Cognito {
             .user_attributes(attribute("name", name)?)
             .send()
             .await
-            .map_err(|e| {
-                classify(
-                    "SignUp",
-                    e,
-                    &[
-                        ("UsernameExistsException", |_| AuthError::EmailTaken),
-                        ("InvalidPasswordException", AuthError::InvalidPassword),
-                    ],
-                )
-            })?;
+            .classified(
+                "SignUp",
+                &[
+                    ("UsernameExistsException", |_| AuthError::EmailTaken),
+                    ("InvalidPasswordException", AuthError::InvalidPassword),
+                ],
+            )?;
         Ok(out.user_sub().to_string())
     }
 
     /// The pool's user for an e-mail (or username), if any.
     pub async fn user(&self, username: &str) -> Result<Option<CognitoUser>, AuthError> {
-        let out = match self.client.admin_get_user().user_pool_id(&self.pool_id).username(username).send().await {
+        let found = self
+            .client
+            .admin_get_user()
+            .user_pool_id(&self.pool_id)
+            .username(username)
+            .send()
+            .await
+            .classified("AdminGetUser", &[("UserNotFoundException", |_| AuthError::UserNotFound)]);
+        let out = match found {
             Ok(out) => out,
-            Err(e) => {
-                return match classify("AdminGetUser", e, &[("UserNotFoundException", |_| AuthError::UserNotFound)]) {
-                    AuthError::UserNotFound => Ok(None),
-                    other => Err(other),
-                };
-            }
+            Err(AuthError::UserNotFound) => return Ok(None),
+            Err(other) => return Err(other),
         };
         let get = |name: &str| {
             out.user_attributes()
@@ -201,17 +217,22 @@ impl Cognito {
             .config_override(once)
             .send()
             .await
-            .map_err(|e| classify("ResendConfirmationCode", e, &[]))?;
+            .classified("ResendConfirmationCode", &[])?;
         Ok(())
     }
 
     pub async fn delete_user(&self, username: &str) -> Result<(), AuthError> {
-        match self.client.admin_delete_user().user_pool_id(&self.pool_id).username(username).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => match classify("AdminDeleteUser", e, &[("UserNotFoundException", |_| AuthError::UserNotFound)]) {
-                AuthError::UserNotFound => Ok(()),
-                other => Err(other),
-            },
+        let deleted = self
+            .client
+            .admin_delete_user()
+            .user_pool_id(&self.pool_id)
+            .username(username)
+            .send()
+            .await
+            .classified("AdminDeleteUser", &[("UserNotFoundException", |_| AuthError::UserNotFound)]);
+        match deleted {
+            Ok(_) | Err(AuthError::UserNotFound) => Ok(()),
+            Err(other) => Err(other),
         }
     }
 
@@ -223,12 +244,9 @@ impl Cognito {
             .username(email.as_str())
             .confirmation_code(code)
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => match classify(
+            .await
+            .classified(
                 "ConfirmSignUp",
-                e,
                 &[
                     ("CodeMismatchException", |_| AuthError::InvalidCode),
                     ("ExpiredCodeException", |_| AuthError::InvalidCode),
@@ -236,10 +254,10 @@ impl Cognito {
                     // "User cannot be confirmed. Current status is CONFIRMED": confirming twice is fine.
                     ("NotAuthorizedException", |_| AuthError::EmailTaken),
                 ],
-            ) {
-                AuthError::EmailTaken => Ok(()),
-                other => Err(other),
-            },
+            );
+        match result {
+            Ok(_) | Err(AuthError::EmailTaken) => Ok(()),
+            Err(other) => Err(other),
         }
     }
 
@@ -253,18 +271,15 @@ impl Cognito {
             .auth_parameters("PASSWORD", password)
             .send()
             .await
-            .map_err(|e| {
-                classify(
-                    "InitiateAuth",
-                    e,
-                    &[
-                        ("NotAuthorizedException", |_| AuthError::InvalidCredentials),
-                        ("UserNotFoundException", |_| AuthError::InvalidCredentials),
-                        ("UserNotConfirmedException", |_| AuthError::NotConfirmed),
-                        ("PasswordResetRequiredException", |_| AuthError::InvalidCredentials),
-                    ],
-                )
-            })?;
+            .classified(
+                "InitiateAuth",
+                &[
+                    ("NotAuthorizedException", |_| AuthError::InvalidCredentials),
+                    ("UserNotFoundException", |_| AuthError::InvalidCredentials),
+                    ("UserNotConfirmedException", |_| AuthError::NotConfirmed),
+                    ("PasswordResetRequiredException", |_| AuthError::InvalidCredentials),
+                ],
+            )?;
         tokens(out.authentication_result())
     }
 
@@ -277,17 +292,14 @@ impl Cognito {
             .auth_parameters("REFRESH_TOKEN", refresh_token)
             .send()
             .await
-            .map_err(|e| {
-                classify(
-                    "InitiateAuth(refresh)",
-                    e,
-                    &[
-                        ("NotAuthorizedException", |_| AuthError::InvalidToken),
-                        ("UserNotFoundException", |_| AuthError::InvalidToken),
-                        ("ResourceNotFoundException", |_| AuthError::InvalidToken),
-                    ],
-                )
-            })?;
+            .classified(
+                "InitiateAuth(refresh)",
+                &[
+                    ("NotAuthorizedException", |_| AuthError::InvalidToken),
+                    ("UserNotFoundException", |_| AuthError::InvalidToken),
+                    ("ResourceNotFoundException", |_| AuthError::InvalidToken),
+                ],
+            )?;
         tokens(out.authentication_result())
     }
 
@@ -299,26 +311,21 @@ impl Cognito {
             .username(username)
             .send()
             .await
-            .map_err(|e| classify("AdminUserGlobalSignOut", e, &[]))?;
+            .classified("AdminUserGlobalSignOut", &[])?;
         Ok(())
     }
 
     /// Sends a reset code if the account exists; says nothing either way.
     pub async fn forgot_password(&self, email: &Email) -> Result<(), AuthError> {
-        match self.client.forgot_password().client_id(&self.client_id).username(email.as_str()).send().await {
-            Ok(_) => Ok(()),
-            Err(e) => match classify(
-                "ForgotPassword",
-                e,
-                &[
-                    ("UserNotFoundException", |_| AuthError::UserNotFound),
-                    ("InvalidParameterException", |_| AuthError::UserNotFound),
-                    ("NotAuthorizedException", |_| AuthError::UserNotFound),
-                ],
-            ) {
-                AuthError::UserNotFound => Ok(()),
-                other => Err(other),
-            },
+        let sent = self.client.forgot_password().client_id(&self.client_id).username(email.as_str()).send().await;
+        let known: &[KnownError] = &[
+            ("UserNotFoundException", |_| AuthError::UserNotFound),
+            ("InvalidParameterException", |_| AuthError::UserNotFound),
+            ("NotAuthorizedException", |_| AuthError::UserNotFound),
+        ];
+        match sent.classified("ForgotPassword", known) {
+            Ok(_) | Err(AuthError::UserNotFound) => Ok(()),
+            Err(other) => Err(other),
         }
     }
 
@@ -331,19 +338,16 @@ impl Cognito {
             .password(password.expose())
             .send()
             .await
-            .map_err(|e| {
-                classify(
-                    "ConfirmForgotPassword",
-                    e,
-                    &[
-                        ("CodeMismatchException", |_| AuthError::InvalidCode),
-                        ("ExpiredCodeException", |_| AuthError::InvalidCode),
-                        ("UserNotFoundException", |_| AuthError::InvalidCode),
-                        ("NotAuthorizedException", |_| AuthError::InvalidCode),
-                        ("InvalidPasswordException", |m| AuthError::InvalidPassword(m)),
-                    ],
-                )
-            })?;
+            .classified(
+                "ConfirmForgotPassword",
+                &[
+                    ("CodeMismatchException", |_| AuthError::InvalidCode),
+                    ("ExpiredCodeException", |_| AuthError::InvalidCode),
+                    ("UserNotFoundException", |_| AuthError::InvalidCode),
+                    ("NotAuthorizedException", |_| AuthError::InvalidCode),
+                    ("InvalidPasswordException", |m| AuthError::InvalidPassword(m)),
+                ],
+            )?;
         Ok(())
     }
 
@@ -355,7 +359,7 @@ impl Cognito {
             .group_name(group)
             .send()
             .await
-            .map_err(|e| classify("AdminAddUserToGroup", e, &[]))?;
+            .classified("AdminAddUserToGroup", &[])?;
         Ok(())
     }
 }

@@ -64,7 +64,7 @@ fn empty_slot(n: u32) -> SlotClaim {
 fn booking(l: &ListingItem, guest: &str, from: i64, to: i64, now: Timestamp) -> (BookingItem, Vec<Date>) {
     let stay = Stay { listing_id: l.listing_id.clone(), check_in: day(from), check_out: day(to), guests: 1 };
     let nights = stay.nights();
-    let price = rules::price(l.nightly_price, l.cleaning_fee, &nights).expect("price");
+    let price = rules::price(l.fields.nightly_price, l.fields.cleaning_fee, &nights).expect("price");
     let id = shared::ids::new_id_at("bkg", now);
     let item = rules::booking_item(
         l,

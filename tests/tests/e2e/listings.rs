@@ -706,20 +706,7 @@ async fn seed_many(host: &User, city: &str, n: usize) {
 /// check-in 15:00, check-out 11:00).
 fn seeded_listing(host: &User, city: &str, i: usize) -> ListingItem {
     let now = jiff::Timestamp::now();
-    let listing_id = shared::ids::new_id_at("lst", now);
-    let key = listing::key(&listing_id);
-    ListingItem {
-        pk: key.pk,
-        sk: key.sk,
-        item_type: listing::LISTING_ITEM_TYPE.to_owned(),
-        gsi1pk: listing::host_partition(&host.user_id),
-        gsi1sk: listing::host_sort_key(&listing_id),
-        listing_id,
-        host_id: host.user_id.clone(),
-        host_name: host.name.clone(),
-        status: listing::ListingStatus::Active,
-        version: 1,
-        revision: 1,
+    let fields = listing::ListingFields {
         title: "Quiet loft".into(),
         description: "Two rooms.\nNear the river.".into(),
         property_type: "loft".into(),
@@ -743,13 +730,8 @@ fn seeded_listing(host: &User, city: &str, i: usize) -> ListingItem {
         cancellation_policy: listing::CancellationPolicy::Moderate,
         check_in_time: "15:00".into(),
         check_out_time: "11:00".into(),
-        photos: Default::default(),
-        pending_photos: Default::default(),
-        rating_count: 0,
-        rating_total: 0,
-        created_at: now.to_string(),
-        updated_at: now.to_string(),
-    }
+    };
+    listings::store::new_listing(shared::ids::new_id_at("lst", now), &host.user_id, host.name.clone(), fields, now)
 }
 
 #[tokio::test]

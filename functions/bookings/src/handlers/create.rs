@@ -72,7 +72,7 @@ async fn attempt_booking(
     let listing = reads.listing.ok_or_else(ApiError::not_found)?;
     let today = rules::today_in(&rules::listing_tz(&listing)?, now);
     let nights = rules::check_stay(&listing, stay, Some(&caller.user_id), today)?;
-    let price = rules::price(listing.nightly_price, listing.cleaning_fee, &nights).map_err(unexpected)?;
+    let price = rules::price(listing.fields.nightly_price, listing.fields.cleaning_fee, &nights).map_err(unexpected)?;
     // Before any night is held: a total Stripe cannot charge would leave a hold nobody can pay.
     shared::currencies::check_charge(price.total_money())?;
     let booking_id = shared::ids::new_id_at(shared::booking::ID_PREFIX, now);

@@ -34,7 +34,7 @@ pub async fn quote(State(st): State<AppState>, Json(body): Json<StayBody>) -> Re
         Some(t) => t,
         None => store::taken_nights(&st.table, &listing.listing_id, &nights, now).await?,
     };
-    let price = rules::price(listing.nightly_price, listing.cleaning_fee, &nights).map_err(unexpected)?;
+    let price = rules::price(listing.fields.nightly_price, listing.fields.cleaning_fee, &nights).map_err(unexpected)?;
     // A total Stripe cannot charge (under its minimum, over its maximum) is refused here.
     shared::currencies::check_charge(price.total_money())?;
     Ok(Json(QuoteView {

@@ -36,7 +36,7 @@ fn state() -> AppState {
             shared::cursor::CursorKey::new(&secrecy::SecretString::from("replay-cursor-key-of-at-least-32-bytes!"))
                 .expect("cursor key"),
         ),
-        unconfirmed_grace: users::domain::DEFAULT_UNCONFIRMED_GRACE,
+        unconfirmed_grace: users::rules::DEFAULT_UNCONFIRMED_GRACE,
     }
 }
 

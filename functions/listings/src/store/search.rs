@@ -11,8 +11,7 @@ use shared::Table;
 use shared::listing::{self, SearchItem};
 use shared::table::{Expr, Item, Page, Query, TableError};
 
-use crate::domain::Search;
-use crate::store;
+use crate::rules::Search;
 
 pub const MAX_QUERIES_PER_PAGE: usize = 3;
 /// Items each Query evaluates (DynamoDB `Limit`, applied before the filter).
@@ -68,7 +67,7 @@ pub fn filter(s: &Search) -> Option<Expr> {
 
 /// The position of `item` in GSI2, to resume right after it.
 pub fn position_of(item: &SearchItem) -> Option<Item> {
-    Some(store::index_position(
+    Some(super::index_position(
         &item.pk,
         &item.sk,
         ("GSI2PK", item.gsi2pk.as_deref()?),
@@ -120,7 +119,7 @@ pub async fn page(table: &Table, s: &Search, start: Option<Item>) -> Result<Sear
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::SearchParams;
+    use crate::rules::SearchParams;
     use aws_sdk_dynamodb::types::AttributeValue;
 
     fn search(q: &str) -> Search {

@@ -8,7 +8,9 @@ use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Deserializer};
 use shared::currencies;
-use shared::listing::{Address, CancellationPolicy, MAX_STAY_NIGHTS};
+use shared::listing::{
+    Address, CancellationPolicy, ListingFields, ListingItem, ListingStatus, MAX_STAY_NIGHTS, PendingPhoto, Photo,
+};
 use shared::night::parse_date;
 use shared::{ApiError, Currency, FieldError, Money};
 use unicode_normalization::UnicodeNormalization;
@@ -392,162 +394,138 @@ pub struct ListingPatch {
     pub check_out_time: Option<String>,
 }
 
-/// Every host-editable field of a listing, validated.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ListingFields {
-    pub title: String,
-    pub description: String,
-    pub property_type: String,
-    pub address: Address,
-    pub timezone: String,
-    pub max_guests: u32,
-    pub bedrooms: u32,
-    pub beds: u32,
-    pub bathrooms: u32,
-    pub amenities: Vec<String>,
-    pub nightly_price: Money,
-    pub cleaning_fee: Option<Money>,
-    pub min_nights: u32,
-    pub max_nights: u32,
-    pub cancellation_policy: CancellationPolicy,
-    pub check_in_time: String,
-    pub check_out_time: String,
+/// A new listing's fields, with API.md's defaults; every bad field is reported.
+pub fn parse_listing(body: &ListingBody) -> Result<ListingFields, ApiError> {
+    check_currencies(&[("nightly_price", Some(body.nightly_price)), ("cleaning_fee", body.cleaning_fee)])?;
+    let mut f = Fields::default();
+    let title = f.check(parse_text("title", &body.title, 1, TITLE_MAX, false));
+    let description =
+        f.check(parse_text("description", body.description.as_deref().unwrap_or(""), 0, DESCRIPTION_MAX, true));
+    let address = parse_address(&mut f, &body.address);
+    let timezone = f.check(parse_timezone("timezone", &body.timezone));
+    let max_guests = f.check(parse_range("max_guests", body.max_guests, 1, MAX_GUESTS));
+    let bedrooms = f.check(parse_range("bedrooms", body.bedrooms, 0, MAX_ROOMS));
+    let beds = f.check(parse_range("beds", body.beds, 0, MAX_BEDS));
+    let bathrooms = f.check(parse_range("bathrooms", body.bathrooms, 0, MAX_ROOMS));
+    let amenities = f.check(parse_amenities("amenities", &body.amenities));
+    let nightly_price = f.check(parse_price("nightly_price", body.nightly_price));
+    let cleaning_fee = f.check(body.cleaning_fee.map(|m| parse_price("cleaning_fee", m)).transpose());
+    let min_nights =
+        f.check(parse_range("min_nights", body.min_nights.unwrap_or(DEFAULT_MIN_NIGHTS), 1, MAX_STAY_NIGHTS));
+    let max_nights =
+        f.check(parse_range("max_nights", body.max_nights.unwrap_or(DEFAULT_MAX_NIGHTS), 1, MAX_STAY_NIGHTS));
+    let check_in_time = f.check(parse_time("check_in_time", body.check_in_time.as_deref().unwrap_or(DEFAULT_CHECK_IN)));
+    let check_out_time =
+        f.check(parse_time("check_out_time", body.check_out_time.as_deref().unwrap_or(DEFAULT_CHECK_OUT)));
+    let parsed = (|| {
+        Some(ListingFields {
+            title: title?,
+            description: description?,
+            property_type: body.property_type.as_str().to_owned(),
+            address: address?,
+            timezone: timezone?,
+            max_guests: max_guests?,
+            bedrooms: bedrooms?,
+            beds: beds?,
+            bathrooms: bathrooms?,
+            amenities: amenities?,
+            nightly_price: nightly_price?,
+            cleaning_fee: cleaning_fee?,
+            min_nights: min_nights?,
+            max_nights: max_nights?,
+            cancellation_policy: body.cancellation_policy,
+            check_in_time: check_in_time?,
+            check_out_time: check_out_time?,
+        })
+    })();
+    if let Some(p) = &parsed {
+        check_together(p, &mut f, true, true, true);
+    }
+    f.finish(parsed)
 }
 
-impl ListingFields {
-    /// A new listing's fields, with API.md's defaults; every bad field is reported.
-    pub fn parse(body: &ListingBody) -> Result<Self, ApiError> {
-        check_currencies(&[("nightly_price", Some(body.nightly_price)), ("cleaning_fee", body.cleaning_fee)])?;
-        let mut f = Fields::default();
-        let title = f.check(parse_text("title", &body.title, 1, TITLE_MAX, false));
-        let description =
-            f.check(parse_text("description", body.description.as_deref().unwrap_or(""), 0, DESCRIPTION_MAX, true));
-        let address = parse_address(&mut f, &body.address);
-        let timezone = f.check(parse_timezone("timezone", &body.timezone));
-        let max_guests = f.check(parse_range("max_guests", body.max_guests, 1, MAX_GUESTS));
-        let bedrooms = f.check(parse_range("bedrooms", body.bedrooms, 0, MAX_ROOMS));
-        let beds = f.check(parse_range("beds", body.beds, 0, MAX_BEDS));
-        let bathrooms = f.check(parse_range("bathrooms", body.bathrooms, 0, MAX_ROOMS));
-        let amenities = f.check(parse_amenities("amenities", &body.amenities));
-        let nightly_price = f.check(parse_price("nightly_price", body.nightly_price));
-        let cleaning_fee = f.check(body.cleaning_fee.map(|m| parse_price("cleaning_fee", m)).transpose());
-        let min_nights =
-            f.check(parse_range("min_nights", body.min_nights.unwrap_or(DEFAULT_MIN_NIGHTS), 1, MAX_STAY_NIGHTS));
-        let max_nights =
-            f.check(parse_range("max_nights", body.max_nights.unwrap_or(DEFAULT_MAX_NIGHTS), 1, MAX_STAY_NIGHTS));
-        let check_in_time =
-            f.check(parse_time("check_in_time", body.check_in_time.as_deref().unwrap_or(DEFAULT_CHECK_IN)));
-        let check_out_time =
-            f.check(parse_time("check_out_time", body.check_out_time.as_deref().unwrap_or(DEFAULT_CHECK_OUT)));
-        let parsed = (|| {
-            Some(Self {
-                title: title?,
-                description: description?,
-                property_type: body.property_type.as_str().to_owned(),
-                address: address?,
-                timezone: timezone?,
-                max_guests: max_guests?,
-                bedrooms: bedrooms?,
-                beds: beds?,
-                bathrooms: bathrooms?,
-                amenities: amenities?,
-                nightly_price: nightly_price?,
-                cleaning_fee: cleaning_fee?,
-                min_nights: min_nights?,
-                max_nights: max_nights?,
-                cancellation_policy: body.cancellation_policy,
-                check_in_time: check_in_time?,
-                check_out_time: check_out_time?,
-            })
-        })();
-        if let Some(p) = &parsed {
-            p.check_together(&mut f, true, true, true);
-        }
-        f.finish(parsed)
+/// `current` with `patch` applied; fields the patch names are validated, then the rules between
+/// fields are checked on the result (naming the field the patch sent).
+pub fn patched(current: &ListingFields, patch: &ListingPatch) -> Result<ListingFields, ApiError> {
+    check_currencies(&[("nightly_price", patch.nightly_price), ("cleaning_fee", patch.cleaning_fee.flatten())])?;
+    let mut f = Fields::default();
+    let mut next = current.clone();
+    if let Some(v) = &patch.title {
+        next.title = f.check(parse_text("title", v, 1, TITLE_MAX, false)).unwrap_or_default();
     }
-
-    /// These fields with `patch` applied; fields the patch names are validated, then the rules
-    /// between fields are checked on the result (naming the field the patch sent).
-    pub fn patched(&self, patch: &ListingPatch) -> Result<Self, ApiError> {
-        check_currencies(&[("nightly_price", patch.nightly_price), ("cleaning_fee", patch.cleaning_fee.flatten())])?;
-        let mut f = Fields::default();
-        let mut next = self.clone();
-        if let Some(v) = &patch.title {
-            next.title = f.check(parse_text("title", v, 1, TITLE_MAX, false)).unwrap_or_default();
-        }
-        if let Some(v) = &patch.description {
-            next.description = f.check(parse_text("description", v, 0, DESCRIPTION_MAX, true)).unwrap_or_default();
-        }
-        if let Some(v) = patch.property_type {
-            next.property_type = v.as_str().to_owned();
-        }
-        if let Some(v) = &patch.address
-            && let Some(a) = parse_address(&mut f, v)
-        {
-            next.address = a;
-        }
-        if let Some(v) = &patch.timezone {
-            next.timezone = f.check(parse_timezone("timezone", v)).unwrap_or_default();
-        }
-        let range = |f: &mut Fields, name: &str, v: Option<u32>, min: u32, max: u32, current: u32| match v {
-            Some(n) => f.check(parse_range(name, n, min, max)).unwrap_or(current),
-            None => current,
-        };
-        next.max_guests = range(&mut f, "max_guests", patch.max_guests, 1, MAX_GUESTS, next.max_guests);
-        next.bedrooms = range(&mut f, "bedrooms", patch.bedrooms, 0, MAX_ROOMS, next.bedrooms);
-        next.beds = range(&mut f, "beds", patch.beds, 0, MAX_BEDS, next.beds);
-        next.bathrooms = range(&mut f, "bathrooms", patch.bathrooms, 0, MAX_ROOMS, next.bathrooms);
-        next.min_nights = range(&mut f, "min_nights", patch.min_nights, 1, MAX_STAY_NIGHTS, next.min_nights);
-        next.max_nights = range(&mut f, "max_nights", patch.max_nights, 1, MAX_STAY_NIGHTS, next.max_nights);
-        if let Some(v) = &patch.amenities {
-            next.amenities = f.check(parse_amenities("amenities", v)).unwrap_or_default();
-        }
-        if let Some(v) = patch.nightly_price {
-            next.nightly_price = f.check(parse_price("nightly_price", v)).unwrap_or(next.nightly_price);
-        }
-        if let Some(v) = patch.cleaning_fee {
-            next.cleaning_fee = f.check(v.map(|m| parse_price("cleaning_fee", m)).transpose()).unwrap_or(None);
-        }
-        if let Some(v) = patch.cancellation_policy {
-            next.cancellation_policy = v;
-        }
-        if let Some(v) = &patch.check_in_time {
-            next.check_in_time = f.check(parse_time("check_in_time", v)).unwrap_or_default();
-        }
-        if let Some(v) = &patch.check_out_time {
-            next.check_out_time = f.check(parse_time("check_out_time", v)).unwrap_or_default();
-        }
-        if f.is_empty() {
-            next.check_together(
-                &mut f,
-                patch.min_nights.is_some() || patch.max_nights.is_none(),
-                patch.max_nights.is_some(),
-                patch.cleaning_fee.is_some() || patch.nightly_price.is_none(),
-            );
-        }
-        f.finish(Some(next))
+    if let Some(v) = &patch.description {
+        next.description = f.check(parse_text("description", v, 0, DESCRIPTION_MAX, true)).unwrap_or_default();
     }
+    if let Some(v) = patch.property_type {
+        next.property_type = v.as_str().to_owned();
+    }
+    if let Some(v) = &patch.address
+        && let Some(a) = parse_address(&mut f, v)
+    {
+        next.address = a;
+    }
+    if let Some(v) = &patch.timezone {
+        next.timezone = f.check(parse_timezone("timezone", v)).unwrap_or_default();
+    }
+    let range = |f: &mut Fields, name: &str, v: Option<u32>, min: u32, max: u32, current: u32| match v {
+        Some(n) => f.check(parse_range(name, n, min, max)).unwrap_or(current),
+        None => current,
+    };
+    next.max_guests = range(&mut f, "max_guests", patch.max_guests, 1, MAX_GUESTS, next.max_guests);
+    next.bedrooms = range(&mut f, "bedrooms", patch.bedrooms, 0, MAX_ROOMS, next.bedrooms);
+    next.beds = range(&mut f, "beds", patch.beds, 0, MAX_BEDS, next.beds);
+    next.bathrooms = range(&mut f, "bathrooms", patch.bathrooms, 0, MAX_ROOMS, next.bathrooms);
+    next.min_nights = range(&mut f, "min_nights", patch.min_nights, 1, MAX_STAY_NIGHTS, next.min_nights);
+    next.max_nights = range(&mut f, "max_nights", patch.max_nights, 1, MAX_STAY_NIGHTS, next.max_nights);
+    if let Some(v) = &patch.amenities {
+        next.amenities = f.check(parse_amenities("amenities", v)).unwrap_or_default();
+    }
+    if let Some(v) = patch.nightly_price {
+        next.nightly_price = f.check(parse_price("nightly_price", v)).unwrap_or(next.nightly_price);
+    }
+    if let Some(v) = patch.cleaning_fee {
+        next.cleaning_fee = f.check(v.map(|m| parse_price("cleaning_fee", m)).transpose()).unwrap_or(None);
+    }
+    if let Some(v) = patch.cancellation_policy {
+        next.cancellation_policy = v;
+    }
+    if let Some(v) = &patch.check_in_time {
+        next.check_in_time = f.check(parse_time("check_in_time", v)).unwrap_or_default();
+    }
+    if let Some(v) = &patch.check_out_time {
+        next.check_out_time = f.check(parse_time("check_out_time", v)).unwrap_or_default();
+    }
+    if f.is_empty() {
+        check_together(
+            &next,
+            &mut f,
+            patch.min_nights.is_some() || patch.max_nights.is_none(),
+            patch.max_nights.is_some(),
+            patch.cleaning_fee.is_some() || patch.nightly_price.is_none(),
+        );
+    }
+    f.finish(Some(next))
+}
 
-    /// Rules between fields. When a rule breaks, the error names the field the client sent
-    /// (`blame_*` say which side to name).
-    fn check_together(&self, f: &mut Fields, blame_min: bool, blame_max: bool, blame_fee: bool) {
-        if self.min_nights > self.max_nights {
-            let message = "min_nights must not exceed max_nights";
-            if blame_min || !blame_max {
-                f.push("min_nights", message);
-            } else {
-                f.push("max_nights", message);
-            }
+/// Rules between fields. When a rule breaks, the error names the field the client sent
+/// (`blame_*` say which side to name).
+fn check_together(l: &ListingFields, f: &mut Fields, blame_min: bool, blame_max: bool, blame_fee: bool) {
+    if l.min_nights > l.max_nights {
+        let message = "min_nights must not exceed max_nights";
+        if blame_min || !blame_max {
+            f.push("min_nights", message);
+        } else {
+            f.push("max_nights", message);
         }
-        if let Some(fee) = self.cleaning_fee
-            && fee.currency != self.nightly_price.currency
-        {
-            let message = format!("must be in the nightly price's currency ({})", self.nightly_price.currency);
-            if blame_fee {
-                f.push("cleaning_fee.currency", message);
-            } else {
-                f.push("nightly_price.currency", message);
-            }
+    }
+    if let Some(fee) = l.cleaning_fee
+        && fee.currency != l.nightly_price.currency
+    {
+        let message = format!("must be in the nightly price's currency ({})", l.nightly_price.currency);
+        if blame_fee {
+            f.push("cleaning_fee.currency", message);
+        } else {
+            f.push("nightly_price.currency", message);
         }
     }
 }
@@ -752,67 +730,11 @@ impl Search {
     /// before yesterday (UTC) is in the past everywhere.
     pub fn parse(p: &SearchParams, today_utc: Date) -> Result<Self, ApiError> {
         let mut f = Fields::default();
-        let city_key = match p.city.as_deref().map(normalise_city) {
-            Some(k) if !k.is_empty() && k.chars().count() <= CITY_MAX => Some(k),
-            Some(k) if !k.is_empty() => {
-                f.push("city", format!("must be at most {CITY_MAX} characters"));
-                None
-            }
-            _ => {
-                f.push("city", "is required");
-                None
-            }
-        };
+        let city_key = parse_city_key(&mut f, p.city.as_deref());
         let country = p.country.as_deref().and_then(|c| f.check(parse_country("country", c)));
-        let stay = match (p.check_in.as_deref(), p.check_out.as_deref()) {
-            (None, None) => None,
-            (Some(_), None) => {
-                f.push("check_out", "is required with check_in");
-                None
-            }
-            (None, Some(_)) => {
-                f.push("check_in", "is required with check_out");
-                None
-            }
-            (Some(a), Some(b)) => {
-                let a = f.check(parse_date(a).ok_or_else(|| err("check_in", "must be a date YYYY-MM-DD")));
-                let b = f.check(parse_date(b).ok_or_else(|| err("check_out", "must be a date YYYY-MM-DD")));
-                match (a, b) {
-                    (Some(a), Some(b)) => {
-                        let n = days_between(a, b);
-                        let yesterday = today_utc.yesterday().unwrap_or(today_utc);
-                        if a < yesterday {
-                            f.push("check_in", "must not be in the past");
-                            None
-                        } else if n < 1 {
-                            f.push("check_out", "must be after check_in");
-                            None
-                        } else if n > i64::from(MAX_STAY_NIGHTS) {
-                            f.push("check_out", format!("a stay is at most {MAX_STAY_NIGHTS} nights"));
-                            None
-                        } else {
-                            Some(Stay { check_in: a, check_out: b, nights: nights(a, b) })
-                        }
-                    }
-                    _ => None,
-                }
-            }
-        };
+        let stay = parse_stay(&mut f, p.check_in.as_deref(), p.check_out.as_deref(), today_utc);
         let guests = p.guests.and_then(|g| f.check(parse_range("guests", g, 1, MAX_GUESTS)));
-        let bound = |f: &mut Fields, name: &str, v: Option<i64>| match v {
-            Some(n) if !(0..=MAX_AMOUNT).contains(&n) => {
-                f.push(name, format!("must be 0 to {MAX_AMOUNT} (minor units)"));
-                None
-            }
-            other => other,
-        };
-        let min_price = bound(&mut f, "min_price", p.min_price);
-        let max_price = bound(&mut f, "max_price", p.max_price);
-        if let (Some(a), Some(b)) = (min_price, max_price)
-            && a > b
-        {
-            f.push("max_price", "must not be below min_price");
-        }
+        let (min_price, max_price) = parse_price_bounds(&mut f, p.min_price, p.max_price);
         let currency = match p.currency.as_deref() {
             Some(c) => f.check(Currency::parse(c).map_err(|e| err("currency", e.to_string()))),
             None if min_price.is_some() || max_price.is_some() => Some(Currency::USD),
@@ -854,11 +776,157 @@ impl Search {
     }
 }
 
+/// The search key of the required `city` (normalised, at most `CITY_MAX` characters).
+fn parse_city_key(f: &mut Fields, city: Option<&str>) -> Option<String> {
+    match city.map(normalise_city) {
+        Some(k) if !k.is_empty() && k.chars().count() <= CITY_MAX => Some(k),
+        Some(k) if !k.is_empty() => {
+            f.push("city", format!("must be at most {CITY_MAX} characters"));
+            None
+        }
+        _ => {
+            f.push("city", "is required");
+            None
+        }
+    }
+}
+
+/// The stay of a search: both dates or neither; see `Search::parse` for `today_utc`.
+fn parse_stay(f: &mut Fields, check_in: Option<&str>, check_out: Option<&str>, today_utc: Date) -> Option<Stay> {
+    let (a, b) = match (check_in, check_out) {
+        (None, None) => return None,
+        (Some(_), None) => {
+            f.push("check_out", "is required with check_in");
+            return None;
+        }
+        (None, Some(_)) => {
+            f.push("check_in", "is required with check_out");
+            return None;
+        }
+        (Some(a), Some(b)) => (a, b),
+    };
+    let a = f.check(parse_date(a).ok_or_else(|| err("check_in", "must be a date YYYY-MM-DD")));
+    let b = f.check(parse_date(b).ok_or_else(|| err("check_out", "must be a date YYYY-MM-DD")));
+    let (a, b) = a.zip(b)?;
+    let n = days_between(a, b);
+    let yesterday = today_utc.yesterday().unwrap_or(today_utc);
+    if a < yesterday {
+        f.push("check_in", "must not be in the past");
+        None
+    } else if n < 1 {
+        f.push("check_out", "must be after check_in");
+        None
+    } else if n > i64::from(MAX_STAY_NIGHTS) {
+        f.push("check_out", format!("a stay is at most {MAX_STAY_NIGHTS} nights"));
+        None
+    } else {
+        Some(Stay { check_in: a, check_out: b, nights: nights(a, b) })
+    }
+}
+
+/// `min_price` and `max_price` in minor units: each 0 to `MAX_AMOUNT`, min not above max.
+fn parse_price_bounds(f: &mut Fields, min: Option<i64>, max: Option<i64>) -> (Option<i64>, Option<i64>) {
+    let bound = |f: &mut Fields, name: &str, v: Option<i64>| match v {
+        Some(n) if !(0..=MAX_AMOUNT).contains(&n) => {
+            f.push(name, format!("must be 0 to {MAX_AMOUNT} (minor units)"));
+            None
+        }
+        other => other,
+    };
+    let min_price = bound(f, "min_price", min);
+    let max_price = bound(f, "max_price", max);
+    if let (Some(a), Some(b)) = (min_price, max_price)
+        && a > b
+    {
+        f.push("max_price", "must not be below min_price");
+    }
+    (min_price, max_price)
+}
+
 /// `limit` for the host's list.
 pub fn parse_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(n) => parse_range("limit", n, 1, MAX_LIMIT).map_err(|e| ApiError::validation(vec![e])),
+    }
+}
+
+/// `GET /v1/me/listings` query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MyListingsParams {
+    pub status: Option<ListingStatus>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// `GET /v1/listings/{id}/availability` query string.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeParams {
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// Photos shown on a listing, at most.
+pub const MAX_PHOTOS: usize = 30;
+/// Upload URLs not yet completed (and not expired), at most.
+pub const MAX_PENDING_PHOTOS: usize = 10;
+
+/// 409 `listing_archived`: an archived listing can no longer be changed.
+pub fn archived() -> ApiError {
+    ApiError::conflict("listing_archived", "The listing is archived; it can no longer be changed.")
+}
+
+pub fn require_active(l: &ListingItem) -> Result<(), ApiError> {
+    if l.is_active() { Ok(()) } else { Err(archived()) }
+}
+
+/// `l` with `photo` awaiting its upload: pending uploads expired before `now` are dropped first,
+/// then the limits on photos and on uploads in progress are checked.
+pub fn with_pending_photo(l: &ListingItem, photo: PendingPhoto, now: Timestamp) -> Result<ListingItem, ApiError> {
+    let mut new = l.clone();
+    new.pending_photos.retain(|_, p| p.expires_at.parse::<Timestamp>().is_ok_and(|t| t > now));
+    if new.photos.len() + new.pending_photos.len() >= MAX_PHOTOS {
+        return Err(ApiError::unprocessable("too_many_photos", format!("A listing has at most {MAX_PHOTOS} photos.")));
+    }
+    if new.pending_photos.len() >= MAX_PENDING_PHOTOS {
+        return Err(ApiError::unprocessable(
+            "too_many_photos",
+            format!("At most {MAX_PENDING_PHOTOS} uploads may be in progress; complete or wait for them."),
+        ));
+    }
+    new.pending_photos.insert(photo.photo_id.clone(), photo);
+    Ok(new)
+}
+
+/// `l` showing `photo` in place of its pending upload; `None` when it is shown already (a
+/// completion is idempotent), 404 when there is no such upload.
+pub fn with_completed_photo(l: &ListingItem, photo: &Photo) -> Result<Option<ListingItem>, ApiError> {
+    if l.photos.contains_key(&photo.photo_id) {
+        return Ok(None);
+    }
+    if !l.pending_photos.contains_key(&photo.photo_id) {
+        return Err(ApiError::not_found());
+    }
+    let mut new = l.clone();
+    new.pending_photos.remove(&photo.photo_id);
+    new.photos.insert(photo.photo_id.clone(), photo.clone());
+    Ok(Some(new))
+}
+
+/// `l` without the photo `photo_id` (shown or pending), and the photo's object key; 404 when `l`
+/// has neither.
+pub fn without_photo(l: &ListingItem, photo_id: &str) -> Result<(ListingItem, String), ApiError> {
+    let mut new = l.clone();
+    let removed = new
+        .photos
+        .remove(photo_id)
+        .map(|p| p.object_key)
+        .or_else(|| new.pending_photos.remove(photo_id).map(|p| p.object_key));
+    match removed {
+        Some(object_key) => Ok((new, object_key)),
+        None => Err(ApiError::not_found()),
     }
 }
 
@@ -884,7 +952,7 @@ mod tests {
 
     fn parse(v: serde_json::Value) -> Result<ListingFields, ApiError> {
         let body: ListingBody = serde_json::from_value(v).expect("shape");
-        ListingFields::parse(&body)
+        parse_listing(&body)
     }
 
     fn fields_of(e: ApiError) -> Vec<String> {
@@ -1066,7 +1134,7 @@ mod tests {
         assert_eq!(fields_of(e), vec!["cleaning_fee.amount"]);
         // Patches: the same rules.
         let base = parse(body()).unwrap();
-        let p = |v: serde_json::Value| base.patched(&serde_json::from_value(v).unwrap());
+        let p = |v: serde_json::Value| patched(&base, &serde_json::from_value(v).unwrap());
         let e = p(json!({"nightly_price": {"amount": 100, "currency": "XAF"}, "cleaning_fee": null})).unwrap_err();
         assert_eq!((e.status().as_u16(), e.code()), (422, "unsupported_currency"));
         let e = p(json!({"cleaning_fee": {"amount": 100, "currency": "XOF"}})).unwrap_err();
@@ -1078,7 +1146,7 @@ mod tests {
     #[test]
     fn patches_validate_what_they_send_and_the_rules_between_fields() {
         let base = parse(body()).unwrap();
-        let p = |v: serde_json::Value| base.patched(&serde_json::from_value(v).unwrap());
+        let p = |v: serde_json::Value| patched(&base, &serde_json::from_value(v).unwrap());
         let next = p(json!({"title": "New", "max_nights": 60})).unwrap();
         assert_eq!((next.title.as_str(), next.max_nights), ("New", 60));
         assert_eq!(next.nightly_price, base.nightly_price);
@@ -1089,7 +1157,7 @@ mod tests {
         assert_eq!(fields_of(p(json!({"max_nights": 0, "title": ""})).unwrap_err()), vec!["title", "max_nights"]);
         // The patched side of a broken rule is named.
         let short = p(json!({"max_nights": 3})).unwrap();
-        let e = short.patched(&serde_json::from_value(json!({"min_nights": 5})).unwrap()).unwrap_err();
+        let e = patched(&short, &serde_json::from_value(json!({"min_nights": 5})).unwrap()).unwrap_err();
         assert_eq!(fields_of(e), vec!["min_nights"]);
         assert_eq!(
             fields_of(p(json!({"nightly_price": {"amount": 100, "currency": "USD"}})).unwrap_err()),

@@ -183,9 +183,43 @@ impl Fields {
     }
 }
 
+/// Notifications per inbox page: 20 unless `limit` says 1 to 100.
+pub const DEFAULT_INBOX_LIMIT: u32 = 20;
+pub const MAX_INBOX_LIMIT: u32 = 100;
+
+pub fn parse_inbox_limit(limit: Option<u32>) -> Result<u32, shared::ApiError> {
+    match limit {
+        None => Ok(DEFAULT_INBOX_LIMIT),
+        Some(n) if (1..=MAX_INBOX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(shared::ApiError::invalid_field("limit", format!("must be 1 to {MAX_INBOX_LIMIT}"))),
+    }
+}
+
+/// A notification id as the API shows it: `ntf_` + 26 lowercase base32 characters.
+pub fn parse_notification_id(raw: &str) -> Option<&str> {
+    let rest = raw.strip_prefix("ntf_")?;
+    (rest.len() == 26 && rest.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())).then_some(raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notification_ids_are_checked() {
+        assert!(parse_notification_id("ntf_01kaxb3c4d5e6f7g8h9jkmnp01").is_some());
+        assert!(parse_notification_id("ntf_01KAXB3C4D5E6F7G8H9JKMNP01").is_none());
+        assert!(parse_notification_id("evt_01kaxb3c4d5e6f7g8h9jkmnp01").is_none());
+        assert!(parse_notification_id("ntf_x#y").is_none());
+    }
+
+    #[test]
+    fn inbox_limits() {
+        assert_eq!(parse_inbox_limit(None).unwrap(), 20);
+        assert_eq!(parse_inbox_limit(Some(100)).unwrap(), 100);
+        assert!(parse_inbox_limit(Some(0)).is_err());
+        assert!(parse_inbox_limit(Some(101)).is_err());
+    }
 
     #[test]
     fn emails_are_normalised_and_checked() {

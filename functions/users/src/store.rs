@@ -1,10 +1,15 @@
-//! The profile item (`USER#<sub>` / `PROFILE`): what Roost knows of a person beyond Cognito,
-//! including the e-mail, which access tokens do not carry.
+//! The users context's DynamoDB access.
+//!
+//! - The profile item (`USER#<sub>` / `PROFILE`): what Roost knows of a person beyond Cognito,
+//!   including the e-mail, which access tokens do not carry.
+//! - The caller's inbox: the items the `notifications` function writes (`INBOX#<sub>` /
+//!   `NOTIFICATION#ntf_<event ulid>`, shared::keys::inbox_item), read newest first and marked read.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use shared::Table;
 use shared::keys::{self, Key};
-use shared::table::{Expr, TableError};
+use shared::table::{self, Expr, Item, Page, TableError};
 
 pub const ITEM_TYPE: &str = "profile";
 
@@ -168,6 +173,59 @@ pub async fn revoke_tokens(table: &Table, user_id: &str, now: jiff::Timestamp) -
     table.update(&key(user_id), &update, Some(&Expr::exists())).await
 }
 
+/// The inbox item as stored (fields the API shows).
+#[derive(Debug, Deserialize)]
+pub struct InboxItem {
+    pub notification_id: String,
+    pub notification_type: String,
+    pub title: String,
+    pub body: String,
+    #[serde(default)]
+    pub booking_id: Option<String>,
+    pub created_at: String,
+    #[serde(default)]
+    pub read: bool,
+}
+
+/// One page of the user's inbox, newest first (one Query); `unread_only` is a filter, so a page
+/// may hold fewer than `limit`.
+pub async fn inbox_page(
+    table: &Table,
+    user_id: &str,
+    unread_only: bool,
+    limit: u32,
+    start: Option<Item>,
+) -> Result<Page<InboxItem>, TableError> {
+    let mut query = table::Query::begins_with("PK", keys::inbox_partition(user_id), "SK", keys::INBOX_SK_PREFIX)
+        .descending()
+        .limit(limit)
+        .start(start);
+    if unread_only {
+        query = query
+            .filter(Expr::new("#read = :false").name("#read", "read").value(":false", AttributeValue::Bool(false)));
+    }
+    table.query::<InboxItem>(query).await
+}
+
+/// Whether an opened cursor is a position in the user's inbox (exactly its table key).
+pub fn is_inbox_position(key: &Item, user_id: &str) -> bool {
+    key.len() == 2
+        && key.get("PK") == Some(&AttributeValue::S(keys::inbox_partition(user_id)))
+        && matches!(key.get("SK"), Some(AttributeValue::S(sk)) if sk.starts_with(keys::INBOX_SK_PREFIX))
+}
+
+/// Marks the notification read (UpdateItem, idempotent); `false` when the user has no such
+/// notification.
+pub async fn mark_read(table: &Table, user_id: &str, notification_id: &str) -> Result<bool, TableError> {
+    let key = keys::inbox_item(user_id, notification_id);
+    let update = Expr::new("SET #read = :true").name("#read", "read").value(":true", AttributeValue::Bool(true));
+    match table.update(&key, &update, Some(&Expr::exists())).await {
+        Ok(()) => Ok(true),
+        Err(TableError::ConditionFailed) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +271,18 @@ mod tests {
         assert_eq!(p.roles(), ["guest"]);
         p.is_host = true;
         assert_eq!(p.roles(), ["guest", "host"]);
+    }
+
+    #[test]
+    fn cursor_positions_stay_in_the_callers_inbox() {
+        let key = |pk: &str, sk: &str| {
+            Item::from([
+                ("PK".to_owned(), AttributeValue::S(pk.into())),
+                ("SK".to_owned(), AttributeValue::S(sk.into())),
+            ])
+        };
+        assert!(is_inbox_position(&key("INBOX#a", "NOTIFICATION#ntf_1"), "a"));
+        assert!(!is_inbox_position(&key("INBOX#b", "NOTIFICATION#ntf_1"), "a"));
+        assert!(!is_inbox_position(&key("INBOX#a", "PROFILE"), "a"));
     }
 }

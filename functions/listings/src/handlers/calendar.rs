@@ -1,0 +1,94 @@
+//! A listing's calendar: availability for anyone, blocking and unblocking nights for its host.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use jiff::Timestamp;
+use jiff::civil::Date;
+use shared::ApiError;
+use shared::extract::{Json, Path, Query};
+use shared::listing::ListingItem;
+
+use super::{Host, Result, listing_id, own_listing};
+use crate::AppState;
+use crate::rules::{self, CalendarBody, CalendarChange, RangeParams};
+use crate::store::{self, CalendarError};
+use crate::views::{self, AvailabilityView};
+
+/// GET /v1/listings/{id}/availability: GetItem + one Query on the NIGHT range.
+pub async fn availability(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<RangeParams>,
+) -> Result<impl IntoResponse> {
+    let id = listing_id(&id)?;
+    let now = st.clock.now();
+    let l = store::get(&st.table, id).await?.filter(ListingItem::is_active).ok_or_else(ApiError::not_found)?;
+    let today = rules::today_in(&l.fields.timezone, now);
+    let (from, to) = rules::parse_availability_range(params.from.as_deref(), params.to.as_deref(), today)?;
+    Ok(Json(calendar(&st, &l, from, to, now, false).await?))
+}
+
+/// The calendar `[from, to)`: one Query on the NIGHT range.
+async fn calendar(
+    st: &AppState,
+    l: &ListingItem,
+    from: Date,
+    to: Date,
+    now: Timestamp,
+    show_blocks: bool,
+) -> Result<AvailabilityView> {
+    let dates = rules::nights(from, to);
+    let last = dates.last().copied().unwrap_or(from);
+    let taken = store::nights(&st.table, &l.listing_id, from, last).await?;
+    Ok(AvailabilityView {
+        listing_id: l.listing_id.clone(),
+        from: from.to_string(),
+        to: to.to_string(),
+        nights: views::availability(l, &dates, &taken, now, show_blocks),
+    })
+}
+
+/// PUT /v1/listings/{id}/blocked-dates: at most 90 dates. GetItem + one TransactWriteItems per
+/// non-empty list (nights + search item + listing check) + one Query for the answer. Blocks go
+/// first: DynamoDB cannot ADD to and DELETE from the unavailable set in one update, so a call
+/// with both lists is two transactions; each is all-or-nothing, and a held or booked night
+/// fails its transaction with 409 `dates_unavailable` naming it.
+pub async fn change(
+    State(st): State<AppState>,
+    Host(host): Host,
+    Path(id): Path<String>,
+    Json(body): Json<CalendarBody>,
+) -> Result<impl IntoResponse> {
+    let l = own_listing(&st, &host, &id).await?;
+    rules::require_active(&l)?;
+    let now = st.clock.now();
+    let change = CalendarChange::parse(&body, rules::today_in(&l.fields.timezone, now))?;
+    let blocked = store::block(&st.table, &l.listing_id, &host.user_id, &change.block, now).await;
+    blocked.map_err(|e| calendar_error(e, "block", false))?;
+    let unblocked = store::unblock(&st.table, &l.listing_id, &host.user_id, &change.unblock).await;
+    unblocked.map_err(|e| calendar_error(e, "unblock", !change.block.is_empty()))?;
+    let (first, last) = change.span().ok_or_else(|| anyhow::anyhow!("validated change names no date"))?;
+    let to = last.tomorrow().map_err(anyhow::Error::from)?;
+    Ok(Json(calendar(&st, &l, first, to, now, true).await?))
+}
+
+/// The answer to a failed calendar transaction on the dates of `list`.
+fn calendar_error(e: CalendarError, list: &str, blocks_applied: bool) -> ApiError {
+    match e {
+        CalendarError::ListingInactive => rules::archived(),
+        CalendarError::Taken(indices) => {
+            let applied = if blocks_applied { " The dates to block were blocked; nothing was unblocked." } else { "" };
+            ApiError::conflict(
+                "dates_unavailable",
+                format!("A booking holds some of these nights; nothing in `{list}` was changed.{applied}"),
+            )
+            .with_errors(
+                indices
+                    .into_iter()
+                    .map(|i| shared::FieldError::new(format!("{list}[{i}]"), "held or booked by a guest"))
+                    .collect(),
+            )
+        }
+        CalendarError::Table(e) => e.into(),
+    }
+}

@@ -1,0 +1,98 @@
+//! The listing itself: create, read (public and the host's view), edit, archive, the host's list.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use shared::ApiError;
+use shared::cursor::CursorScope;
+use shared::extract::{Json, Path, Query};
+use shared::listing::{self, ListingItem, ListingStatus};
+
+use super::{Host, Result, invalid_cursor, listing_id, modify, own_listing};
+use crate::rules::{self, ListingBody, ListingPatch, MyListingsParams};
+use crate::views::{self, Audience, ListBody};
+use crate::{AppState, store};
+
+/// POST /v1/listings: GetItem (host's name) + TransactWriteItems (listing + search item).
+pub async fn create(
+    State(st): State<AppState>,
+    Host(host): Host,
+    Json(body): Json<ListingBody>,
+) -> Result<impl IntoResponse> {
+    let fields = rules::parse_listing(&body)?;
+    let now = st.clock.now();
+    let host_name = store::host_name(&st.table, &host.user_id).await?.unwrap_or_else(|| "Host".to_owned());
+    let item = store::new_listing(shared::ids::new_id_at("lst", now), &host.user_id, host_name, fields, now);
+    store::create(&st.table, &item).await?;
+    let view = views::listing(&st.photos, &item, Audience::Host, now).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// GET /v1/listings/{id}: anyone; archived listings are 404. One GetItem.
+pub async fn public(State(st): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
+    let id = listing_id(&id)?;
+    let l = store::get(&st.table, id).await?.filter(ListingItem::is_active).ok_or_else(ApiError::not_found)?;
+    Ok(Json(views::listing(&st.photos, &l, Audience::Public, st.clock.now()).await?))
+}
+
+/// GET /v1/me/listings/{id}: the host's full view, archived too. One GetItem.
+pub async fn mine(State(st): State<AppState>, Host(host): Host, Path(id): Path<String>) -> Result<impl IntoResponse> {
+    let l = own_listing(&st, &host, &id).await?;
+    Ok(Json(views::listing(&st.photos, &l, Audience::Host, st.clock.now()).await?))
+}
+
+/// PATCH /v1/listings/{id}: allow-listed fields. GetItem + TransactWriteItems (2 items).
+pub async fn update(
+    State(st): State<AppState>,
+    Host(host): Host,
+    Path(id): Path<String>,
+    Json(patch): Json<ListingPatch>,
+) -> Result<impl IntoResponse> {
+    let l = modify(&st, &host, &id, |old| {
+        rules::require_active(old)?;
+        let fields = rules::patched(&old.fields, &patch)?;
+        Ok(Some(ListingItem { fields, ..old.clone() }))
+    })
+    .await?;
+    Ok(Json(views::listing(&st.photos, &l, Audience::Host, st.clock.now()).await?))
+}
+
+/// DELETE /v1/listings/{id}: archive (idempotent). GetItem + TransactWriteItems (2 items); the
+/// search item loses its GSI2 keys, so search never reads it again.
+pub async fn archive(State(st): State<AppState>, Host(host): Host, Path(id): Path<String>) -> Result<StatusCode> {
+    modify(&st, &host, &id, |old| {
+        Ok(old.is_active().then(|| ListingItem { status: ListingStatus::Archived, ..old.clone() }))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// GET /v1/me/listings: one Query on GSI1 per page, newest first; `status` filters.
+pub async fn my_list(
+    State(st): State<AppState>,
+    Host(host): Host,
+    Query(params): Query<MyListingsParams>,
+) -> Result<impl IntoResponse> {
+    let limit = rules::parse_limit(params.limit)?;
+    let filters = [("status", params.status.map(|s| s.as_str().to_owned()).unwrap_or_default())];
+    let scope = CursorScope { route: "/v1/me/listings", caller: Some(&host.user_id), filters: &filters };
+    let partition = listing::host_partition(&host.user_id);
+    let start = match &params.cursor {
+        Some(c) => {
+            let key = st.cursors.open_key(c, &scope)?;
+            if !store::is_position_in(&key, "GSI1PK", "GSI1SK", &partition) {
+                return Err(invalid_cursor());
+            }
+            Some(key)
+        }
+        None => None,
+    };
+    let page = store::host_page(&st.table, &host.user_id, params.status, limit, start).await?;
+    let now = st.clock.now();
+    let mut items = Vec::with_capacity(page.items.len());
+    for l in &page.items {
+        items.push(views::listing(&st.photos, l, Audience::Host, now).await?);
+    }
+    let next_cursor = st.cursors.seal_key(&scope, page.last_key.as_ref())?;
+    Ok(Json(ListBody { items, next_cursor }))
+}

@@ -1,0 +1,45 @@
+//! Search by city, dates, guests and price.
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use shared::cursor::CursorScope;
+use shared::extract::{Json, Query};
+use shared::listing;
+
+use super::{Result, invalid_cursor};
+use crate::AppState;
+use crate::rules::{Search, SearchParams};
+use crate::store;
+use crate::views::{self, ListBody};
+
+/// GET /v1/search: at most `search::MAX_QUERIES_PER_PAGE` Queries on GSI2 per page.
+pub async fn search(State(st): State<AppState>, Query(params): Query<SearchParams>) -> Result<impl IntoResponse> {
+    let now = st.clock.now();
+    let s = Search::parse(&params, now.to_zoned(jiff::tz::TimeZone::UTC).date())?;
+    let filters = s.cursor_filters();
+    let scope = CursorScope { route: "/v1/search", caller: None, filters: &filters };
+    let start = match &s.cursor {
+        Some(c) => {
+            let key = st.cursors.open_key(c, &scope)?;
+            if !store::is_position_in(&key, "GSI2PK", "GSI2SK", &listing::city_partition(&s.city_key)) {
+                return Err(invalid_cursor());
+            }
+            Some(key)
+        }
+        None => None,
+    };
+    let page = store::search::page(&st.table, &s, start).await?;
+    let nights = s.stay.as_ref().map(|stay| u32::try_from(stay.nights.len()).unwrap_or(u32::MAX));
+    let mut items = Vec::with_capacity(page.items.len());
+    for item in &page.items {
+        let price = match nights {
+            Some(n) => {
+                Some(listing::stay_price(item.nightly_price(), n, item.cleaning_fee()).map_err(anyhow::Error::from)?)
+            }
+            None => None,
+        };
+        items.push(views::summary(&st.photos, item, price.as_ref(), now).await?);
+    }
+    let next_cursor = st.cursors.seal_key(&scope, page.next.as_ref())?;
+    Ok(Json(ListBody { items, next_cursor }))
+}
