@@ -1,10 +1,12 @@
 //! The end-to-end suite as one test binary: one link and one process for every module (each
 //! file used to be its own test executable). Most tests drive the stack `cargo roost test`
-//! starts (`roost_e2e::Stack`); `template` and parts of `logs` are static checks of the sources.
+//! starts (`roost_e2e::Stack`); `template`, `code_shape` and parts of `logs` are static checks of
+//! the sources.
 
 mod auth;
 mod bookings;
 mod bookings_store;
+mod code_shape;
 mod coverage;
 mod currencies;
 mod events;
