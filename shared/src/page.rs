@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 
 use crate::cursor::{CursorKey, CursorScope};
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
 use crate::keys::{PK, SK};
 use crate::table::Item;
 
@@ -22,10 +22,15 @@ pub const MAX_LIMIT: u32 = 100;
 /// `limit`: absent -> [`DEFAULT_LIMIT`]; 1 to [`MAX_LIMIT`]; otherwise 400 `validation_failed`
 /// on field `limit`.
 pub fn parse_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    check_limit(limit).map_err(|e| ApiError::validation(vec![e]))
+}
+
+/// [`parse_limit`] as a field error, for a parser that reports every bad field at once.
+pub fn check_limit(limit: Option<u32>) -> Result<u32, FieldError> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::invalid_field("limit", format!("must be 1 to {MAX_LIMIT}"))),
+        Some(_) => Err(FieldError::new("limit", format!("must be 1 to {MAX_LIMIT}"))),
     }
 }
 

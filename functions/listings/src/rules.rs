@@ -740,10 +740,7 @@ impl Search {
             None if min_price.is_some() || max_price.is_some() => Some(Currency::USD),
             None => None,
         };
-        let limit = match p.limit {
-            None => Some(DEFAULT_LIMIT),
-            Some(n) => f.check(parse_range("limit", n, 1, MAX_LIMIT)),
-        };
+        let limit = f.check(shared::page::check_limit(p.limit));
         let parsed = (|| {
             Some(Self {
                 city_key: city_key?,
@@ -841,14 +838,6 @@ fn parse_price_bounds(f: &mut Fields, min: Option<i64>, max: Option<i64>) -> (Op
         f.push("max_price", "must not be below min_price");
     }
     (min_price, max_price)
-}
-
-/// `limit` for the host's list.
-pub fn parse_limit(limit: Option<u32>) -> Result<u32, ApiError> {
-    match limit {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) => parse_range("limit", n, 1, MAX_LIMIT).map_err(|e| ApiError::validation(vec![e])),
-    }
 }
 
 /// `GET /v1/me/listings` query string.

@@ -19,7 +19,7 @@ use shared::Table;
 use shared::keys::{self, Key, PK, SK};
 use shared::listing::{self, ListingFields, ListingItem, ListingStatus, SearchItem};
 use shared::night::{self, Night};
-use shared::table::{Expr, Item, Page, Query, TableError};
+use shared::table::{Expr, Item, Page, Query, TableError, TransactError, Transaction};
 
 use crate::rules::normalise_city;
 
@@ -202,13 +202,31 @@ pub async fn get(table: &Table, listing_id: &str) -> Result<Option<ListingItem>,
 
 /// The listing and its search item, both new: one TransactWriteItems of 2 items.
 pub async fn create(table: &Table, l: &ListingItem) -> Result<(), TableError> {
-    table.transact(vec![table.tx_put_new(l)?, table.tx_put_new(&search_item_for(l))?]).await
+    let mut tx = Transaction::new(table);
+    tx.put_new(CreateItem::Listing, l)?;
+    tx.put_new(CreateItem::SearchItem, &search_item_for(l))?;
+    Ok(tx.commit().await?)
+}
+
+/// The items of [`create`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CreateItem {
+    Listing,
+    SearchItem,
+}
+
+/// The items of [`save`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SaveItem {
+    /// Conditioned on the revision the write was computed from.
+    Listing,
+    SearchItem,
 }
 
 /// Writes `new` over `old`: one TransactWriteItems of 2 items (listing update conditioned on
 /// `old.revision`, search item rewritten from `new`). `new.revision` must be `old.revision + 1`.
-/// A failed condition on item 0 means another write came first (`SaveError::Stale`): the caller
-/// re-reads and retries.
+/// A failed condition on the listing means another write came first (`SaveError::Stale`): the
+/// caller re-reads and retries.
 pub async fn save(table: &Table, old: &ListingItem, new: &ListingItem) -> Result<(), SaveError> {
     let listing_item = shared::table::to_item(new)?;
     let update = set_or_remove(&listing_item, LISTING_MUTABLE);
@@ -217,17 +235,18 @@ pub async fn save(table: &Table, old: &ListingItem, new: &ListingItem) -> Result
         .value(":seen_revision", AttributeValue::N(old.revision.to_string()));
     let search = shared::table::to_item(&search_item_for(new))?;
     let search_update = set_or_remove(&search, SEARCH_DERIVED);
-    table
-        .transact(vec![
-            table.tx_update(&listing::key(&new.listing_id), &update, Some(&condition))?,
-            table.tx_update(
-                &listing::search_key(&new.listing_id),
-                &search_update,
-                Some(&listing::condition_search_item_exists()),
-            )?,
-        ])
-        .await
-        .map_err(|e| if e.failed_items().contains(&0) { SaveError::Stale } else { SaveError::Table(e) })
+    let mut tx = Transaction::new(table);
+    tx.update(SaveItem::Listing, &listing::key(&new.listing_id), &update, Some(&condition))?;
+    tx.update(
+        SaveItem::SearchItem,
+        &listing::search_key(&new.listing_id),
+        &search_update,
+        Some(&listing::condition_search_item_exists()),
+    )?;
+    tx.commit().await.map_err(|e| match e {
+        TransactError::Conditions(failed) if failed.contains(&SaveItem::Listing) => SaveError::Stale,
+        other => SaveError::Table(other.into()),
+    })
 }
 
 /// The listing is active and `host_id`'s: a ConditionCheck that makes ownership and status part
@@ -250,17 +269,12 @@ pub async fn block(
     now: Timestamp,
 ) -> Result<(), CalendarError> {
     let Some(add) = listing::add_unavailable(dates) else { return Ok(()) };
-    let mut items = Vec::with_capacity(dates.len() + 2);
-    for d in dates {
-        items.push(table.tx_put(&Night::blocked(listing_id, *d, now), Some(&night::condition_free_or_blocked()))?);
+    let mut tx = Transaction::new(table);
+    for (i, d) in dates.iter().enumerate() {
+        let night = Night::blocked(listing_id, *d, now);
+        tx.put(CalendarItem::Night(i), &night, Some(&night::condition_free_or_blocked()))?;
     }
-    items.push(table.tx_update(
-        &listing::search_key(listing_id),
-        &add,
-        Some(&listing::condition_search_item_exists()),
-    )?);
-    items.push(table.tx_check(&listing::key(listing_id), &condition_active_listing_of(host_id))?);
-    calendar_outcome(table.transact(items).await, dates.len())
+    calendar_commit(tx, listing_id, host_id, &add).await
 }
 
 /// Unblocks `dates` (at most 90): one TransactWriteItems of `dates + 2` items (a conditional
@@ -268,35 +282,55 @@ pub async fn block(
 /// ConditionCheck on the listing).
 pub async fn unblock(table: &Table, listing_id: &str, host_id: &str, dates: &[Date]) -> Result<(), CalendarError> {
     let Some(remove) = listing::remove_unavailable(dates) else { return Ok(()) };
-    let mut items = Vec::with_capacity(dates.len() + 2);
-    for d in dates {
-        items.push(table.tx_delete(&night::key(listing_id, *d), Some(&night::condition_free_or_blocked()))?);
+    let mut tx = Transaction::new(table);
+    for (i, d) in dates.iter().enumerate() {
+        tx.delete(CalendarItem::Night(i), &night::key(listing_id, *d), Some(&night::condition_free_or_blocked()))?;
     }
-    items.push(table.tx_update(
-        &listing::search_key(listing_id),
-        &remove,
-        Some(&listing::condition_search_item_exists()),
-    )?);
-    items.push(table.tx_check(&listing::key(listing_id), &condition_active_listing_of(host_id))?);
-    calendar_outcome(table.transact(items).await, dates.len())
+    calendar_commit(tx, listing_id, host_id, &remove).await
 }
 
-/// Items `0..nights` are the nights, `nights` the search item, `nights + 1` the listing check.
-fn calendar_outcome(result: Result<(), TableError>, nights: usize) -> Result<(), CalendarError> {
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) if e.is_condition_failure() => {
-            let failed = e.failed_items();
-            let taken: Vec<usize> = failed.iter().copied().filter(|i| *i < nights).collect();
-            if failed.contains(&(nights + 1)) {
-                Err(CalendarError::ListingInactive)
-            } else if !taken.is_empty() {
-                Err(CalendarError::Taken(taken))
-            } else {
-                Err(CalendarError::Table(e))
-            }
-        }
-        Err(e) => Err(CalendarError::Table(e)),
+/// The items of a calendar transaction (`block`, `unblock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CalendarItem {
+    /// The night at this index of the dates given.
+    Night(usize),
+    SearchItem,
+    /// The ConditionCheck: the caller's active listing.
+    Listing,
+}
+
+/// Adds the search item's `unavailable` change and the listing check to the nights' writes,
+/// and commits.
+async fn calendar_commit(
+    mut tx: Transaction<'_, CalendarItem>,
+    listing_id: &str,
+    host_id: &str,
+    unavailable: &Expr,
+) -> Result<(), CalendarError> {
+    tx.update(
+        CalendarItem::SearchItem,
+        &listing::search_key(listing_id),
+        unavailable,
+        Some(&listing::condition_search_item_exists()),
+    )?;
+    tx.check(CalendarItem::Listing, &listing::key(listing_id), &condition_active_listing_of(host_id))?;
+    tx.commit().await.map_err(|e| match e {
+        TransactError::Conditions(failed) => calendar_refusal(&failed),
+        TransactError::Table(e) => CalendarError::Table(e),
+    })
+}
+
+/// Why the named items' conditions failed: the listing first (nothing else matters then), then
+/// the nights taken. A missing search item is a bug, not an answer.
+fn calendar_refusal(failed: &[CalendarItem]) -> CalendarError {
+    let taken: Vec<usize> =
+        failed.iter().filter_map(|item| if let CalendarItem::Night(i) = item { Some(*i) } else { None }).collect();
+    if failed.contains(&CalendarItem::Listing) {
+        CalendarError::ListingInactive
+    } else if !taken.is_empty() {
+        CalendarError::Taken(taken)
+    } else {
+        CalendarError::Table(anyhow::anyhow!("calendar transaction refused on {failed:?}").into())
     }
 }
 
@@ -357,17 +391,6 @@ pub fn index_position(pk: &str, sk: &str, index_pk: (&str, &str), index_sk: (&st
     ])
 }
 
-/// Whether an opened cursor is a position in this index partition (exactly the 4 key
-/// attributes, as strings, with the expected partition).
-pub fn is_position_in(key: &Item, index_pk_attr: &str, index_sk_attr: &str, partition: &str) -> bool {
-    let is_s = |a: &str| matches!(key.get(a), Some(AttributeValue::S(_)));
-    key.len() == 4
-        && is_s(PK)
-        && is_s(SK)
-        && is_s(index_sk_attr)
-        && key.get(index_pk_attr) == Some(&AttributeValue::S(partition.to_owned()))
-}
-
 /// Key of a listing item, for tests and callers that build positions.
 pub fn listing_key(listing_id: &str) -> Key {
     listing::key(listing_id)
@@ -377,6 +400,7 @@ pub fn listing_key(listing_id: &str) -> Key {
 mod tests {
     use super::*;
     use shared::listing::{Address, CancellationPolicy, Photo};
+    use shared::page::{Partition, is_position_in};
     use shared::{Currency, Money};
     use std::collections::{BTreeMap, BTreeSet};
 
@@ -515,26 +539,20 @@ mod tests {
 
     #[test]
     fn calendar_failures_name_the_nights() {
-        use shared::table::CancellationReason::{ConditionalCheckFailed as F, None as N};
-        let cancelled =
-            |r: Vec<shared::table::CancellationReason>| Err(TableError::TransactionCancelled { reasons: r });
-        assert!(calendar_outcome(Ok(()), 2).is_ok());
-        assert!(matches!(calendar_outcome(cancelled(vec![N, F, N, N]), 2), Err(CalendarError::Taken(t)) if t == [1]));
-        assert!(matches!(calendar_outcome(cancelled(vec![N, F, N, F]), 2), Err(CalendarError::ListingInactive)));
-        assert!(
-            matches!(calendar_outcome(cancelled(vec![N, N, F, N]), 2), Err(CalendarError::Table(_))),
-            "a missing search item is a bug"
-        );
+        use CalendarItem::{Listing, Night, SearchItem};
+        assert!(matches!(calendar_refusal(&[Night(1)]), CalendarError::Taken(t) if t == [1]));
+        assert!(matches!(calendar_refusal(&[Night(0), Night(2)]), CalendarError::Taken(t) if t == [0, 2]));
+        assert!(matches!(calendar_refusal(&[Night(1), Listing]), CalendarError::ListingInactive));
+        assert!(matches!(calendar_refusal(&[SearchItem]), CalendarError::Table(_)), "a missing search item is a bug");
     }
 
     #[test]
     fn positions() {
         let p = index_position("LISTING#l", "SEARCH", ("GSI2PK", "CITY#x"), ("GSI2SK", "l"));
-        assert!(is_position_in(&p, "GSI2PK", "GSI2SK", "CITY#x"));
-        assert!(!is_position_in(&p, "GSI2PK", "GSI2SK", "CITY#y"));
-        let mut extra = p.clone();
-        extra.insert("x".into(), AttributeValue::S("y".into()));
-        assert!(!is_position_in(&extra, "GSI2PK", "GSI2SK", "CITY#x"));
+        // What the search seals as its next position, the search's cursor check accepts.
+        let search = |city| Partition::index("GSI2", city, "");
+        assert!(is_position_in(&p, &search("CITY#x")));
+        assert!(!is_position_in(&p, &search("CITY#y")));
         assert_eq!(listing_key("l"), Key::new("LISTING#l", "LISTING"));
     }
 }

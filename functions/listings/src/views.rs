@@ -224,13 +224,6 @@ pub fn availability(
         .collect()
 }
 
-/// A page of a list (`GET /v1/me/listings`, `GET /v1/search`).
-#[derive(Debug, Serialize)]
-pub struct ListBody<T> {
-    pub items: Vec<T>,
-    pub next_cursor: Option<String>,
-}
-
 /// The answer to `POST /v1/listings/{id}/photos`.
 #[derive(Debug, Serialize)]
 pub struct UploadBody {

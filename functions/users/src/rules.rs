@@ -183,18 +183,6 @@ impl Fields {
     }
 }
 
-/// Notifications per inbox page: 20 unless `limit` says 1 to 100.
-pub const DEFAULT_INBOX_LIMIT: u32 = 20;
-pub const MAX_INBOX_LIMIT: u32 = 100;
-
-pub fn parse_inbox_limit(limit: Option<u32>) -> Result<u32, shared::ApiError> {
-    match limit {
-        None => Ok(DEFAULT_INBOX_LIMIT),
-        Some(n) if (1..=MAX_INBOX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(shared::ApiError::invalid_field("limit", format!("must be 1 to {MAX_INBOX_LIMIT}"))),
-    }
-}
-
 /// A notification id as the API shows it: `ntf_` + 26 lowercase base32 characters.
 pub fn parse_notification_id(raw: &str) -> Option<&str> {
     let rest = raw.strip_prefix("ntf_")?;
@@ -213,13 +201,6 @@ mod tests {
         assert!(parse_notification_id("ntf_x#y").is_none());
     }
 
-    #[test]
-    fn inbox_limits() {
-        assert_eq!(parse_inbox_limit(None).unwrap(), 20);
-        assert_eq!(parse_inbox_limit(Some(100)).unwrap(), 100);
-        assert!(parse_inbox_limit(Some(0)).is_err());
-        assert!(parse_inbox_limit(Some(101)).is_err());
-    }
 
     #[test]
     fn emails_are_normalised_and_checked() {

@@ -207,13 +207,6 @@ pub async fn inbox_page(
     table.query::<InboxItem>(query).await
 }
 
-/// Whether an opened cursor is a position in the user's inbox (exactly its table key).
-pub fn is_inbox_position(key: &Item, user_id: &str) -> bool {
-    key.len() == 2
-        && key.get("PK") == Some(&AttributeValue::S(keys::inbox_partition(user_id)))
-        && matches!(key.get("SK"), Some(AttributeValue::S(sk)) if sk.starts_with(keys::INBOX_SK_PREFIX))
-}
-
 /// Marks the notification read (UpdateItem, idempotent); `false` when the user has no such
 /// notification.
 pub async fn mark_read(table: &Table, user_id: &str, notification_id: &str) -> Result<bool, TableError> {
@@ -273,16 +266,4 @@ mod tests {
         assert_eq!(p.roles(), ["guest", "host"]);
     }
 
-    #[test]
-    fn cursor_positions_stay_in_the_callers_inbox() {
-        let key = |pk: &str, sk: &str| {
-            Item::from([
-                ("PK".to_owned(), AttributeValue::S(pk.into())),
-                ("SK".to_owned(), AttributeValue::S(sk.into())),
-            ])
-        };
-        assert!(is_inbox_position(&key("INBOX#a", "NOTIFICATION#ntf_1"), "a"));
-        assert!(!is_inbox_position(&key("INBOX#b", "NOTIFICATION#ntf_1"), "a"));
-        assert!(!is_inbox_position(&key("INBOX#a", "PROFILE"), "a"));
-    }
 }

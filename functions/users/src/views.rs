@@ -94,9 +94,3 @@ impl From<InboxItem> for NotificationView {
     }
 }
 
-/// A page of the inbox.
-#[derive(Serialize)]
-pub struct ListBody {
-    pub items: Vec<NotificationView>,
-    pub next_cursor: Option<String>,
-}

@@ -7,10 +7,11 @@ use shared::ApiError;
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Path, Query};
 use shared::listing::{self, ListingItem, ListingStatus};
+use shared::page::{self, ListBody, Partition};
 
-use super::{Host, Result, invalid_cursor, listing_id, modify, own_listing};
+use super::{Host, Result, listing_id, modify, own_listing};
 use crate::rules::{self, ListingBody, ListingPatch, MyListingsParams};
-use crate::views::{self, Audience, ListBody};
+use crate::views::{self, Audience};
 use crate::{AppState, store};
 
 /// POST /v1/listings: GetItem (host's name) + TransactWriteItems (listing + search item).
@@ -73,26 +74,17 @@ pub async fn my_list(
     Host(host): Host,
     Query(params): Query<MyListingsParams>,
 ) -> Result<impl IntoResponse> {
-    let limit = rules::parse_limit(params.limit)?;
+    let limit = page::parse_limit(params.limit)?;
     let filters = [("status", params.status.map(|s| s.as_str().to_owned()).unwrap_or_default())];
     let scope = CursorScope { route: "/v1/me/listings", caller: Some(&host.user_id), filters: &filters };
     let partition = listing::host_partition(&host.user_id);
-    let start = match &params.cursor {
-        Some(c) => {
-            let key = st.cursors.open_key(c, &scope)?;
-            if !store::is_position_in(&key, "GSI1PK", "GSI1SK", &partition) {
-                return Err(invalid_cursor());
-            }
-            Some(key)
-        }
-        None => None,
-    };
+    let position = Partition::index(listing::HOST_INDEX, &partition, listing::HOST_SORT_PREFIX);
+    let start = page::open_cursor(&st.cursors, params.cursor.as_deref(), &scope, &position)?;
     let page = store::host_page(&st.table, &host.user_id, params.status, limit, start).await?;
     let now = st.clock.now();
     let mut items = Vec::with_capacity(page.items.len());
     for l in &page.items {
         items.push(views::listing(&st.photos, l, Audience::Host, now).await?);
     }
-    let next_cursor = st.cursors.seal_key(&scope, page.last_key.as_ref())?;
-    Ok(Json(ListBody { items, next_cursor }))
+    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, page.last_key.as_ref())?))
 }

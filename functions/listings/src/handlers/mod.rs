@@ -46,15 +46,6 @@ fn photo_id(raw: &str) -> Result<&str> {
     shared::ids::parse_id("pho", raw).ok_or_else(ApiError::not_found)
 }
 
-fn invalid_cursor() -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_cursor",
-        "The cursor is invalid for this request; start again without it.",
-    )
-    .with_field("cursor", "invalid cursor")
-}
-
 /// The caller's listing (archived ones included), or 404 for any other.
 async fn own_listing(st: &AppState, host: &Caller, raw_id: &str) -> Result<ListingItem> {
     let id = listing_id(raw_id)?;

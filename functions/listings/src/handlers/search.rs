@@ -5,12 +5,13 @@ use axum::response::IntoResponse;
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Query};
 use shared::listing;
+use shared::page::{self, ListBody, Partition};
 
-use super::{Result, invalid_cursor};
+use super::Result;
 use crate::AppState;
 use crate::rules::{Search, SearchParams};
 use crate::store;
-use crate::views::{self, ListBody};
+use crate::views;
 
 /// GET /v1/search: at most `search::MAX_QUERIES_PER_PAGE` Queries on GSI2 per page.
 pub async fn search(State(st): State<AppState>, Query(params): Query<SearchParams>) -> Result<impl IntoResponse> {
@@ -18,16 +19,9 @@ pub async fn search(State(st): State<AppState>, Query(params): Query<SearchParam
     let s = Search::parse(&params, now.to_zoned(jiff::tz::TimeZone::UTC).date())?;
     let filters = s.cursor_filters();
     let scope = CursorScope { route: "/v1/search", caller: None, filters: &filters };
-    let start = match &s.cursor {
-        Some(c) => {
-            let key = st.cursors.open_key(c, &scope)?;
-            if !store::is_position_in(&key, "GSI2PK", "GSI2SK", &listing::city_partition(&s.city_key)) {
-                return Err(invalid_cursor());
-            }
-            Some(key)
-        }
-        None => None,
-    };
+    // Search positions sort by listing id: no common prefix.
+    let city = listing::city_partition(&s.city_key);
+    let start = page::open_cursor(&st.cursors, s.cursor.as_deref(), &scope, &Partition::index(listing::SEARCH_INDEX, &city, ""))?;
     let page = store::search::page(&st.table, &s, start).await?;
     let nights = s.stay.as_ref().map(|stay| u32::try_from(stay.nights.len()).unwrap_or(u32::MAX));
     let mut items = Vec::with_capacity(page.items.len());
@@ -40,6 +34,5 @@ pub async fn search(State(st): State<AppState>, Query(params): Query<SearchParam
         };
         items.push(views::summary(&st.photos, item, price.as_ref(), now).await?);
     }
-    let next_cursor = st.cursors.seal_key(&scope, page.next.as_ref())?;
-    Ok(Json(ListBody { items, next_cursor }))
+    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, page.next.as_ref())?))
 }

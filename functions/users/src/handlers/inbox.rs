@@ -6,10 +6,11 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Path, Query};
-use shared::{ApiError, Caller};
+use shared::page::{self, ListBody, Partition};
+use shared::{ApiError, Caller, keys};
 
 use super::Result;
-use crate::views::{ListBody, NotificationView};
+use crate::views::NotificationView;
 use crate::{AppState, rules, store};
 
 const ROUTE: &str = "/v1/me/notifications";
@@ -29,28 +30,16 @@ pub async fn list(
     caller: Caller,
     Query(p): Query<ListParams>,
 ) -> Result<impl IntoResponse> {
-    let limit = rules::parse_inbox_limit(p.limit)?;
+    let limit = page::parse_limit(p.limit)?;
     let unread = p.unread.unwrap_or(false);
     let filters = [("unread", unread.to_string())];
     let scope = CursorScope { route: ROUTE, caller: Some(&caller.user_id), filters: &filters };
-    let start = match p.cursor.as_deref() {
-        None => None,
-        Some(c) => {
-            let key = st.cursors.open_key(c, &scope)?;
-            if !store::is_inbox_position(&key, &caller.user_id) {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_cursor",
-                    "The cursor is invalid for this request.",
-                )
-                .with_field("cursor", "invalid cursor"));
-            }
-            Some(key)
-        }
-    };
+    let inbox = keys::inbox_partition(&caller.user_id);
+    let position = Partition::table(&inbox, keys::INBOX_SK_PREFIX);
+    let start = page::open_cursor(&st.cursors, p.cursor.as_deref(), &scope, &position)?;
     let page = store::inbox_page(&st.table, &caller.user_id, unread, limit, start).await?;
     let items = page.items.into_iter().map(NotificationView::from).collect();
-    Ok(Json(ListBody { items, next_cursor: st.cursors.seal_key(&scope, page.last_key.as_ref())? }))
+    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, page.last_key.as_ref())?))
 }
 
 /// POST /v1/me/notifications/{id}/read -> 204; idempotent; someone else's or unknown -> 404.
