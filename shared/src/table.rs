@@ -50,7 +50,8 @@ pub enum TableError {
 impl TableError {
     /// Indices of the transaction items whose condition failed (empty for other errors).
     ///
-    /// Old API: removed once every context uses [`Transaction`] (names, not positions).
+    /// Positions are for `shared`'s own transaction helpers and their tests; contexts use
+    /// [`Transaction`], whose failures come back by name, so adding an item cannot shift a check.
     pub fn failed_items(&self) -> Vec<usize> {
         match self {
             Self::TransactionCancelled { reasons } => reasons
@@ -434,8 +435,8 @@ impl Table {
     /// `TransactionConflict` (contention; real DynamoDB does this, moto never does). A failed
     /// condition is returned at once with the reasons in item order.
     ///
-    /// Old API for contexts: removed from their code once every context uses [`Transaction`],
-    /// which commits through this.
+    /// The unnamed layer under [`Transaction`] (which commits through this), kept for `shared`'s
+    /// own helpers (`sqs::apply_once`) and tests; contexts write [`Transaction`]s.
     pub async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TableError> {
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Err(anyhow::anyhow!(

@@ -44,8 +44,6 @@ pub const DEFAULT_AVAILABILITY_NIGHTS: i32 = 30;
 pub const MAX_PHOTO_BYTES: u64 = 10 * 1024 * 1024;
 pub const PHOTO_CONTENT_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp"];
 pub const CAPTION_MAX: usize = 200;
-pub const DEFAULT_LIMIT: u32 = 20;
-pub const MAX_LIMIT: u32 = 100;
 
 /// Kinds of home. Unknown values are a 400 naming `property_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -1283,13 +1281,6 @@ mod tests {
         assert_eq!(a.len(), 8);
     }
 
-    #[test]
-    fn limits() {
-        assert_eq!(parse_limit(None).unwrap(), 20);
-        assert_eq!(parse_limit(Some(100)).unwrap(), 100);
-        assert!(parse_limit(Some(0)).is_err());
-        assert!(parse_limit(Some(101)).is_err());
-    }
 
     #[test]
     fn today_follows_the_time_zone() {

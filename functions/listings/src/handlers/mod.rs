@@ -12,7 +12,6 @@ pub mod photos;
 pub mod search;
 
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use shared::listing::ListingItem;
 use shared::{ApiError, Caller};
