@@ -37,6 +37,23 @@ where
     parse_in(&env_lookup, name)
 }
 
+/// An integer setting that must lie in `bounds` (a duration in minutes or hours, say).
+pub fn parse_bounded(name: &str, bounds: std::ops::RangeInclusive<i64>) -> Result<i64, ConfigError> {
+    parse_bounded_in(&env_lookup, name, bounds)
+}
+
+fn parse_bounded_in(lookup: &Lookup, name: &str, bounds: std::ops::RangeInclusive<i64>) -> Result<i64, ConfigError> {
+    let value: i64 = parse_in(lookup, name)?;
+    if bounds.contains(&value) {
+        Ok(value)
+    } else {
+        Err(ConfigError::Invalid {
+            name: name.to_owned(),
+            reason: format!("must be {} to {}", bounds.start(), bounds.end()),
+        })
+    }
+}
+
 /// The value of `name`, or `None` when it is unset or empty.
 pub fn optional(name: &str) -> Option<String> {
     optional_in(&env_lookup, name)
@@ -105,6 +122,19 @@ pub(crate) fn fake_env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Result<Option<
 mod tests {
     use super::*;
     use secrecy::ExposeSecret;
+
+    #[test]
+    fn bounded_settings_say_their_bounds() {
+        let env = fake_env(&[("HOLD_MINUTES", "15"), ("TOO_LONG", "1441"), ("ZERO", "0")]);
+        assert_eq!(parse_bounded_in(&env, "HOLD_MINUTES", 1..=1440).unwrap(), 15);
+        for name in ["TOO_LONG", "ZERO"] {
+            match parse_bounded_in(&env, name, 1..=1440) {
+                Err(ConfigError::Invalid { reason, .. }) => assert_eq!(reason, "must be 1 to 1440"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        assert!(matches!(parse_bounded_in(&env, "UNSET", 1..=1440), Err(ConfigError::Missing(_))));
+    }
 
     #[test]
     fn required_names_the_missing_variable() {

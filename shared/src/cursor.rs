@@ -47,7 +47,18 @@ impl fmt::Debug for CursorKey {
     }
 }
 
+/// The environment variable naming the cursor key's SSM SecureString (the template sets it on
+/// every function that lists).
+pub const CURSOR_KEY_PARAMETER: &str = "CURSOR_KEY_PARAMETER";
+
 impl CursorKey {
+    /// The key named by [`CURSOR_KEY_PARAMETER`], read from SSM once at init.
+    pub async fn from_parameter(sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let ssm = aws_sdk_ssm::Client::new(sdk);
+        let secret = crate::config::secure_parameter(&ssm, &crate::config::required(CURSOR_KEY_PARAMETER)?).await?;
+        Self::new(&secret)
+    }
+
     /// The key shared by every instance (from SSM); at least 32 bytes.
     pub fn new(secret: &SecretString) -> Result<Self, ConfigError> {
         let bytes = secret.expose_secret().as_bytes();

@@ -9,8 +9,6 @@ use shared::{Table, clock, config, telemetry};
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
     let sdk = config::aws_config().await;
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let cursor_secret = config::secure_parameter(&ssm, &config::required("CURSOR_KEY_PARAMETER")?).await?;
     // An endpoint override (the local stack's emulator) gets path-style addressing; on AWS the
     // SDK's virtual-hosted default stays.
     let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
@@ -24,7 +22,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             bucket: config::required("PHOTOS_BUCKET")?,
         }),
         clock: clock::from_env()?,
-        cursors: Arc::new(CursorKey::new(&cursor_secret)?),
+        cursors: Arc::new(CursorKey::from_parameter(&sdk).await?),
     };
     shared::http::run(router(state)).await
 }

@@ -1,7 +1,6 @@
 use std::sync::Arc;
 
 use jiff::SignedDuration;
-use shared::config::ConfigError;
 use shared::{Table, clock, config, telemetry};
 use users::cognito::Cognito;
 use users::{AppState, router};
@@ -12,17 +11,8 @@ const MAX_GRACE_HOURS: i64 = 30 * 24;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
-    let grace_hours: i64 = config::parse("UNCONFIRMED_ACCOUNT_GRACE_HOURS")?;
-    if !(1..=MAX_GRACE_HOURS).contains(&grace_hours) {
-        return Err(ConfigError::Invalid {
-            name: "UNCONFIRMED_ACCOUNT_GRACE_HOURS".to_owned(),
-            reason: format!("must be 1 to {MAX_GRACE_HOURS}"),
-        }
-        .into());
-    }
+    let grace_hours = config::parse_bounded("UNCONFIRMED_ACCOUNT_GRACE_HOURS", 1..=MAX_GRACE_HOURS)?;
     let sdk = config::aws_config().await;
-    let ssm = aws_sdk_ssm::Client::new(&sdk);
-    let cursor_secret = config::secure_parameter(&ssm, &config::required("CURSOR_KEY_PARAMETER")?).await?;
     let state = AppState {
         table: Arc::new(Table::new(&sdk, config::required("TABLE_NAME")?)),
         cognito: Arc::new(Cognito {
@@ -31,7 +21,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             client_id: config::required("USER_POOL_CLIENT_ID")?,
         }),
         clock: clock::from_env()?,
-        cursors: Arc::new(shared::cursor::CursorKey::new(&cursor_secret)?),
+        cursors: Arc::new(shared::cursor::CursorKey::from_parameter(&sdk).await?),
         unconfirmed_grace: SignedDuration::from_hours(grace_hours),
     };
     shared::http::run(router(state)).await
