@@ -1281,7 +1281,6 @@ mod tests {
         assert_eq!(a.len(), 8);
     }
 
-
     #[test]
     fn today_follows_the_time_zone() {
         let now: Timestamp = "2026-03-01T23:30:00Z".parse().unwrap();

@@ -201,7 +201,6 @@ mod tests {
         assert!(parse_notification_id("ntf_x#y").is_none());
     }
 
-
     #[test]
     fn emails_are_normalised_and_checked() {
         assert_eq!(Email::parse("email", "  Ana@Example.COM ").unwrap().as_str(), "ana@example.com");

@@ -265,5 +265,4 @@ mod tests {
         p.is_host = true;
         assert_eq!(p.roles(), ["guest", "host"]);
     }
-
 }

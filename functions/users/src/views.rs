@@ -93,4 +93,3 @@ impl From<InboxItem> for NotificationView {
         }
     }
 }
-

@@ -21,7 +21,12 @@ pub async fn search(State(st): State<AppState>, Query(params): Query<SearchParam
     let scope = CursorScope { route: "/v1/search", caller: None, filters: &filters };
     // Search positions sort by listing id: no common prefix.
     let city = listing::city_partition(&s.city_key);
-    let start = page::open_cursor(&st.cursors, s.cursor.as_deref(), &scope, &Partition::index(listing::SEARCH_INDEX, &city, ""))?;
+    let start = page::open_cursor(
+        &st.cursors,
+        s.cursor.as_deref(),
+        &scope,
+        &Partition::index(listing::SEARCH_INDEX, &city, ""),
+    )?;
     let page = store::search::page(&st.table, &s, start).await?;
     let nights = s.stay.as_ref().map(|stay| u32::try_from(stay.nights.len()).unwrap_or(u32::MAX));
     let mut items = Vec::with_capacity(page.items.len());
