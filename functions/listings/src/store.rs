@@ -321,7 +321,8 @@ async fn calendar_commit(
 }
 
 /// Why the named items' conditions failed: the listing first (nothing else matters then), then
-/// the nights taken. A missing search item is a bug, not an answer.
+/// the nights taken. A missing search item is a bug with no answer of its own: it stays a failed
+/// condition (409 `conflict`, as before named items).
 fn calendar_refusal(failed: &[CalendarItem]) -> CalendarError {
     let taken: Vec<usize> =
         failed.iter().filter_map(|item| if let CalendarItem::Night(i) = item { Some(*i) } else { None }).collect();
@@ -330,7 +331,7 @@ fn calendar_refusal(failed: &[CalendarItem]) -> CalendarError {
     } else if !taken.is_empty() {
         CalendarError::Taken(taken)
     } else {
-        CalendarError::Table(anyhow::anyhow!("calendar transaction refused on {failed:?}").into())
+        CalendarError::Table(TransactError::Conditions(failed.to_vec()).into())
     }
 }
 
@@ -543,7 +544,14 @@ mod tests {
         assert!(matches!(calendar_refusal(&[Night(1)]), CalendarError::Taken(t) if t == [1]));
         assert!(matches!(calendar_refusal(&[Night(0), Night(2)]), CalendarError::Taken(t) if t == [0, 2]));
         assert!(matches!(calendar_refusal(&[Night(1), Listing]), CalendarError::ListingInactive));
-        assert!(matches!(calendar_refusal(&[SearchItem]), CalendarError::Table(_)), "a missing search item is a bug");
+        match calendar_refusal(&[SearchItem]) {
+            CalendarError::Table(e) => {
+                let answer = shared::ApiError::from(e);
+                let problem = answer.problem().expect("a problem, not a 500");
+                assert_eq!((problem.status.as_u16(), problem.code), (409, "conflict"), "a missing search item");
+            }
+            other => panic!("a missing search item is a bug, not {other:?}"),
+        }
     }
 
     #[test]
