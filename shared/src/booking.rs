@@ -297,7 +297,7 @@ pub struct RefundSummary {
 }
 
 /// A person as a booking names them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Party {
     pub user_id: String,
     pub name: String,

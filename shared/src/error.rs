@@ -19,7 +19,7 @@ use serde::Serialize;
 pub const PROBLEM_TYPE_BASE: &str = "https://roost.dev/problems/";
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -157,14 +157,22 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The problem+json body; its derived schema is the OpenAPI document's `Problem`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemBody<'a> {
+    /// `https://roost.dev/problems/<code>`: one URI per problem type.
     #[serde(rename = "type")]
     kind: String,
+    /// The code in words, constant per code.
     title: &'a str,
+    /// The HTTP status, repeated.
     status: u16,
+    /// What happened this time, for people.
     detail: &'a str,
+    /// The stable snake_case code clients switch on.
     code: &'a str,
+    /// One entry per bad field (empty when the problem is not about fields).
     errors: &'a [FieldError],
 }
 
@@ -196,7 +204,7 @@ impl IntoResponse for ApiError {
 }
 
 fn problem_response(p: &Problem) -> Response {
-    let body = Body {
+    let body = ProblemBody {
         kind: format!("{PROBLEM_TYPE_BASE}{}", p.code),
         title: &p.title,
         status: p.status.as_u16(),
@@ -212,7 +220,7 @@ fn problem_response(p: &Problem) -> Response {
 }
 
 /// `dates_unavailable` -> `Dates unavailable`.
-fn title_for(code: &str) -> String {
+pub fn title_for(code: &str) -> String {
     let words = code.replace('_', " ");
     let mut chars = words.chars();
     match chars.next() {

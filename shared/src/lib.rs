@@ -22,6 +22,7 @@ pub mod keys;
 pub mod listing;
 pub mod money;
 pub mod night;
+pub mod openapi;
 pub mod page;
 pub mod sessions;
 pub mod sqs;

@@ -102,9 +102,11 @@ pub fn open_cursor(
 }
 
 /// A list response: one page of items and the cursor of the next page (`null` on the last).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ListBody<T> {
     pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page. Opaque and signed: a
+    /// cursor from another list, caller or filter is refused with 400 `invalid_cursor`.
     pub next_cursor: Option<String>,
 }
 

@@ -49,3 +49,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me/reservations", get(lists::reservations))
         .with_state(state)
 }
+
+/// This context's part of the OpenAPI document (merged with the others by the `docs` function).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    utoipa::openapi::OpenApi::default()
+}

@@ -7,8 +7,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Path, Query};
+use shared::openapi::PageParams;
 use shared::page::{self, ListBody};
 use shared::{ApiError, Caller};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::rules::{self, ResponseRequest, ReviewRequest};
@@ -44,8 +47,25 @@ fn already_responded() -> ApiError {
     ApiError::conflict("already_responded", "The host has already responded to this review.")
 }
 
+/// The routes of this context, each with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(post_review)).routes(routes!(list_reviews)).routes(routes!(post_response))
+}
+
 /// POST /v1/bookings/{id}/review: its guest only (404 to anyone else). 1 GetItem (booking) +
 /// 1 TransactWriteItems of 6 (`store::post`).
+#[utoipa::path(post, path = "/v1/bookings/{id}/review", tag = "reviews",
+    summary = "Review a completed stay (its guest, once, within 14 days of check-out)",
+    params(("id" = String, Path, description = "The booking's id (`bkg_...`).")),
+    request_body = ReviewRequest,
+    responses(
+        (status = 201, description = "The review.", body = ReviewView,
+            headers(("Location" = String, description = "`/v1/reviews/{review_id}`"))),
+        (status = 404, description = "not_found"),
+        (status = 409, description = "already_reviewed"),
+        (status = 422, description = "stay_not_completed, review_window_closed"),
+    ),
+    security(("cognito" = [])))]
 pub async fn post_review(
     State(st): State<AppState>,
     caller: Caller,
@@ -73,6 +93,17 @@ pub async fn post_review(
 /// POST /v1/reviews/{id}/response: the host of the reviewed listing, once. 1 GetItem (review)
 /// and 1 UpdateItem (`store::respond`): 2 requests. 404 for an unknown review, 403
 /// `not_listing_host` for anyone but its host, 409 `already_responded`.
+#[utoipa::path(post, path = "/v1/reviews/{id}/response", tag = "reviews",
+    summary = "Answer a review of one's listing (its host, once)",
+    params(("id" = String, Path, description = "The review's id (`rev_...`).")),
+    request_body = ResponseRequest,
+    responses(
+        (status = 200, description = "The review with its response.", body = ReviewView),
+        (status = 403, description = "not_listing_host"),
+        (status = 404, description = "not_found"),
+        (status = 409, description = "already_responded"),
+    ),
+    security(("cognito" = [])))]
 pub async fn post_response(
     State(st): State<AppState>,
     caller: Caller,
@@ -97,6 +128,7 @@ pub async fn post_response(
     Ok(Json(review.into()))
 }
 
+/// The page of `GET /v1/listings/{id}/reviews` (`shared::openapi::PageParams` documents it).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
@@ -107,6 +139,14 @@ pub struct ListParams {
 /// GET /v1/listings/{id}/reviews: anyone; newest first. One Query on GSI1 per page
 /// (`store::listing_page`); the cursor is sealed over the route and the listing. An unknown
 /// listing has no reviews.
+#[utoipa::path(get, path = "/v1/listings/{id}/reviews", tag = "reviews",
+    summary = "A listing's reviews, newest first (anyone)",
+    params(("id" = String, Path, description = "The listing's id (`lst_...`)."), PageParams),
+    responses(
+        (status = 200, description = "One page of reviews.", body = ListBody<ReviewView>),
+        (status = 400, description = "invalid_cursor"),
+        (status = 404, description = "not_found"),
+    ))]
 pub async fn list_reviews(
     State(st): State<AppState>,
     Path(id): Path<String>,

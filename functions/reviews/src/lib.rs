@@ -16,7 +16,6 @@ pub mod views;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
 use shared::cursor::CursorKey;
 use shared::{SharedClock, Table};
 
@@ -29,9 +28,11 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/bookings/{id}/review", post(handlers::post_review))
-        .route("/v1/listings/{id}/reviews", get(handlers::list_reviews))
-        .route("/v1/reviews/{id}/response", post(handlers::post_response))
-        .with_state(state)
+    let (router, _) = handlers::routes().split_for_parts();
+    router.with_state(state)
+}
+
+/// This context's part of the OpenAPI document (merged with the others by the `docs` function).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    handlers::routes().into_openapi()
 }

@@ -9,11 +9,16 @@ use shared::{ApiError, FieldError};
 pub const REVIEW_WINDOW: SignedDuration = SignedDuration::from_hours(14 * 24);
 pub const COMMENT_MAX: usize = 2000;
 
-/// `POST /v1/bookings/{id}/review` as sent.
-#[derive(Debug, Deserialize)]
+/// `POST /v1/bookings/{id}/review` as sent (read loosely so that every field's error is named
+/// at once; the schema is what [`ReviewRequest::check`] accepts).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewRequest {
+    /// Stars, 1 to 5.
+    #[schema(value_type = u8, required = true, minimum = 1, maximum = 5, examples(5))]
     pub rating: Option<serde_json::Value>,
+    /// What the guest says, 1 to 2,000 characters once trimmed.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 2000, pattern = r"\S", examples("Spotless flat, and the host met us at midnight."))]
     pub comment: Option<serde_json::Value>,
 }
 
@@ -25,9 +30,11 @@ pub struct ReviewBody {
 }
 
 /// `POST /v1/reviews/{id}/response` as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseRequest {
+    /// The host's answer, 1 to 2,000 characters once trimmed.
+    #[schema(value_type = String, required = true, min_length = 1, max_length = 2000, pattern = r"\S", examples("Thank you, come back in spring!"))]
     pub comment: Option<serde_json::Value>,
 }
 

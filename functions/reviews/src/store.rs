@@ -46,7 +46,8 @@ pub fn index_sort_key(review_id: &str) -> String {
     format!("{INDEX_SORT_PREFIX}{review_id}")
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The host's answer to a review.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HostResponse {
     pub comment: String,
     pub created_at: String,

@@ -7,7 +7,8 @@ use shared::booking::Party;
 use crate::store::{HostResponse, ReviewItem};
 
 /// The API's review.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Review)]
 pub struct ReviewView {
     pub review_id: String,
     pub booking_id: String,

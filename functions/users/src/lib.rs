@@ -46,3 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/me/notifications/{id}/read", post(inbox::mark_read))
         .with_state(state)
 }
+
+/// This context's part of the OpenAPI document (merged with the others by the `docs` function).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    utoipa::openapi::OpenApi::default()
+}

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::stack::Options;
 
-pub const USAGE: &str = "usage: cargo roost <up|test> [options]
+pub const USAGE: &str = "usage: cargo roost <up|test|openapi> [options]
 
   up     start the local stack and serve the API until Ctrl-C
          --port N            HTTP API port (default 8000; 0 picks a free one)
@@ -19,7 +19,9 @@ pub const USAGE: &str = "usage: cargo roost <up|test> [options]
          --quiet             keep function logs in the state dir only
          --exit-with-parent  stop when the process that started us dies
          --no-seed           skip the demo accounts (needed for other templates)
-  test   lint the template, build, start a stack on free ports, run every test against it";
+  test   lint the template, build, start a stack on free ports, run every test against it
+  openapi
+         write the OpenAPI document generated from the code to docs/openapi.json";
 
 #[derive(Clone)]
 pub struct Args {

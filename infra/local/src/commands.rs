@@ -23,6 +23,7 @@ pub fn run(args: &Args) -> ExitCode {
         match args.command.as_str() {
             "up" => up(args).await,
             "test" => test(args).await,
+            "openapi" => write_openapi().await,
             _ => {
                 eprintln!("{USAGE}");
                 Ok(ExitCode::from(2))
@@ -69,6 +70,25 @@ async fn up(args: &Args) -> Result<ExitCode> {
     progress("stopping");
     stack.stop().await;
     let _ = std::fs::remove_file(&stack_file);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Regenerates docs/openapi.json from the code (the `docs` function's `openapi` binary merges
+/// every context's part); a test fails when the committed file differs.
+async fn write_openapi() -> Result<ExitCode> {
+    let root = project_root();
+    let path = root.join("docs/openapi.json");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = tokio::process::Command::new(&cargo)
+        .current_dir(&root)
+        .args(["run", "--quiet", "--package", "docs", "--bin", "openapi", "--"])
+        .arg(&path)
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("generating the OpenAPI document failed");
+    }
+    progress(&format!("wrote {}", path.display()));
     Ok(ExitCode::SUCCESS)
 }
 

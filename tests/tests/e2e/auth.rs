@@ -16,14 +16,14 @@ fn template() -> Yaml {
 
 /// A route of the HTTP API as a function's `HttpApi` event declares it.
 #[derive(Debug)]
-struct Route {
-    method: String,
-    path: String,
-    public: bool,
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    pub public: bool,
 }
 
 /// Every `HttpApi` event of every function in the template.
-fn routes() -> Vec<Route> {
+pub fn routes() -> Vec<Route> {
     let template = template();
     let resources = template["Resources"].as_mapping().expect("Resources");
     let mut out = Vec::new();

@@ -17,6 +17,7 @@ mod lifecycle;
 mod listings;
 mod logs;
 mod notifications;
+mod openapi;
 mod payments;
 mod reviews;
 mod sessions;

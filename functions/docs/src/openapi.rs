@@ -1,0 +1,102 @@
+//! The one OpenAPI 3.1 document: every context's part merged, the shared answers added
+//! (`shared::openapi::finish`), and the result as it is served (bytes and ETag).
+
+use sha2::{Digest, Sha256};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{ContactBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder};
+
+/// The contexts in the order their tags are listed, with what each tag says.
+const TAGS: &[(&str, &str)] = &[
+    ("users", "Accounts, sign-in, profiles, becoming a host, and the in-app inbox."),
+    ("listings", "Hosts' listings, photos, calendars; search and availability for everyone."),
+    ("bookings", "Quotes, bookings, trips (the guest's) and reservations (the host's), cancellation."),
+    ("payments", "Paying for a booking through Stripe, and Stripe's webhook."),
+    ("reviews", "Reviews of completed stays and the hosts' responses."),
+    ("docs", "This document and its page."),
+];
+
+/// The merged document, generated from the code.
+pub fn document() -> OpenApi {
+    let mut api = OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Roost API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(DESCRIPTION))
+                .license(Some(LicenseBuilder::new().name("Apache-2.0").identifier(Some("Apache-2.0")).build()))
+                .contact(Some(ContactBuilder::new().name(Some("Roost")).url(Some("https://roost.dev")).build()))
+                .build(),
+        )
+        .tags(Some(TAGS.iter().map(|(name, about)| TagBuilder::new().name(*name).description(Some(*about)).build())))
+        .build();
+    for part in [users::openapi(), listings::openapi(), bookings::openapi(), payments::openapi(), reviews::openapi()] {
+        api.merge(part);
+    }
+    api.merge(crate::own_openapi());
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        shared::openapi::BEARER,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .description(Some(
+                    "The Cognito ID token from `POST /v1/auth/login` (or `/v1/auth/refresh`), as \
+                     `Authorization: Bearer <token>`. Without a valid one the gateway answers 401 \
+                     itself.",
+                ))
+                .build(),
+        ),
+    );
+    shared::openapi::finish(&mut api);
+    api
+}
+
+const DESCRIPTION: &str = "The HTTP API of Roost, a rental platform backend. This reference is \
+generated from the code; the guide (flows, conventions, error codes) is docs/api.md.\n\n\
+Errors are `application/problem+json` (RFC 9457) with a stable `code`; each operation lists the \
+codes it can answer. Lists are pages: pass `next_cursor` back as `cursor`. Creating routes take \
+an `Idempotency-Key`. Every answer of the functions carries `X-Request-Id`.";
+
+/// The document as committed and served: pretty JSON with a trailing newline.
+pub fn to_json(api: &OpenApi) -> anyhow::Result<String> {
+    Ok(api.to_pretty_json()? + "\n")
+}
+
+/// The served document: its bytes and their strong ETag, computed once.
+pub struct Published {
+    pub json: String,
+    pub etag: String,
+}
+
+impl Published {
+    pub fn new(api: &OpenApi) -> anyhow::Result<Self> {
+        let json = to_json(api)?;
+        let digest = Sha256::digest(json.as_bytes());
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        Ok(Self { json, etag: format!("\"{hex}\"") })
+    }
+
+    /// Whether an `If-None-Match` value names this version (`*`, or a list with our tag, weak
+    /// or strong: RFC 9110 compares weakly for GET).
+    pub fn matches(&self, if_none_match: &str) -> bool {
+        if_none_match.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == self.etag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_compares_weakly_and_takes_lists() {
+        let p = Published { json: String::new(), etag: "\"abc\"".into() };
+        assert!(p.matches("\"abc\""));
+        assert!(p.matches("W/\"abc\""));
+        assert!(p.matches("\"x\", \"abc\""));
+        assert!(p.matches("*"));
+        assert!(!p.matches("\"abcd\""));
+        assert!(!p.matches("abc"));
+    }
+}

@@ -1,0 +1,181 @@
+//! The OpenAPI document's shared parts: the security scheme, the gateway's own error body, the
+//! parameters several contexts take, and [`finish`], which turns each operation's declared error
+//! codes into problem+json responses and adds the answers every route can give.
+//!
+//! How a handler declares its errors (CONTRIBUTING.md): an error response's `description` is the
+//! list of its `code` values, `(status = 409, description = "already_reviewed")`, nothing else.
+//! [`finish`] replaces it with a `Problem` whose `code` is limited to exactly those values and an
+//! example per code, so the document says which codes each operation can answer and the fuzzer
+//! fails on any other. Codes every route of a kind can answer (a body's `malformed_request`, a
+//! signed-in route's `unauthorized`) are added here, in one place.
+
+use std::collections::BTreeSet;
+
+use utoipa::openapi::example::ExampleBuilder;
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Ref, Schema, Type};
+use utoipa::openapi::{Content, ContentBuilder, OpenApi, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
+
+use crate::error::{PROBLEM_JSON, PROBLEM_TYPE_BASE, title_for};
+
+/// The security scheme's name: the Cognito ID token as `Authorization: Bearer <jwt>`.
+pub const BEARER: &str = "cognito";
+
+/// What API Gateway itself answers (401 without a valid token, 404 for an unknown route, 413,
+/// 429 when throttled, 5xx when a function fails): `application/json`, not problem+json, and
+/// without `X-Request-Id` (an HTTP API cannot customise them).
+#[derive(ToSchema)]
+pub struct GatewayMessage {
+    /// `Unauthorized`, `Not Found`, `Too Many Requests`, ...
+    pub message: String,
+}
+
+/// The `Idempotency-Key` header of the routes that create something (`shared::idempotency`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IdempotencyKeyHeader {
+    /// 1 to 255 visible ASCII characters (a UUID is a good choice). A retry with the same key and
+    /// body within 24 hours gets the first answer again; the same key with another body is 422
+    /// `idempotency_key_reused`; while the first is still running, 409 `request_in_progress`.
+    #[param(rename = "Idempotency-Key", min_length = 1, max_length = 255, pattern = "^[!-~]+$")]
+    pub idempotency_key: Option<String>,
+}
+
+/// Pagination of every list: `limit` and the previous page's `next_cursor`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page, unchanged.
+    pub cursor: Option<String>,
+}
+
+/// What every operation answers beside its own codes, and the schemas those answers use.
+/// Call once on the merged document.
+pub fn finish(api: &mut OpenApi) {
+    for item in api.paths.paths.values_mut() {
+        for op in operations(item) {
+            finish_operation(op);
+        }
+    }
+    let components = api.components.get_or_insert_with(Default::default);
+    let mut schemas = vec![
+        (crate::error::ProblemBody::name().into_owned(), crate::error::ProblemBody::schema()),
+        (GatewayMessage::name().into_owned(), GatewayMessage::schema()),
+    ];
+    crate::error::ProblemBody::schemas(&mut schemas);
+    components.schemas.extend(schemas);
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
+        .into_iter()
+        .filter_map(|op| op.as_mut())
+}
+
+/// True when the operation needs the bearer token (its `security` names [`BEARER`]).
+pub fn is_signed_in(op: &Operation) -> bool {
+    op.security
+        .as_ref()
+        .is_some_and(|reqs| reqs.iter().any(|r| serde_json::to_value(r).is_ok_and(|v| v.get(BEARER).is_some())))
+}
+
+fn finish_operation(op: &mut Operation) {
+    let has_body = op.request_body.is_some();
+    let has_query_or_header = op.parameters.iter().flatten().any(|p| match p {
+        RefOr::T(p) => matches!(p.parameter_in, ParameterIn::Query | ParameterIn::Header),
+        RefOr::Ref(_) => true,
+    });
+    let mut implied: Vec<(u16, &[&str])> = vec![(500, &["internal_error"])];
+    if has_body {
+        implied.push((400, &["malformed_request", "validation_failed"]));
+        implied.push((413, &["payload_too_large"]));
+    } else if has_query_or_header {
+        implied.push((400, &["validation_failed"]));
+    }
+    if is_signed_in(op) {
+        implied.push((401, &["unauthorized", "token_revoked"]));
+    }
+    for (status, codes) in implied {
+        let declared = match op.responses.responses.get(&status.to_string()) {
+            Some(RefOr::T(r)) => r.description.clone(),
+            _ => String::new(),
+        };
+        let all = format!("{declared}, {}", codes.join(", "));
+        op.responses.responses.insert(status.to_string(), RefOr::T(Response::new(all)));
+    }
+    for (status, response) in op.responses.responses.iter_mut() {
+        let Ok(code) = status.parse::<u16>() else { continue };
+        let RefOr::T(response) = response else { continue };
+        if code >= 400 {
+            *response = problem_response(code, &response.description);
+        }
+        response.headers.insert(
+            "X-Request-Id".to_owned(),
+            RefOr::T(
+                HeaderBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String).build()))
+                    .description(Some("The request's id (the client's own when it sent a valid one); quote it in support requests. Absent from the gateway's own answers."))
+                    .build(),
+            ),
+        );
+    }
+    // API Gateway throttles any route (its 429 comes with no Retry-After).
+    op.responses
+        .responses
+        .insert("429".to_owned(), RefOr::T(gateway_response("Too many requests (the gateway's throttling).")));
+}
+
+/// The problem+json response of `status` whose `code` is one of `codes` (", "-separated), plus
+/// the gateway's own body where the gateway answers that status itself.
+fn problem_response(status: u16, codes: &str) -> Response {
+    let codes: BTreeSet<&str> = codes.split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
+    for code in &codes {
+        assert!(
+            code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+            "status {status}: `{code}` is not a problem code; an error response's description lists its codes"
+        );
+    }
+    assert!(!codes.is_empty(), "status {status} declares no problem code");
+    let listed: Vec<String> = codes.iter().map(|c| format!("`{c}`")).collect();
+    let reason = axum::http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error");
+    let schema =
+        AllOfBuilder::new()
+            .item(Ref::from_schema_name("Problem"))
+            .item(ObjectBuilder::new().property(
+                "code",
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some(codes.iter().copied())),
+            ))
+            .build();
+    let mut content = ContentBuilder::new().schema(Some(Schema::AllOf(schema)));
+    for code in &codes {
+        let example = serde_json::json!({
+            "type": format!("{PROBLEM_TYPE_BASE}{code}"),
+            "title": title_for(code),
+            "status": status,
+            "detail": format!("{}.", title_for(code)),
+            "code": code,
+            "errors": [],
+        });
+        content = content.examples_from_iter([(code.to_string(), ExampleBuilder::new().value(Some(example)).build())]);
+    }
+    let mut builder = ResponseBuilder::new()
+        .description(format!("{reason}: {}.", listed.join(", ")))
+        .content(PROBLEM_JSON, content.build());
+    if matches!(status, 401 | 413 | 500) {
+        builder = builder.content("application/json", gateway_content());
+    }
+    builder.build()
+}
+
+fn gateway_response(description: &str) -> Response {
+    ResponseBuilder::new().description(description).content("application/json", gateway_content()).build()
+}
+
+fn gateway_content() -> Content {
+    ContentBuilder::new().schema(Some(Ref::from_schema_name("GatewayMessage"))).build()
+}
