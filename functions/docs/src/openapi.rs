@@ -42,7 +42,7 @@ pub fn document() -> OpenApi {
                 .scheme(HttpAuthScheme::Bearer)
                 .bearer_format("JWT")
                 .description(Some(
-                    "The Cognito ID token from `POST /v1/auth/login` (or `/v1/auth/refresh`), as \
+                    "The `access_token` from `POST /v1/auth/login` (or `/v1/auth/refresh`), as \
                      `Authorization: Bearer <token>`. Without a valid one the gateway answers 401 \
                      itself.",
                 ))
