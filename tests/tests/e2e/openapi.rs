@@ -122,3 +122,32 @@ async fn the_docs_page_and_its_assets_are_ours_under_a_strict_policy() {
     let missing = client().get(Stack::get().url("/v1/docs/index.html")).send().await.expect("api");
     roost_e2e::assert_problem(missing, 404, "not_found").await;
 }
+
+/// Every `code` an operation of the document can answer, with the operations answering it.
+fn problem_codes(doc: &Value) -> BTreeSet<String> {
+    let mut codes = BTreeSet::new();
+    for item in doc["paths"].as_object().expect("paths").values() {
+        for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
+            for response in item[*method]["responses"].as_object().expect("responses").values() {
+                let schema = &response["content"]["application/problem+json"]["schema"];
+                for part in schema["allOf"].as_array().into_iter().flatten() {
+                    for code in part["properties"]["code"]["enum"].as_array().into_iter().flatten() {
+                        codes.insert(code.as_str().expect("a code is a string").to_owned());
+                    }
+                }
+            }
+        }
+    }
+    codes
+}
+
+#[test]
+fn every_problem_code_of_the_document_is_explained_in_the_guide() {
+    let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md")).expect("api.md");
+    let index = guide.split("## Problem codes").nth(1).expect("docs/api.md has a `## Problem codes` section");
+    let index = index.split("\n## ").next().unwrap_or(index);
+    let codes = problem_codes(&generated());
+    assert!(codes.len() >= 10, "{codes:?}");
+    let missing: Vec<&String> = codes.iter().filter(|c| !index.contains(&format!("| `{c}` |"))).collect();
+    assert!(missing.is_empty(), "codes the reference lists but docs/api.md's index does not explain: {missing:?}");
+}
