@@ -23,7 +23,7 @@ use crate::error::{PROBLEM_JSON, PROBLEM_TYPE_BASE, title_for};
 /// The security scheme's name: the Cognito ID token as `Authorization: Bearer <jwt>`.
 pub const BEARER: &str = "cognito";
 
-/// What API Gateway itself answers (401 without a valid token, 404 for an unknown route, 413,
+/// What API Gateway itself answers (401 without a valid token, 404 for an unknown path, 413,
 /// 429 when throttled, 5xx when a function fails): `application/json`, not problem+json, and
 /// without `X-Request-Id` (an HTTP API cannot customise them).
 #[derive(ToSchema)]
@@ -166,7 +166,9 @@ fn problem_response(status: u16, codes: &str) -> Response {
     let mut builder = ResponseBuilder::new()
         .description(format!("{reason}: {}.", listed.join(", ")))
         .content(PROBLEM_JSON, content.build());
-    if matches!(status, 401 | 413 | 500) {
+    // The gateway's own answers: 401 from its authorizer, 404 for a path no route matches (an
+    // empty or odd path parameter), 413 over its body limit, 500 when a function fails.
+    if matches!(status, 401 | 404 | 413 | 500) {
         builder = builder.content("application/json", gateway_content());
     }
     builder.build()
