@@ -124,10 +124,13 @@ fn finish_operation(op: &mut Operation) {
             ),
         );
     }
-    // API Gateway throttles any route (its 429 comes with no Retry-After).
-    op.responses
-        .responses
-        .insert("429".to_owned(), RefOr::T(gateway_response("Too many requests (the gateway's throttling).")));
+    // API Gateway throttles any route (its 429 comes with no Retry-After); an operation that
+    // answers 429 itself (users: Cognito's throttling) keeps its codes, with the gateway's body.
+    if !op.responses.responses.contains_key("429") {
+        op.responses
+            .responses
+            .insert("429".to_owned(), RefOr::T(gateway_response("Too many requests (the gateway's throttling).")));
+    }
 }
 
 /// The problem+json response of `status` whose `code` is one of `codes` (", "-separated), plus
@@ -166,7 +169,7 @@ fn problem_response(status: u16, codes: &str) -> Response {
     let mut builder = ResponseBuilder::new()
         .description(format!("{reason}: {}.", listed.join(", ")))
         .content(PROBLEM_JSON, content.build());
-    if matches!(status, 401 | 413 | 500) {
+    if matches!(status, 401 | 413 | 429 | 500) {
         builder = builder.content("application/json", gateway_content());
     }
     builder.build()
