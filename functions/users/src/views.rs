@@ -41,9 +41,11 @@ pub struct SignedUpBody<'a> {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Tokens)]
 pub struct TokensBody {
-    /// Cognito access token (a JWT).
+    /// Cognito access token (a JWT): send it as `Authorization: Bearer <access_token>` on the
+    /// signed-in routes.
     access_token: String,
-    /// Cognito ID token (a JWT): send it as `Authorization: Bearer <id_token>`.
+    /// Cognito ID token (a JWT): the user's identity claims (`sub`, `email`, `name`); the
+    /// gateway also accepts it as the bearer token.
     id_token: String,
     /// Cognito refresh token, for `POST /v1/auth/refresh`. Only a sign-in returns one: a
     /// refresh does not (keep using the one you have).
@@ -186,5 +188,79 @@ impl From<InboxItem> for NotificationView {
             created_at: s.created_at,
             read: s.read,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+    use utoipa::PartialSchema;
+
+    /// The view's JSON has exactly the schema's properties, every required one among them.
+    fn matches_schema<T: Serialize + PartialSchema>(view: &T) -> Value {
+        let json = serde_json::to_value(view).unwrap();
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        let sent: Vec<&String> = json.as_object().unwrap().keys().collect();
+        let properties = schema["properties"].as_object().unwrap();
+        for key in &sent {
+            assert!(properties.contains_key(*key), "{key} is sent but not in the schema");
+        }
+        for required in schema["required"].as_array().unwrap() {
+            let required = required.as_str().unwrap();
+            assert!(json.get(required).is_some_and(|v| !v.is_null()), "{required} is required but not sent");
+        }
+        json
+    }
+
+    fn profile() -> Profile {
+        Profile::new(
+            "3f0c6a52-8d1e-4b7a-9c2e-5f6a7b8c9d0e",
+            "ana@example.com",
+            "Ana",
+            "2026-07-10T10:00:00.5Z".parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_views_send_what_their_schemas_say() {
+        let p = profile();
+        let me = matches_schema(&MeBody::from(&p));
+        assert_eq!(me["roles"], json!(["guest"]));
+        assert_eq!(matches_schema(&PublicProfile::from(&p)).get("email"), None);
+        let signed_up = SignedUpBody { user_id: &p.user_id, email: &p.email, confirmed: false };
+        assert_eq!(matches_schema(&signed_up)["confirmed"], false);
+        assert_eq!(matches_schema(&HealthBody { status: HealthStatus::Ok }), json!({"status": "ok"}));
+    }
+
+    #[test]
+    fn a_refresh_sends_no_refresh_token_and_the_schema_does_not_require_one() {
+        let tokens = |refresh: Option<&str>| Tokens {
+            access_token: "a".into(),
+            id_token: "i".into(),
+            refresh_token: refresh.map(str::to_owned),
+            expires_in: 3600,
+        };
+        let login = matches_schema(&TokensBody::from(tokens(Some("r"))));
+        assert_eq!(login["token_type"], "Bearer");
+        assert_eq!(login["refresh_token"], "r");
+        let refreshed = matches_schema(&TokensBody::from(tokens(None)));
+        assert!(refreshed.get("refresh_token").is_none());
+    }
+
+    #[test]
+    fn a_notification_without_a_booking_omits_it() {
+        let item = |booking_id: Option<&str>| InboxItem {
+            notification_id: "ntf_01kaxb3c4d5e6f7g8h9jkmnp01".into(),
+            notification_type: "booking.confirmed".into(),
+            title: "Booked".into(),
+            body: "See you soon".into(),
+            booking_id: booking_id.map(str::to_owned),
+            created_at: "2026-07-10T10:00:00Z".into(),
+            read: false,
+        };
+        let with = matches_schema(&NotificationView::from(item(Some("bkg_1"))));
+        assert_eq!(with["type"], "booking.confirmed");
+        assert!(matches_schema(&NotificationView::from(item(None))).get("booking_id").is_none());
     }
 }
