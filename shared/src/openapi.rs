@@ -124,10 +124,13 @@ fn finish_operation(op: &mut Operation) {
             ),
         );
     }
-    // API Gateway throttles any route (its 429 comes with no Retry-After).
-    op.responses
-        .responses
-        .insert("429".to_owned(), RefOr::T(gateway_response("Too many requests (the gateway's throttling).")));
+    // API Gateway throttles any route (its 429 comes with no Retry-After); an operation that
+    // answers 429 itself (users: Cognito's throttling) keeps its codes, with the gateway's body.
+    if !op.responses.responses.contains_key("429") {
+        op.responses
+            .responses
+            .insert("429".to_owned(), RefOr::T(gateway_response("Too many requests (the gateway's throttling).")));
+    }
 }
 
 /// The problem+json response of `status` whose `code` is one of `codes` (", "-separated), plus
@@ -167,8 +170,8 @@ fn problem_response(status: u16, codes: &str) -> Response {
         .description(format!("{reason}: {}.", listed.join(", ")))
         .content(PROBLEM_JSON, content.build());
     // The gateway's own answers: 401 from its authorizer, 404 for a path no route matches (an
-    // empty or odd path parameter), 413 over its body limit, 500 when a function fails.
-    if matches!(status, 401 | 404 | 413 | 500) {
+    // empty or odd path parameter), 413 over its body limit, 429 when throttled, 500 when a function fails.
+    if matches!(status, 401 | 404 | 413 | 429 | 500) {
         builder = builder.content("application/json", gateway_content());
     }
     builder.build()

@@ -10,11 +10,9 @@ pub mod views;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
 use shared::{SharedClock, Table};
 
 use crate::cognito::Cognito;
-use crate::handlers::{auth, health, inbox, me};
 
 /// Everything a request needs, built once per process in `main`.
 #[derive(Clone)]
@@ -30,24 +28,11 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/auth/signup", post(auth::sign_up))
-        .route("/v1/auth/confirm", post(auth::confirm))
-        .route("/v1/auth/login", post(auth::login))
-        .route("/v1/auth/refresh", post(auth::refresh))
-        .route("/v1/auth/logout", post(auth::logout))
-        .route("/v1/auth/password/forgot", post(auth::forgot_password))
-        .route("/v1/auth/password/reset", post(auth::reset_password))
-        .route("/v1/me", get(me::me).patch(me::update_me))
-        .route("/v1/me/host", post(me::become_host))
-        .route("/v1/users/{id}", get(me::public_profile))
-        .route("/v1/me/notifications", get(inbox::list))
-        .route("/v1/me/notifications/{id}/read", post(inbox::mark_read))
-        .with_state(state)
+    let (router, _) = handlers::routes().split_for_parts();
+    router.with_state(state)
 }
 
 /// This context's part of the OpenAPI document (merged with the others by the `docs` function).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    utoipa::openapi::OpenApi::default()
+    handlers::routes().into_openapi()
 }

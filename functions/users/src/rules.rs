@@ -80,6 +80,13 @@ impl Password {
     }
 }
 
+/// Whether `raw` may be some account's password: not empty, not longer than the pool allows.
+/// Sign-in checks nothing else before asking Cognito, which takes an empty one for a missing
+/// parameter (an error of ours, not a wrong password).
+pub fn could_be_password(raw: &str) -> bool {
+    !raw.is_empty() && raw.len() <= PASSWORD_MAX
+}
+
 /// Never printed: a `Password` in a log line or panic message shows nothing.
 impl std::fmt::Debug for Password {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -224,6 +231,14 @@ mod tests {
         assert!(Password::parse("password", "ALLUPPERCASE1").unwrap_err().message.contains("lower-case"));
         assert!(Password::parse("password", " Secret123").is_err());
         assert_eq!(format!("{:?}", Password::parse("p", "Secret123").unwrap()), "Password(***)");
+    }
+
+    #[test]
+    fn only_a_password_cognito_can_check_is_sent_to_it() {
+        assert!(could_be_password("Secret123") && could_be_password("x"));
+        assert!(!could_be_password(""));
+        assert!(could_be_password(&"é".repeat(PASSWORD_MAX / 2)));
+        assert!(!could_be_password(&"é".repeat(PASSWORD_MAX / 2 + 1)));
     }
 
     #[test]

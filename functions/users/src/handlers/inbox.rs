@@ -15,16 +15,32 @@ use crate::{AppState, rules, store};
 
 const ROUTE: &str = "/v1/me/notifications";
 
-#[derive(Deserialize)]
+/// The query of `GET /v1/me/notifications`.
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// `true`: only the unread ones. `false` or absent: all.
     unread: Option<bool>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The `next_cursor` of the previous page, unchanged (with the same `unread`).
     cursor: Option<String>,
 }
 
 /// GET /v1/me/notifications: newest first; `?unread=true` only the unread ones (a filter, so
 /// a page may hold fewer than `limit`: follow `next_cursor`). One Query per page.
+#[utoipa::path(get, path = "/v1/me/notifications", tag = "users", operation_id = "list_notifications",
+    summary = "The caller's inbox, newest first; `unread=true` for the unread ones only",
+    description = "A page of notifications, newest first. With `unread=true` a page may hold \
+        fewer than `limit` items while `next_cursor` is not null: follow it.",
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of notifications.", body = ListBody<NotificationView>),
+        (status = 400, description = "invalid_cursor"),
+    ),
+    security(("cognito" = [])))]
 pub async fn list(
     State(st): State<AppState>,
     caller: Caller,
@@ -43,6 +59,16 @@ pub async fn list(
 }
 
 /// POST /v1/me/notifications/{id}/read -> 204; idempotent; someone else's or unknown -> 404.
+#[utoipa::path(post, path = "/v1/me/notifications/{id}/read", tag = "users",
+    operation_id = "mark_notification_read",
+    summary = "Mark one of the caller's notifications read (idempotent)",
+    params(("id" = String, Path, description = "The notification's id: `ntf_` and 26 lower-case base32 characters.",
+        pattern = "^ntf_[0-9a-z]{26}$", example = "ntf_01kaxb3c4d5e6f7g8h9jkmnp01")),
+    responses(
+        (status = 204, description = "It is read (also when it already was)."),
+        (status = 404, description = "not_found"),
+    ),
+    security(("cognito" = [])))]
 pub async fn mark_read(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode> {
     let id = rules::parse_notification_id(&id).ok_or_else(ApiError::not_found)?;
     if store::mark_read(&st.table, &caller.user_id, id).await? {

@@ -12,18 +12,42 @@ use crate::rules::{Fields, parse_bio, parse_name};
 use crate::views::{MeBody, PublicProfile};
 use crate::{AppState, store};
 
+#[utoipa::path(get, path = "/v1/me", tag = "users", operation_id = "get_me",
+    summary = "The caller's own profile, e-mail and roles included",
+    responses(
+        (status = 200, description = "The caller's profile.", body = MeBody),
+        (status = 429, description = "too_many_requests"),
+    ),
+    security(("cognito" = [])))]
 pub async fn me(State(st): State<AppState>, caller: Caller) -> Result<impl IntoResponse> {
     let profile = caller_profile(&st, &caller).await?;
     Ok(Json(MeBody::from(&profile)).into_response())
 }
 
-#[derive(Deserialize)]
+/// `PATCH /v1/me`: the fields to change; an absent or `null` field is left as it is. Nothing
+/// else (the e-mail included) can be changed here.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ProfileUpdate)]
 pub struct UpdateMeBody {
+    /// The display name: 1 to 100 characters once trimmed (spaces around it are dropped), no
+    /// control characters.
+    #[schema(min_length = 1, pattern = r"\S", examples("Ana Lúcia"))]
     name: Option<String>,
+    /// About the person: at most 1,000 characters once trimmed (spaces around it are dropped);
+    /// line breaks and tabs allowed, other control characters not. `""` clears it.
+    #[schema(examples("Architect in Lisbon; I love quiet flats with a view."))]
     bio: Option<String>,
 }
 
+#[utoipa::path(patch, path = "/v1/me", tag = "users",
+    summary = "Change the caller's name or bio",
+    request_body = UpdateMeBody,
+    responses(
+        (status = 200, description = "The profile as changed.", body = MeBody),
+        (status = 429, description = "too_many_requests"),
+    ),
+    security(("cognito" = [])))]
 pub async fn update_me(
     State(st): State<AppState>,
     caller: Caller,
@@ -47,6 +71,16 @@ pub async fn update_me(
 
 /// Joins the `hosts` group (in tokens issued after the next refresh or sign-in) and marks the
 /// profile, which is what `/me` reports at once. Idempotent.
+#[utoipa::path(post, path = "/v1/me/host", tag = "users",
+    summary = "Become a host (idempotent); `/v1/me` shows the `host` role at once",
+    description = "No body. 200 with the profile, its roles now `[\"guest\", \"host\"]` (also \
+        when the caller already was a host). Tokens issued after this (the next sign-in or \
+        refresh) carry the `hosts` group that hosts' routes require.",
+    responses(
+        (status = 200, description = "The profile with the `host` role.", body = MeBody),
+        (status = 429, description = "too_many_requests"),
+    ),
+    security(("cognito" = [])))]
 pub async fn become_host(State(st): State<AppState>, caller: Caller) -> Result<impl IntoResponse> {
     let mut me = caller_profile(&st, &caller).await?;
     if !me.is_host {
@@ -58,6 +92,15 @@ pub async fn become_host(State(st): State<AppState>, caller: Caller) -> Result<i
 }
 
 /// Anyone may read a person's public profile: never the e-mail.
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", operation_id = "get_public_profile",
+    summary = "A person's public profile (anyone; never the e-mail)",
+    params(("id" = String, Path, description = "The user's id: the Cognito `sub`, a lower-case UUID.",
+        pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        example = "3f0c6a52-8d1e-4b7a-9c2e-5f6a7b8c9d0e")),
+    responses(
+        (status = 200, description = "The public profile.", body = PublicProfile),
+        (status = 404, description = "not_found"),
+    ))]
 pub async fn public_profile(State(st): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
     let id = shared::ids::parse_user_id(&id).ok_or_else(ApiError::not_found)?;
     let p = store::get(&st.table, id).await?.ok_or_else(ApiError::not_found)?;
