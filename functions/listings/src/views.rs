@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
+use utoipa::ToSchema;
 use shared::listing::{
     Address, ListingFields, ListingItem, ListingStatus, Nullable, Photo, Rating, SearchItem, StayPrice,
 };
@@ -12,10 +13,16 @@ use shared::night::Night;
 use shared::{ApiError, Money};
 
 use crate::photos::{PhotoStore, UploadUrl};
+use crate::rules::PropertyType;
 
-#[derive(Debug, Serialize)]
+/// The listing's reviews in two numbers.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Rating)]
 pub struct RatingView {
+    /// Mean stars (1 to 5) rounded to two decimals; `null` before the first review.
+    #[schema(minimum = 1, maximum = 5, examples(4.67))]
     pub average: Option<f64>,
+    /// How many reviews.
     pub count: u64,
 }
 
@@ -25,19 +32,31 @@ impl From<Rating> for RatingView {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The address as anyone sees it: city, region and country only.
+// `deny_unknown_fields` (never deserialised) makes the schema refuse `line1`, so a client tells
+// this shape from `FullAddress` in `AddressView`'s `oneOf`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PublicAddress {
+    #[schema(examples("Lisbon"))]
     pub city: String,
+    /// `null` when the host gave none.
     pub region: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case.
+    #[schema(examples("PT"))]
     pub country: String,
 }
 
 /// The exact address (host view): absent optional parts are `null`, as in the public view.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct FullAddress {
+    #[schema(examples("Rua Augusta 1"))]
     pub line1: String,
+    #[schema(examples("Lisbon"))]
     pub city: String,
     pub region: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case.
+    #[schema(examples("PT"))]
     pub country: String,
     pub postal_code: Option<String>,
 }
@@ -54,35 +73,53 @@ impl From<&Address> for FullAddress {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The exact address for the listing's host (`/v1/me/...` and the host's writes), city, region
+/// and country for anyone else (`GET /v1/listings/{id}`).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum AddressView {
     Full(FullAddress),
     Public(PublicAddress),
 }
 
-#[derive(Debug, Serialize)]
+/// A photo shown on a listing.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ListingPhoto)]
 pub struct PhotoView {
+    /// `pho_...`
+    #[schema(examples("pho_01JQ7Z4C2M9XH0K3V8N6T5R2B1"))]
     pub photo_id: String,
+    /// A pre-signed GET of the image, valid for at least an hour (stable within the hour).
     pub url: String,
     pub caption: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A listing: the host's fields, its photos and rating.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Listing)]
 pub struct ListingView {
+    /// `lst_...`
+    #[schema(examples("lst_01JQ7Z2W5D8K4N1P0R3S6T9V2X"))]
     pub listing_id: String,
+    /// The host's user id (a Cognito `sub`).
     pub host_id: String,
     pub host_name: String,
     pub status: ListingStatus,
     /// The host-editable fields as stored, but the address in the audience's shape and an
     /// absent cleaning fee as `null`.
     #[serde(flatten)]
+    #[schema(inline)]
     pub fields: ListingFields<AddressView, Nullable<Money>>,
+    /// In upload order.
     pub photos: Vec<PhotoView>,
     pub rating: RatingView,
+    /// The host's views only: bumped by every change a booking depends on (price, dates rules,
+    /// address, archiving...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<u64>,
+    /// RFC 3339, UTC.
     pub created_at: String,
+    /// RFC 3339, UTC.
     pub updated_at: String,
 }
 
@@ -131,10 +168,13 @@ pub async fn listing(
 }
 
 /// A search result: the public summary, plus the stay's price when dates were given.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ListingSummary)]
 pub struct SummaryView {
+    /// `lst_...`
     pub listing_id: String,
     pub title: String,
+    #[schema(value_type = PropertyType)]
     pub property_type: String,
     pub address: PublicAddress,
     pub max_guests: u32,
@@ -142,14 +182,20 @@ pub struct SummaryView {
     pub beds: u32,
     pub bathrooms: u32,
     pub nightly_price: Money,
+    /// `null` when the listing has none.
     pub cleaning_fee: Option<Money>,
     pub min_nights: u32,
     pub max_nights: u32,
     pub rating: RatingView,
+    /// A pre-signed GET of the first photo; `null` without photos.
     pub photo_url: Option<String>,
+    /// RFC 3339, UTC.
     pub created_at: String,
+    /// Searches with dates only: the stay's nights.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nights: Option<u32>,
+    /// Searches with dates only: nights times the nightly price plus the cleaning fee (before
+    /// the service fee, which the booking adds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<Money>,
 }
@@ -185,21 +231,35 @@ pub async fn summary(
     })
 }
 
-#[derive(Debug, Serialize, PartialEq)]
+/// One night of a listing's calendar.
+#[derive(Debug, Serialize, PartialEq, ToSchema)]
+#[schema(as = Night)]
 pub struct NightView {
+    /// `YYYY-MM-DD`, in the listing's time zone.
+    #[schema(format = Date, examples("2026-07-10"))]
     pub date: String,
+    /// Bookable: not blocked, held or booked, and the listing is active.
     pub available: bool,
     /// Set for a blocked night (so the host's calendar can tell blocks from bookings).
+    /// Only in the answer to `PUT .../blocked-dates` (the host's), on every night there.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked: Option<bool>,
+    /// The nightly price.
     pub price: Money,
 }
 
-#[derive(Debug, Serialize)]
+/// A listing's calendar: the nights `[from, to)`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Availability)]
 pub struct AvailabilityView {
     pub listing_id: String,
+    /// The first night, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     pub from: String,
+    /// The day after the last night, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     pub to: String,
+    /// One per night, in date order.
     pub nights: Vec<NightView>,
 }
 
@@ -224,13 +284,21 @@ pub fn availability(
         .collect()
 }
 
-/// The answer to `POST /v1/listings/{id}/photos`.
-#[derive(Debug, Serialize)]
+/// The answer to `POST /v1/listings/{id}/photos`: where to PUT the image, then call
+/// `POST .../photos/{photo_id}/complete`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PhotoUpload)]
 pub struct UploadBody {
+    /// `pho_...`: the photo's id once completed.
     pub photo_id: String,
+    /// A pre-signed S3 `PUT` of the image, bound to the announced type and length; valid for
+    /// 15 minutes.
     pub upload_url: String,
-    /// Headers the PUT must carry (they are part of the signature).
+    /// Headers the PUT must carry exactly as given (they are part of the signature), by
+    /// lower-case name: `content-length` and `content-type`.
+    #[schema(examples(json!({"content-length": "482133", "content-type": "image/jpeg"})))]
     pub upload_headers: BTreeMap<String, String>,
+    /// When `upload_url` stops working (RFC 3339, UTC).
     pub expires_at: String,
 }
 
@@ -246,13 +314,19 @@ impl UploadBody {
 }
 
 /// A completed photo upload, as `POST .../photos/{photo_id}/complete` answers it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CompletedPhoto)]
 pub struct CompletedPhotoView {
+    /// `pho_...`
     pub photo_id: String,
+    /// A pre-signed GET of the image, valid for at least an hour.
     pub url: String,
     pub caption: Option<String>,
+    /// `image/jpeg`, `image/png` or `image/webp`.
     pub content_type: String,
+    /// Bytes.
     pub size: u64,
+    /// When the upload was completed (RFC 3339, UTC).
     pub created_at: String,
 }
 
