@@ -206,6 +206,7 @@ impl<T> Optional for Nullable<T> {
 /// In the OpenAPI document (listings' views only, where `Fee` is `Nullable`): every field is
 /// always sent, hence `required` on the fields serde may default or leave out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(description = "The fields the host edits.")]
 #[serde(bound(
     serialize = "A: Serialize, Fee: Serialize + Optional",
     deserialize = "A: Deserialize<'de>, Fee: Deserialize<'de> + Default"
@@ -236,13 +237,13 @@ pub struct ListingFields<A = Address, Fee = Option<Money>> {
     pub bathrooms: u32,
     /// Up to 50 distinct entries (compared without case), each 1 to 50 characters.
     #[serde(default)]
-    #[schema(required = true, examples(json!(["wifi", "kitchen"])))]
+    #[schema(required = true)]
     pub amenities: Vec<String>,
     /// The price of one night.
     pub nightly_price: Money,
     /// Added once per stay, in the nightly price's currency; `null` when there is none.
     #[serde(default, skip_serializing_if = "Optional::is_left_out")]
-    #[schema(required = true)]
+    #[schema(required = true, value_type = Option<Money>)]
     pub cleaning_fee: Fee,
     /// The shortest stay, 1 to 90 nights, not above `max_nights`.
     pub min_nights: u32,

@@ -399,7 +399,7 @@ pub struct ListingBody {
     pub bathrooms: u32,
     /// At most 50, each 1 to 50 characters; duplicates (without case) are dropped.
     #[serde(default)]
-    #[schema(max_items = 50, examples(json!(["wifi", "kitchen"])))]
+    #[schema(max_items = 50)]
     pub amenities: Vec<String>,
     /// More than 0 and at most 1000000000 minor units, in a currency Roost accepts
     /// (docs/currencies.md; another ISO currency is 422 `unsupported_currency`). In a

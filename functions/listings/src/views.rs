@@ -20,7 +20,7 @@ use crate::rules::PropertyType;
 #[schema(as = Rating)]
 pub struct RatingView {
     /// Mean stars (1 to 5) rounded to two decimals; `null` before the first review.
-    #[schema(minimum = 1, maximum = 5, examples(4.67))]
+    #[schema(required = true, minimum = 1, maximum = 5, examples(4.67))]
     pub average: Option<f64>,
     /// How many reviews.
     pub count: u64,
@@ -41,6 +41,7 @@ pub struct PublicAddress {
     #[schema(examples("Lisbon"))]
     pub city: String,
     /// `null` when the host gave none.
+    #[schema(required = true)]
     pub region: Option<String>,
     /// ISO 3166-1 alpha-2, upper case.
     #[schema(examples("PT"))]
@@ -54,10 +55,14 @@ pub struct FullAddress {
     pub line1: String,
     #[schema(examples("Lisbon"))]
     pub city: String,
+    /// `null` when the host gave none.
+    #[schema(required = true)]
     pub region: Option<String>,
     /// ISO 3166-1 alpha-2, upper case.
     #[schema(examples("PT"))]
     pub country: String,
+    /// `null` when the host gave none.
+    #[schema(required = true)]
     pub postal_code: Option<String>,
 }
 
@@ -91,6 +96,7 @@ pub struct PhotoView {
     pub photo_id: String,
     /// A pre-signed GET of the image, valid for at least an hour (stable within the hour).
     pub url: String,
+    #[schema(required = true)]
     pub caption: Option<String>,
 }
 
@@ -105,8 +111,8 @@ pub struct ListingView {
     pub host_id: String,
     pub host_name: String,
     pub status: ListingStatus,
-    /// The host-editable fields as stored, but the address in the audience's shape and an
-    /// absent cleaning fee as `null`.
+    // The host-editable fields as stored, but the address in the audience's shape and an
+    // absent cleaning fee as `null`.
     #[serde(flatten)]
     #[schema(inline)]
     pub fields: ListingFields<AddressView, Nullable<Money>>,
@@ -116,6 +122,7 @@ pub struct ListingView {
     /// The host's views only: bumped by every change a booking depends on (price, dates rules,
     /// address, archiving...).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub version: Option<u64>,
     /// RFC 3339, UTC.
     pub created_at: String,
@@ -183,20 +190,24 @@ pub struct SummaryView {
     pub bathrooms: u32,
     pub nightly_price: Money,
     /// `null` when the listing has none.
+    #[schema(required = true)]
     pub cleaning_fee: Option<Money>,
     pub min_nights: u32,
     pub max_nights: u32,
     pub rating: RatingView,
     /// A pre-signed GET of the first photo; `null` without photos.
+    #[schema(required = true)]
     pub photo_url: Option<String>,
     /// RFC 3339, UTC.
     pub created_at: String,
     /// Searches with dates only: the stay's nights.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1, maximum = 90)]
     pub nights: Option<u32>,
     /// Searches with dates only: nights times the nightly price plus the cleaning fee (before
     /// the service fee, which the booking adds).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub total: Option<Money>,
 }
 
@@ -243,6 +254,7 @@ pub struct NightView {
     /// Set for a blocked night (so the host's calendar can tell blocks from bookings).
     /// Only in the answer to `PUT .../blocked-dates` (the host's), on every night there.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub blocked: Option<bool>,
     /// The nightly price.
     pub price: Money,
@@ -296,7 +308,6 @@ pub struct UploadBody {
     pub upload_url: String,
     /// Headers the PUT must carry exactly as given (they are part of the signature), by
     /// lower-case name: `content-length` and `content-type`.
-    #[schema(examples(json!({"content-length": "482133", "content-type": "image/jpeg"})))]
     pub upload_headers: BTreeMap<String, String>,
     /// When `upload_url` stops working (RFC 3339, UTC).
     pub expires_at: String,
@@ -321,6 +332,7 @@ pub struct CompletedPhotoView {
     pub photo_id: String,
     /// A pre-signed GET of the image, valid for at least an hour.
     pub url: String,
+    #[schema(required = true)]
     pub caption: Option<String>,
     /// `image/jpeg`, `image/png` or `image/webp`.
     pub content_type: String,
