@@ -7,8 +7,6 @@ use std::collections::BTreeSet;
 use jiff::civil::Date;
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Deserializer};
-use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
-use utoipa::{IntoParams, ToSchema};
 use shared::currencies;
 use shared::listing::{
     Address, CancellationPolicy, ListingFields, ListingItem, ListingStatus, MAX_STAY_NIGHTS, PendingPhoto, Photo,
@@ -17,6 +15,8 @@ use shared::night::parse_date;
 use shared::{ApiError, Currency, FieldError, Money};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
+use utoipa::{IntoParams, ToSchema};
 
 pub const TITLE_MAX: usize = 120;
 pub const DESCRIPTION_MAX: usize = 5000;
@@ -679,8 +679,13 @@ pub struct CalendarBody {
 
 /// The OpenAPI schema of `block` and `unblock`: at most 90 dates `YYYY-MM-DD`.
 fn calendar_dates_schema() -> utoipa::openapi::schema::Array {
-    let date = ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)));
-    ArrayBuilder::new().items(date).max_items(Some(MAX_CALENDAR_DATES)).examples([serde_json::json!(["2026-08-01"])]).build()
+    let date =
+        ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)));
+    ArrayBuilder::new()
+        .items(date)
+        .max_items(Some(MAX_CALENDAR_DATES))
+        .examples([serde_json::json!(["2026-08-01"])])
+        .build()
 }
 
 /// A validated calendar change: dates unique across both lists, from today to the horizon.

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
-use utoipa::ToSchema;
 use shared::listing::{
     Address, ListingFields, ListingItem, ListingStatus, Nullable, Photo, Rating, SearchItem, StayPrice,
 };
 use shared::night::Night;
 use shared::{ApiError, Money};
+use utoipa::ToSchema;
 
 use crate::photos::{PhotoStore, UploadUrl};
 use crate::rules::PropertyType;
@@ -351,4 +351,183 @@ pub async fn photo(photos: &PhotoStore, p: &Photo, now: Timestamp) -> Result<Com
         size: p.size,
         created_at: p.created_at.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{ListingBody, parse_listing};
+    use serde_json::{Value, json};
+    use shared::listing::SearchItem;
+
+    /// This context's document (its schemas, to resolve `$ref`s).
+    fn doc() -> Value {
+        serde_json::to_value(crate::openapi()).unwrap()
+    }
+
+    fn resolve<'a>(schema: &'a Value, doc: &'a Value) -> &'a Value {
+        match schema.get("$ref").and_then(Value::as_str) {
+            Some(r) => resolve(&doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")], doc),
+            None => schema,
+        }
+    }
+
+    /// Every property an object schema names, through `allOf`.
+    fn property_names(schema: &Value, doc: &Value) -> Vec<String> {
+        let schema = resolve(schema, doc);
+        let mut names: Vec<String> =
+            schema["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            names.extend(property_names(part, doc));
+        }
+        names
+    }
+
+    /// Whether `v` conforms to `schema` as far as the views go: types, `null`, required
+    /// properties, unknown ones where `additionalProperties` is false, `oneOf` (exactly one), `allOf`, arrays, enums.
+    fn conforms(v: &Value, schema: &Value, doc: &Value) -> Result<(), String> {
+        let schema = resolve(schema, doc);
+        for part in schema["allOf"].as_array().into_iter().flatten() {
+            conforms(v, part, doc)?;
+        }
+        if let Some(variants) = schema["oneOf"].as_array() {
+            let matching = variants.iter().filter(|s| conforms(v, s, doc).is_ok()).count();
+            return if matching == 1 { Ok(()) } else { Err(format!("{v} matches {matching} of {variants:?}")) };
+        }
+        let types: Vec<&str> = match &schema["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        let actual = match v {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_f64() => "number",
+            Value::Number(_) => "integer",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        if !types.is_empty() && !types.contains(&actual) && !(actual == "integer" && types.contains(&"number")) {
+            return Err(format!("{v} is not {types:?}"));
+        }
+        if let Some(values) = schema["enum"].as_array().filter(|e| !e.contains(v)) {
+            return Err(format!("{v} is not one of {values:?}"));
+        }
+        if let Value::Array(items) = v {
+            items.iter().try_for_each(|i| conforms(i, &schema["items"], doc))?;
+        }
+        let Value::Object(fields) = v else { return Ok(()) };
+        for r in schema["required"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            fields.get(r).ok_or_else(|| format!("{v} lacks required `{r}`"))?;
+        }
+        for (k, field) in fields {
+            match schema["properties"].get(k) {
+                Some(s) => conforms(field, s, doc).map_err(|e| format!("{k}: {e}"))?,
+                None if schema["additionalProperties"] == json!(false) => {
+                    return Err(format!("`{k}` is not in the schema"));
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn check<T: Serialize>(name: &str, value: &T) {
+        let doc = doc();
+        let v = serde_json::to_value(value).unwrap();
+        let schema = json!({"$ref": format!("#/components/schemas/{name}")});
+        assert!(!resolve(&schema, &doc).is_null(), "no schema {name}");
+        if let Err(e) = conforms(&v, &schema, &doc) {
+            panic!("{name}: {e}\n{v:#}");
+        }
+        // The allOf of `Listing` hides unknown keys from `conforms`: check them here.
+        let known = property_names(&schema, &doc);
+        let unknown: Vec<&String> = v.as_object().unwrap().keys().filter(|k| !known.contains(k)).collect();
+        assert!(unknown.is_empty(), "{name}: {unknown:?} not in the schema");
+    }
+
+    fn photos() -> PhotoStore {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::for_tests())
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        PhotoStore { client: aws_sdk_s3::Client::from_conf(conf), bucket: "photos".into() }
+    }
+
+    fn item(extra: Value) -> ListingItem {
+        let mut body = json!({
+            "title": "Loft", "property_type": "loft",
+            "address": {"line1": "Rua Augusta 1", "city": "Lisbon", "country": "PT"},
+            "timezone": "Europe/Lisbon", "max_guests": 2, "bedrooms": 1, "beds": 1, "bathrooms": 1,
+            "nightly_price": {"amount": 10000, "currency": "EUR"}, "cancellation_policy": "strict"
+        });
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        let fields = parse_listing(&serde_json::from_value::<ListingBody>(body).unwrap()).unwrap();
+        let now = "2026-03-01T10:00:00Z".parse().unwrap();
+        let mut l = crate::store::new_listing("lst_1".into(), "u-1", "Hana".into(), fields, now);
+        l.photos.insert(
+            "pho_1".into(),
+            Photo {
+                photo_id: "pho_1".into(),
+                object_key: "listings/lst_1/pho_1".into(),
+                content_type: "image/png".into(),
+                size: 10,
+                caption: None,
+                created_at: "2026-03-01T10:00:00Z".into(),
+            },
+        );
+        l
+    }
+
+    #[tokio::test]
+    async fn every_view_matches_its_schema() {
+        let now: Timestamp = "2026-03-01T10:00:00Z".parse().unwrap();
+        let bare = item(json!({}));
+        let full = item(json!({
+            "address": {"line1": "x", "city": "Lisbon", "region": "Lisboa", "country": "PT", "postal_code": "1100"},
+            "cleaning_fee": {"amount": 2000, "currency": "EUR"}
+        }));
+        for l in [&bare, &full] {
+            for audience in [Audience::Public, Audience::Host] {
+                check("Listing", &listing(&photos(), l, audience, now).await.unwrap());
+            }
+            let shown = l.photos.values().next().unwrap();
+            check("CompletedPhoto", &photo(&photos(), shown, now).await.unwrap());
+            let search = crate::store::search_item_for(l);
+            let price = shared::listing::stay_price(search.nightly_price(), 3, search.cleaning_fee()).unwrap();
+            check("ListingSummary", &summary(&photos(), &search, None, now).await.unwrap());
+            check("ListingSummary", &summary(&photos(), &search, Some(&price), now).await.unwrap());
+            let no_photo = SearchItem { cover_photo: None, ..search };
+            check("ListingSummary", &summary(&photos(), &no_photo, None, now).await.unwrap());
+        }
+        let dates = crate::rules::nights("2026-03-01".parse().unwrap(), "2026-03-03".parse().unwrap());
+        for show_blocks in [false, true] {
+            let nights = availability(&bare, &dates, &[], now, show_blocks);
+            let view = AvailabilityView {
+                listing_id: "lst_1".into(),
+                from: "2026-03-01".into(),
+                to: "2026-03-03".into(),
+                nights,
+            };
+            check("Availability", &view);
+        }
+        let up = photos().upload_url("listings/lst_1/pho_2", "image/png", 10, now).await.unwrap();
+        check("PhotoUpload", &UploadBody::new("pho_2".into(), up));
+    }
+
+    #[tokio::test]
+    async fn the_public_address_is_not_the_host_address() {
+        let now: Timestamp = "2026-03-01T10:00:00Z".parse().unwrap();
+        let doc = doc();
+        let l = item(json!({}));
+        let public = serde_json::to_value(listing(&photos(), &l, Audience::Public, now).await.unwrap()).unwrap();
+        let host = serde_json::to_value(listing(&photos(), &l, Audience::Host, now).await.unwrap()).unwrap();
+        let public_schema = json!({"$ref": "#/components/schemas/PublicAddress"});
+        assert!(conforms(&public["address"], &public_schema, &doc).is_ok());
+        assert!(conforms(&host["address"], &public_schema, &doc).is_err());
+        assert!(public.get("version").is_none() && host["version"] == json!(1));
+    }
 }
