@@ -95,7 +95,8 @@ pub fn city_partition(normalised_city: &str) -> String {
     format!("CITY#{normalised_city}")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// `active` (bookable, found by search) or `archived` (hidden; kept for its bookings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ListingStatus {
     Active,
@@ -111,7 +112,8 @@ impl ListingStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// How much of a stay a guest gets back on cancelling (docs/api.md "Cancellation policies").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CancellationPolicy {
     Flexible,
@@ -185,7 +187,7 @@ impl<T> Optional for Option<T> {
 }
 
 /// An optional value an API body writes as `null` when absent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct Nullable<T>(pub Option<T>);
 
@@ -200,33 +202,59 @@ impl<T> Optional for Nullable<T> {
 /// the address (the item stores the whole `Address`; the public view shows city, region and
 /// country only), `Fee` the shape of the optional cleaning fee (the item leaves it out when
 /// absent; API bodies write `null`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// In the OpenAPI document (listings' views only, where `Fee` is `Nullable`): every field is
+/// always sent, hence `required` on the fields serde may default or leave out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(description = "The fields the host edits.")]
 #[serde(bound(
     serialize = "A: Serialize, Fee: Serialize + Optional",
     deserialize = "A: Deserialize<'de>, Fee: Deserialize<'de> + Default"
 ))]
 pub struct ListingFields<A = Address, Fee = Option<Money>> {
+    /// 1 to 120 characters.
+    #[schema(examples("Sunny loft by the river"))]
     pub title: String,
+    /// Up to 5000 characters, line breaks allowed; `""` when the host wrote none.
     #[serde(default)]
+    #[schema(required = true)]
     pub description: String,
+    /// `apartment`, `house`, `room`, `studio`, `loft`, `cabin`, `cottage`, `villa`, `townhouse`,
+    /// `guesthouse`, `bungalow`, `boat` or `other`.
+    #[schema(examples("loft"))]
     pub property_type: String,
     pub address: A,
     /// IANA time zone: nights and check-in/out times are local to it.
+    #[schema(examples("Europe/Lisbon"))]
     pub timezone: String,
+    /// 1 to 50.
     pub max_guests: u32,
+    /// 0 to 50.
     pub bedrooms: u32,
+    /// 0 to 100.
     pub beds: u32,
+    /// 0 to 50.
     pub bathrooms: u32,
+    /// Up to 50 distinct entries (compared without case), each 1 to 50 characters.
     #[serde(default)]
+    #[schema(required = true)]
     pub amenities: Vec<String>,
+    /// The price of one night.
     pub nightly_price: Money,
+    /// Added once per stay, in the nightly price's currency; `null` when there is none.
     #[serde(default, skip_serializing_if = "Optional::is_left_out")]
+    #[schema(required = true, value_type = Option<Money>)]
     pub cleaning_fee: Fee,
+    /// The shortest stay, 1 to 90 nights, not above `max_nights`.
     pub min_nights: u32,
+    /// The longest stay, 1 to 90 nights.
     pub max_nights: u32,
     pub cancellation_policy: CancellationPolicy,
     /// `HH:MM`, local time.
+    #[schema(examples("15:00"))]
     pub check_in_time: String,
+    /// `HH:MM`, local time.
+    #[schema(examples("11:00"))]
     pub check_out_time: String,
 }
 

@@ -122,6 +122,23 @@ impl Serialize for Currency {
     }
 }
 
+/// In the OpenAPI document: three upper-case letters (`usd` is refused, not normalised).
+impl utoipa::PartialSchema for Currency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[A-Z]{3}$"))
+            .description(Some(
+                "An ISO 4217 currency code in upper case, such as `EUR`; it fixes the minor unit of the \
+                 amounts that name it (2 decimals for EUR and USD, 0 for JPY, 3 for KWD).",
+            ))
+            .examples(["EUR"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Currency {}
+
 impl<'de> Deserialize<'de> for Currency {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
@@ -131,8 +148,13 @@ impl<'de> Deserialize<'de> for Currency {
 
 /// An amount in integer minor units (cents for USD). Roost never stores or sends a negative
 /// amount: deserialising one fails, and `checked_sub` refuses to go below zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+// `deny_unknown_fields` only tells the OpenAPI schema what the `Deserialize` impl below does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Money {
+    /// Integer minor units of `currency`, never negative: cents for EUR and USD (`25000` EUR is
+    /// 250.00 EUR), yen for JPY, thousandths for KWD.
+    #[schema(minimum = 0, examples(25000))]
     pub amount: i64,
     pub currency: Currency,
 }

@@ -15,6 +15,8 @@ use shared::night::parse_date;
 use shared::{ApiError, Currency, FieldError, Money};
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
+use utoipa::{IntoParams, ToSchema};
 
 pub const TITLE_MAX: usize = 120;
 pub const DESCRIPTION_MAX: usize = 5000;
@@ -46,7 +48,7 @@ pub const PHOTO_CONTENT_TYPES: &[&str] = &["image/jpeg", "image/png", "image/web
 pub const CAPTION_MAX: usize = 200;
 
 /// Kinds of home. Unknown values are a 400 naming `property_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PropertyType {
     Apartment,
@@ -162,6 +164,16 @@ const COUNTRIES: &[&str] = &[
     "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
 ];
 
+/// The OpenAPI schema of a country: exactly the codes [`parse_country`] accepts.
+fn country_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(COUNTRIES.iter().copied()))
+        .description(Some("ISO 3166-1 alpha-2 country code, upper case."))
+        .examples(["PT"])
+        .build()
+}
+
 /// An ISO 3166-1 alpha-2 code in upper case (`pt` is refused, not normalised: one spelling on
 /// the wire, as for currencies).
 pub fn parse_country(field: &str, raw: &str) -> Result<String, FieldError> {
@@ -260,16 +272,26 @@ pub fn parse_amenities(field: &str, raw: &[String]) -> Result<Vec<String>, Field
     Ok(out)
 }
 
-/// `address` as sent by a client.
-#[derive(Debug, Clone, Deserialize)]
+/// `address` as sent by a client (text is trimmed; lengths count characters after trimming).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AddressInput)]
 pub struct AddressBody {
+    /// Street and number: 1 to 200 characters.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S", examples("Rua Augusta 1"))]
     pub line1: String,
+    /// 1 to 100 characters, with at least one letter or digit; searched without case or accents.
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S", examples("Lisbon"))]
     pub city: String,
+    /// Up to 100 characters; blank or `null` is none.
     #[serde(default)]
+    #[schema(max_length = 100, examples("Lisboa"))]
     pub region: Option<String>,
+    #[schema(schema_with = country_schema)]
     pub country: String,
+    /// Up to 20 characters; blank or `null` is none.
     #[serde(default)]
+    #[schema(max_length = 20, examples("1100-053"))]
     pub postal_code: Option<String>,
 }
 
@@ -336,59 +358,119 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// `POST /v1/listings` body: unknown fields are refused.
-#[derive(Debug, Clone, Deserialize)]
+/// `POST /v1/listings` body: unknown fields are refused. Text is trimmed; lengths count
+/// characters after trimming.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewListing, examples(json!({
+    "title": "Sunny loft by the river",
+    "description": "Two rooms.\nNear the river.",
+    "property_type": "loft",
+    "address": {"line1": "Rua Augusta 1", "city": "Lisbon", "country": "PT", "postal_code": "1100-053"},
+    "timezone": "Europe/Lisbon",
+    "max_guests": 4, "bedrooms": 2, "beds": 2, "bathrooms": 1,
+    "amenities": ["wifi", "kitchen"],
+    "nightly_price": {"amount": 12000, "currency": "EUR"},
+    "cleaning_fee": {"amount": 3000, "currency": "EUR"},
+    "min_nights": 2,
+    "cancellation_policy": "moderate"
+})))]
 pub struct ListingBody {
+    /// 1 to 120 characters.
+    #[schema(min_length = 1, max_length = 120, pattern = r"\S", examples("Sunny loft by the river"))]
     pub title: String,
+    /// Up to 5000 characters, line breaks allowed (default `""`).
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
     pub property_type: PropertyType,
     pub address: AddressBody,
+    /// An IANA time zone, such as `Europe/Lisbon`: nights and check-in/out times are local to it.
+    #[schema(min_length = 1, examples("Europe/Lisbon"))]
     pub timezone: String,
+    /// 1 to 50.
+    #[schema(minimum = 1, maximum = 50)]
     pub max_guests: u32,
+    #[schema(minimum = 0, maximum = 50)]
     pub bedrooms: u32,
+    #[schema(minimum = 0, maximum = 100)]
     pub beds: u32,
+    #[schema(minimum = 0, maximum = 50)]
     pub bathrooms: u32,
+    /// At most 50, each 1 to 50 characters; duplicates (without case) are dropped.
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub amenities: Vec<String>,
+    /// More than 0 and at most 1000000000 minor units, in a currency Roost accepts
+    /// (docs/currencies.md; another ISO currency is 422 `unsupported_currency`). In a
+    /// three-decimal currency, whole units (a multiple of 1000).
     pub nightly_price: Money,
+    /// In the nightly price's currency, more than 0 (a multiple of 10 in a three-decimal
+    /// currency); absent or `null`: none.
     #[serde(default)]
     pub cleaning_fee: Option<Money>,
+    /// 1 to 90, not above `max_nights` (default 1).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 90)]
     pub min_nights: Option<u32>,
+    /// 1 to 90 (default 30).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 90)]
     pub max_nights: Option<u32>,
     pub cancellation_policy: CancellationPolicy,
+    /// `HH:MM`, local time (default `15:00`).
     #[serde(default)]
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", examples("15:00"))]
     pub check_in_time: Option<String>,
+    /// `HH:MM`, local time (default `11:00`).
     #[serde(default)]
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", examples("11:00"))]
     pub check_out_time: Option<String>,
 }
 
 /// `PATCH /v1/listings/{id}` body: the same fields, each optional (the allow-list: anything
 /// else, such as `host_id`, `status` or `version`, is an unknown field). `address` is replaced
 /// whole; `cleaning_fee: null` removes the fee.
-#[derive(Debug, Clone, Default, Deserialize)]
+///
+/// In the OpenAPI document: every field may be absent, and `null` is the same as absent (no
+/// change) but for `cleaning_fee`, where `null` removes the fee.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ListingPatch, examples(json!({"title": "Sunny loft, river view", "nightly_price": {"amount": 13500, "currency": "EUR"}, "cleaning_fee": null})))]
 pub struct ListingPatch {
+    #[schema(min_length = 1, max_length = 120, pattern = r"\S")]
     pub title: Option<String>,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
     pub property_type: Option<PropertyType>,
+    /// Replaces the whole address.
     pub address: Option<AddressBody>,
+    #[schema(min_length = 1, examples("Europe/Lisbon"))]
     pub timezone: Option<String>,
+    #[schema(minimum = 1, maximum = 50)]
     pub max_guests: Option<u32>,
+    #[schema(minimum = 0, maximum = 50)]
     pub bedrooms: Option<u32>,
+    #[schema(minimum = 0, maximum = 100)]
     pub beds: Option<u32>,
+    #[schema(minimum = 0, maximum = 50)]
     pub bathrooms: Option<u32>,
+    /// Replaces the whole list.
+    #[schema(max_items = 50)]
     pub amenities: Option<Vec<String>>,
     pub nightly_price: Option<Money>,
+    /// `null` removes the fee.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Money>)]
     pub cleaning_fee: Option<Option<Money>>,
+    #[schema(minimum = 1, maximum = 90)]
     pub min_nights: Option<u32>,
+    #[schema(minimum = 1, maximum = 90)]
     pub max_nights: Option<u32>,
     pub cancellation_policy: Option<CancellationPolicy>,
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub check_in_time: Option<String>,
+    #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub check_out_time: Option<String>,
 }
 
@@ -579,14 +661,31 @@ pub fn nights(from: Date, to: Date) -> Vec<Date> {
     out
 }
 
-/// `PUT /blocked-dates` body.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `PUT /blocked-dates` body: nights (`YYYY-MM-DD`, in the listing's time zone, from today to
+/// 730 days ahead) to block and to unblock; 1 to 90 dates in both lists together, none twice.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = CalendarChange, examples(json!({"block": ["2026-08-01", "2026-08-02"], "unblock": ["2026-07-20"]})))]
 pub struct CalendarBody {
+    /// Nights to block (default none).
     #[serde(default)]
+    #[schema(schema_with = calendar_dates_schema)]
     pub block: Vec<String>,
+    /// Nights to unblock (default none); a held or booked night cannot be unblocked.
     #[serde(default)]
+    #[schema(schema_with = calendar_dates_schema)]
     pub unblock: Vec<String>,
+}
+
+/// The OpenAPI schema of `block` and `unblock`: at most 90 dates `YYYY-MM-DD`.
+fn calendar_dates_schema() -> utoipa::openapi::schema::Array {
+    let date =
+        ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)));
+    ArrayBuilder::new()
+        .items(date)
+        .max_items(Some(MAX_CALENDAR_DATES))
+        .examples([serde_json::json!(["2026-08-01"])])
+        .build()
 }
 
 /// A validated calendar change: dates unique across both lists, from today to the horizon.
@@ -644,14 +743,32 @@ impl CalendarChange {
     }
 }
 
-/// `POST /photos` body.
-#[derive(Debug, Clone, Deserialize)]
+/// `POST /photos` body: the image about to be uploaded.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = PhotoUploadRequest, examples(json!({"content_type": "image/jpeg", "content_length": 482133, "caption": "The living room"})))]
 pub struct PhotoBody {
+    /// The image's type (case is ignored); the upload must be sent with it.
+    #[schema(value_type = PhotoContentType)]
     pub content_type: String,
+    /// The image's exact size in bytes, 1 to 10485760 (10 MB); the upload must be this long.
+    #[schema(minimum = 1, maximum = 10485760)]
     pub content_length: u64,
+    /// Up to 200 characters; blank or `null` is none.
     #[serde(default)]
+    #[schema(max_length = 200)]
     pub caption: Option<String>,
+}
+
+/// The image types a photo may have (the schema of `content_type`; the handler reads a string).
+#[derive(ToSchema)]
+pub enum PhotoContentType {
+    #[schema(rename = "image/jpeg")]
+    Jpeg,
+    #[schema(rename = "image/png")]
+    Png,
+    #[schema(rename = "image/webp")]
+    Webp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -685,18 +802,42 @@ impl PhotoUpload {
 }
 
 /// `GET /v1/search` query string (unknown parameters are refused).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
+    /// The city, as written on listings; case, accents and spacing are ignored (`sao paulo`
+    /// finds `São Paulo`). At most 100 characters once so folded.
+    #[param(required = true, min_length = 1, pattern = r"\S", example = "Lisbon")]
     pub city: Option<String>,
+    /// Only listings in this country.
+    #[param(schema_with = country_schema)]
     pub country: Option<String>,
+    /// The stay's first night (`YYYY-MM-DD`), with `check_out`: only listings free on every
+    /// night, each with `nights` and `total`. Not before yesterday (UTC).
+    #[param(format = Date, example = "2026-08-01")]
     pub check_in: Option<String>,
+    /// The day the stay ends (`YYYY-MM-DD`), with `check_in`: 1 to 90 nights after it.
+    #[param(format = Date, example = "2026-08-04")]
     pub check_out: Option<String>,
+    /// Only listings for at least this many guests, 1 to 50.
+    #[param(minimum = 1, maximum = 50)]
     pub guests: Option<u32>,
+    /// Lowest nightly price, in minor units of `currency`, 0 to 1000000000.
+    #[param(minimum = 0, maximum = 1_000_000_000)]
     pub min_price: Option<i64>,
+    /// Highest nightly price, in minor units of `currency`, 0 to 1000000000, not below
+    /// `min_price`.
+    #[param(minimum = 0, maximum = 1_000_000_000)]
     pub max_price: Option<i64>,
+    /// Only listings priced in this ISO 4217 currency (upper case); `USD` when a price bound is
+    /// given without it.
+    #[param(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: Option<String>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page, unchanged (with the same filters).
     pub cursor: Option<String>,
 }
 
@@ -839,19 +980,30 @@ fn parse_price_bounds(f: &mut Fields, min: Option<i64>, max: Option<i64>) -> (Op
 }
 
 /// `GET /v1/me/listings` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct MyListingsParams {
+    /// Only listings with this status (default: both).
     pub status: Option<ListingStatus>,
+    /// Items per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page, unchanged (with the same `status`).
     pub cursor: Option<String>,
 }
 
 /// `GET /v1/listings/{id}/availability` query string.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RangeParams {
+    /// The first night, `YYYY-MM-DD` (default: today in the listing's time zone).
+    #[param(format = Date, example = "2026-08-01")]
     pub from: Option<String>,
+    /// The day after the last night, `YYYY-MM-DD`: 1 to 366 nights after `from` (default: 30
+    /// nights after `from`).
+    #[param(format = Date, example = "2026-08-31")]
     pub to: Option<String>,
 }
 

@@ -15,6 +15,13 @@ use crate::store::{self, CalendarError};
 use crate::views::{self, AvailabilityView};
 
 /// GET /v1/listings/{id}/availability: GetItem + one Query on the NIGHT range.
+#[utoipa::path(get, path = "/v1/listings/{id}/availability", tag = "listings",
+    summary = "A listing's calendar: which nights are bookable, at what price (anyone)",
+    params(("id" = String, Path, description = "The listing's id (`lst_...`)."), RangeParams),
+    responses(
+        (status = 200, description = "The nights `[from, to)`.", body = AvailabilityView),
+        (status = 404, description = "not_found"),
+    ))]
 pub async fn availability(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -53,6 +60,18 @@ async fn calendar(
 /// first: DynamoDB cannot ADD to and DELETE from the unavailable set in one update, so a call
 /// with both lists is two transactions; each is all-or-nothing, and a held or booked night
 /// fails its transaction with 409 `dates_unavailable` naming it.
+#[utoipa::path(put, path = "/v1/listings/{id}/blocked-dates", tag = "listings",
+    summary = "Block and unblock nights of a listing's calendar (its host)",
+    description = "Blocks are applied first, then unblocks, each all-or-nothing: a night held or booked by a guest fails its list with 409 `dates_unavailable` naming it (`block[i]` or `unblock[i]`).",
+    params(("id" = String, Path, description = "The listing's id (`lst_...`).")),
+    request_body = CalendarBody,
+    responses(
+        (status = 200, description = "The calendar from the first to the last date named, with `blocked` on every night.", body = AvailabilityView),
+        (status = 403, description = "host_required"),
+        (status = 404, description = "not_found"),
+        (status = 409, description = "listing_archived, dates_unavailable, conflict"),
+    ),
+    security(("cognito" = [])))]
 pub async fn change(
     State(st): State<AppState>,
     Host(host): Host,

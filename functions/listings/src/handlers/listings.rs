@@ -11,10 +11,20 @@ use shared::page::{self, ListBody, Partition};
 
 use super::{Host, Result, listing_id, modify, own_listing};
 use crate::rules::{self, ListingBody, ListingPatch, MyListingsParams};
-use crate::views::{self, Audience};
+use crate::views::{self, Audience, ListingView};
 use crate::{AppState, store};
 
 /// POST /v1/listings: GetItem (host's name) + TransactWriteItems (listing + search item).
+#[utoipa::path(post, path = "/v1/listings", tag = "listings",
+    summary = "Publish a listing (hosts)",
+    request_body = ListingBody,
+    responses(
+        (status = 201, description = "The new listing, as its host sees it.", body = ListingView),
+        (status = 403, description = "host_required"),
+        (status = 409, description = "conflict"),
+        (status = 422, description = "unsupported_currency"),
+    ),
+    security(("cognito" = [])))]
 pub async fn create(
     State(st): State<AppState>,
     Host(host): Host,
@@ -30,6 +40,13 @@ pub async fn create(
 }
 
 /// GET /v1/listings/{id}: anyone; archived listings are 404. One GetItem.
+#[utoipa::path(get, path = "/v1/listings/{id}", tag = "listings",
+    summary = "A listing, as anyone sees it (archived ones are 404)",
+    params(("id" = String, Path, description = "The listing's id (`lst_...`).")),
+    responses(
+        (status = 200, description = "The listing; the address is city, region and country only.", body = ListingView),
+        (status = 404, description = "not_found"),
+    ))]
 pub async fn public(State(st): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
     let id = listing_id(&id)?;
     let l = store::get(&st.table, id).await?.filter(ListingItem::is_active).ok_or_else(ApiError::not_found)?;
@@ -37,12 +54,33 @@ pub async fn public(State(st): State<AppState>, Path(id): Path<String>) -> Resul
 }
 
 /// GET /v1/me/listings/{id}: the host's full view, archived too. One GetItem.
+#[utoipa::path(get, path = "/v1/me/listings/{id}", tag = "listings",
+    summary = "One of the caller's listings, archived ones too (its host)",
+    params(("id" = String, Path, description = "The listing's id (`lst_...`).")),
+    responses(
+        (status = 200, description = "The listing with its exact address and `version`.", body = ListingView),
+        (status = 403, description = "host_required"),
+        (status = 404, description = "not_found"),
+    ),
+    security(("cognito" = [])))]
 pub async fn mine(State(st): State<AppState>, Host(host): Host, Path(id): Path<String>) -> Result<impl IntoResponse> {
     let l = own_listing(&st, &host, &id).await?;
     Ok(Json(views::listing(&st.photos, &l, Audience::Host, st.clock.now()).await?))
 }
 
 /// PATCH /v1/listings/{id}: allow-listed fields. GetItem + TransactWriteItems (2 items).
+#[utoipa::path(patch, path = "/v1/listings/{id}", tag = "listings",
+    summary = "Change some of a listing's fields (its host)",
+    params(("id" = String, Path, description = "The listing's id (`lst_...`).")),
+    request_body = ListingPatch,
+    responses(
+        (status = 200, description = "The listing after the change, as its host sees it.", body = ListingView),
+        (status = 403, description = "host_required"),
+        (status = 404, description = "not_found"),
+        (status = 409, description = "listing_archived, conflict"),
+        (status = 422, description = "unsupported_currency"),
+    ),
+    security(("cognito" = [])))]
 pub async fn update(
     State(st): State<AppState>,
     Host(host): Host,
@@ -60,6 +98,16 @@ pub async fn update(
 
 /// DELETE /v1/listings/{id}: archive (idempotent). GetItem + TransactWriteItems (2 items); the
 /// search item loses its GSI2 keys, so search never reads it again.
+#[utoipa::path(delete, path = "/v1/listings/{id}", tag = "listings",
+    summary = "Archive a listing: gone from search, no new bookings (its host; idempotent)",
+    params(("id" = String, Path, description = "The listing's id (`lst_...`).")),
+    responses(
+        (status = 204, description = "Archived (or already archived); bookings already made are honoured."),
+        (status = 403, description = "host_required"),
+        (status = 404, description = "not_found"),
+        (status = 409, description = "conflict"),
+    ),
+    security(("cognito" = [])))]
 pub async fn archive(State(st): State<AppState>, Host(host): Host, Path(id): Path<String>) -> Result<StatusCode> {
     modify(&st, &host, &id, |old| {
         Ok(old.is_active().then(|| ListingItem { status: ListingStatus::Archived, ..old.clone() }))
@@ -69,6 +117,15 @@ pub async fn archive(State(st): State<AppState>, Host(host): Host, Path(id): Pat
 }
 
 /// GET /v1/me/listings: one Query on GSI1 per page, newest first; `status` filters.
+#[utoipa::path(get, path = "/v1/me/listings", tag = "listings",
+    summary = "The caller's listings, newest first, archived ones too (hosts)",
+    params(MyListingsParams),
+    responses(
+        (status = 200, description = "One page of listings, as their host sees them.", body = ListBody<ListingView>),
+        (status = 400, description = "invalid_cursor"),
+        (status = 403, description = "host_required"),
+    ),
+    security(("cognito" = [])))]
 pub async fn my_list(
     State(st): State<AppState>,
     Host(host): Host,

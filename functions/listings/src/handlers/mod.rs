@@ -15,11 +15,28 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use shared::listing::ListingItem;
 use shared::{ApiError, Caller};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::store::{self, SaveError};
 
 type Result<T> = std::result::Result<T, ApiError>;
+
+/// The routes of this context, each with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<crate::AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(listings::create))
+        .routes(routes!(listings::public, listings::update, listings::archive))
+        .routes(routes!(listings::my_list))
+        .routes(routes!(listings::mine))
+        .routes(routes!(photos::start_upload))
+        .routes(routes!(photos::complete_upload))
+        .routes(routes!(photos::delete))
+        .routes(routes!(calendar::availability))
+        .routes(routes!(calendar::change))
+        .routes(routes!(search::search))
+}
 
 /// Attempts of a read-modify-write that lost its optimistic lock to a concurrent write.
 const SAVE_ATTEMPTS: usize = 4;

@@ -9,11 +9,24 @@ use shared::listing::{PendingPhoto, Photo};
 
 use super::{Host, Result, modify, modify_from, own_listing, photo_id};
 use crate::rules::{self, PhotoBody, PhotoUpload};
-use crate::views::{self, UploadBody};
+use crate::views::{self, CompletedPhotoView, UploadBody};
 use crate::{AppState, photos};
 
 /// POST /v1/listings/{id}/photos: a pre-signed PUT bound to the type and length. GetItem +
 /// TransactWriteItems (2 items: the pending photo is recorded on the listing).
+#[utoipa::path(post, path = "/v1/listings/{id}/photos", tag = "listings",
+    summary = "Start a photo upload: a pre-signed S3 PUT bound to the image's type and size (its host)",
+    description = "PUT the image to `upload_url` with exactly `upload_headers` within 15 minutes, then call `POST /v1/listings/{id}/photos/{photo_id}/complete`. A listing has at most 30 photos, counting uploads in progress, and at most 10 uploads in progress.",
+    params(("id" = String, Path, description = "The listing's id (`lst_...`).")),
+    request_body = PhotoBody,
+    responses(
+        (status = 201, description = "Where and how to upload the image.", body = UploadBody),
+        (status = 403, description = "host_required"),
+        (status = 404, description = "not_found"),
+        (status = 409, description = "listing_archived, conflict"),
+        (status = 422, description = "too_many_photos"),
+    ),
+    security(("cognito" = [])))]
 pub async fn start_upload(
     State(st): State<AppState>,
     Host(host): Host,
@@ -45,6 +58,16 @@ pub async fn start_upload(
 
 /// POST .../photos/{photo_id}/complete: HEAD the object (exists, announced type and size), then
 /// show the photo. GetItem + (S3 HEAD) + TransactWriteItems (2 items). Idempotent.
+#[utoipa::path(post, path = "/v1/listings/{id}/photos/{photo_id}/complete", tag = "listings",
+    summary = "Finish a photo upload: checks the uploaded image, then shows it on the listing (its host; idempotent)",
+    params(("id" = String, Path, description = "The listing's id (`lst_...`)."), ("photo_id" = String, Path, description = "The photo's id (`pho_...`).")),
+    responses(
+        (status = 200, description = "The photo, now on the listing.", body = CompletedPhotoView),
+        (status = 403, description = "host_required"),
+        (status = 404, description = "not_found"),
+        (status = 409, description = "listing_archived, upload_missing, upload_mismatch, conflict"),
+    ),
+    security(("cognito" = [])))]
 pub async fn complete_upload(
     State(st): State<AppState>,
     Host(host): Host,
@@ -86,6 +109,16 @@ pub async fn complete_upload(
 }
 
 /// DELETE .../photos/{photo_id}: off the listing (GetItem + TransactWriteItems), then the object.
+#[utoipa::path(delete, path = "/v1/listings/{id}/photos/{photo_id}", tag = "listings",
+    summary = "Remove a photo, or cancel its upload (its host)",
+    params(("id" = String, Path, description = "The listing's id (`lst_...`)."), ("photo_id" = String, Path, description = "The photo's id (`pho_...`).")),
+    responses(
+        (status = 204, description = "The photo is off the listing."),
+        (status = 403, description = "host_required"),
+        (status = 404, description = "not_found"),
+        (status = 409, description = "conflict"),
+    ),
+    security(("cognito" = [])))]
 pub async fn delete(
     State(st): State<AppState>,
     Host(host): Host,

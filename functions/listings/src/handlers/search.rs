@@ -11,9 +11,17 @@ use super::Result;
 use crate::AppState;
 use crate::rules::{Search, SearchParams};
 use crate::store;
-use crate::views;
+use crate::views::{self, SummaryView};
 
 /// GET /v1/search: at most `search::MAX_QUERIES_PER_PAGE` Queries on GSI2 per page.
+#[utoipa::path(get, path = "/v1/search", tag = "listings",
+    summary = "Search active listings by city, dates, guests and price, newest first (anyone)",
+    description = "A page may hold fewer than `limit` listings while `next_cursor` is not null.",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "One page of listing summaries.", body = ListBody<SummaryView>),
+        (status = 400, description = "invalid_cursor"),
+    ))]
 pub async fn search(State(st): State<AppState>, Query(params): Query<SearchParams>) -> Result<impl IntoResponse> {
     let now = st.clock.now();
     let s = Search::parse(&params, now.to_zoned(jiff::tz::TimeZone::UTC).date())?;
