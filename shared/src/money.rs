@@ -129,10 +129,29 @@ impl<'de> Deserialize<'de> for Currency {
     }
 }
 
+impl utoipa::PartialSchema for Currency {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("An ISO 4217 currency code, three upper-case letters (docs/currencies.md lists those accepted for payments)."))
+            .pattern(Some("^[A-Z]{3}$"))
+            .examples([serde_json::json!("EUR")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Currency {}
+
 /// An amount in integer minor units (cents for USD). Roost never stores or sends a negative
 /// amount: deserialising one fails, and `checked_sub` refuses to go below zero.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[schema(
+    description = "An amount of money: `amount` in integer minor units of `currency` (12300 USD is $123.00; JPY has no minor unit).",
+    examples(json!({"amount": 12300, "currency": "USD"}))
+)]
 pub struct Money {
+    /// In minor units of `currency` (cents for USD, yen for JPY), never negative.
+    #[schema(minimum = 0, examples(12300))]
     pub amount: i64,
     pub currency: Currency,
 }

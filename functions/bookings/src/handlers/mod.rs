@@ -8,8 +8,22 @@ pub mod quote;
 
 use shared::booking::BookingItem;
 use shared::{ApiError, Caller};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::{AppState, store};
+
+/// The routes of this context, each with its OpenAPI operation.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(quote::quote))
+        .routes(routes!(create::create_booking))
+        .routes(routes!(booking::get_booking))
+        .routes(routes!(booking::cancellation_preview))
+        .routes(routes!(booking::cancel_booking))
+        .routes(routes!(lists::trips))
+        .routes(routes!(lists::reservations))
+}
 
 type Result<T> = std::result::Result<T, ApiError>;
 
