@@ -321,4 +321,54 @@ mod tests {
         guest_refund.as_object_mut().unwrap().remove("failure_reason");
         assert_eq!(host["refund"], guest_refund);
     }
+
+    /// The keys of `view` against its schema: every required one present, none undocumented.
+    fn matches_schema<T: Serialize + utoipa::PartialSchema>(view: &T) {
+        let value = serde_json::to_value(view).unwrap();
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        let keys: std::collections::BTreeSet<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        let documented: std::collections::BTreeSet<&str> =
+            schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+        let required = schema["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap());
+        for r in required {
+            assert!(keys.contains(r), "required `{r}` missing from {value}");
+        }
+        assert!(keys.is_subset(&documented), "undocumented keys: {:?}", keys.difference(&documented));
+    }
+
+    #[test]
+    fn the_views_match_their_schemas() {
+        let mut b = item();
+        let now: Timestamp = "2026-02-01T09:01:00Z".parse().unwrap();
+        matches_schema(&booking(&b, Viewer::Guest, now));
+        b.status = BookingStatus::Cancelled;
+        b.cancellation = Some(Cancellation {
+            by: shared::events::CancelledBy::Host,
+            at: "2026-02-01T09:00:30Z".into(),
+            reason: Some("Flooded".into()),
+            refund_due: b.price.total_money(),
+        });
+        let host = booking(&b, Viewer::Host, now);
+        assert!(host.refund.is_some() && host.cancellation.is_some());
+        matches_schema(&host);
+        b.status = BookingStatus::Confirmed;
+        b.cancellation = None;
+        matches_schema(&booking(&b, Viewer::Guest, now));
+        let decision = RefundDecision { refund: b.price.total_money(), percent: 100, reason: "host".into() };
+        matches_schema(&preview(&b, &decision));
+        let mut quote = QuoteView {
+            listing_id: b.listing_id.clone(),
+            check_in: b.check_in,
+            check_out: b.check_out,
+            nights: b.nights,
+            guests: b.guests,
+            price: b.price.clone(),
+            available: true,
+            unavailable_dates: vec![],
+        };
+        matches_schema(&quote);
+        quote.available = false;
+        quote.unavailable_dates = vec![b.check_in];
+        matches_schema(&quote);
+    }
 }
