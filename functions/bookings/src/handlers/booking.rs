@@ -52,10 +52,11 @@ pub async fn cancellation_preview(
 /// (100 %). The body (`{reason?}`) is optional. 1 GetItem + 1 Query + 1 TransactWriteItems;
 /// if the booking changed in between (paid, swept, cancelled by the other party) it is read and
 /// judged again.
+// The body is optional: `handlers::routes` marks it so in the document.
 #[utoipa::path(post, path = "/v1/bookings/{id}/cancel", tag = "bookings",
     summary = "Cancel a booking (its guest, per its policy; its host, 100 % refund)",
     params(("id" = String, Path, description = "The booking's id (`bkg_` + a lowercase ULID).")),
-    request_body(content = Option<CancelBody>, description = "Optional: an empty body cancels without a reason."),
+    request_body(content = CancelBody, description = "Optional: an empty body cancels without a reason."),
     responses(
         (status = 200, description = "The booking, `cancelled`, with its `cancellation` and `refund`.", body = BookingView),
         (status = 404, description = "not_found"),
