@@ -82,7 +82,9 @@ pub fn index_sort_key(booking_id: &str) -> String {
     format!("{INDEX_SORT_PREFIX}{booking_id}")
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// `pending_payment` -> `confirmed` -> `completed` (once the check-out time passed in the
+/// listing's time zone); exits `expired` (the hold lapsed unpaid) and `cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BookingStatus {
     PendingPayment,
@@ -225,21 +227,31 @@ pub fn condition_slot_unchanged(seen_booking: Option<&str>) -> Expr {
 }
 
 /// One night's price line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NightlyPrice {
-    /// `YYYY-MM-DD`.
+    /// The night, `YYYY-MM-DD` in the listing's time zone.
+    #[schema(value_type = String, format = Date, examples("2026-03-01"))]
     pub date: Date,
     /// Minor units of the price's currency.
     pub amount: i64,
 }
 
 /// The price of a stay as API.md's quote shows it: amounts in minor units of `currency`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Price {
+    /// One line per night of the stay, in date order.
     pub nightly: Vec<NightlyPrice>,
+    /// The nights' sum, in minor units.
+    #[schema(minimum = 0, examples(24690))]
     pub subtotal: i64,
+    /// The listing's cleaning fee (0 when it has none), in minor units.
+    #[schema(minimum = 0)]
     pub cleaning_fee: i64,
+    /// 12 % of the subtotal, rounded half-up to the minor unit.
+    #[schema(minimum = 0)]
     pub service_fee: i64,
+    /// subtotal + cleaning fee + service fee: what the guest pays, in minor units.
+    #[schema(minimum = 0, examples(30653))]
     pub total: i64,
     pub currency: Currency,
 }
@@ -251,7 +263,8 @@ impl Price {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where the booking's payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     /// No payment attempt yet.
@@ -262,44 +275,68 @@ pub enum PaymentStatus {
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The booking's payment. Its host sees `status` only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Payment {
     pub status: PaymentStatus,
+    /// Stripe's PaymentIntent (`pi_...`), once the guest started paying (guest only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_intent_id: Option<String>,
-    /// Stripe's failure code of the last attempt, if it failed.
+    /// Stripe's failure code of the last attempt, if it failed (guest only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
-    /// Written by payment-events when the payment succeeded: the ceiling of any refund.
+    /// Written by payment-events when the payment succeeded: the ceiling of any refund (guest
+    /// only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount_paid: Option<Money>,
 }
 
 /// Who cancelled, when, and the refund due (what `booking.cancelled` carried).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Cancellation {
     pub by: crate::events::CancelledBy,
+    /// When, RFC 3339 UTC.
+    #[schema(format = DateTime)]
     pub at: String,
+    /// The reason its canceller gave, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the cancellation refunds (0 when nothing was paid).
     pub refund_due: Money,
 }
 
 /// The refund as payment-events records it (it owns `refund`; bookings only reads it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(
+    description = "The refund a cancellation (or a payment that came too late) owes the guest, and where it stands."
+)]
 pub struct RefundSummary {
+    /// In minor units of `currency`.
+    #[schema(minimum = 0)]
     pub amount: i64,
     pub currency: Currency,
+    /// `none` (nothing to pay back), `pending`, `succeeded` or `failed`.
+    #[schema(schema_with = refund_status_schema)]
     pub status: String,
     /// Stripe's reason when `status` is `failed` (docs/payments.md: how an operator retries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
 }
 
+fn refund_status_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["none", "pending", "succeeded", "failed"]))
+        .description(Some("`none` (nothing to pay back), `pending`, `succeeded` or `failed`."))
+        .build()
+}
+
 /// A person as a booking names them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Party {
+    /// Their user id (the Cognito `sub`).
     pub user_id: String,
+    /// Their display name.
     pub name: String,
 }
 

@@ -299,7 +299,7 @@ pub fn outbox_put<T: Serialize>(table: &Table, envelope: &Envelope<T>) -> Result
 // ---------------------------------------------------------------------------------------------
 
 /// Who cancelled a booking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CancelledBy {
     Guest,

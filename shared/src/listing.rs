@@ -121,7 +121,7 @@ pub enum CancellationPolicy {
     Strict,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Address {
     pub line1: String,
     pub city: String,

@@ -38,7 +38,7 @@ pub struct GatewayMessage {
 pub struct IdempotencyKeyHeader {
     /// 1 to 255 visible ASCII characters (a UUID is a good choice). A retry with the same key and
     /// body within 24 hours gets the first answer again; the same key with another body is 422
-    /// `idempotency_key_reused`; while the first is still running, 409 `request_in_progress`.
+    /// `idempotency_key_reused`; while the first is still running, 409 `idempotency_in_progress`.
     #[param(rename = "Idempotency-Key", min_length = 1, max_length = 255, pattern = "^[!-~]+$")]
     pub idempotency_key: Option<String>,
 }

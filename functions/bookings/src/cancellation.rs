@@ -114,10 +114,13 @@ pub fn decide_for_booking(
     Ok((by, decision))
 }
 
-/// Body of `POST /v1/bookings/{id}/cancel` (optional).
-#[derive(Deserialize, Default)]
+/// Body of `POST /v1/bookings/{id}/cancel` (optional: an empty body is no reason).
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CancelBody {
+#[schema(as = CancelRequest, examples(json!({"reason": "Our flight was cancelled."})))]
+pub struct CancelBody {
+    /// Why, shown on the booking; at most 500 characters once trimmed (blank is no reason).
+    #[schema(max_length = 500, examples("Our flight was cancelled."))]
     reason: Option<String>,
 }
 

@@ -18,12 +18,9 @@ pub mod views;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
 use jiff::SignedDuration;
 use shared::cursor::CursorKey;
 use shared::{SharedClock, Table};
-
-use crate::handlers::{booking, create, lists, quote};
 
 /// The route an `Idempotency-Key` on a booking is scoped to.
 pub const BOOKINGS_ROUTE: &str = "POST /v1/bookings";
@@ -39,18 +36,11 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/quotes", post(quote::quote))
-        .route("/v1/bookings", post(create::create_booking))
-        .route("/v1/bookings/{id}", get(booking::get_booking))
-        .route("/v1/bookings/{id}/cancellation", get(booking::cancellation_preview))
-        .route("/v1/bookings/{id}/cancel", post(booking::cancel_booking))
-        .route("/v1/me/trips", get(lists::trips))
-        .route("/v1/me/reservations", get(lists::reservations))
-        .with_state(state)
+    let (router, _) = handlers::routes().split_for_parts();
+    router.with_state(state)
 }
 
 /// This context's part of the OpenAPI document (merged with the others by the `docs` function).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    utoipa::openapi::OpenApi::default()
+    handlers::routes().into_openapi()
 }

@@ -19,12 +19,25 @@ use shared::{ApiError, FieldError};
 
 /// Body of `POST /v1/quotes` and `POST /v1/bookings`. Serialised again (fields in this order)
 /// for the idempotency hash, so whitespace and key order never make "another body".
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = StayRequest, description = "A stay: which listing, which nights, how many guests.", examples(json!({
+    "listing_id": "lst_01jh8x3k2m4n5p6q7r8s9t0vwx", "check_in": "2026-03-01", "check_out": "2026-03-03", "guests": 2
+})))]
 pub struct StayBody {
+    /// The listing: `lst_` + a lowercase ULID.
+    #[schema(pattern = "^lst_[0-7][0-9a-hjkmnp-tv-z]{25}$", examples("lst_01jh8x3k2m4n5p6q7r8s9t0vwx"))]
     pub listing_id: String,
+    /// The first night, exactly `YYYY-MM-DD` (a real date), in the listing's time zone: today
+    /// there or later, at most 18 months ahead.
+    #[schema(format = Date, pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", examples("2026-03-01"))]
     pub check_in: String,
+    /// The day the stay ends (not a night of it), exactly `YYYY-MM-DD`, after `check_in`; the
+    /// stay's length within the listing's `min_nights` and `max_nights` (never over 90).
+    #[schema(format = Date, pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", examples("2026-03-03"))]
     pub check_out: String,
+    /// 1 to the listing's `max_guests`.
+    #[schema(minimum = 1, examples(2))]
     pub guests: u32,
 }
 

@@ -10,56 +10,86 @@ use shared::money::Money;
 
 use crate::cancellation::RefundDecision;
 
-/// `POST /v1/quotes`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `POST /v1/quotes`: the price of a stay and whether its nights are free. Nothing is held.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = Quote)]
 pub struct QuoteView {
+    /// The listing (`lst_...`).
     pub listing_id: String,
+    /// The first night, `YYYY-MM-DD` in the listing's time zone.
+    #[schema(value_type = String, format = Date, examples("2026-03-01"))]
     pub check_in: Date,
+    /// The day the stay ends (not a night of it), `YYYY-MM-DD`.
+    #[schema(value_type = String, format = Date, examples("2026-03-03"))]
     pub check_out: Date,
+    /// Nights of the stay.
     pub nights: u32,
     pub guests: u32,
+    /// Computed by the server from the listing's current prices.
     pub price: Price,
     /// False only when some night is taken (blocked, booked, or held by an unexpired hold).
     pub available: bool,
-    /// The taken nights, when there are any.
+    /// The taken nights (`YYYY-MM-DD`), present only when there are any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>, format = Date)]
     pub unavailable_dates: Vec<Date>,
 }
 
 /// City, region and country: where the stay is, without the exact address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = BookingLocation)]
 pub struct Location {
     pub city: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case.
     pub country: String,
 }
 
-/// A booking as its guest and its host see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A booking as its guest and its host see it (the host sees `payment.status` only, and no
+/// refund `failure_reason`). What it was sold under is snapshotted: later listing edits never
+/// change it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = Booking)]
 pub struct BookingView {
+    /// `bkg_` + a lowercase ULID.
+    #[schema(examples("bkg_01jh8x3k2m4n5p6q7r8s9t0vwx"))]
     pub booking_id: String,
+    /// `lst_` + a lowercase ULID.
     pub listing_id: String,
     pub listing_title: String,
     pub guest: Party,
     pub host: Party,
+    /// The first night, `YYYY-MM-DD` in the listing's time zone.
+    #[schema(value_type = String, format = Date, examples("2026-03-01"))]
     pub check_in: Date,
+    /// The day the stay ends (not a night of it), `YYYY-MM-DD`.
+    #[schema(value_type = String, format = Date, examples("2026-03-03"))]
     pub check_out: Date,
     pub guests: u32,
     pub nights: u32,
     pub price: Price,
+    /// The policy the booking was sold under (it decides the guest's refund).
     pub cancellation_policy: CancellationPolicy,
     /// The effective status at read time (`shared::booking::effective_status`).
     pub status: BookingStatus,
-    /// While the booking waits for payment (and once that wait lapsed).
+    /// While the booking waits for payment (and once that wait lapsed): when the hold on its
+    /// nights lapses, RFC 3339 UTC.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub hold_expires_at: Option<String>,
-    /// The exact address, once the booking is confirmed.
+    /// The exact address, once the booking is confirmed (and after the stay).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<Address>,
     pub location: Location,
+    /// The listing's IANA time zone: the dates and times of the stay are local to it.
+    #[schema(examples("Europe/Lisbon"))]
     pub timezone: String,
+    /// `HH:MM`, local.
+    #[schema(examples("15:00"))]
     pub check_in_time: String,
+    /// `HH:MM`, local.
+    #[schema(examples("11:00"))]
     pub check_out_time: String,
     pub payment: Payment,
     /// Once cancelled: by whom, when, why and the refund due.
@@ -68,7 +98,11 @@ pub struct BookingView {
     /// Once a cancellation (or a payment that came too late) owes money back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund: Option<RefundSummary>,
+    /// RFC 3339 UTC.
+    #[schema(format = DateTime)]
     pub created_at: String,
+    /// RFC 3339 UTC.
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -152,10 +186,15 @@ pub fn booking(b: &BookingItem, viewer: Viewer, now: Timestamp) -> BookingView {
 }
 
 /// `GET /v1/bookings/{id}/cancellation`: what cancelling now would refund.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = CancellationPreview)]
 pub struct PreviewView {
+    /// The refund a cancellation by the caller would give now (0 when nothing was paid).
     pub refund: Money,
+    /// The policy the booking was sold under.
     pub policy: CancellationPolicy,
+    /// Why that amount, in words.
+    #[schema(examples("strict policy, cancelled 10 days before check-in: 50 % of the amount paid"))]
     pub reason: String,
 }
 
@@ -281,5 +320,55 @@ mod tests {
         let mut guest_refund = guest["refund"].clone();
         guest_refund.as_object_mut().unwrap().remove("failure_reason");
         assert_eq!(host["refund"], guest_refund);
+    }
+
+    /// The keys of `view` against its schema: every required one present, none undocumented.
+    fn matches_schema<T: Serialize + utoipa::PartialSchema>(view: &T) {
+        let value = serde_json::to_value(view).unwrap();
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        let keys: std::collections::BTreeSet<&str> = value.as_object().unwrap().keys().map(String::as_str).collect();
+        let documented: std::collections::BTreeSet<&str> =
+            schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+        let required = schema["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap());
+        for r in required {
+            assert!(keys.contains(r), "required `{r}` missing from {value}");
+        }
+        assert!(keys.is_subset(&documented), "undocumented keys: {:?}", keys.difference(&documented));
+    }
+
+    #[test]
+    fn the_views_match_their_schemas() {
+        let mut b = item();
+        let now: Timestamp = "2026-02-01T09:01:00Z".parse().unwrap();
+        matches_schema(&booking(&b, Viewer::Guest, now));
+        b.status = BookingStatus::Cancelled;
+        b.cancellation = Some(Cancellation {
+            by: shared::events::CancelledBy::Host,
+            at: "2026-02-01T09:00:30Z".into(),
+            reason: Some("Flooded".into()),
+            refund_due: b.price.total_money(),
+        });
+        let host = booking(&b, Viewer::Host, now);
+        assert!(host.refund.is_some() && host.cancellation.is_some());
+        matches_schema(&host);
+        b.status = BookingStatus::Confirmed;
+        b.cancellation = None;
+        matches_schema(&booking(&b, Viewer::Guest, now));
+        let decision = RefundDecision { refund: b.price.total_money(), percent: 100, reason: "host".into() };
+        matches_schema(&preview(&b, &decision));
+        let mut quote = QuoteView {
+            listing_id: b.listing_id.clone(),
+            check_in: b.check_in,
+            check_out: b.check_out,
+            nights: b.nights,
+            guests: b.guests,
+            price: b.price.clone(),
+            available: true,
+            unavailable_dates: vec![],
+        };
+        matches_schema(&quote);
+        quote.available = false;
+        quote.unavailable_dates = vec![b.check_in];
+        matches_schema(&quote);
     }
 }

@@ -19,7 +19,6 @@ pub mod views;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::post;
 use shared::{SharedClock, Table};
 
 use crate::queue::EventQueue;
@@ -37,13 +36,11 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/bookings/{id}/payment", post(handlers::payment::pay))
-        .route("/v1/webhooks/stripe", post(handlers::webhook::stripe_webhook))
-        .with_state(state)
+    let (router, _) = handlers::routes().split_for_parts();
+    router.with_state(state)
 }
 
 /// This context's part of the OpenAPI document (merged with the others by the `docs` function).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    utoipa::openapi::OpenApi::default()
+    handlers::routes().into_openapi()
 }

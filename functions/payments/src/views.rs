@@ -7,15 +7,26 @@ use shared::ApiError;
 use crate::store::BookingRecord;
 use crate::stripe::Intent;
 
-/// The answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The booking's Stripe PaymentIntent: confirm it with Stripe.js (`client_secret`); the booking
+/// reads `confirmed` once Stripe tells Roost the payment succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = PaymentIntent)]
 pub struct PaymentView {
+    /// Stripe's id of the intent (`pi_...`), the same on every call for a booking.
+    #[schema(examples("pi_3PqRsT2eZvKYlo2C1a2b3c4d"))]
     pub payment_intent_id: String,
+    /// For Stripe.js in the guest's browser only; never log or store it.
+    #[schema(examples("pi_3PqRsT2eZvKYlo2C1a2b3c4d_secret_XyZ"))]
     pub client_secret: String,
+    /// The booking's total in ISO minor units of `currency` (whatever Stripe's own units are).
+    #[schema(minimum = 0, examples(30653))]
     pub amount: i64,
     /// ISO 4217, upper case, as everywhere in Roost's API.
+    #[schema(pattern = "^[A-Z]{3}$", examples("EUR"))]
     pub currency: String,
-    /// Stripe's intent status (`requires_payment_method`, ..., `succeeded`).
+    /// Stripe's intent status (`requires_payment_method`, `requires_action`, `processing`, ...,
+    /// `succeeded`).
+    #[schema(examples("requires_payment_method"))]
     pub status: String,
 }
 

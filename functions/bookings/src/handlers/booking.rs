@@ -6,11 +6,19 @@ use shared::{ApiError, Caller};
 
 use super::{Result, party_booking};
 use crate::AppState;
-use crate::cancellation;
+use crate::cancellation::{self, CancelBody};
 use crate::lifecycle::{self, CancelError};
 use crate::views::{self, BookingView, PreviewView, Viewer};
 
 /// GET /v1/bookings/{id}: its guest or its host; 404 to anyone else. One GetItem.
+#[utoipa::path(get, path = "/v1/bookings/{id}", tag = "bookings",
+    summary = "One booking (its guest or its host)",
+    params(("id" = String, Path, description = "The booking's id (`bkg_` + a lowercase ULID).")),
+    responses(
+        (status = 200, description = "The booking, as the caller (its guest or its host) sees it.", body = BookingView),
+        (status = 404, description = "not_found"),
+    ),
+    security(("cognito" = [])))]
 pub async fn get_booking(
     State(st): State<AppState>,
     caller: Caller,
@@ -21,6 +29,15 @@ pub async fn get_booking(
 }
 
 /// GET /v1/bookings/{id}/cancellation: what cancelling now would refund (1 GetItem).
+#[utoipa::path(get, path = "/v1/bookings/{id}/cancellation", tag = "bookings", operation_id = "preview_cancellation",
+    summary = "What cancelling the booking now would refund (its guest or its host)",
+    params(("id" = String, Path, description = "The booking's id (`bkg_` + a lowercase ULID).")),
+    responses(
+        (status = 200, description = "The refund a cancellation by the caller would give now.", body = PreviewView),
+        (status = 404, description = "not_found"),
+        (status = 409, description = "already_cancelled, booking_not_cancellable, stay_started"),
+    ),
+    security(("cognito" = [])))]
 pub async fn cancellation_preview(
     State(st): State<AppState>,
     caller: Caller,
@@ -35,6 +52,17 @@ pub async fn cancellation_preview(
 /// (100 %). The body (`{reason?}`) is optional. 1 GetItem + 1 Query + 1 TransactWriteItems;
 /// if the booking changed in between (paid, swept, cancelled by the other party) it is read and
 /// judged again.
+// The body is optional: `handlers::routes` marks it so in the document.
+#[utoipa::path(post, path = "/v1/bookings/{id}/cancel", tag = "bookings",
+    summary = "Cancel a booking (its guest, per its policy; its host, 100 % refund)",
+    params(("id" = String, Path, description = "The booking's id (`bkg_` + a lowercase ULID).")),
+    request_body(content = CancelBody, description = "Optional: an empty body cancels without a reason."),
+    responses(
+        (status = 200, description = "The booking, `cancelled`, with its `cancellation` and `refund`.", body = BookingView),
+        (status = 404, description = "not_found"),
+        (status = 409, description = "already_cancelled, booking_not_cancellable, stay_started, conflict"),
+    ),
+    security(("cognito" = [])))]
 pub async fn cancel_booking(
     State(st): State<AppState>,
     caller: Caller,

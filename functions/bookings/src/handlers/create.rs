@@ -7,12 +7,13 @@ use jiff::Timestamp;
 use shared::booking::{HoldSlot, MAX_OPEN_HOLDS, Party};
 use shared::extract::Json;
 use shared::idempotency::{self, IdempotencyKey, Idempotent, Lookup, StoredResponse};
+use shared::openapi::IdempotencyKeyHeader;
 use shared::{ApiError, Caller};
 
 use super::{Result, unexpected};
 use crate::rules::{self, NewBooking, SlotClaim, Slots, Stay, StayBody};
 use crate::store::{self, CreateError};
-use crate::views::{self, Viewer};
+use crate::views::{self, BookingView, Viewer};
 use crate::{AppState, BOOKINGS_ROUTE};
 
 /// Used when a guest has no profile item (it is created at sign-up; this is a repair fallback).
@@ -25,6 +26,22 @@ const UNKNOWN_GUEST_NAME: &str = "Guest";
 /// guest whose three slots all look taken costs one BatchGetItem more (their bookings); a slot
 /// lost to the guest's own concurrent booking, one more round; a guest at the cap with an
 /// `Idempotency-Key`, one GetItem more (its record, before the 409).
+#[utoipa::path(post, path = "/v1/bookings", tag = "bookings",
+    summary = "Book a stay: its nights are held while the guest pays (15 minutes)",
+    params(IdempotencyKeyHeader),
+    request_body = StayBody,
+    responses(
+        (status = 201, description = "The booking, `pending_payment` with `hold_expires_at`; pay it with `POST /v1/bookings/{id}/payment`.",
+            body = BookingView,
+            headers(
+                ("Location" = String, description = "`/v1/bookings/{booking_id}`"),
+                ("Idempotent-Replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key` (then without `Location`)."),
+            )),
+        (status = 404, description = "not_found"),
+        (status = 409, description = "dates_unavailable, hold_limit_reached, listing_changed, conflict, idempotency_in_progress"),
+        (status = 422, description = "listing_unavailable, own_listing, check_out_not_after_check_in, check_in_in_past, check_in_too_far_ahead, stay_too_short, stay_too_long, too_few_guests, too_many_guests, total_below_minimum_charge, total_above_maximum_charge, total_not_chargeable, unsupported_currency, idempotency_key_reused"),
+    ),
+    security(("cognito" = [])))]
 pub async fn create_booking(
     State(st): State<AppState>,
     caller: Caller,

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use shared::booking::BookingStatus;
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Query};
+use shared::openapi::PageParams;
 use shared::page::{self, ListBody};
 use shared::{ApiError, Caller};
 
@@ -13,16 +14,30 @@ use super::Result;
 use crate::views::{self, BookingView, Viewer};
 use crate::{AppState, store};
 
-#[derive(Deserialize)]
+/// The query of `GET /v1/me/trips` (the page's `limit` and `cursor`: `PageParams`).
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TripsParams {
+    /// Only the bookings with this (effective) status.
+    #[param(inline)]
     status: Option<BookingStatus>,
+    #[param(ignore)]
     limit: Option<u32>,
+    #[param(ignore)]
     cursor: Option<String>,
 }
 
 /// GET /v1/me/trips: the caller's bookings as guest, newest first; `status` filters on the
 /// effective status. One Query on GSI1 per page.
+#[utoipa::path(get, path = "/v1/me/trips", tag = "bookings", operation_id = "list_trips",
+    summary = "The caller's trips: their bookings as guest, newest first",
+    params(TripsParams, PageParams),
+    responses(
+        (status = 200, description = "One page of bookings (a page may hold fewer than `limit` items while `next_cursor` is not null).", body = ListBody<BookingView>),
+        (status = 400, description = "invalid_cursor"),
+    ),
+    security(("cognito" = [])))]
 pub async fn trips(
     State(st): State<AppState>,
     caller: Caller,
@@ -44,16 +59,31 @@ pub async fn trips(
     Ok(Json(ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?))
 }
 
-#[derive(Deserialize)]
+/// The query of `GET /v1/me/reservations` (the page's `limit` and `cursor`: `PageParams`).
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReservationsParams {
+    /// Only the bookings of this listing of the caller's (`lst_` + a lowercase ULID).
+    #[param(pattern = "^lst_[0-7][0-9a-hjkmnp-tv-z]{25}$")]
     listing_id: Option<String>,
+    #[param(ignore)]
     limit: Option<u32>,
+    #[param(ignore)]
     cursor: Option<String>,
 }
 
 /// GET /v1/me/reservations: bookings on the caller's listings (all, or one listing), newest
 /// first. Hosts only. One Query on GSI2 per page.
+#[utoipa::path(get, path = "/v1/me/reservations", tag = "bookings", operation_id = "list_reservations",
+    summary = "The caller's reservations: bookings of their listings, newest first (hosts)",
+    params(ReservationsParams, PageParams),
+    responses(
+        (status = 200, description = "One page of bookings, as their host sees them.", body = ListBody<BookingView>),
+        (status = 400, description = "invalid_cursor"),
+        (status = 403, description = "host_required"),
+    ),
+    security(("cognito" = [])))]
 pub async fn reservations(
     State(st): State<AppState>,
     caller: Caller,

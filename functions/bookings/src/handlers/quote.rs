@@ -12,6 +12,14 @@ use crate::{AppState, store};
 
 /// POST /v1/quotes: anyone. GetItem (listing) and one Query (the stay's NIGHT range), sent
 /// concurrently: 2 requests, one round trip.
+#[utoipa::path(post, path = "/v1/quotes", tag = "bookings", operation_id = "create_quote",
+    summary = "Price a stay and check its nights are free (anyone; nothing is held)",
+    request_body = StayBody,
+    responses(
+        (status = 200, description = "The quote; `available` is false when some night is taken.", body = QuoteView),
+        (status = 404, description = "not_found"),
+        (status = 422, description = "listing_unavailable, check_out_not_after_check_in, check_in_in_past, check_in_too_far_ahead, stay_too_short, stay_too_long, too_few_guests, too_many_guests, total_below_minimum_charge, total_above_maximum_charge, total_not_chargeable, unsupported_currency"),
+    ))]
 pub async fn quote(State(st): State<AppState>, Json(body): Json<StayBody>) -> Result<Json<QuoteView>> {
     let stay = Stay::parse(&body)?;
     let now = st.clock.now();

@@ -31,6 +31,7 @@ use jiff::{SignedDuration, Timestamp};
 use shared::booking;
 use shared::extract::Path;
 use shared::idempotency::{IdempotencyKey, Idempotent, Lookup, StoredResponse};
+use shared::openapi::IdempotencyKeyHeader;
 use shared::{ApiError, Caller};
 
 use crate::AppState;
@@ -68,6 +69,21 @@ fn provider_error(e: StripeFailure) -> ApiError {
     }
 }
 
+/// POST /v1/bookings/{id}/payment (idem): its guest; the module doc tells the steps.
+#[utoipa::path(post, path = "/v1/bookings/{id}/payment", tag = "payments", operation_id = "pay_booking",
+    summary = "The booking's Stripe PaymentIntent, to pay with Stripe.js (its guest)",
+    params(("id" = String, Path, description = "The booking's id (`bkg_` + a lowercase ULID)."), IdempotencyKeyHeader),
+    responses(
+        (status = 200, description = "The booking's intent: the same one on every call.", body = PaymentView,
+            headers(("Idempotent-Replayed" = String, description = "`true` when this is the stored answer to an earlier request with the same `Idempotency-Key`."))),
+        (status = 403, description = "not_booking_guest"),
+        (status = 404, description = "not_found"),
+        (status = 409, description = "booking_not_payable, idempotency_in_progress, conflict"),
+        (status = 422, description = "total_below_minimum_charge, total_above_maximum_charge, total_not_chargeable, unsupported_currency"),
+        (status = 502, description = "payment_provider_error"),
+        (status = 503, description = "payment_provider_unavailable"),
+    ),
+    security(("cognito" = [])))]
 pub async fn pay(
     State(st): State<AppState>,
     caller: Caller,

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::extract::Json;
 
@@ -28,6 +28,43 @@ pub fn refused() -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_signature", "The request could not be verified.")
 }
 
+/// A Stripe event as Stripe posts it (its fields that Roost reads; Stripe sends more). The
+/// events acted on: `payment_intent.succeeded` and `payment_intent.payment_failed` (`data.object`
+/// a PaymentIntent), `charge.refunded` (a Charge); others are acknowledged and ignored.
+#[derive(utoipa::ToSchema)]
+#[schema(as = StripeEvent, examples(json!({
+    "id": "evt_1PqRsT2eZvKYlo2C", "object": "event", "type": "payment_intent.succeeded",
+    "data": {"object": {"id": "pi_3PqRsT2eZvKYlo2C1a2b3c4d", "object": "payment_intent", "amount": 30653,
+        "currency": "eur", "status": "succeeded", "metadata": {"booking_id": "bkg_01jh8x3k2m4n5p6q7r8s9t0vwx"}}}
+})))]
+pub struct StripeEventDoc {
+    /// Stripe's event id (`evt_...`).
+    pub id: String,
+    /// Always `event`.
+    pub object: String,
+    /// The event type, such as `payment_intent.succeeded`.
+    #[schema(rename = "type")]
+    pub event_type: String,
+    pub data: StripeEventDataDoc,
+}
+
+/// What the event is about.
+#[derive(utoipa::ToSchema)]
+#[schema(as = StripeEventData)]
+pub struct StripeEventDataDoc {
+    /// The Stripe object (a PaymentIntent or a Charge), as Stripe's API shows it.
+    #[schema(value_type = Object)]
+    pub object: serde_json::Value,
+}
+
+/// The answer to a verified event: it is queued, and applied by `payment-events`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = WebhookReceived)]
+pub struct Received {
+    /// Always `true`.
+    pub received: bool,
+}
+
 /// The ids worth logging of a verified event (never its data).
 #[derive(Deserialize)]
 struct EventIds {
@@ -37,6 +74,16 @@ struct EventIds {
     event_type: Option<String>,
 }
 
+/// POST /v1/webhooks/stripe: Stripe only (public; the signature is the authentication).
+#[utoipa::path(post, path = "/v1/webhooks/stripe", tag = "payments",
+    summary = "Stripe's webhook: a signed event, verified and queued (Stripe only)",
+    params(("Stripe-Signature" = String, Header,
+        description = "Stripe's signature of the exact body: `t=<unix time>,v1=<hex HMAC-SHA256>` (one or more `v1`), within 5 minutes of now.")),
+    request_body(content = StripeEventDoc, description = "The event exactly as Stripe sent it (at most 250 KiB); the signature covers these bytes.", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Verified and queued.", body = Received),
+        (status = 400, description = "invalid_signature"),
+    ))]
 pub async fn stripe_webhook(State(st): State<AppState>, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let body = read_body(body).await?;
@@ -63,7 +110,7 @@ pub async fn stripe_webhook(State(st): State<AppState>, request: Request) -> Res
         sqs_message_id = %message_id,
         "stripe event queued"
     );
-    Ok((StatusCode::OK, Json(serde_json::json!({"received": true}))).into_response())
+    Ok((StatusCode::OK, Json(Received { received: true })).into_response())
 }
 
 fn signature_header(headers: &HeaderMap) -> Option<&str> {
