@@ -15,7 +15,7 @@ use crate::store::{self, CalendarError};
 use crate::views::{self, AvailabilityView};
 
 /// GET /v1/listings/{id}/availability: GetItem + one Query on the NIGHT range.
-#[utoipa::path(get, path = "/v1/listings/{id}/availability", tag = "listings",
+#[utoipa::path(get, path = "/v1/listings/{id}/availability", operation_id = "get_availability", tag = "listings",
     summary = "A listing's calendar: which nights are bookable, at what price (anyone)",
     params(("id" = String, Path, description = "The listing's id (`lst_...`)."), RangeParams),
     responses(
@@ -60,7 +60,7 @@ async fn calendar(
 /// first: DynamoDB cannot ADD to and DELETE from the unavailable set in one update, so a call
 /// with both lists is two transactions; each is all-or-nothing, and a held or booked night
 /// fails its transaction with 409 `dates_unavailable` naming it.
-#[utoipa::path(put, path = "/v1/listings/{id}/blocked-dates", tag = "listings",
+#[utoipa::path(put, path = "/v1/listings/{id}/blocked-dates", operation_id = "change_blocked_dates", tag = "listings",
     summary = "Block and unblock nights of a listing's calendar (its host)",
     description = "Blocks are applied first, then unblocks, each all-or-nothing: a night held or booked by a guest fails its list with 409 `dates_unavailable` naming it (`block[i]` or `unblock[i]`).",
     params(("id" = String, Path, description = "The listing's id (`lst_...`).")),

@@ -15,7 +15,7 @@ use crate::views::{self, Audience, ListingView};
 use crate::{AppState, store};
 
 /// POST /v1/listings: GetItem (host's name) + TransactWriteItems (listing + search item).
-#[utoipa::path(post, path = "/v1/listings", tag = "listings",
+#[utoipa::path(post, path = "/v1/listings", operation_id = "create_listing", tag = "listings",
     summary = "Publish a listing (hosts)",
     request_body = ListingBody,
     responses(
@@ -40,7 +40,7 @@ pub async fn create(
 }
 
 /// GET /v1/listings/{id}: anyone; archived listings are 404. One GetItem.
-#[utoipa::path(get, path = "/v1/listings/{id}", tag = "listings",
+#[utoipa::path(get, path = "/v1/listings/{id}", operation_id = "get_listing", tag = "listings",
     summary = "A listing, as anyone sees it (archived ones are 404)",
     params(("id" = String, Path, description = "The listing's id (`lst_...`).")),
     responses(
@@ -54,7 +54,7 @@ pub async fn public(State(st): State<AppState>, Path(id): Path<String>) -> Resul
 }
 
 /// GET /v1/me/listings/{id}: the host's full view, archived too. One GetItem.
-#[utoipa::path(get, path = "/v1/me/listings/{id}", tag = "listings",
+#[utoipa::path(get, path = "/v1/me/listings/{id}", operation_id = "get_my_listing", tag = "listings",
     summary = "One of the caller's listings, archived ones too (its host)",
     params(("id" = String, Path, description = "The listing's id (`lst_...`).")),
     responses(
@@ -69,7 +69,7 @@ pub async fn mine(State(st): State<AppState>, Host(host): Host, Path(id): Path<S
 }
 
 /// PATCH /v1/listings/{id}: allow-listed fields. GetItem + TransactWriteItems (2 items).
-#[utoipa::path(patch, path = "/v1/listings/{id}", tag = "listings",
+#[utoipa::path(patch, path = "/v1/listings/{id}", operation_id = "update_listing", tag = "listings",
     summary = "Change some of a listing's fields (its host)",
     params(("id" = String, Path, description = "The listing's id (`lst_...`).")),
     request_body = ListingPatch,
@@ -98,7 +98,7 @@ pub async fn update(
 
 /// DELETE /v1/listings/{id}: archive (idempotent). GetItem + TransactWriteItems (2 items); the
 /// search item loses its GSI2 keys, so search never reads it again.
-#[utoipa::path(delete, path = "/v1/listings/{id}", tag = "listings",
+#[utoipa::path(delete, path = "/v1/listings/{id}", operation_id = "archive_listing", tag = "listings",
     summary = "Archive a listing: gone from search, no new bookings (its host; idempotent)",
     params(("id" = String, Path, description = "The listing's id (`lst_...`).")),
     responses(
@@ -117,7 +117,7 @@ pub async fn archive(State(st): State<AppState>, Host(host): Host, Path(id): Pat
 }
 
 /// GET /v1/me/listings: one Query on GSI1 per page, newest first; `status` filters.
-#[utoipa::path(get, path = "/v1/me/listings", tag = "listings",
+#[utoipa::path(get, path = "/v1/me/listings", operation_id = "list_my_listings", tag = "listings",
     summary = "The caller's listings, newest first, archived ones too (hosts)",
     params(MyListingsParams),
     responses(

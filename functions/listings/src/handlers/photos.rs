@@ -14,7 +14,7 @@ use crate::{AppState, photos};
 
 /// POST /v1/listings/{id}/photos: a pre-signed PUT bound to the type and length. GetItem +
 /// TransactWriteItems (2 items: the pending photo is recorded on the listing).
-#[utoipa::path(post, path = "/v1/listings/{id}/photos", tag = "listings",
+#[utoipa::path(post, path = "/v1/listings/{id}/photos", operation_id = "start_photo_upload", tag = "listings",
     summary = "Start a photo upload: a pre-signed S3 PUT bound to the image's type and size (its host)",
     description = "PUT the image to `upload_url` with exactly `upload_headers` within 15 minutes, then call `POST /v1/listings/{id}/photos/{photo_id}/complete`. A listing has at most 30 photos, counting uploads in progress, and at most 10 uploads in progress.",
     params(("id" = String, Path, description = "The listing's id (`lst_...`).")),
@@ -58,7 +58,7 @@ pub async fn start_upload(
 
 /// POST .../photos/{photo_id}/complete: HEAD the object (exists, announced type and size), then
 /// show the photo. GetItem + (S3 HEAD) + TransactWriteItems (2 items). Idempotent.
-#[utoipa::path(post, path = "/v1/listings/{id}/photos/{photo_id}/complete", tag = "listings",
+#[utoipa::path(post, path = "/v1/listings/{id}/photos/{photo_id}/complete", operation_id = "complete_photo_upload", tag = "listings",
     summary = "Finish a photo upload: checks the uploaded image, then shows it on the listing (its host; idempotent)",
     params(("id" = String, Path, description = "The listing's id (`lst_...`)."), ("photo_id" = String, Path, description = "The photo's id (`pho_...`).")),
     responses(
@@ -109,7 +109,7 @@ pub async fn complete_upload(
 }
 
 /// DELETE .../photos/{photo_id}: off the listing (GetItem + TransactWriteItems), then the object.
-#[utoipa::path(delete, path = "/v1/listings/{id}/photos/{photo_id}", tag = "listings",
+#[utoipa::path(delete, path = "/v1/listings/{id}/photos/{photo_id}", operation_id = "delete_photo", tag = "listings",
     summary = "Remove a photo, or cancel its upload (its host)",
     params(("id" = String, Path, description = "The listing's id (`lst_...`)."), ("photo_id" = String, Path, description = "The photo's id (`pho_...`).")),
     responses(

@@ -14,7 +14,7 @@ use crate::store;
 use crate::views::{self, SummaryView};
 
 /// GET /v1/search: at most `search::MAX_QUERIES_PER_PAGE` Queries on GSI2 per page.
-#[utoipa::path(get, path = "/v1/search", tag = "listings",
+#[utoipa::path(get, path = "/v1/search", operation_id = "search_listings", tag = "listings",
     summary = "Search active listings by city, dates, guests and price, newest first (anyone)",
     description = "A page may hold fewer than `limit` listings while `next_cursor` is not null.",
     params(SearchParams),
