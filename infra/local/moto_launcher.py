@@ -195,5 +195,23 @@ from moto.moto_api._internal import urls as _moto_api_urls  # noqa: E402
 
 _moto_api_urls.url_paths["{0}/moto-api/roost/cognito-user-age"] = _age_cognito_user
 
+# (6) ConfirmForgotPassword for an e-mail with no account: AWS answers UserNotFoundException
+# (users maps it to 400 invalid_code, as for a wrong code); moto 5.2.5 raises
+# ResourceNotFoundException naming the app client, which users rightly treats as a broken
+# deployment (500). The API fuzzer (tests/tests/e2e/fuzz.rs) sends exactly such resets.
+from moto.cognitoidp import models as _cognito  # noqa: E402
+
+_confirm_forgot_password = _cognito.CognitoIdpBackend.confirm_forgot_password
+
+
+def _confirm_forgot_password_like_aws(self, client_id, username, password, confirmation_code):
+    for pool in self.user_pools.values():
+        if client_id in pool.clients and not pool._get_user(username):
+            raise _cognito.UserNotFoundError("User does not exist.")
+    return _confirm_forgot_password(self, client_id, username, password, confirmation_code)
+
+
+_cognito.CognitoIdpBackend.confirm_forgot_password = _confirm_forgot_password_like_aws
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -61,6 +61,11 @@ impl<T: Serialize> IntoResponse for Json<T> {
 /// Parses a JSON document with the same error mapping as the `Json` extractor (for bodies read
 /// some other way, e.g. a stored idempotent request).
 pub fn from_json_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body is an object, but serde's derived `Deserialize` also takes a struct as an array
+    // of its fields in order (`[null, null]` is a valid all-optional PATCH): refuse arrays.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::malformed("The body must be a JSON object."));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -280,6 +285,24 @@ mod tests {
             assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
             assert_eq!(body["code"], "malformed_request", "{ct:?} {body}");
         }
+    }
+
+    #[tokio::test]
+    async fn an_array_is_refused_even_where_every_field_is_optional() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Patch {
+            name: Option<String>,
+            bio: Option<String>,
+        }
+        for body in ["[null, null]", " \n[\"Ana\"]", "[]"] {
+            let err = from_json_slice::<Patch>(body.as_bytes()).expect_err(body);
+            let res = err.into_response();
+            let (status, problem) = problem(res).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+            assert_eq!(problem["code"], "malformed_request", "{problem}");
+        }
+        assert!(from_json_slice::<Patch>(br#"{"name": null}"#).is_ok());
     }
 
     async fn field_error(patch: impl FnOnce(&mut serde_json::Value)) -> (String, String) {

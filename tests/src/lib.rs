@@ -5,6 +5,7 @@ pub mod api;
 pub mod fixtures;
 pub mod probe;
 pub mod tokens;
+pub mod tools;
 
 pub use api::{Api, Cancel, NewListing, NewReview, Stay, anonymous};
 

@@ -22,6 +22,9 @@ pub enum AuthError {
     InvalidCode,
     #[error("password refused by the pool: {0}")]
     InvalidPassword(String),
+    /// An address our checks accept but Cognito does not take as a username.
+    #[error("e-mail refused by the pool: {0}")]
+    InvalidEmail(String),
     #[error("invalid or revoked refresh token")]
     InvalidToken,
     #[error("too many attempts")]
@@ -53,6 +56,7 @@ impl From<AuthError> for ApiError {
                     .with_field("code", "is wrong or has expired")
             }
             AuthError::InvalidPassword(reason) => ApiError::invalid_field("password", reason),
+            AuthError::InvalidEmail(_) => ApiError::invalid_field("email", "is not an address we can sign up"),
             AuthError::InvalidToken => {
                 ApiError::unauthorized("invalid_token", "The refresh token is invalid, expired or revoked.")
             }
@@ -162,6 +166,15 @@ impl Cognito {
                 &[
                     ("UsernameExistsException", |_| AuthError::EmailTaken),
                     ("InvalidPasswordException", AuthError::InvalidPassword),
+                    // "Username should be either an email or a phone number": the fuzzer found
+                    // addresses our checks accept and Cognito does not (a 500 until then).
+                    ("InvalidParameterException", |m| {
+                        if m.contains("Username") {
+                            AuthError::InvalidEmail(m)
+                        } else {
+                            AuthError::Unexpected(anyhow::anyhow!("cognito SignUp: InvalidParameterException: {m}"))
+                        }
+                    }),
                 ],
             )?;
         Ok(out.user_sub().to_string())
@@ -373,4 +386,19 @@ fn tokens(result: Option<&AuthenticationResultType>) -> Result<Tokens, AuthError
         refresh_token: result.refresh_token().map(str::to_string),
         expires_in: result.expires_in(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    #[test]
+    fn an_address_cognito_refuses_is_a_field_error_not_a_500() {
+        let refused = AuthError::InvalidEmail("Username should be either an email or a phone number.".into());
+        let ApiError::Problem(problem) = ApiError::from(refused) else { panic!("not a problem") };
+        assert_eq!(problem.code, "validation_failed");
+        assert_eq!(ApiError::Problem(problem).into_response().status(), 400);
+    }
 }

@@ -9,6 +9,7 @@ use crate::cli::{Args, USAGE, options, project_root};
 use crate::emulators::{self, progress};
 use crate::seed;
 use crate::stack::Stack;
+use crate::tools;
 
 /// Runs the command `args` name on a new Tokio runtime; the process's exit code.
 pub fn run(args: &Args) -> ExitCode {
@@ -121,6 +122,8 @@ async fn test(args: &Args) -> Result<ExitCode> {
     let root = project_root();
     let started = std::time::Instant::now();
     emulators::ensure_venv(&root).await?;
+    // The browser and node tools the docs page, fuzzer and typed-client tests drive.
+    tools::ensure_test_tools(&root).await?;
 
     progress("cfn-lint infra/template.yaml");
     let lint = tokio::process::Command::new(emulators::venv_dir(&root).join("bin/cfn-lint"))

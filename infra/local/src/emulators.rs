@@ -39,7 +39,7 @@ pub async fn ensure_venv(root: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn run(command: &mut tokio::process::Command, what: &str) -> Result<()> {
+pub async fn run(command: &mut tokio::process::Command, what: &str) -> Result<()> {
     let status = command.status().await.with_context(|| format!("running {what}"))?;
     if !status.success() {
         bail!("{what} failed: {status}");

@@ -14,6 +14,7 @@ mod seed_listings;
 mod sources;
 mod stack;
 mod template;
+mod tools;
 
 use std::process::ExitCode;
 

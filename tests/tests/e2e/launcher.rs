@@ -176,3 +176,19 @@ async fn racing_transactions_have_one_intact_winner_and_cancelled_ones_leave_no_
 
     db.delete_table().table_name(&table).send().await.expect("delete table");
 }
+
+/// Patch (6): a password reset for an e-mail with no account is AWS's UserNotFoundException,
+/// which users answers as a wrong code; plain moto's ResourceNotFoundException made it a 500 (the
+/// API fuzzer found it).
+#[tokio::test]
+async fn a_password_reset_for_an_unknown_email_is_an_invalid_code_not_a_500() {
+    roost_e2e::needs_stack!();
+    let email = format!("{}@test.roost.dev", roost_e2e::unique("nobody"));
+    let response = roost_e2e::client()
+        .post(roost_e2e::Stack::get().url("/v1/auth/password/reset"))
+        .json(&json!({"email": email, "code": "123456", "new_password": "Sunny-days-12"}))
+        .send()
+        .await
+        .expect("api");
+    roost_e2e::assert_problem(response, 400, "invalid_code").await;
+}
