@@ -37,6 +37,9 @@ async fn fuzz(persona: &'static str, user: Option<User>) {
             .arg(&junit)
             .current_dir(out_dir())
             .env("PYTHONUNBUFFERED", "1");
+        if let Ok(seed) = std::env::var("ROOST_FUZZ_SEED") {
+            command.args(["--seed", &seed]);
+        }
         if let Some(user) = &user {
             command.arg("--header").arg(format!("Authorization: {}", user.bearer()));
             // Both end the persona's sessions (the fuzzer reuses the e-mail GET /v1/me answers,
