@@ -20,7 +20,7 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::error::{PROBLEM_JSON, PROBLEM_TYPE_BASE, title_for};
 
-/// The security scheme's name: the Cognito ID token as `Authorization: Bearer <jwt>`.
+/// The security scheme's name: the Cognito access token as `Authorization: Bearer <jwt>`.
 pub const BEARER: &str = "cognito";
 
 /// What API Gateway itself answers (401 without a valid token, 404 for an unknown path, 413,
@@ -86,15 +86,20 @@ pub fn is_signed_in(op: &Operation) -> bool {
 
 fn finish_operation(op: &mut Operation) {
     let has_body = op.request_body.is_some();
-    let has_query_or_header = op.parameters.iter().flatten().any(|p| match p {
-        RefOr::T(p) => matches!(p.parameter_in, ParameterIn::Query | ParameterIn::Header),
+    // Query parameters and the Idempotency-Key are checked (400); other headers (If-None-Match,
+    // Stripe-Signature) have answers of their own.
+    let has_checked_parameter = op.parameters.iter().flatten().any(|p| match p {
+        RefOr::T(p) => {
+            p.parameter_in == ParameterIn::Query
+                || (p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("Idempotency-Key"))
+        }
         RefOr::Ref(_) => true,
     });
     let mut implied: Vec<(u16, &[&str])> = vec![(500, &["internal_error"])];
     if has_body {
         implied.push((400, &["malformed_request", "validation_failed"]));
         implied.push((413, &["payload_too_large"]));
-    } else if has_query_or_header {
+    } else if has_checked_parameter {
         implied.push((400, &["validation_failed"]));
     }
     if is_signed_in(op) {

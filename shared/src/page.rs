@@ -107,6 +107,7 @@ pub struct ListBody<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; `null` on the last page. Opaque and signed: a
     /// cursor from another list, caller or filter is refused with 400 `invalid_cursor`.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

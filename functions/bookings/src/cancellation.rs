@@ -119,7 +119,8 @@ pub fn decide_for_booking(
 #[serde(deny_unknown_fields)]
 #[schema(as = CancelRequest, examples(json!({"reason": "Our flight was cancelled."})))]
 pub struct CancelBody {
-    /// Why, shown on the booking; at most 500 characters once trimmed (blank is no reason).
+    /// Why, shown on the booking: at most 500 characters (spaces around it are dropped; blank is
+    /// no reason).
     #[schema(max_length = 500, examples("Our flight was cancelled."))]
     reason: Option<String>,
 }
@@ -134,11 +135,11 @@ pub fn reason(body: &[u8]) -> Result<Option<String>, ApiError> {
     } else {
         shared::extract::from_json_slice(body)?
     };
-    let reason = body.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
-    if reason.as_ref().is_some_and(|r| r.chars().count() > CANCEL_REASON_MAX) {
+    // The maximum counts the reason as sent, as the schema's `maxLength` does.
+    if body.reason.as_ref().is_some_and(|r| r.chars().count() > CANCEL_REASON_MAX) {
         return Err(ApiError::invalid_field("reason", format!("must be at most {CANCEL_REASON_MAX} characters")));
     }
-    Ok(reason)
+    Ok(body.reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()))
 }
 
 #[cfg(test)]

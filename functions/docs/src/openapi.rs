@@ -59,9 +59,36 @@ Errors are `application/problem+json` (RFC 9457) with a stable `code`; each oper
 codes it can answer. Lists are pages: pass `next_cursor` back as `cursor`. Creating routes take \
 an `Idempotency-Key`. Every answer of the functions carries `X-Request-Id`.";
 
-/// The document as committed and served: pretty JSON with a trailing newline.
+/// The document as committed and served: pretty JSON with a trailing newline, the response
+/// headers every answer carries marked `required` (utoipa's `Header` cannot say it).
 pub fn to_json(api: &OpenApi) -> anyhow::Result<String> {
-    Ok(api.to_pretty_json()? + "\n")
+    let mut doc = serde_json::to_value(api)?;
+    require_headers(&mut doc);
+    Ok(serde_json::to_string_pretty(&doc)? + "\n")
+}
+
+/// Headers our functions always send with the answers that document them. `X-Request-Id` is on
+/// every answer of a function, but not on the gateway's own (401, 404, 413, 429, 5xx), and
+/// `Location`/`Idempotent-Replayed` are not on every 201/200 (a replay has no `Location`).
+const ALWAYS_SENT: &[&str] = &["X-Request-Id", "ETag", "Cache-Control", "Content-Security-Policy"];
+const GATEWAY_STATUSES: &[&str] = &["401", "404", "413", "429", "500", "502", "503"];
+
+fn require_headers(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else { return };
+    for item in paths.values_mut().filter_map(|i| i.as_object_mut()) {
+        for op in item.values_mut() {
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else { continue };
+            for (status, response) in responses.iter_mut() {
+                let Some(headers) = response.get_mut("headers").and_then(|h| h.as_object_mut()) else { continue };
+                for (name, header) in headers.iter_mut() {
+                    let gateway_may_answer = GATEWAY_STATUSES.contains(&status.as_str());
+                    if ALWAYS_SENT.contains(&name.as_str()) && !(name == "X-Request-Id" && gateway_may_answer) {
+                        header["required"] = serde_json::Value::Bool(true);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The served document: its bytes and their strong ETag, computed once.

@@ -115,8 +115,9 @@ fn err(field: &str, message: impl Into<String>) -> FieldError {
     FieldError::new(field, message)
 }
 
-/// Trimmed text of `min..=max` characters without control characters (`multiline` allows line
-/// breaks and tabs).
+/// Trimmed text of at least `min` characters, at most `max` as sent (the schema's `maxLength`
+/// counts the string as sent, so a padded one over it is refused too), without control
+/// characters (`multiline` allows line breaks and tabs).
 pub fn parse_text(field: &str, raw: &str, min: usize, max: usize, multiline: bool) -> Result<String, FieldError> {
     let text = raw.trim();
     let len = text.chars().count();
@@ -126,7 +127,7 @@ pub fn parse_text(field: &str, raw: &str, min: usize, max: usize, multiline: boo
             if min == 1 { "must not be empty".to_owned() } else { format!("must be at least {min} characters") },
         ));
     }
-    if len > max {
+    if raw.chars().count() > max {
         return Err(err(field, format!("must be at most {max} characters")));
     }
     if text.chars().any(|c| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t'))) {

@@ -92,7 +92,7 @@ pub enum AddressView {
 #[schema(as = ListingPhoto)]
 pub struct PhotoView {
     /// `pho_...`
-    #[schema(examples("pho_01JQ7Z4C2M9XH0K3V8N6T5R2B1"))]
+    #[schema(examples("pho_01jq7z4c2m9xh0k3v8n6t5r2b1"))]
     pub photo_id: String,
     /// A pre-signed GET of the image, valid for at least an hour (stable within the hour).
     pub url: String,
@@ -105,7 +105,7 @@ pub struct PhotoView {
 #[schema(as = Listing)]
 pub struct ListingView {
     /// `lst_...`
-    #[schema(examples("lst_01JQ7Z2W5D8K4N1P0R3S6T9V2X"))]
+    #[schema(examples("lst_01jq7z2w5d8k4n1p0r3s6t9v2x"))]
     pub listing_id: String,
     /// The host's user id (a Cognito `sub`).
     pub host_id: String,

@@ -62,7 +62,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         (status = 201, description = "The review.", body = ReviewView,
             headers(("Location" = String, description = "`/v1/reviews/{review_id}`"))),
         (status = 404, description = "not_found"),
-        (status = 409, description = "already_reviewed"),
+        (status = 409, description = "already_reviewed, conflict"),
         (status = 422, description = "stay_not_completed, review_window_closed"),
     ),
     security(("cognito" = [])))]

@@ -17,7 +17,7 @@ pub struct ReviewRequest {
     /// Stars, 1 to 5.
     #[schema(value_type = u8, required = true, minimum = 1, maximum = 5, examples(5))]
     pub rating: Option<serde_json::Value>,
-    /// What the guest says, 1 to 2,000 characters once trimmed.
+    /// What the guest says: at most 2,000 characters, not blank (spaces around it are dropped).
     #[schema(value_type = String, required = true, min_length = 1, max_length = 2000, pattern = r"\S", examples("Spotless flat, and the host met us at midnight."))]
     pub comment: Option<serde_json::Value>,
 }
@@ -33,23 +33,25 @@ pub struct ReviewBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseRequest {
-    /// The host's answer, 1 to 2,000 characters once trimmed.
+    /// The host's answer: at most 2,000 characters, not blank (spaces around it are dropped).
     #[schema(value_type = String, required = true, min_length = 1, max_length = 2000, pattern = r"\S", examples("Thank you, come back in spring!"))]
     pub comment: Option<serde_json::Value>,
 }
 
+/// The comment trimmed; its maximum counts it as sent (as the schema's `maxLength` does).
 fn comment(raw: Option<&serde_json::Value>, errors: &mut Vec<FieldError>) -> String {
-    match raw.and_then(|v| v.as_str()).map(str::trim) {
+    let sent = raw.and_then(|v| v.as_str());
+    if sent.is_some_and(|c| c.chars().count() > COMMENT_MAX) {
+        errors.push(FieldError::new("comment", format!("must be at most {COMMENT_MAX} characters")));
+        return String::new();
+    }
+    match sent.map(str::trim) {
         None => {
             errors.push(FieldError::new("comment", "is required (a string)"));
             String::new()
         }
         Some("") => {
             errors.push(FieldError::new("comment", "must not be empty"));
-            String::new()
-        }
-        Some(c) if c.chars().count() > COMMENT_MAX => {
-            errors.push(FieldError::new("comment", format!("must be at most {COMMENT_MAX} characters")));
             String::new()
         }
         Some(c) => c.to_owned(),
@@ -157,6 +159,8 @@ pub(crate) mod tests {
         }
         assert_eq!(fields(req(json!({})).check().unwrap_err()), ["rating", "comment"]);
         assert!(serde_json::from_value::<ReviewRequest>(json!({"rating": 5, "comment": "x", "x": 1})).is_err());
+        let padded = format!(" {max}");
+        assert_eq!(fields(req(json!({"rating": 5, "comment": padded})).check().unwrap_err()), ["comment"]);
         let r: ResponseRequest = serde_json::from_value(json!({"comment": " Thanks "})).unwrap();
         assert_eq!(r.check().unwrap(), "Thanks");
         let r: ResponseRequest = serde_json::from_value(json!({})).unwrap();

@@ -100,7 +100,8 @@ pub fn parse_name(field: &str, raw: &str) -> Result<String, FieldError> {
     if name.is_empty() {
         return Err(FieldError::new(field, "must not be empty"));
     }
-    if name.chars().count() > NAME_MAX {
+    // As sent, as the schema's `maxLength` counts it.
+    if raw.chars().count() > NAME_MAX {
         return Err(FieldError::new(field, format!("must be at most {NAME_MAX} characters")));
     }
     if name.chars().any(char::is_control) {
@@ -112,7 +113,7 @@ pub fn parse_name(field: &str, raw: &str) -> Result<String, FieldError> {
 /// A bio: trimmed, at most 1000 characters; line breaks allowed, other control characters not.
 pub fn parse_bio(field: &str, raw: &str) -> Result<String, FieldError> {
     let bio = raw.trim();
-    if bio.chars().count() > BIO_MAX {
+    if raw.chars().count() > BIO_MAX {
         return Err(FieldError::new(field, format!("must be at most {BIO_MAX} characters")));
     }
     if bio.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
@@ -121,11 +122,18 @@ pub fn parse_bio(field: &str, raw: &str) -> Result<String, FieldError> {
     Ok(bio.to_string())
 }
 
+/// Longest confirmation or reset code accepted, as sent.
+pub const CODE_MAX: usize = 64;
+
 /// A confirmation or reset code as a person types it: short, no spaces. Whether it is right is
 /// Cognito's to say.
 pub fn parse_code(field: &str, raw: &str) -> Result<String, FieldError> {
     let code = raw.trim();
-    if code.is_empty() || code.len() > 64 || code.chars().any(char::is_whitespace) {
+    if code.is_empty()
+        || raw.chars().count() > CODE_MAX
+        || code.len() > CODE_MAX
+        || code.chars().any(char::is_whitespace)
+    {
         return Err(FieldError::new(field, "must be the code from the e-mail"));
     }
     Ok(code.to_string())
@@ -247,6 +255,8 @@ mod tests {
         assert!(parse_name("name", "   ").is_err());
         assert!(parse_name("name", &"é".repeat(NAME_MAX)).is_ok());
         assert!(parse_name("name", &"é".repeat(NAME_MAX + 1)).is_err());
+        assert!(parse_name("name", &format!(" {}", "é".repeat(NAME_MAX))).is_err(), "the maximum counts what is sent");
+        assert!(parse_bio("bio", &format!("{} ", "x".repeat(BIO_MAX))).is_err());
         assert!(parse_name("name", "a\u{0}b").is_err());
         assert_eq!(parse_bio("bio", " Hi\nthere ").unwrap(), "Hi\nthere");
         assert_eq!(parse_bio("bio", "").unwrap(), "");

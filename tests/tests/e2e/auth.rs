@@ -20,6 +20,8 @@ pub struct Route {
     pub method: String,
     pub path: String,
     pub public: bool,
+    /// The template's logical id of the function that serves it (`UsersFunction`, ...).
+    pub function: String,
 }
 
 /// Every `HttpApi` event of every function in the template.
@@ -27,7 +29,7 @@ pub fn routes() -> Vec<Route> {
     let template = template();
     let resources = template["Resources"].as_mapping().expect("Resources");
     let mut out = Vec::new();
-    for resource in resources.values() {
+    for (id, resource) in resources {
         let Some(events) = resource["Properties"]["Events"].as_mapping() else { continue };
         for event in events.values().filter(|e| e["Type"].as_str() == Some("HttpApi")) {
             let p = &event["Properties"];
@@ -35,6 +37,7 @@ pub fn routes() -> Vec<Route> {
                 method: p["Method"].as_str().expect("Method").to_uppercase(),
                 path: p["Path"].as_str().expect("Path").to_owned(),
                 public: p["Auth"]["Authorizer"].as_str() == Some("NONE"),
+                function: id.as_str().expect("a logical id").to_owned(),
             });
         }
     }

@@ -25,6 +25,7 @@ async fn fuzz(persona: &'static str, user: Option<User>) {
     std::fs::write(&document, served.bytes().await.expect("the document")).expect("target/roost");
     let base = Stack::get().api_url.clone();
     let junit = out_dir().join(format!("fuzz-{persona}.xml"));
+    let bearer = user.as_ref().map(User::bearer);
     tokio::task::spawn_blocking(move || {
         let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut command = Command::new(schemathesis);
@@ -51,6 +52,12 @@ async fn fuzz(persona: &'static str, user: Option<User>) {
     })
     .await
     .expect("schemathesis run");
+    // Every 401 is documented, so a persona whose session ended mid-run would pass while fuzzing
+    // nothing past the authorizer: its token must still work at the end.
+    if let Some(bearer) = bearer {
+        let me = client().get(Stack::get().url("/v1/me")).header("authorization", bearer).send().await.expect("api");
+        assert_eq!(me.status(), 200, "the {persona} persona's session ended during the run: it fuzzed only 401s");
+    }
 }
 
 #[tokio::test]

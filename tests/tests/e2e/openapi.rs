@@ -38,16 +38,20 @@ fn the_document_names_every_route_of_the_template_and_no_other() {
         for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
             let op = &item[*method];
             let signed_in = op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.get("cognito").is_some()));
-            documented.insert((method.to_uppercase(), path.clone(), !signed_in));
+            // The tag is the context, and the context's function serves the route (a handler
+            // documented in one context but served by another would 404 live).
+            let tag = op["tags"][0].as_str().unwrap_or_default().to_owned();
+            documented.insert((method.to_uppercase(), path.clone(), !signed_in, tag));
         }
     }
-    let declared: BTreeSet<(String, String, bool)> =
-        routes().into_iter().map(|r| (r.method, r.path, r.public)).collect();
+    let context = |function: &str| function.trim_end_matches("Function").to_lowercase();
+    let declared: BTreeSet<(String, String, bool, String)> =
+        routes().into_iter().map(|r| (r.method, r.path, r.public, context(&r.function))).collect();
     let missing: Vec<_> = declared.difference(&documented).collect();
     let extra: Vec<_> = documented.difference(&declared).collect();
     assert!(
         missing.is_empty() && extra.is_empty(),
-        "(method, path, public) in the template but not the document: {missing:#?}\n\
+        "(method, path, public, context) in the template but not the document: {missing:#?}\n\
          in the document but not the template: {extra:#?}"
     );
 }

@@ -26,9 +26,9 @@ pub struct SignUpBody {
     /// 256 bytes; no space at either end.
     #[schema(min_length = 8, max_length = 256, examples("Secret123"))]
     password: String,
-    /// The display name: 1 to 100 characters once trimmed (spaces around it are dropped), no
+    /// The display name: at most 100 characters, not blank (spaces around it are dropped), no
     /// control characters.
-    #[schema(min_length = 1, pattern = r"\S", examples("Ana Lúcia"))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S", examples("Ana Lúcia"))]
     name: String,
 }
 
@@ -107,7 +107,7 @@ pub struct ConfirmBody {
     email: String,
     /// The code from the e-mail: at most 64 characters, no space inside (spaces around it are
     /// ignored).
-    #[schema(min_length = 1, examples("123456"))]
+    #[schema(min_length = 1, max_length = 64, examples("123456"))]
     code: String,
 }
 
@@ -267,7 +267,7 @@ pub struct ResetBody {
     email: String,
     /// The code from the e-mail: at most 64 characters, no space inside (spaces around it are
     /// ignored).
-    #[schema(min_length = 1, examples("123456"))]
+    #[schema(min_length = 1, max_length = 64, examples("123456"))]
     code: String,
     /// As at sign-up: at least 8 characters with an upper-case letter, a lower-case letter and a
     /// digit; at most 256 bytes; no space at either end.

@@ -30,13 +30,13 @@ pub async fn me(State(st): State<AppState>, caller: Caller) -> Result<impl IntoR
 #[serde(deny_unknown_fields)]
 #[schema(as = ProfileUpdate)]
 pub struct UpdateMeBody {
-    /// The display name: 1 to 100 characters once trimmed (spaces around it are dropped), no
+    /// The display name: at most 100 characters, not blank (spaces around it are dropped), no
     /// control characters.
-    #[schema(min_length = 1, pattern = r"\S", examples("Ana Lúcia"))]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S", examples("Ana Lúcia"))]
     name: Option<String>,
-    /// About the person: at most 1,000 characters once trimmed (spaces around it are dropped);
-    /// line breaks and tabs allowed, other control characters not. `""` clears it.
-    #[schema(examples("Architect in Lisbon; I love quiet flats with a view."))]
+    /// About the person: at most 1,000 characters (spaces around it are dropped); line breaks and
+    /// tabs allowed, other control characters not. `""` clears it.
+    #[schema(max_length = 1000, examples("Architect in Lisbon; I love quiet flats with a view."))]
     bio: Option<String>,
 }
 
