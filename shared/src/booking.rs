@@ -281,13 +281,16 @@ pub struct Payment {
     pub status: PaymentStatus,
     /// Stripe's PaymentIntent (`pi_...`), once the guest started paying (guest only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub payment_intent_id: Option<String>,
     /// Stripe's failure code of the last attempt, if it failed (guest only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub failure: Option<String>,
     /// Written by payment-events when the payment succeeded: the ceiling of any refund (guest
     /// only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub amount_paid: Option<Money>,
 }
 
@@ -300,6 +303,7 @@ pub struct Cancellation {
     pub at: String,
     /// The reason its canceller gave, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub reason: Option<String>,
     /// What the cancellation refunds (0 when nothing was paid).
     pub refund_due: Money,
@@ -320,6 +324,7 @@ pub struct RefundSummary {
     pub status: String,
     /// Stripe's reason when `status` is `failed` (docs/payments.md: how an operator retries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub failure_reason: Option<String>,
 }
 

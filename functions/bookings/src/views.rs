@@ -41,6 +41,7 @@ pub struct QuoteView {
 pub struct Location {
     pub city: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub region: Option<String>,
     /// ISO 3166-1 alpha-2, upper case.
     pub country: String,
@@ -76,10 +77,11 @@ pub struct BookingView {
     /// While the booking waits for payment (and once that wait lapsed): when the hold on its
     /// nights lapses, RFC 3339 UTC.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, nullable = false)]
     pub hold_expires_at: Option<String>,
     /// The exact address, once the booking is confirmed (and after the stay).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub address: Option<Address>,
     pub location: Location,
     /// The listing's IANA time zone: the dates and times of the stay are local to it.
@@ -94,9 +96,11 @@ pub struct BookingView {
     pub payment: Payment,
     /// Once cancelled: by whom, when, why and the refund due.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub cancellation: Option<Cancellation>,
     /// Once a cancellation (or a payment that came too late) owes money back.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub refund: Option<RefundSummary>,
     /// RFC 3339 UTC.
     #[schema(format = DateTime)]

@@ -17,6 +17,7 @@ pub struct ReviewView {
     pub rating: u8,
     pub comment: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub response: Option<HostResponse>,
     pub created_at: String,
 }

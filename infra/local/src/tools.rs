@@ -14,12 +14,19 @@ use crate::emulators::{progress, run};
 /// (`npx playwright install` would download another, and CI has no internet but the registries).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// The Chromium major version the pinned Playwright (tests/browser/package.json) drives. Debian
+/// updates its package; a browser of another major may still work, but when the browser test
+/// fails, this is the first thing to check (pin the Playwright release whose bundled Chromium
+/// has Debian's major).
+pub const PLAYWRIGHT_CHROMIUM_MAJOR: u32 = 156;
+
 /// The node projects, relative to the repository's root.
 pub const NODE_PROJECTS: &[&str] = &["tests/browser", "clients/typescript"];
 
 /// Installs whatever is missing; a warm run (browser there, locks unchanged) starts nothing.
 pub async fn ensure_test_tools(root: &Path) -> Result<()> {
     ensure_chromium().await?;
+    warn_on_other_chromium().await;
     for project in NODE_PROJECTS {
         ensure_node_modules(&root.join(project)).await?;
     }
@@ -50,6 +57,20 @@ async fn ensure_chromium() -> Result<()> {
         bail!("apt-get installed chromium but {CHROMIUM} is still missing");
     }
     Ok(())
+}
+
+/// Says so when the installed Chromium is not the major version Playwright expects.
+async fn warn_on_other_chromium() {
+    let Ok(out) = tokio::process::Command::new(CHROMIUM).arg("--version").output().await else { return };
+    let version = String::from_utf8_lossy(&out.stdout).into_owned();
+    let major = version.split_whitespace().find_map(|w| w.split('.').next()?.parse::<u32>().ok());
+    if major.is_some_and(|m| m != PLAYWRIGHT_CHROMIUM_MAJOR) {
+        progress(&format!(
+            "warning: {} is not Chromium {PLAYWRIGHT_CHROMIUM_MAJOR}, the one @playwright/test in tests/browser expects; \
+             if the docs page's browser test fails, pin the Playwright release for this Chromium",
+            version.trim()
+        ));
+    }
 }
 
 /// `npm ci` when `node_modules` is missing or was installed from another `package-lock.json`
