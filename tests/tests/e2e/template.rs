@@ -5,7 +5,8 @@
 //! - `notifications` writes inbox items and can write no profile;
 //! - the relay reads this table's stream only, through a role of its own (no `Resource: "*"`);
 //! - every function with a private route may read the profile's revocation instant (the sign-out
-//!   check of `shared::sessions`), and only that attribute through that statement.
+//!   check of `shared::sessions`), and only that attribute through that statement;
+//! - no physical name is fixed: two stacks (stages) in one account cannot collide.
 
 use serde_json::{Map, Value, json};
 
@@ -229,5 +230,64 @@ fn every_function_with_private_routes_may_read_the_revocation_instant() {
     assert_eq!(
         checked,
         ["BookingsFunction", "ListingsFunction", "PaymentsFunction", "ReviewsFunction", "UsersFunction"]
+    );
+}
+
+/// Properties that give a resource a physical name unique in the account and region.
+const PHYSICAL_NAMES: &[&str] = &[
+    "TableName",
+    "QueueName",
+    "TopicName",
+    "BucketName",
+    "UserPoolName",
+    "LogGroupName",
+    "FunctionName",
+    "RoleName",
+    "AlarmName",
+    "DashboardName",
+    "StateMachineName",
+    "ScheduleName",
+];
+
+/// Whether a name is made per stack: a `!Sub` naming the stack, the stage or another resource
+/// of the template (whose own name is per stack), or a `!Ref`/`!GetAtt` of one.
+fn is_per_stack(name: &Value, resources: &Map<String, Value>) -> bool {
+    if let Some(sub) = name.get("!Sub").and_then(Value::as_str) {
+        return sub.contains("${AWS::StackName}")
+            || sub.contains("${Stage}")
+            || resources.keys().any(|id| sub.contains(&format!("${{{id}}}")));
+    }
+    let referenced = name.get("!Ref").or_else(|| name.get("!GetAtt")).and_then(Value::as_str);
+    referenced.is_some_and(|r| resources.contains_key(r.split('.').next().unwrap_or(r)))
+}
+
+/// Two stages (two stacks) in one account and region must not share a physical name: a fixed
+/// name makes the second deploy fail, or worse, point both stages at one resource (issue 16).
+#[test]
+fn no_physical_name_is_shared_by_two_stacks() {
+    let resources = template();
+    let mut fixed = Vec::new();
+    for (id, resource) in &resources {
+        let properties = &resource["Properties"];
+        for name in PHYSICAL_NAMES {
+            if let Some(value) = properties.get(*name).filter(|v| !is_per_stack(v, &resources)) {
+                fixed.push(format!("{id}.{name} = {value}"));
+            }
+        }
+        // A schedule event without a Name gets one SAM derives from its logical id: fixed.
+        for (event, e) in properties["Events"].as_object().into_iter().flatten() {
+            if matches!(e["Type"].as_str(), Some("Schedule" | "ScheduleV2")) {
+                let name = &e["Properties"]["Name"];
+                if !is_per_stack(name, &resources) {
+                    fixed.push(format!("{id}.Events.{event}.Name = {name}"));
+                }
+            }
+        }
+    }
+    assert!(fixed.is_empty(), "physical names two stacks would share:\n{}", fixed.join("\n"));
+    assert!(
+        !is_per_stack(&json!("roost-users"), &resources)
+            && is_per_stack(&json!({"!Sub": "${AWS::StackName}-x"}), &resources),
+        "the rule tells a fixed name from a per-stack one"
     );
 }
