@@ -291,3 +291,54 @@ fn no_physical_name_is_shared_by_two_stacks() {
         "the rule tells a fixed name from a per-stack one"
     );
 }
+
+/// `samconfig.toml` as (section, key) -> value, for the plain `key = "value"` lines it has.
+fn samconfig() -> std::collections::BTreeMap<(String, String), String> {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../samconfig.toml")).expect("samconfig.toml");
+    let mut section = String::new();
+    let mut out = std::collections::BTreeMap::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.to_owned();
+        } else if let Some((key, value)) = line.split_once('=') {
+            out.insert((section.clone(), key.trim().to_owned()), value.trim().trim_matches('"').to_owned());
+        }
+    }
+    out
+}
+
+/// Every stage the template allows has its own samconfig environment: its own stack, its own
+/// artifact prefix, and the stage passed to build and deploy; outside dev the template refuses
+/// a wildcard CORS origin.
+#[test]
+fn every_stage_has_its_own_stack_and_only_dev_allows_any_origin() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
+    let yaml: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).expect("template")).expect("YAML");
+    let whole = to_json(yaml);
+    let stages = strings(&whole["Parameters"]["Stage"]["AllowedValues"]);
+    assert_eq!(stages, ["dev", "staging", "prod"]);
+    let config = samconfig();
+    let get = |env: &str, command: &str, key: &str| {
+        config.get(&(format!("{env}.{command}.parameters"), key.to_owned())).cloned().unwrap_or_default()
+    };
+    let mut stacks = std::collections::BTreeSet::new();
+    for stage in &stages {
+        assert!(stacks.insert(get(stage, "global", "stack_name")), "{stage}: a stack name of its own");
+        assert_eq!(get(stage, "deploy", "s3_prefix"), format!("roost-{stage}"));
+        for command in ["build", "deploy"] {
+            let overrides = get(stage, command, "parameter_overrides");
+            assert!(
+                overrides.split_whitespace().any(|o| o == format!("Stage={stage}")),
+                "{stage}.{command}: {overrides}"
+            );
+        }
+    }
+    let rule = &whole["Rules"]["NoWildcardCorsOutsideDev"];
+    assert_eq!(rule["RuleCondition"], json!({"!Not": [{"!Equals": [{"!Ref": "Stage"}, "dev"]}]}));
+    assert_eq!(
+        rule["Assertions"][0]["Assert"],
+        json!({"!Not": [{"!Contains": [{"!Ref": "CorsAllowedOrigins"}, "*"]}]})
+    );
+}
