@@ -189,3 +189,66 @@ fn gateway_response(description: &str) -> Response {
 fn gateway_content() -> Content {
     ContentBuilder::new().schema(Some(Ref::from_schema_name("GatewayMessage"))).build()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+    use utoipa::OpenApi;
+
+    #[derive(utoipa::ToSchema, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        a: u8,
+    }
+
+    #[utoipa::path(post, path = "/v1/things/{id}", params(("id" = String, Path)), request_body = Body,
+        responses((status = 201, description = "Made."), (status = 409, description = "taken, conflict")),
+        security(("cognito" = [])))]
+    #[allow(dead_code)]
+    async fn make() {}
+
+    #[utoipa::path(get, path = "/v1/public", params(PageParams), responses((status = 200, description = "Ok.")))]
+    #[allow(dead_code)]
+    async fn list() {}
+
+    #[derive(OpenApi)]
+    #[openapi(paths(make, list))]
+    struct Doc;
+
+    fn finished() -> Value {
+        let mut api = Doc::openapi();
+        finish(&mut api);
+        serde_json::to_value(api).unwrap()
+    }
+
+    fn codes(response: &Value) -> Value {
+        response["content"][PROBLEM_JSON]["schema"]["allOf"][1]["properties"]["code"]["enum"].clone()
+    }
+
+    #[test]
+    fn declared_codes_become_an_enum_and_every_route_of_a_kind_gets_its_answers() {
+        let doc = finished();
+        let make = &doc["paths"]["/v1/things/{id}"]["post"]["responses"];
+        assert_eq!(codes(&make["409"]), json!(["conflict", "taken"]));
+        assert_eq!(make["409"]["content"][PROBLEM_JSON]["examples"]["taken"]["value"]["status"], 409);
+        assert_eq!(codes(&make["400"]), json!(["malformed_request", "validation_failed"]));
+        assert_eq!(codes(&make["401"]), json!(["token_revoked", "unauthorized"]));
+        assert!(make["401"]["content"]["application/json"].is_object(), "the authorizer's own 401");
+        assert_eq!(codes(&make["413"]), json!(["payload_too_large"]));
+        assert_eq!(codes(&make["500"]), json!(["internal_error"]));
+        assert_eq!(make["429"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/GatewayMessage");
+        assert!(make["201"]["headers"]["X-Request-Id"].is_object());
+
+        let list = &doc["paths"]["/v1/public"]["get"]["responses"];
+        assert_eq!(codes(&list["400"]), json!(["validation_failed"]), "a checked query parameter");
+        assert!(list.get("401").is_none() && list.get("413").is_none(), "public, no body: {list}");
+        assert!(doc["components"]["schemas"]["Problem"].is_object());
+    }
+
+    #[test]
+    #[should_panic(expected = "is not a problem code")]
+    fn an_error_description_that_is_not_a_code_list_is_refused() {
+        problem_response(409, "The thing is taken.");
+    }
+}
