@@ -21,6 +21,13 @@ fn generated() -> Value {
 
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
+/// Every operation of the document: (method, path, operation).
+fn operations(doc: &Value) -> impl Iterator<Item = (&'static str, &String, &Value)> {
+    doc["paths"].as_object().expect("paths").iter().flat_map(|(path, item)| {
+        METHODS.into_iter().filter_map(move |method| item.get(method).map(|op| (method, path, op)))
+    })
+}
+
 #[test]
 fn the_committed_document_is_what_the_code_generates() {
     let generated = docs::openapi::to_json(&docs::openapi::document()).expect("JSON");
@@ -34,15 +41,12 @@ fn the_committed_document_is_what_the_code_generates() {
 fn the_document_names_every_route_of_the_template_and_no_other() {
     let doc = generated();
     let mut documented = BTreeSet::new();
-    for (path, item) in doc["paths"].as_object().expect("paths") {
-        for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
-            let op = &item[*method];
-            let signed_in = op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.get("cognito").is_some()));
-            // The tag is the context, and the context's function serves the route (a handler
-            // documented in one context but served by another would 404 live).
-            let tag = op["tags"][0].as_str().unwrap_or_default().to_owned();
-            documented.insert((method.to_uppercase(), path.clone(), !signed_in, tag));
-        }
+    for (method, path, op) in operations(&doc) {
+        let signed_in = op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.get("cognito").is_some()));
+        // The tag is the context, and the context's function serves the route (a handler
+        // documented in one context but served by another would 404 live).
+        let tag = op["tags"][0].as_str().unwrap_or_default().to_owned();
+        documented.insert((method.to_uppercase(), path.clone(), !signed_in, tag));
     }
     let context = |function: &str| function.trim_end_matches("Function").to_lowercase();
     let declared: BTreeSet<(String, String, bool, String)> =
@@ -62,22 +66,19 @@ fn every_operation_has_a_tag_a_summary_an_id_and_documented_errors() {
     let tags: BTreeSet<&str> =
         doc["tags"].as_array().expect("tags").iter().filter_map(|t| t["name"].as_str()).collect();
     let mut ids = BTreeSet::new();
-    for (path, item) in doc["paths"].as_object().expect("paths") {
-        for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
-            let op = &item[*method];
-            let name = format!("{method} {path}");
-            let tag = op["tags"][0].as_str().unwrap_or_default();
-            assert!(tags.contains(tag), "{name}: tag {tag:?} is not one of {tags:?}");
-            assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{name}: no summary");
-            let id = op["operationId"].as_str().expect("operationId");
-            assert!(ids.insert(id.to_owned()), "{name}: operationId {id} is used twice");
-            let responses = op["responses"].as_object().expect("responses");
-            assert!(responses.keys().any(|s| s.starts_with('2') || s == "304"), "{name}: no success answer");
-            let problem = &responses["500"]["content"]["application/problem+json"];
-            assert!(problem["schema"]["allOf"].is_array(), "{name}: 500 is not a problem");
-            if path.contains('{') && !path.starts_with("/v1/docs/") {
-                assert!(responses.contains_key("404") || responses.contains_key("403"), "{name}: an id but no 404");
-            }
+    for (method, path, op) in operations(&doc) {
+        let name = format!("{method} {path}");
+        let tag = op["tags"][0].as_str().unwrap_or_default();
+        assert!(tags.contains(tag), "{name}: tag {tag:?} is not one of {tags:?}");
+        assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()), "{name}: no summary");
+        let id = op["operationId"].as_str().expect("operationId");
+        assert!(ids.insert(id.to_owned()), "{name}: operationId {id} is used twice");
+        let responses = op["responses"].as_object().expect("responses");
+        assert!(responses.keys().any(|s| s.starts_with('2') || s == "304"), "{name}: no success answer");
+        let problem = &responses["500"]["content"]["application/problem+json"];
+        assert!(problem["schema"]["allOf"].is_array(), "{name}: 500 is not a problem");
+        if path.contains('{') && !path.starts_with("/v1/docs/") {
+            assert!(responses.contains_key("404") || responses.contains_key("403"), "{name}: an id but no 404");
         }
     }
 }
@@ -127,17 +128,15 @@ async fn the_docs_page_and_its_assets_are_ours_under_a_strict_policy() {
     roost_e2e::assert_problem(missing, 404, "not_found").await;
 }
 
-/// Every `code` an operation of the document can answer, with the operations answering it.
+/// Every `code` some operation of the document can answer.
 fn problem_codes(doc: &Value) -> BTreeSet<String> {
     let mut codes = BTreeSet::new();
-    for item in doc["paths"].as_object().expect("paths").values() {
-        for method in METHODS.iter().filter(|m| item.get(**m).is_some()) {
-            for response in item[*method]["responses"].as_object().expect("responses").values() {
-                let schema = &response["content"]["application/problem+json"]["schema"];
-                for part in schema["allOf"].as_array().into_iter().flatten() {
-                    for code in part["properties"]["code"]["enum"].as_array().into_iter().flatten() {
-                        codes.insert(code.as_str().expect("a code is a string").to_owned());
-                    }
+    for (_, _, op) in operations(doc) {
+        for response in op["responses"].as_object().expect("responses").values() {
+            let schema = &response["content"]["application/problem+json"]["schema"];
+            for part in schema["allOf"].as_array().into_iter().flatten() {
+                for code in part["properties"]["code"]["enum"].as_array().into_iter().flatten() {
+                    codes.insert(code.as_str().expect("a code is a string").to_owned());
                 }
             }
         }

@@ -10,11 +10,16 @@
 
 use serde_json::{Map, Value, json};
 
-fn template() -> Map<String, Value> {
+/// The whole template as JSON.
+fn whole_template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
     let text = std::fs::read_to_string(path).expect("infra/template.yaml");
-    let yaml: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
-    match to_json(yaml)["Resources"].take() {
+    to_json(serde_yaml::from_str(&text).expect("YAML"))
+}
+
+/// The template's resources.
+fn template() -> Map<String, Value> {
+    match whole_template()["Resources"].take() {
         Value::Object(resources) => resources,
         other => panic!("Resources: {other}"),
     }
@@ -313,10 +318,7 @@ fn samconfig() -> std::collections::BTreeMap<(String, String), String> {
 /// a wildcard CORS origin.
 #[test]
 fn every_stage_has_its_own_stack_and_only_dev_allows_any_origin() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
-    let yaml: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(path).expect("template")).expect("YAML");
-    let whole = to_json(yaml);
+    let whole = whole_template();
     let stages = strings(&whole["Parameters"]["Stage"]["AllowedValues"]);
     assert_eq!(stages, ["dev", "staging", "prod"]);
     let config = samconfig();
