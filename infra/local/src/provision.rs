@@ -296,9 +296,14 @@ impl Creator<'_> {
         copied: &[&str],
         named: Named,
     ) -> Result<Value> {
-        let props = out.resolver.resolve(props)?;
-        let mut request = pick(&props, copied);
-        let name = props.get(named.template_field).cloned().unwrap_or(self.physical(id).into());
+        // Only the copied properties are resolved: the others (EmailConfiguration's !If, ...)
+        // are not emulated, and may use intrinsics the resolver does not evaluate.
+        let resolved = out.resolver.resolve(&Value::Object(pick(props, copied)))?;
+        let mut request = resolved.as_object().cloned().unwrap_or_default();
+        let name = match props.get(named.template_field) {
+            Some(name) => out.resolver.resolve(name)?,
+            None => self.physical(id).into(),
+        };
         request.insert(named.request_field.into(), name);
         self.moto.cognito(action, Value::Object(request)).await.with_context(|| format!("{} {id}", named.what))
     }

@@ -17,6 +17,9 @@ pub struct Template {
     pub resources: Map<String, Value>,
     pub parameters: Map<String, Value>,
     globals: Value,
+    /// Each condition's value with every parameter at its default (what the local stack
+    /// deploys): a resource whose `Condition` is false is not created.
+    conditions: BTreeMap<String, bool>,
 }
 
 impl Template {
@@ -29,17 +32,29 @@ impl Template {
         let yaml: serde_yaml::Value = serde_yaml::from_str(text)?;
         let json = yaml_to_json(yaml)?;
         let object = |key: &str| json.get(key).and_then(Value::as_object).cloned().unwrap_or_default();
+        let parameters = object("Parameters");
+        let declared = object("Conditions");
+        let evaluator = Conditions { declared: &declared, parameters: &parameters };
+        let conditions = declared
+            .keys()
+            .map(|name| Ok((name.clone(), evaluator.holds(name).with_context(|| format!("condition {name}"))?)))
+            .collect::<Result<_>>()?;
         Ok(Self {
             resources: object("Resources"),
-            parameters: object("Parameters"),
+            parameters,
             globals: json.get("Globals").cloned().unwrap_or(Value::Null),
+            conditions,
         })
     }
 
+    /// The resources of one type that the defaults create (their `Condition`, if any, holds).
     pub fn resources_of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a str, &'a Value)> + 'a {
         self.resources
             .iter()
             .filter(move |(_, res)| res.get("Type").and_then(Value::as_str) == Some(kind))
+            .filter(|(_, res)| {
+                res.get("Condition").and_then(Value::as_str).is_none_or(|c| self.conditions.get(c) == Some(&true))
+            })
             .map(|(id, res)| (id.as_str(), res.get("Properties").unwrap_or(&Value::Null)))
     }
 
@@ -103,6 +118,54 @@ impl Template {
 
     pub fn parameter_default(&self, name: &str) -> Option<Value> {
         self.parameters.get(name)?.get("Default").cloned()
+    }
+}
+
+/// Evaluates the template's `Conditions` (`Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`,
+/// `Condition`) over the parameters' defaults.
+struct Conditions<'a> {
+    declared: &'a Map<String, Value>,
+    parameters: &'a Map<String, Value>,
+}
+
+impl Conditions<'_> {
+    fn holds(&self, name: &str) -> Result<bool> {
+        self.evaluate(self.declared.get(name).with_context(|| format!("no condition {name}"))?)
+    }
+
+    fn evaluate(&self, expression: &Value) -> Result<bool> {
+        let Some((function, arguments)) = expression.as_object().filter(|m| m.len() == 1).and_then(|m| m.iter().next())
+        else {
+            bail!("not a condition function: {expression}")
+        };
+        let list = || arguments.as_array().with_context(|| format!("{function} takes a list"));
+        match function.as_str() {
+            "Condition" | "Fn::Condition" => self.holds(arguments.as_str().context("Condition takes a name")?),
+            "Fn::Not" => Ok(!self.evaluate(list()?.first().context("Fn::Not takes one condition")?)?),
+            "Fn::And" => list()?.iter().try_fold(true, |all, c| Ok(all && self.evaluate(c)?)),
+            "Fn::Or" => list()?.iter().try_fold(false, |any, c| Ok(any || self.evaluate(c)?)),
+            "Fn::Equals" => match &list()?[..] {
+                [a, b] => Ok(self.value(a)? == self.value(b)?),
+                _ => bail!("Fn::Equals takes two values"),
+            },
+            other => bail!("{other} is not evaluated locally"),
+        }
+    }
+
+    /// A literal, or a parameter's default, as the string CloudFormation compares.
+    fn value(&self, value: &Value) -> Result<String> {
+        let literal = match value.get("Ref").and_then(Value::as_str) {
+            Some(name) => self
+                .parameters
+                .get(name)
+                .and_then(|p| p.get("Default"))
+                .with_context(|| format!("Ref {name}: a parameter with a default"))?,
+            None => value,
+        };
+        match literal {
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(scalar(literal)),
+            other => bail!("{other} is not a literal or a Ref"),
+        }
     }
 }
 
@@ -322,6 +385,50 @@ Resources:
             .map(|k| resolver.resolve_string(&f.environment[*k]).unwrap())
             .collect();
         assert_eq!(env, ["roost-table", "arn:stream", "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_abc"]);
+    }
+
+    #[test]
+    fn conditions_hold_for_the_defaults_and_decide_which_resources_exist() {
+        let template = Template::parse(
+            r#"
+Parameters:
+  Stage: {Type: String, Default: dev}
+  AlarmEmail: {Type: String, Default: ""}
+  Days: {Type: Number, Default: 30}
+Conditions:
+  IsProd: !Equals [!Ref Stage, prod]
+  HasAlarmEmail: !Not [!Equals [!Ref AlarmEmail, ""]]
+  Keeps30Days: !Equals [!Ref Days, 30]
+  DevWithoutEmail: !And [!Not [!Condition IsProd], !Not [!Condition HasAlarmEmail]]
+  Either: !Or [!Condition IsProd, !Condition Keeps30Days]
+Resources:
+  Topic: {Type: AWS::SNS::Topic}
+  Email: {Type: AWS::SNS::Subscription, Condition: HasAlarmEmail}
+  DevOnly: {Type: AWS::SNS::Subscription, Condition: DevWithoutEmail}
+"#,
+        )
+        .unwrap();
+        let holds: Vec<(&str, bool)> = template.conditions.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            holds,
+            [
+                ("DevWithoutEmail", true),
+                ("Either", true),
+                ("HasAlarmEmail", false),
+                ("IsProd", false),
+                ("Keeps30Days", true)
+            ]
+        );
+        let subscriptions: Vec<&str> = template.resources_of_type("AWS::SNS::Subscription").map(|(id, _)| id).collect();
+        assert_eq!(subscriptions, ["DevOnly"]);
+        assert_eq!(template.resources_of_type("AWS::SNS::Topic").count(), 1);
+    }
+
+    #[test]
+    fn a_condition_it_cannot_evaluate_fails_the_load() {
+        let text = "Conditions:\n  C: !Equals [!Ref Missing, x]\nResources: {}\n";
+        let err = Template::parse(text).err().expect("an error");
+        assert!(format!("{err:#}").contains("Ref Missing"), "{err:#}");
     }
 
     #[test]

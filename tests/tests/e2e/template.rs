@@ -8,6 +8,8 @@
 //!   check of `shared::sessions`), and only that attribute through that statement;
 //! - no physical name is fixed: two stacks (stages) in one account cannot collide.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::{Map, Value, json};
 
 /// The whole template as JSON.
@@ -297,20 +299,47 @@ fn no_physical_name_is_shared_by_two_stacks() {
     );
 }
 
-/// `samconfig.toml` as (section, key) -> value, for the plain `key = "value"` lines it has.
-fn samconfig() -> std::collections::BTreeMap<(String, String), String> {
+/// `samconfig.toml` as (section, key) -> values: the plain `key = "value"` lines it has (one
+/// value) and `key = [` lists of one quoted string per line `]`.
+fn samconfig() -> BTreeMap<(String, String), Vec<String>> {
     let text =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../samconfig.toml")).expect("samconfig.toml");
     let mut section = String::new();
-    let mut out = std::collections::BTreeMap::new();
+    let mut out = BTreeMap::new();
+    let mut open_list: Option<String> = None;
+    let unquote = |v: &str| v.trim().trim_end_matches(',').trim_matches('"').to_owned();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+        if let Some(key) = &open_list {
+            if line == "]" {
+                open_list = None;
+            } else {
+                out.entry((section.clone(), key.clone())).or_insert_with(Vec::new).push(unquote(line));
+            }
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
             section = name.to_owned();
         } else if let Some((key, value)) = line.split_once('=') {
-            out.insert((section.clone(), key.trim().to_owned()), value.trim().trim_matches('"').to_owned());
+            if value.trim() == "[" {
+                open_list = Some(key.trim().to_owned());
+            } else {
+                out.insert((section.clone(), key.trim().to_owned()), vec![unquote(value)]);
+            }
         }
     }
     out
+}
+
+/// One environment's `parameter_overrides` (in its `global` table, so every command gets them).
+fn overrides(config: &BTreeMap<(String, String), Vec<String>>, env: &str) -> BTreeMap<String, String> {
+    let list = config.get(&(format!("{env}.global.parameters"), "parameter_overrides".to_owned()));
+    list.into_iter()
+        .flatten()
+        .map(|o| o.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).unwrap_or_else(|| panic!("{env}: {o}")))
+        .collect()
+}
+
+/// The stages the template allows, which are samconfig's environments too.
+fn stages(whole: &Value) -> Vec<String> {
+    strings(&whole["Parameters"]["Stage"]["AllowedValues"])
 }
 
 /// Every stage the template allows has its own samconfig environment: its own stack, its own
@@ -319,22 +348,23 @@ fn samconfig() -> std::collections::BTreeMap<(String, String), String> {
 #[test]
 fn every_stage_has_its_own_stack_and_only_dev_allows_any_origin() {
     let whole = whole_template();
-    let stages = strings(&whole["Parameters"]["Stage"]["AllowedValues"]);
+    let stages = stages(&whole);
     assert_eq!(stages, ["dev", "staging", "prod"]);
     let config = samconfig();
     let get = |env: &str, command: &str, key: &str| {
         config.get(&(format!("{env}.{command}.parameters"), key.to_owned())).cloned().unwrap_or_default()
     };
-    let mut stacks = std::collections::BTreeSet::new();
-    for stage in &stages {
-        assert!(stacks.insert(get(stage, "global", "stack_name")), "{stage}: a stack name of its own");
-        assert_eq!(get(stage, "deploy", "s3_prefix"), format!("roost-{stage}"));
-        for command in ["build", "deploy"] {
-            let overrides = get(stage, command, "parameter_overrides");
-            assert!(
-                overrides.split_whitespace().any(|o| o == format!("Stage={stage}")),
-                "{stage}.{command}: {overrides}"
-            );
+    let mut stacks = BTreeSet::new();
+    for stage in stages.iter().map(String::as_str).chain(["default"]) {
+        let stage_passed = if stage == "default" { "dev" } else { stage };
+        if stage != "default" {
+            assert!(stacks.insert(get(stage, "global", "stack_name")), "{stage}: a stack name of its own");
+        }
+        assert_eq!(get(stage, "deploy", "s3_prefix"), [format!("roost-{stage_passed}")]);
+        assert_eq!(overrides(&config, stage).get("Stage").map(String::as_str), Some(stage_passed), "{stage}");
+        // A command's own parameter_overrides would replace the environment's, not add to them.
+        for command in ["build", "deploy", "sync"] {
+            assert!(get(stage, command, "parameter_overrides").is_empty(), "{stage}.{command}: set them in global");
         }
     }
     let rule = &whole["Rules"]["NoWildcardCorsOutsideDev"];
@@ -343,4 +373,163 @@ fn every_stage_has_its_own_stack_and_only_dev_allows_any_origin() {
         rule["Assertions"][0]["Assert"],
         json!({"!Not": [{"!Contains": [{"!Ref": "CorsAllowedOrigins"}, "*"]}]})
     );
+}
+
+/// The logical ids of the template's functions.
+fn function_ids(resources: &Map<String, Value>) -> Vec<String> {
+    resources.iter().filter(|(_, r)| r["Type"] == "AWS::Serverless::Function").map(|(id, _)| id.clone()).collect()
+}
+
+/// `!If [condition, then, AWS::NoValue]` that is set when `parameter` is not empty.
+fn set_when_not_empty(whole: &Value, value: &Value, parameter: &str, then: &Value) {
+    let condition = format!("Has{parameter}");
+    assert_eq!(value, &json!({"!If": [condition, then, {"!Ref": "AWS::NoValue"}]}), "{parameter}");
+    assert_eq!(whole["Conditions"][&condition], json!({"!Not": [{"!Equals": [{"!Ref": parameter}, ""]}]}));
+    assert_eq!(whole["Parameters"][parameter]["Default"], "", "{parameter}: nothing by default");
+}
+
+/// Each stage reads its own secrets: every `*SecretParameter` name a samconfig environment
+/// passes is under `/roost/<its stage>/`, and no two stages share one (issue 16).
+#[test]
+fn every_stage_reads_secrets_of_its_own() {
+    let whole = whole_template();
+    let config = samconfig();
+    let secret_parameters: Vec<&String> = whole["Parameters"]
+        .as_object()
+        .expect("Parameters")
+        .keys()
+        .filter(|p| p.ends_with("SecretParameter"))
+        .collect();
+    assert!(secret_parameters.len() >= 3, "{secret_parameters:?}");
+    let mut seen = BTreeMap::new();
+    for stage in stages(&whole) {
+        let overrides = overrides(&config, &stage);
+        for parameter in &secret_parameters {
+            let default = whole["Parameters"][parameter.as_str()]["Default"].as_str().unwrap_or_default();
+            if default.is_empty() {
+                // Optional (the previous webhook secret): unset unless a rotation is under way.
+                assert!(overrides.get(parameter.as_str()).is_none_or(|n| n.starts_with(&format!("/roost/{stage}/"))));
+                continue;
+            }
+            assert!(default.starts_with("/roost/dev/"), "{parameter}: the default is dev's ({default})");
+            let name = overrides.get(parameter.as_str()).unwrap_or_else(|| panic!("{stage}: no {parameter}"));
+            assert!(name.starts_with(&format!("/roost/{stage}/")), "{stage}: {parameter}={name}");
+            if let Some(other) = seen.insert(name.clone(), stage.clone()) {
+                panic!("{name} is read by {other} and {stage}");
+            }
+        }
+    }
+}
+
+/// SES names an identity by its domain in the account and region: each stage declares its own
+/// domain, notifications and Cognito send from it, and Cognito goes through SES once the
+/// operator says the domain is verified (Cognito refuses an unverified identity).
+#[test]
+fn every_stage_sends_mail_from_a_domain_of_its_own() {
+    let whole = whole_template();
+    let resources = template();
+    let identities: Vec<&Value> =
+        resources.values().filter(|r| r["Type"] == "AWS::SES::EmailIdentity").map(|r| &r["Properties"]).collect();
+    assert_eq!(identities, [&json!({"EmailIdentity": {"!Ref": "EmailSenderDomain"}})]);
+    let config = samconfig();
+    let mut domains = BTreeSet::new();
+    for stage in stages(&whole) {
+        let domain = overrides(&config, &stage).get("EmailSenderDomain").cloned();
+        let domain = domain.unwrap_or_else(|| panic!("{stage}: no EmailSenderDomain"));
+        assert!(domains.insert(domain.clone()), "{domain}: two stages declare one SES identity");
+    }
+    let from = json!({"!Sub": "Roost <no-reply@${EmailSenderDomain}>"});
+    assert_eq!(resources["NotificationsFunction"]["Properties"]["Environment"]["Variables"]["EMAIL_FROM"], from);
+    let email = &resources["UserPool"]["Properties"]["EmailConfiguration"]["!If"];
+    assert_eq!(email[0], "CognitoSendsThroughSes");
+    assert_eq!(
+        whole["Conditions"]["CognitoSendsThroughSes"],
+        json!({"!Equals": [{"!Ref": "EmailSenderVerified"}, "true"]})
+    );
+    assert_eq!(whole["Parameters"]["EmailSenderVerified"]["Default"], "false", "the first deploy cannot use SES");
+    assert_eq!(email[1]["EmailSendingAccount"], "DEVELOPER");
+    assert_eq!(email[1]["From"], from);
+    let source = email[1]["SourceArn"]["!Sub"].as_str().expect("SourceArn: !Sub");
+    assert!(source.ends_with(":identity/${EmailSenderDomain}"), "{source}");
+    assert_eq!(email[2], json!({"EmailSendingAccount": "COGNITO_DEFAULT"}));
+}
+
+/// Log retention is a parameter, set per stage: every log group of the template uses it, and
+/// every function has its log group in the template (else Lambda makes one that keeps logs
+/// forever).
+#[test]
+fn every_log_group_keeps_logs_for_the_stage_s_retention() {
+    let whole = whole_template();
+    let resources = template();
+    let mut logged = BTreeSet::new();
+    for (id, group) in resources.iter().filter(|(_, r)| r["Type"] == "AWS::Logs::LogGroup") {
+        assert_eq!(group["Properties"]["RetentionInDays"], json!({"!Ref": "LogRetentionDays"}), "{id}");
+        if let Some(name) = group["Properties"]["LogGroupName"]["!Sub"].as_str() {
+            logged.insert(name.to_owned());
+        }
+    }
+    for function in function_ids(&resources) {
+        assert!(logged.contains(&format!("/aws/lambda/${{{function}}}")), "{function} has no log group");
+    }
+    let allowed: Vec<String> =
+        list(&whole["Parameters"]["LogRetentionDays"]["AllowedValues"]).iter().map(Value::to_string).collect();
+    let config = samconfig();
+    for stage in stages(&whole) {
+        let days = overrides(&config, &stage).get("LogRetentionDays").cloned().unwrap_or_default();
+        assert!(allowed.contains(&days), "{stage}: LogRetentionDays={days} is not one CloudWatch takes");
+    }
+}
+
+/// In prod the table, the photos, the users and every queue (each holds work not yet done)
+/// outlive the stack; elsewhere a stack deletes cleanly. Intrinsics in those attributes need
+/// the AWS::LanguageExtensions transform, before SAM's.
+#[test]
+fn prod_keeps_data_users_and_undelivered_work() {
+    let whole = whole_template();
+    assert_eq!(whole["Transform"], json!(["AWS::LanguageExtensions", "AWS::Serverless-2016-10-31"]));
+    assert_eq!(whole["Conditions"]["IsProd"], json!({"!Equals": [{"!Ref": "Stage"}, "prod"]}));
+    let resources = template();
+    let mut kept: Vec<&str> = resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::SQS::Queue")
+        .map(|(id, _)| id.as_str())
+        .chain(["Table", "PhotosBucket", "UserPool"])
+        .collect();
+    kept.sort();
+    assert!(kept.len() >= 8, "{kept:?}");
+    let retain_in_prod = json!({"!If": ["IsProd", "Retain", "Delete"]});
+    for id in kept {
+        assert_eq!(resources[id]["DeletionPolicy"], retain_in_prod, "{id}");
+        assert_eq!(resources[id]["UpdateReplacePolicy"], retain_in_prod, "{id}");
+    }
+}
+
+/// Reserved concurrency per function and MaximumConcurrency per SQS source are parameters,
+/// unset by default (a new account has 10 executions; Lambda refuses to reserve below the
+/// unreserved minimum) and set in prod within the account's default 1000 less the 100 Lambda
+/// keeps unreserved; an SQS consumer's reservation covers its MaximumConcurrency.
+#[test]
+fn concurrency_is_a_parameter_per_function_and_per_queue_source() {
+    let whole = whole_template();
+    let resources = template();
+    let prod = overrides(&samconfig(), "prod");
+    let mut reserved_in_prod = 0;
+    for id in function_ids(&resources) {
+        let name = id.strip_suffix("Function").expect("functions are named <Name>Function");
+        let properties = &resources[&id]["Properties"];
+        let reserved = format!("{name}ReservedConcurrency");
+        set_when_not_empty(&whole, &properties["ReservedConcurrentExecutions"], &reserved, &json!({"!Ref": reserved}));
+        let reservation: Option<u64> = prod.get(&reserved).map(|n| n.parse().expect("a number"));
+        reserved_in_prod += reservation.unwrap_or(0);
+        for (event, e) in properties["Events"].as_object().into_iter().flatten().filter(|(_, e)| e["Type"] == "SQS") {
+            let maximum = format!("{name}MaximumConcurrency");
+            let then = json!({"MaximumConcurrency": {"!Ref": maximum}});
+            set_when_not_empty(&whole, &e["Properties"]["ScalingConfig"], &maximum, &then);
+            let in_prod: u64 =
+                prod.get(&maximum).unwrap_or_else(|| panic!("prod: {maximum}")).parse().expect("a number");
+            assert!((2..=1000).contains(&in_prod), "{maximum}={in_prod}");
+            assert!(reservation.is_none_or(|r| r >= in_prod), "{id}.{event}: reserve at least {in_prod}");
+        }
+    }
+    assert!((1..=900).contains(&reserved_in_prod), "prod reserves {reserved_in_prod} of 900");
 }
