@@ -6,7 +6,10 @@
 //! - the relay reads this table's stream only, through a role of its own (no `Resource: "*"`);
 //! - every function with a private route may read the profile's revocation instant (the sign-out
 //!   check of `shared::sessions`), and only that attribute through that statement;
-//! - no physical name is fixed: two stacks (stages) in one account cannot collide.
+//! - no physical name is fixed: two stacks (stages) in one account cannot collide;
+//! - per stage: secrets, e-mail sender, log retention, concurrency, Retain in prod (samconfig);
+//! - every function, queue, DLQ and the API alarmed, every alarm to the topic; the dashboard
+//!   and the access log format are JSON naming this template's resources.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -175,7 +178,14 @@ fn the_relay_reads_only_this_tables_stream() {
     let role = &resources["EventsRelayRole"]["Properties"];
     let managed: Vec<String> =
         list(&role["ManagedPolicyArns"]).iter().map(|a| a["!Sub"].as_str().unwrap_or_default().to_owned()).collect();
-    assert!(managed.iter().all(|a| a.ends_with("service-role/AWSLambdaBasicExecutionRole")), "{managed:?}");
+    // Logs and X-Ray segments (Tracing: Active), as SAM gives the roles it makes.
+    assert_eq!(
+        managed,
+        [
+            "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+            "arn:${AWS::Partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"
+        ]
+    );
     let statements: Vec<Value> =
         list(&role["Policies"]).iter().flat_map(|p| list(&p["PolicyDocument"]["Statement"])).collect();
     let mut reads = Vec::new();
@@ -375,6 +385,11 @@ fn every_stage_has_its_own_stack_and_only_dev_allows_any_origin() {
     );
 }
 
+/// The resources of one type: logical id -> properties.
+fn of_type<'a>(resources: &'a Map<String, Value>, kind: &str) -> Vec<(&'a String, &'a Value)> {
+    resources.iter().filter(|(_, r)| r["Type"] == kind).map(|(id, r)| (id, &r["Properties"])).collect()
+}
+
 /// The logical ids of the template's functions.
 fn function_ids(resources: &Map<String, Value>) -> Vec<String> {
     resources.iter().filter(|(_, r)| r["Type"] == "AWS::Serverless::Function").map(|(id, _)| id.clone()).collect()
@@ -428,8 +443,7 @@ fn every_stage_reads_secrets_of_its_own() {
 fn every_stage_sends_mail_from_a_domain_of_its_own() {
     let whole = whole_template();
     let resources = template();
-    let identities: Vec<&Value> =
-        resources.values().filter(|r| r["Type"] == "AWS::SES::EmailIdentity").map(|r| &r["Properties"]).collect();
+    let identities: Vec<&Value> = of_type(&resources, "AWS::SES::EmailIdentity").into_iter().map(|(_, p)| p).collect();
     assert_eq!(identities, [&json!({"EmailIdentity": {"!Ref": "EmailSenderDomain"}})]);
     let config = samconfig();
     let mut domains = BTreeSet::new();
@@ -532,4 +546,223 @@ fn concurrency_is_a_parameter_per_function_and_per_queue_source() {
         }
     }
     assert!((1..=900).contains(&reserved_in_prod), "prod reserves {reserved_in_prod} of 900");
+}
+
+/// The template's alarms: logical id -> properties.
+fn alarms(resources: &Map<String, Value>) -> Vec<(&String, &Value)> {
+    of_type(resources, "AWS::CloudWatch::Alarm")
+}
+
+/// Whether an alarm watches `namespace`/`metric` with exactly the one dimension given.
+fn watches(alarm: &Value, namespace: &str, metric: &str, dimension: &str, value: &Value) -> bool {
+    alarm["Namespace"] == namespace
+        && alarm["MetricName"] == metric
+        && alarm["Dimensions"] == json!([{"Name": dimension, "Value": value}])
+}
+
+#[test]
+fn every_function_has_an_errors_and_a_throttles_alarm() {
+    let resources = template();
+    let alarms = alarms(&resources);
+    let functions = function_ids(&resources);
+    assert!(functions.len() >= 10, "{functions:?}");
+    for function in functions {
+        for metric in ["Errors", "Throttles"] {
+            let name = json!({"!Ref": function});
+            let alarm = alarms.iter().find(|(_, a)| watches(a, "AWS/Lambda", metric, "FunctionName", &name));
+            let (id, alarm) = alarm.unwrap_or_else(|| panic!("{function}: no {metric} alarm"));
+            assert_eq!(alarm["ComparisonOperator"], "GreaterThanThreshold", "{id}");
+            assert_eq!(alarm["Threshold"], 0, "{id}: any {metric}");
+        }
+    }
+}
+
+/// Every queue has an oldest-message alarm; every queue that receives failures (a redrive
+/// target, an event source's on-failure destination) has a depth alarm too.
+#[test]
+fn every_queue_has_an_age_alarm_and_every_dead_letter_queue_a_depth_alarm() {
+    let resources = template();
+    let alarms = alarms(&resources);
+    let arn_of = |v: &Value| v["!GetAtt"].as_str().and_then(|a| a.strip_suffix(".Arn")).map(str::to_owned);
+    let mut dead_letter = BTreeSet::new();
+    for resource in resources.values() {
+        dead_letter.extend(arn_of(&resource["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]));
+        for event in resource["Properties"]["Events"].as_object().into_iter().flat_map(|e| e.values()) {
+            dead_letter.extend(arn_of(&event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]));
+        }
+    }
+    assert_eq!(dead_letter.len(), 3, "{dead_letter:?}");
+    for (queue, _) in resources.iter().filter(|(_, r)| r["Type"] == "AWS::SQS::Queue") {
+        let name = json!({"!GetAtt": format!("{queue}.QueueName")});
+        let alarmed = |metric| alarms.iter().any(|(_, a)| watches(a, "AWS/SQS", metric, "QueueName", &name));
+        assert!(alarmed("ApproximateAgeOfOldestMessage"), "{queue}: no age alarm");
+        if dead_letter.contains(queue) {
+            assert!(alarmed("ApproximateNumberOfMessagesVisible"), "{queue}: no depth alarm");
+        }
+    }
+}
+
+#[test]
+fn every_alarm_notifies_the_topic_and_the_topic_an_operator() {
+    let whole = whole_template();
+    let resources = template();
+    let alarms = alarms(&resources);
+    assert!(alarms.len() >= 35, "{}", alarms.len());
+    let topic = json!([{"!Ref": "AlarmTopic"}]);
+    for (id, alarm) in alarms {
+        assert_eq!(alarm["AlarmActions"], topic, "{id}");
+        assert_eq!(alarm["OKActions"], topic, "{id}");
+        assert!(alarm["AlarmDescription"].as_str().is_some_and(|d| d.len() > 40), "{id}: say what it means");
+    }
+    let subscription = &resources["AlarmEmailSubscription"];
+    assert_eq!(subscription["Condition"], "HasAlarmEmail");
+    assert_eq!(whole["Conditions"]["HasAlarmEmail"], json!({"!Not": [{"!Equals": [{"!Ref": "AlarmEmail"}, ""]}]}));
+    assert_eq!(
+        subscription["Properties"],
+        json!({"TopicArn": {"!Ref": "AlarmTopic"}, "Protocol": "email", "Endpoint": {"!Ref": "AlarmEmail"}})
+    );
+}
+
+/// A sweep that never runs publishes nothing: missing data must count as breaching, over a
+/// window that spans several scheduled runs.
+#[test]
+fn the_sweep_not_running_is_an_alarm() {
+    let resources = template();
+    let schedule = &resources["BookingsSweepFunction"]["Properties"]["Events"]["Sweep"]["Properties"];
+    assert_eq!(schedule["ScheduleExpression"], "rate(5 minutes)");
+    let name = json!({"!Ref": "BookingsSweepFunction"});
+    let alarms = alarms(&resources);
+    let (_, alarm) = alarms
+        .iter()
+        .find(|(_, a)| watches(a, "AWS/Lambda", "Invocations", "FunctionName", &name))
+        .expect("an Invocations alarm on the sweep");
+    assert_eq!(alarm["TreatMissingData"], "breaching");
+    assert_eq!(alarm["ComparisonOperator"], "LessThanThreshold");
+    assert_eq!(alarm["Threshold"], 1);
+    assert!(alarm["Period"].as_u64().is_some_and(|p| p >= 3 * 300), "{alarm}");
+}
+
+#[test]
+fn the_api_s_5xx_rate_and_p99_latency_are_alarmed() {
+    let resources = template();
+    let alarms = alarms(&resources);
+    let api = json!([{"Name": "ApiId", "Value": {"!Ref": "HttpApi"}}]);
+    let rate = alarms
+        .iter()
+        .find(|(_, a)| list(&a["Metrics"]).iter().any(|m| m["MetricStat"]["Metric"]["MetricName"] == "5xx"))
+        .map(|(_, a)| list(&a["Metrics"]))
+        .expect("a 5xx rate alarm");
+    let metric = |id: &str| rate.iter().find(|m| m["Id"] == id).unwrap_or_else(|| panic!("{id}")).clone();
+    for (id, name) in [("errors", "5xx"), ("requests", "Count")] {
+        let stat = &metric(id)["MetricStat"];
+        assert_eq!(stat["Metric"]["Namespace"], "AWS/ApiGateway");
+        assert_eq!((&stat["Metric"]["MetricName"], &stat["Metric"]["Dimensions"]), (&json!(name), &api));
+        assert_eq!(stat["Stat"], "Sum");
+    }
+    let expression = metric("rate")["Expression"].as_str().expect("an expression").to_owned();
+    assert!(expression.contains("100 * errors / requests"), "{expression}");
+    let latency = alarms.iter().find(|(_, a)| a["MetricName"] == "Latency").expect("a latency alarm").1;
+    assert_eq!((&latency["Namespace"], &latency["Dimensions"]), (&json!("AWS/ApiGateway"), &api));
+    assert_eq!(latency["ExtendedStatistic"], "p99");
+}
+
+/// Webhook rejections come from the functions' EMF metrics (namespace Roost, dimension Stage);
+/// failed refunds from payment-events' `alert` log lines. A custom metric always names its
+/// stage, so two stages in one account never trip each other's alarms.
+#[test]
+fn webhook_rejections_and_failed_refunds_are_alarmed_per_stage() {
+    let resources = template();
+    let alarms = alarms(&resources);
+    let stage = json!({"!Ref": "Stage"});
+    assert!(alarms.iter().any(|(_, a)| watches(a, "Roost", "WebhooksRejected", "Stage", &stage)));
+    assert!(alarms.iter().any(|(_, a)| a["MetricName"] == "RefundsFailed"));
+    for (id, alarm) in alarms.iter().filter(|(_, a)| !a["Namespace"].as_str().is_some_and(|n| n.starts_with("AWS/"))) {
+        let per_stage = alarm["Namespace"]["!Sub"].as_str().is_some_and(|n| n.contains("${Stage}"))
+            || list(&alarm["Dimensions"]).contains(&json!({"Name": "Stage", "Value": stage}));
+        assert!(per_stage || alarm.get("Metrics").is_some(), "{id}: a custom metric of every stage at once");
+    }
+}
+
+/// `${Name}` and `${Name.Attribute}` in a `!Sub` string, each checked against the template
+/// (a resource, a parameter or a pseudo parameter) and replaced by a placeholder.
+fn substitute(text: &str, whole: &Value) -> String {
+    let resources = whole["Resources"].as_object().expect("Resources");
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let end = start + rest[start..].find('}').expect("a closing }");
+        let name = &rest[start + 2..end];
+        let known = resources.contains_key(name.split('.').next().unwrap_or(name))
+            || whole["Parameters"].get(name).is_some()
+            || name.starts_with("AWS::");
+        assert!(known, "${{{name}}} names nothing in the template");
+        out.push_str(&format!("<{name}>"));
+        rest = &rest[end + 1..];
+    }
+    out + rest
+}
+
+#[test]
+fn the_dashboard_is_json_naming_only_this_template_s_resources() {
+    let whole = whole_template();
+    let resources = template();
+    let dashboards = of_type(&resources, "AWS::CloudWatch::Dashboard");
+    let [(_, dashboard)] = dashboards[..] else { panic!("one dashboard: {}", dashboards.len()) };
+    let body = substitute(dashboard["DashboardBody"]["!Sub"].as_str().expect("DashboardBody: !Sub"), &whole);
+    let body: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("dashboard JSON: {e}\n{body}"));
+    let widgets = list(&body["widgets"]);
+    assert!(widgets.len() >= 10, "{}", widgets.len());
+    let text = body.to_string();
+    for function in function_ids(&resources) {
+        assert!(text.contains(&format!("\"<{function}>\"")), "{function}: not on the dashboard");
+        assert!(text.contains(&format!("/aws/lambda/<{function}>")), "{function}: no cold starts");
+    }
+    for (queue, _) in resources.iter().filter(|(_, r)| r["Type"] == "AWS::SQS::Queue") {
+        assert!(text.contains(&format!("<{queue}.QueueName>")), "{queue}: not on the dashboard");
+    }
+    for metric in [
+        "BookingsCreated",
+        "BookingsConfirmed",
+        "BookingsCancelled",
+        "BookingsExpired",
+        "PaymentsSucceeded",
+        "PaymentsFailed",
+        "RefundsIssued",
+        "RefundsFailed",
+        "WebhooksAccepted",
+        "WebhooksRejected",
+        "NotificationsSent",
+    ] {
+        assert!(text.contains(&format!("[\"Roost\",\"{metric}\",\"Stage\",\"<Stage>\"")), "{metric}");
+    }
+    for widget in &widgets {
+        let region = &widget["properties"]["region"];
+        assert!(widget["type"] == "text" || region == "<AWS::Region>", "{widget}");
+    }
+}
+
+/// The access log is one JSON object per request, carrying API Gateway's request id and the
+/// Lambda invocation's (what the functions log), and nothing that identifies a person.
+#[test]
+fn api_access_logs_are_json_with_the_request_ids_and_no_personal_data() {
+    let resources = template();
+    let settings = &resources["HttpApi"]["Properties"]["AccessLogSettings"];
+    let format = settings["Format"].as_str().expect("Format");
+    let fields: Map<String, Value> = serde_json::from_str(format).unwrap_or_else(|e| panic!("{e}: {format}"));
+    assert_eq!(fields["requestId"], "$context.requestId");
+    assert_eq!(fields["integrationRequestId"], "$context.integration.requestId");
+    for field in ["routeKey", "status", "responseLatency", "integrationError"] {
+        assert!(fields.contains_key(field), "{field}");
+    }
+    for value in fields.values() {
+        let value = value.as_str().expect("every value a quoted variable: valid JSON whatever it holds");
+        for personal in ["identity.", "header", "authorization", "querystring", "$context.path"] {
+            assert!(!value.to_lowercase().contains(&personal.to_lowercase()), "{value}");
+        }
+    }
+    let group = settings["DestinationArn"]["!GetAtt"].as_str().and_then(|a| a.strip_suffix(".Arn")).expect("GetAtt");
+    assert_eq!(resources[group]["Type"], "AWS::Logs::LogGroup");
+    let globals = &whole_template()["Globals"]["Function"];
+    assert_eq!(globals["Tracing"], "Active", "X-Ray on every function");
 }

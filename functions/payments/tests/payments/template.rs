@@ -79,24 +79,28 @@ fn the_payment_alerts_are_counted_and_alarmed() {
     let t = template();
     let resources = t["Resources"].as_mapping().expect("Resources");
     for alert in ["refund_failed", "stray_payment", "refund_invariant_violated"] {
-        let (filter, metric) = resources
+        let (filter, metric, namespace) = resources
             .iter()
             .find_map(|(name, r)| {
                 let pattern = r["Properties"]["FilterPattern"].as_str()?;
                 (r["Type"].as_str() == Some("AWS::Logs::MetricFilter")
                     && pattern == format!("{{ $.{} = \"{alert}\" }}", payments::events::ALERT_FIELD))
                 .then(|| {
+                    let transformation = &r["Properties"]["MetricTransformations"][0];
                     (
                         name.as_str().unwrap().to_owned(),
-                        r["Properties"]["MetricTransformations"][0]["MetricName"].clone(),
+                        transformation["MetricName"].clone(),
+                        transformation["MetricNamespace"].clone(),
                     )
                 })
             })
             .unwrap_or_else(|| panic!("no metric filter for {alert}"));
+        // The namespace names the stage (`!Sub "Roost/${Stage}/Payments"`): the alarm must watch
+        // the very same one.
         let alarmed = resources.iter().any(|(_, r)| {
             r["Type"].as_str() == Some("AWS::CloudWatch::Alarm")
                 && r["Properties"]["MetricName"] == metric
-                && r["Properties"]["Namespace"].as_str() == Some("Roost/Payments")
+                && r["Properties"]["Namespace"] == namespace
         });
         assert!(alarmed, "{filter}: no alarm on {metric:?}");
     }
