@@ -296,8 +296,10 @@ impl Lambda {
 async fn forward_lines(lambda: Arc<Lambda>, f: Arc<Function>, stream: impl tokio::io::AsyncRead + Unpin) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        lambda.metrics.observe_output(&line);
+        // Written to the log before it is counted: a scrape never counts an EMF line that the
+        // function's log file does not show yet (tests compare the two).
         lambda.log(&f, &line);
+        lambda.metrics.observe_output(&line);
     }
 }
 
