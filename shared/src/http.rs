@@ -1,5 +1,6 @@
 //! What every HTTP function wraps its router in: a request id on every response, one JSON log
-//! line per request, problem+json for unknown routes and wrong methods, and the sign-out check.
+//! line per request, problem+json for unknown routes and wrong methods, the sign-out check, and
+//! the request's business metrics flushed (`crate::metrics`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -77,6 +78,8 @@ async fn request_layer(mut req: Request, next: Next) -> Response {
         request_id = %request_id,
         "request"
     );
+    // One request per invocation on Lambda: what this request counted goes out with it.
+    crate::metrics::flush();
     res
 }
 

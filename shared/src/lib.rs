@@ -1,7 +1,8 @@
 //! What every Roost function crate stands on: configuration, time, ids, money, the one error type
 //! and its HTTP mapping, request extractors, the caller's identity, the DynamoDB table wrapper,
-//! pagination cursors and list pages (`page`), the HTTP request layers, ended sessions (`sessions`) and tracing setup,
-//! the domain-event envelope and outbox (`events`) and the SQS consumer helpers (`sqs`).
+//! pagination cursors and list pages (`page`), the HTTP request layers, ended sessions (`sessions`),
+//! tracing setup, the business metrics (`metrics`, CloudWatch EMF), the domain-event envelope and
+//! outbox (`events`) and the SQS consumer helpers (`sqs`).
 //!
 //! Nothing here knows one context's rules: a type or helper belongs here only when two or more
 //! contexts need the same thing, or when it defines a contract between them (keys, wire formats).
@@ -20,6 +21,7 @@ pub mod identity;
 pub mod ids;
 pub mod keys;
 pub mod listing;
+pub mod metrics;
 pub mod money;
 pub mod night;
 pub mod openapi;

@@ -88,3 +88,63 @@ pub async fn assert_problem_answers(function: &str, router: impl Fn() -> Router,
         );
     }
 }
+
+/// The business metrics a test's code counted (`crate::metrics::count`), on this thread only:
+/// `#[tokio::test]`'s runtime runs every task on the test's thread, and tests running in
+/// parallel on other threads do not add to it. A few lines rather than metrics-util's
+/// `DebuggingRecorder`, which brings a registry, crossbeam and a second `rand` and `hashbrown`.
+pub struct BusinessCounts {
+    recorder: &'static CountingRecorder,
+    _guard: ::metrics::LocalRecorderGuard<'static>,
+}
+
+impl BusinessCounts {
+    /// Starts counting on this thread until the value is dropped.
+    pub fn start() -> Self {
+        // Leaked: a few bytes per test, and the guard must borrow it for 'static.
+        let recorder: &'static CountingRecorder = Box::leak(Box::default());
+        Self { recorder, _guard: ::metrics::set_default_local_recorder(recorder) }
+    }
+
+    /// How many times `metric` was counted since `start`.
+    pub fn get(&self, metric: crate::metrics::Business) -> u64 {
+        let counters = self.recorder.counters.lock().expect("counters lock");
+        counters.get(metric.name()).map_or(0, |c| c.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Every metric counted at least once, with its count, sorted by name.
+    pub fn all(&self) -> Vec<(String, u64)> {
+        let counters = self.recorder.counters.lock().expect("counters lock");
+        let mut all: Vec<(String, u64)> = counters
+            .iter()
+            .map(|(name, c)| (name.clone(), c.load(std::sync::atomic::Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        all.sort();
+        all
+    }
+}
+
+#[derive(Default)]
+struct CountingRecorder {
+    counters: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<std::sync::atomic::AtomicU64>>>,
+}
+
+impl ::metrics::Recorder for CountingRecorder {
+    fn describe_counter(&self, _: ::metrics::KeyName, _: Option<::metrics::Unit>, _: ::metrics::SharedString) {}
+    fn describe_gauge(&self, _: ::metrics::KeyName, _: Option<::metrics::Unit>, _: ::metrics::SharedString) {}
+    fn describe_histogram(&self, _: ::metrics::KeyName, _: Option<::metrics::Unit>, _: ::metrics::SharedString) {}
+
+    fn register_counter(&self, key: &::metrics::Key, _: &::metrics::Metadata<'_>) -> ::metrics::Counter {
+        let mut counters = self.counters.lock().expect("counters lock");
+        ::metrics::Counter::from_arc(counters.entry(key.name().to_owned()).or_default().clone())
+    }
+
+    fn register_gauge(&self, _: &::metrics::Key, _: &::metrics::Metadata<'_>) -> ::metrics::Gauge {
+        ::metrics::Gauge::noop()
+    }
+
+    fn register_histogram(&self, _: &::metrics::Key, _: &::metrics::Metadata<'_>) -> ::metrics::Histogram {
+        ::metrics::Histogram::noop()
+    }
+}

@@ -177,7 +177,10 @@ pub async fn sweep(table: &Table, now: Timestamp) -> Result<SweepReport, TableEr
                 table.query(Query::new(condition).index(booking::SWEEP_INDEX).start(start)).await?;
             for b in &page.items {
                 match sweep_one(table, b, now).await? {
-                    Some(BookingStatus::Expired) => report.expired += 1,
+                    Some(BookingStatus::Expired) => {
+                        report.expired += 1;
+                        shared::metrics::count(shared::metrics::Business::BookingsExpired);
+                    }
                     Some(BookingStatus::Completed) => report.completed += 1,
                     _ => report.skipped += 1,
                 }

@@ -4,7 +4,7 @@ use bookings::{AppState, router};
 use jiff::SignedDuration;
 use shared::config;
 use shared::cursor::CursorKey;
-use shared::{Table, clock, telemetry};
+use shared::{Table, clock, metrics, telemetry};
 
 /// The longest hold `HOLD_MINUTES` may ask for: a day.
 const MAX_HOLD_MINUTES: i64 = 24 * 60;
@@ -12,6 +12,7 @@ const MAX_HOLD_MINUTES: i64 = 24 * 60;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
+    metrics::init()?;
     let hold_minutes = config::parse_bounded("HOLD_MINUTES", 1..=MAX_HOLD_MINUTES)?;
     let sdk = config::aws_config().await;
     let state = AppState {

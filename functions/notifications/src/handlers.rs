@@ -162,6 +162,8 @@ pub async fn deliver(
             Err(e.context("sending the e-mail"))
         }
         Ok(message_id) => {
+            // SES has it: counted even if recording it fails (a redelivery would resend it).
+            shared::metrics::count(shared::metrics::Business::NotificationsSent);
             record_sent_or_log(inbox, &key, &state, &message_id, clock.now()).await;
             Ok(Delivered::Sent)
         }
@@ -409,6 +411,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_redelivery_sends_it_once_and_later_ones_send_nothing() {
+        let counts = shared::testing::BusinessCounts::start();
         let w = World::new();
         w.mailer.down.store(true, Ordering::SeqCst);
         assert!(w.deliver(mail()).await.is_err());
@@ -424,6 +427,8 @@ mod tests {
             assert_eq!(w.deliver(mail()).await.unwrap(), Delivered::AlreadyDone);
         }
         assert_eq!(w.mailer.count(), 1, "sent once");
+        let counted = counts.all();
+        assert_eq!(counted, [("NotificationsSent".to_owned(), 1)], "counted once: not the failure, not the repeats");
     }
 
     #[tokio::test]

@@ -4,11 +4,12 @@ use std::time::SystemTime;
 use lambda_runtime::{LambdaEvent, service_fn};
 use notifications::{AppState, DynamoInbox, Ses, handle_batch};
 use shared::config;
-use shared::{Table, clock, telemetry};
+use shared::{Table, clock, metrics, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
+    metrics::init()?;
     let sdk = config::aws_config().await;
     let table = Arc::new(Table::new(&sdk, config::required("TABLE_NAME")?));
     let state = Arc::new(AppState {
@@ -19,10 +20,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
         let state = state.clone();
-        async move {
+        metrics::flushed(async move {
             let remaining = event.context.deadline().duration_since(SystemTime::now()).unwrap_or_default();
             handle_batch(&state, event.payload, remaining).await.map_err(lambda_runtime::Error::from)
-        }
+        })
     }))
     .await
 }

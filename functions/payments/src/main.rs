@@ -6,11 +6,12 @@ use payments::queue::SqsQueue;
 use payments::signature::WebhookSecrets;
 use payments::stripe::StripeApi;
 use payments::{AppState, router};
-use shared::{Table, clock, config, telemetry};
+use shared::{Table, clock, config, metrics, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
+    metrics::init()?;
     let sdk = config::aws_config().await;
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     // Secrets are SSM SecureStrings read once here; the template passes their names.

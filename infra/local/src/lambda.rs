@@ -22,6 +22,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::metrics::{Report, RuntimeMetrics};
 use crate::template::{ACCOUNT_ID, REGION};
 
 pub struct FunctionSpec {
@@ -87,6 +88,8 @@ pub struct Lambda {
     max_processes: usize,
     echo_logs: bool,
     stopping: AtomicBool,
+    /// What `GET /metrics` on this server shows (crate::metrics).
+    pub metrics: RuntimeMetrics,
 }
 
 impl Lambda {
@@ -119,13 +122,21 @@ impl Lambda {
             };
             functions.insert(function.spec.name.clone(), Arc::new(function));
         }
-        let lambda = Arc::new(Self { functions, api_base, max_processes, echo_logs, stopping: AtomicBool::new(false) });
+        let lambda = Arc::new(Self {
+            functions,
+            api_base,
+            max_processes,
+            echo_logs,
+            stopping: AtomicBool::new(false),
+            metrics: RuntimeMetrics::default(),
+        });
         let app = Router::new()
             .route("/fn/{function}/{process}/2018-06-01/runtime/invocation/next", get(next))
             .route("/fn/{function}/{process}/2018-06-01/runtime/invocation/{id}/response", post(response))
             .route("/fn/{function}/{process}/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/fn/{function}/{process}/2018-06-01/runtime/init/error", post(init_error))
             .route("/_roost/invoke/{function}", post(invoke_endpoint))
+            .route("/metrics", get(metrics_endpoint))
             .with_state(lambda.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -247,6 +258,7 @@ impl Lambda {
         }
         self.log(f, &format!("process {number} (pid {}) exited: {status}", process.pid));
         if let Some(in_flight) = process.in_flight {
+            self.metrics.crashed(&f.spec.name);
             let _ = in_flight.reply.send(Outcome::Crashed(format!("Runtime exited: {status}")));
         }
         // Replace it if work is waiting and nobody else can take it.
@@ -284,7 +296,10 @@ impl Lambda {
 async fn forward_lines(lambda: Arc<Lambda>, f: Arc<Function>, stream: impl tokio::io::AsyncRead + Unpin) {
     let mut lines = BufReader::new(stream).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        // Written to the log before it is counted: a scrape never counts an EMF line that the
+        // function's log file does not show yet (tests compare the two).
         lambda.log(&f, &line);
+        lambda.metrics.observe_output(&line);
     }
 }
 
@@ -368,6 +383,7 @@ async fn enforce_timeout(lambda: Arc<Lambda>, f: Arc<Function>, number: u32, req
     if process.in_flight.as_ref().is_some_and(|i| i.request_id == request_id) {
         let pid = process.pid;
         if let Some(in_flight) = process.in_flight.take() {
+            lambda.metrics.crashed(&f.spec.name);
             let _ = in_flight
                 .reply
                 .send(Outcome::Crashed(format!("Task timed out after {:.2} seconds", timeout.as_secs_f64())));
@@ -389,13 +405,16 @@ fn finish(lambda: &Lambda, function: &str, number: u32, request_id: &str, outcom
     let init = process.init_duration.take();
     let pid = process.pid;
     drop(pool);
+    let failed = matches!(outcome, Outcome::Error(_));
     let _ = in_flight.reply.send(outcome);
+    let max_memory_mb = crate::process::max_rss_mb(pid);
+    lambda.metrics.report(&Report { function, duration, init, max_memory_mb, failed });
     let mut report = format!(
         "REPORT RequestId: {request_id}\tDuration: {:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
         duration.as_secs_f64() * 1000.0,
         duration.as_millis() + 1,
         f.spec.memory_mb,
-        crate::process::max_rss_mb(pid).unwrap_or(0),
+        max_memory_mb.unwrap_or(0),
     );
     if let Some(init) = init {
         report.push_str(&format!("\tInit Duration: {:.2} ms", init.as_secs_f64() * 1000.0));
@@ -439,6 +458,12 @@ async fn invoke_endpoint(State(lambda): Shared, Path(function): Path<String>, pa
         Ok(Outcome::Crashed(reason)) => ([("x-roost-outcome", "crashed")], reason).into_response(),
         Err(e) => (StatusCode::NOT_FOUND, format!("{e:#}")).into_response(),
     }
+}
+
+/// `GET /metrics`: the Prometheus text format (crate::metrics).
+async fn metrics_endpoint(State(lambda): Shared) -> Response {
+    let text = lambda.metrics.scrape().await;
+    ([("content-type", prometheus_client::encoding::prometheus_text::CONTENT_TYPE)], text).into_response()
 }
 
 pub fn new_request_id() -> String {

@@ -7,6 +7,7 @@ mod commands;
 mod emulators;
 mod gateway;
 mod lambda;
+mod metrics;
 mod process;
 mod provision;
 mod seed;

@@ -122,11 +122,13 @@ impl Stack {
             .values()
             .map(|url| (url.rsplit('/').next().unwrap_or_default().to_string(), url.clone()))
             .collect();
+        lambda.metrics.watch_queues(moto.clone(), queues.clone());
         let description = json!({
             "api_url": api_url,
             "moto_url": moto.url,
             "stripe_url": stripe_url,
             "runtime_url": lambda.api_base(),
+            "metrics_url": format!("{}/metrics", lambda.api_base()),
             "user_pool_id": first(&provisioned.user_pools),
             "user_pool_client_id": api_client,
             "table_name": first(&provisioned.tables),

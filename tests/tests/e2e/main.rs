@@ -18,6 +18,7 @@ mod launcher;
 mod lifecycle;
 mod listings;
 mod logs;
+mod metrics;
 mod notifications;
 mod openapi;
 mod payments;

@@ -46,13 +46,13 @@ fn day(days: i64) -> String {
     day_in(TZ, days)
 }
 
-struct Fixture {
-    host: User,
-    guest: User,
-    listing_id: String,
+pub(crate) struct Fixture {
+    pub(crate) host: User,
+    pub(crate) guest: User,
+    pub(crate) listing_id: String,
 }
 
-async fn fixture(policy: &str) -> Fixture {
+pub(crate) async fn fixture(policy: &str) -> Fixture {
     let (host, guest) = tokio::join!(User::host("Paula Host"), User::guest("Pedro Guest"));
     let listing_id = host.api().new_listing(&listing_body(&unique("Payville"), policy)).await;
     Fixture { host, guest, listing_id }
@@ -60,12 +60,12 @@ async fn fixture(policy: &str) -> Fixture {
 
 impl Fixture {
     /// A booking of nights `[from, to)` days from today: 201, `pending_payment`.
-    async fn book(&self, guest: &User, from: i64, to: i64) -> Value {
+    pub(crate) async fn book(&self, guest: &User, from: i64, to: i64) -> Value {
         guest.api().booked(&Stay::new(&self.listing_id, day(from), day(to), 1)).await
     }
 }
 
-async fn pay(user: &User, booking_id: &str, key: Option<&str>) -> reqwest::Response {
+pub(crate) async fn pay(user: &User, booking_id: &str, key: Option<&str>) -> reqwest::Response {
     user.api().pay(booking_id, key).await
 }
 
@@ -110,7 +110,7 @@ fn signature(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={hex}")
 }
 
-async fn post_webhook(body: &str, header: Option<&str>) -> reqwest::Response {
+pub(crate) async fn post_webhook(body: &str, header: Option<&str>) -> reqwest::Response {
     let mut request = client()
         .post(Stack::get().url("/v1/webhooks/stripe"))
         .header("content-type", "application/json; charset=utf-8")
@@ -155,7 +155,7 @@ fn queue_url(name: &str) -> String {
 }
 
 /// Pays a booking with `pm_card_visa` and waits until it is confirmed; returns the intent view.
-async fn pay_and_confirm(guest: &User, booking_id: &str) -> Value {
+pub(crate) async fn pay_and_confirm(guest: &User, booking_id: &str) -> Value {
     let intent = json_of(pay(guest, booking_id, None).await, 200).await;
     let (status, confirmed) = confirm_with(s(&intent, "payment_intent_id"), "pm_card_visa").await;
     assert_eq!((status, &confirmed["status"]), (200, &json!("succeeded")), "{confirmed}");
@@ -780,7 +780,7 @@ async fn success_again(intent: &Value, booking_id: &str, guest_id: &str) -> Stri
 
 /// The guest cancels through bookings (`POST /v1/bookings/{id}/cancel`), and payment-events
 /// applies the `booking.cancelled` the relay publishes.
-async fn cancel_as_guest(guest: &User, booking_id: &str) -> Value {
+pub(crate) async fn cancel_as_guest(guest: &User, booking_id: &str) -> Value {
     let cancelled = json_of(
         guest.post(&format!("/v1/bookings/{booking_id}/cancel"), Some(&json!({"reason": "plans changed"}))).await,
         200,

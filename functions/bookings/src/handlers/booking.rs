@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use shared::extract::{Json, Path};
+use shared::metrics::Business;
 use shared::{ApiError, Caller};
 
 use super::{Result, party_booking};
@@ -76,7 +77,10 @@ pub async fn cancel_booking(
         let now = st.clock.now();
         let (by, decision) = cancellation::decide_for_booking(&b, &caller.user_id, now)?;
         match lifecycle::cancel(&st.table, &b, by, &decision, reason.clone(), now).await {
-            Ok(done) => return Ok(Json(views::booking(&done, Viewer::of(&done, &caller.user_id), now))),
+            Ok(done) => {
+                shared::metrics::count(Business::BookingsCancelled);
+                return Ok(Json(views::booking(&done, Viewer::of(&done, &caller.user_id), now)));
+            }
             Err(CancelError::Changed) => {}
             Err(CancelError::Table(e)) => return Err(e.into()),
         }

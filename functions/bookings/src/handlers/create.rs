@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use shared::booking::{HoldSlot, MAX_OPEN_HOLDS, Party};
 use shared::extract::Json;
 use shared::idempotency::{self, IdempotencyKey, Idempotent, Lookup, StoredResponse};
+use shared::metrics::Business;
 use shared::openapi::IdempotencyKeyHeader;
 use shared::{ApiError, Caller};
 
@@ -109,6 +110,7 @@ async fn attempt_booking(
     let outcome = store::create(&st.table, &item, &nights, slot, now, idem.map(|i| (i, response.clone()))).await;
     match outcome {
         Ok(()) => {
+            shared::metrics::count(Business::BookingsCreated);
             let mut res = response.to_response(false);
             if let Ok(location) = HeaderValue::from_str(&format!("/v1/bookings/{booking_id}")) {
                 res.headers_mut().insert(header::LOCATION, location);

@@ -7,11 +7,12 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use payments::events::{Budget, DEFAULT_MAX_RECEIVE_COUNT, EventsState, handle_batch};
 use payments::stripe::StripeApi;
-use shared::{Table, clock, config, telemetry};
+use shared::{Table, clock, config, metrics, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
+    metrics::init()?;
     let sdk = config::aws_config().await;
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     let state = Arc::new(EventsState {
@@ -28,7 +29,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let state = state.clone();
         let deadline = event.context.deadline();
-        async move { handle_batch(&state, event.payload, Some(deadline)).await.map_err(lambda_runtime::Error::from) }
+        metrics::flushed(async move {
+            handle_batch(&state, event.payload, Some(deadline)).await.map_err(lambda_runtime::Error::from)
+        })
     }))
     .await
 }

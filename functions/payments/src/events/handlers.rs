@@ -3,6 +3,7 @@
 
 use shared::booking::PaymentStatus;
 use shared::events::{BookingCancelled, BookingExpired, Envelope};
+use shared::metrics::{self, Business};
 use shared::sqs::Once;
 use shared::table::TableError;
 
@@ -63,6 +64,8 @@ async fn confirm_or_refund(
     let nights = rules::nights(b.item.check_in, b.item.check_out)?;
     match store::confirm(&st.table, event_id, &b, intent, &nights, st.clock.now()).await? {
         Confirmed::Applied => {
+            metrics::count(Business::PaymentsSucceeded);
+            metrics::count(Business::BookingsConfirmed);
             tracing::info!(booking_id, payment_intent_id = %intent.id, "booking confirmed");
             Ok(())
         }
@@ -143,6 +146,7 @@ pub async fn on_intent_failed(st: &EventsState, event_id: &str, intent: IntentOb
     }
     match store::record_payment_failure(&st.table, event_id, &b, &intent, st.clock.now()).await {
         Ok(Once::Applied) => {
+            metrics::count(Business::PaymentsFailed);
             tracing::info!(booking_id, "payment failure recorded");
             Ok(())
         }

@@ -2,6 +2,7 @@
 //! invariant) and stray payments (refunded in full on a record of their own), both through THE
 //! ONE PLACE a Stripe refund is made ([`refund_at_stripe`]).
 
+use shared::metrics::{self, Business};
 use shared::money::Money;
 use shared::sqs::Once;
 use shared::table::TableError;
@@ -88,6 +89,8 @@ async fn record_pending(st: &EventsState, b: BookingRecord, order: &RefundOrder<
             let mut written = b;
             written.refund = Some(new);
             if let Some(paid) = order.paid {
+                // A late payment: recorded as succeeded now (and refunded in full).
+                metrics::count(Business::PaymentsSucceeded);
                 written.amount_paid = Some(paid);
                 written.item.payment.status = shared::booking::PaymentStatus::Succeeded;
             }
@@ -161,6 +164,7 @@ pub async fn refund_succeeded(
 ) -> anyhow::Result<()> {
     match store::refund_succeeded(&st.table, event_id, b, record, refund_id, st.clock.now()).await {
         Ok(Once::Applied) => {
+            metrics::count(Business::RefundsIssued);
             tracing::info!(booking_id = b.id(), refund_id, amount = %record.money(), "refund succeeded");
             Ok(())
         }
@@ -309,7 +313,7 @@ async fn refund_attempt_failed(st: &EventsState, d: Delivery, owner: &Owner<'_>,
     }
     let reason = e.reason();
     match store::record_refund_failed(&st.table, owner.record(), &reason, st.clock.now()).await {
-        Ok(()) => {}
+        Ok(()) => metrics::count(Business::RefundsFailed),
         Err(c) if c.is_condition_failure() => {
             tracing::info!(owner = %owner.tag(), "refund finished meanwhile: not recorded as failed");
             return Ok(());
@@ -398,6 +402,7 @@ async fn stray_refund_succeeded(
 ) -> anyhow::Result<()> {
     match store::stray_refund_succeeded(&st.table, event_id, stray, refund_id, st.clock.now()).await {
         Ok(Once::Applied) => {
+            metrics::count(Business::RefundsIssued);
             tracing::info!(payment_intent_id = %stray.payment_intent_id, refund_id, "stray payment refunded");
             Ok(())
         }

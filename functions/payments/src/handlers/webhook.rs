@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use shared::ApiError;
 use shared::extract::Json;
+use shared::metrics::{self, Business};
 
 use crate::AppState;
 use crate::signature::{self, SignatureError};
@@ -93,17 +94,20 @@ pub async fn stripe_webhook(State(st): State<AppState>, request: Request) -> Res
         if reason == SignatureError::NoSecret {
             return Err(ApiError::Unexpected(anyhow::anyhow!("no webhook secret configured")));
         }
+        metrics::count(Business::WebhooksRejected);
         tracing::warn!(reason = %reason, body_bytes = body.len(), "stripe webhook refused");
         return Err(refused());
     }
     // Stripe sends UTF-8 JSON; a verified body that is not text cannot be a message body.
     let Ok(text) = std::str::from_utf8(&body) else {
+        metrics::count(Business::WebhooksRejected);
         tracing::warn!(body_bytes = body.len(), "stripe webhook refused: verified body is not UTF-8");
         return Err(refused());
     };
     let ids: Option<EventIds> = serde_json::from_str(text).ok();
     let (event_id, event_type) = ids.map(|i| (i.id, i.event_type)).unwrap_or_default();
     let message_id = st.queue.send(text).await.map_err(ApiError::Unexpected)?;
+    metrics::count(Business::WebhooksAccepted);
     tracing::info!(
         event_id = event_id.as_deref().unwrap_or("?"),
         event_type = event_type.as_deref().unwrap_or("?"),
