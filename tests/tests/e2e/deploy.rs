@@ -12,7 +12,8 @@
 //! the arm64 standard library cannot be installed on this machine, and a release build would add
 //! more than ten minutes to the suite (docs/decisions.md, docs/performance.md); features are
 //! resolved for the whole workspace (tests/sam-build/CargoLambda.toml) so that dependencies
-//! compile once, not once per function. It goes to `target/roost/sam-build`. The deploy
+//! compile once, not once per function. It goes to `target/roost/sam-build` (cargo's own output to
+//! `target/sam`). The deploy
 //! workflow builds arm64 in release. `ROOST_SAM_ARCHITECTURE=arm64` builds arm64 here too, where
 //! `rustup target add aarch64-unknown-linux-gnu` has been run (zig comes with cargo-lambda).
 
@@ -121,7 +122,12 @@ fn sam_build(build_dir: &Path, architecture: &str) -> Command {
         .env("SAM_BUILD_MODE", "debug")
         // Features resolved for the whole workspace in every function's build, so each dependency
         // compiles once (the file says why).
-        .env("CARGO_LAMBDA_GLOBAL", root().join("tests/sam-build/CargoLambda.toml"));
+        .env("CARGO_LAMBDA_GLOBAL", root().join("tests/sam-build/CargoLambda.toml"))
+        // A cargo target directory of its own (aws-lambda-builders keeps an explicit one and copies
+        // from it): sharing `target/` shares the host's build scripts and proc-macros, and a build
+        // from this test's environment and one from `cargo roost test`'s rebuilt each other's
+        // dependencies (ring and up, minutes each way; docs/performance.md).
+        .env("CARGO_TARGET_DIR", root().join("target/sam"));
     if architecture == std::env::consts::ARCH.replace("aarch64", "arm64") {
         // The host's own target needs no cross-linker: plain cargo rather than zig.
         command.env("CARGO_LAMBDA_COMPILER", "cargo");
