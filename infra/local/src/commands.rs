@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use crate::cli::{Args, USAGE, options, project_root};
+use crate::deploy_tools;
 use crate::emulators::{self, progress};
 use crate::seed;
 use crate::stack::Stack;
@@ -122,8 +123,10 @@ async fn test(args: &Args) -> Result<ExitCode> {
     let root = project_root();
     let started = std::time::Instant::now();
     emulators::ensure_venv(&root).await?;
-    // The browser and node tools the docs page, fuzzer and typed-client tests drive.
+    // The browser and node tools the docs page, fuzzer, typed-client and workflow-lint tests drive.
     tools::ensure_test_tools(&root).await?;
+    // The SAM CLI and cargo-lambda: `sam validate` below, `sam build` in tests/tests/e2e/deploy.rs.
+    deploy_tools::ensure_deploy_tools(&root).await?;
 
     progress("cfn-lint infra/template.yaml");
     let lint = tokio::process::Command::new(emulators::venv_dir(&root).join("bin/cfn-lint"))
@@ -133,6 +136,7 @@ async fn test(args: &Args) -> Result<ExitCode> {
     if !lint.success() {
         bail!("cfn-lint found problems in infra/template.yaml");
     }
+    deploy_tools::sam_validate(&root).await?;
 
     // One build for the stack and the tests: `cargo test --no-run` builds every test target and,
     // because each function crate has integration tests, its binaries too (into target/debug,

@@ -8,34 +8,54 @@ use anyhow::{Context, Result, bail};
 
 use crate::process::{die_with_parent, free_port};
 
+/// A virtualenv the project installs from a pinned requirements file.
+pub struct Venv {
+    /// The virtualenv's directory, relative to the repository's root (gitignored).
+    pub dir: &'static str,
+    /// Its pinned requirements, relative to the repository's root.
+    pub requirements: &'static str,
+    /// What it holds, for the progress lines.
+    pub what: &'static str,
+}
+
+/// The emulators, cfn-lint and schemathesis.
+pub const EMULATORS_VENV: Venv =
+    Venv { dir: ".venv", requirements: "infra/local/requirements.txt", what: "moto, localstripe and cfn-lint" };
+
 pub fn venv_dir(root: &Path) -> PathBuf {
-    root.join(".venv")
+    root.join(EMULATORS_VENV.dir)
 }
 
 /// Creates `.venv` from `infra/local/requirements.txt` when missing or stale.
 pub async fn ensure_venv(root: &Path) -> Result<()> {
-    let venv = venv_dir(root);
-    let requirements = root.join("infra/local/requirements.txt");
+    ensure_venv_of(root, &EMULATORS_VENV).await
+}
+
+/// Creates `venv` from its requirements when missing or stale: a copy of the requirements file
+/// inside the virtualenv is the stamp, so an unchanged file installs nothing.
+pub async fn ensure_venv_of(root: &Path, venv: &Venv) -> Result<()> {
+    let dir = root.join(venv.dir);
+    let requirements = root.join(venv.requirements);
     let wanted =
         std::fs::read_to_string(&requirements).with_context(|| format!("reading {}", requirements.display()))?;
-    let stamp = venv.join(".roost-requirements");
+    let stamp = dir.join(".roost-requirements");
     if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
         return Ok(());
     }
-    if !venv.join("bin/python").exists() {
-        progress("creating the emulators' virtualenv (.venv)");
-        run(tokio::process::Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv").await?;
+    if !dir.join("bin/python").exists() {
+        progress(&format!("creating the virtualenv {}", venv.dir));
+        run(tokio::process::Command::new("python3").args(["-m", "venv"]).arg(&dir), "python3 -m venv").await?;
     }
-    progress("installing moto, localstripe and cfn-lint into .venv (pinned in infra/local/requirements.txt)");
+    progress(&format!("installing {} into {} (pinned in {})", venv.what, venv.dir, venv.requirements));
     run(
-        tokio::process::Command::new(venv.join("bin/pip"))
+        tokio::process::Command::new(dir.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(&requirements),
         "pip install",
     )
     .await?;
     std::fs::write(&stamp, wanted)?;
-    progress("emulators installed");
+    progress(&format!("{} installed", venv.what));
     Ok(())
 }
 

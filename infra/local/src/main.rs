@@ -4,6 +4,7 @@
 mod aws;
 mod cli;
 mod commands;
+mod deploy_tools;
 mod emulators;
 mod gateway;
 mod lambda;

