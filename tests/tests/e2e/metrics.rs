@@ -157,7 +157,7 @@ async fn after_a_journey_metrics_show_its_invocations_and_business_counts() {
 
 /// The `roost_*` series the Grafana dashboard's queries read.
 fn dashboard_series() -> std::collections::BTreeSet<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/grafana/roost-local.json");
+    let path = roost_e2e::tools::root().join("infra/grafana/roost-local.json");
     let text = std::fs::read_to_string(path).expect("infra/grafana/roost-local.json");
     let dashboard: Value = serde_json::from_str(&text).expect("dashboard JSON");
     let mut names = std::collections::BTreeSet::new();
