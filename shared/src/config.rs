@@ -6,6 +6,10 @@
 use std::fmt::Display;
 use std::str::FromStr;
 
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use secrecy::SecretString;
 
@@ -77,8 +81,35 @@ pub async fn secure_parameter(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<S
 
 /// The SDK config every client is built from. Endpoints come from `AWS_ENDPOINT_URL*` (the local
 /// stack points them at the emulators), so no code path differs between local and cloud.
+///
+/// Every call is bounded ([`sdk_timeouts`]), so a dependency that hangs costs a request seconds,
+/// not the function's whole timeout; retries are the SDK's standard three attempts with backoff.
 pub async fn aws_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
+    aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(sdk_timeouts())
+        .retry_config(RetryConfig::standard().with_max_attempts(SDK_MAX_ATTEMPTS))
+        .load()
+        .await
+}
+
+/// Attempts per SDK call (the first and two retries).
+pub const SDK_MAX_ATTEMPTS: u32 = 3;
+/// One attempt: DynamoDB, SQS, SNS and SES answer in milliseconds; an attempt still open after
+/// this is lost (a dropped connection, a stuck host) and a retry on a fresh one is faster.
+pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(3_000);
+/// A whole call, retries and backoff included: under the 10 s timeout of an HTTP function with
+/// room for a second call and the answer (docs/reliability.md, "Deadlines").
+pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_millis(6_000);
+/// A connection: local or in-region endpoints connect in milliseconds.
+pub const SDK_CONNECT_TIMEOUT: Duration = Duration::from_millis(1_000);
+
+/// The timeouts of [`aws_config`].
+pub fn sdk_timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(SDK_CONNECT_TIMEOUT)
+        .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+        .operation_timeout(SDK_OPERATION_TIMEOUT)
+        .build()
 }
 
 pub(crate) type Lookup = dyn Fn(&str) -> Result<Option<String>, String>;

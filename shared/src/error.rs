@@ -18,6 +18,9 @@ use serde::Serialize;
 
 pub const PROBLEM_TYPE_BASE: &str = "https://roost.dev/problems/";
 pub const PROBLEM_JSON: &str = "application/problem+json";
+/// `Retry-After` of every 503: the failures behind one (throttling, a dependency's blip, a slow
+/// call) pass in about a second, and the SDKs' own retries have already waited before it.
+pub const RETRY_AFTER_SECONDS: &str = "1";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
@@ -109,6 +112,16 @@ impl ApiError {
 
     pub fn too_many_requests(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", detail)
+    }
+
+    /// 503 `service_unavailable`: a dependency failed or was too slow; a retry may work
+    /// (`crate::dependency`). Answered with `Retry-After`.
+    pub fn service_unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "A service Roost depends on is briefly unavailable; try again in a moment.",
+        )
     }
 
     pub fn method_not_allowed() -> Self {
@@ -216,6 +229,9 @@ fn problem_response(p: &Problem) -> Response {
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let mut res = (p.status, bytes).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    if p.status == StatusCode::SERVICE_UNAVAILABLE {
+        res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    }
     res
 }
 
@@ -308,6 +324,16 @@ mod tests {
         assert_eq!(body["code"], "internal_error");
         let text = body.to_string();
         assert!(!text.contains("secret") && !text.contains("write booking"), "{text}");
+    }
+
+    #[test]
+    fn every_503_says_when_to_retry() {
+        let res = ApiError::service_unavailable().into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], RETRY_AFTER_SECONDS);
+        let other = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "payment_provider_unavailable", "x").into_response();
+        assert_eq!(other.headers()[header::RETRY_AFTER], RETRY_AFTER_SECONDS);
+        assert!(!ApiError::not_found().into_response().headers().contains_key(header::RETRY_AFTER));
     }
 
     #[test]

@@ -1,25 +1,29 @@
 //! What every HTTP function wraps its router in: a request id on every response, one JSON log
 //! line per request, problem+json for unknown routes and wrong methods, the sign-out check, and
-//! the request's business metrics flushed (`crate::metrics`).
+//! the request's business metrics flushed (`crate::metrics`), an answer before the invocation's
+//! deadline, and 503 + `Retry-After` for a request a dependency failed (`crate::dependency`).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
 use lambda_http::RequestExt;
 use tracing::Instrument;
 
-use crate::config;
 use crate::error::ApiError;
 use crate::sessions::{Revocations, count_session_reads};
 use crate::table::{Table, count_ddb_requests};
+use crate::{config, dependency};
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 const MAX_REQUEST_ID_LEN: usize = 128;
+/// Time kept between a handler's answer and the invocation's end: writing the response, the
+/// log line and the metrics. docs/reliability.md has the budget of every function.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
 /// The request's id, in the request extensions for handlers that want it (e.g. to log or to
 /// put in an event).
@@ -61,8 +65,23 @@ async fn request_layer(mut req: Request, next: Next) -> Response {
     req.extensions_mut().insert(RequestId(request_id.clone()));
 
     let span = tracing::info_span!("request", request_id = %request_id);
-    let ((mut res, ddb_requests), session_ddb_requests) =
-        count_session_reads(count_ddb_requests(next.run(req))).instrument(span).await;
+    let time_left = time_left(&req);
+    let handled = async move {
+        match time_left {
+            // Dropping the handler cancels its calls in flight; each write is atomic (a condition
+            // or a transaction) and keyed for retries, so the client's retry finds a whole state.
+            Some(left) => tokio::time::timeout(left, next.run(req)).await.unwrap_or_else(|_| {
+                tracing::warn!("the invocation's deadline came before the answer");
+                ApiError::service_unavailable().into_response()
+            }),
+            None => next.run(req).await,
+        }
+    };
+    let (((mut res, dependency_failed), ddb_requests), session_ddb_requests) =
+        count_session_reads(count_ddb_requests(dependency::watch(handled))).instrument(span).await;
+    if dependency_failed && res.status() == StatusCode::INTERNAL_SERVER_ERROR {
+        res = ApiError::service_unavailable().into_response();
+    }
 
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID_HEADER, v);
@@ -81,6 +100,14 @@ async fn request_layer(mut req: Request, next: Next) -> Response {
     // One request per invocation on Lambda: what this request counted goes out with it.
     crate::metrics::flush();
     res
+}
+
+/// How long the handler may run: until Lambda's deadline for this invocation less
+/// [`DEADLINE_MARGIN`], so the answer (a 503 at worst) is sent before Lambda ends the invocation
+/// and API Gateway answers its opaque 500 instead. `None` outside Lambda (unit tests).
+fn time_left(req: &Request) -> Option<Duration> {
+    let deadline = req.lambda_context_ref()?.deadline();
+    Some(deadline.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(DEADLINE_MARGIN))
 }
 
 /// The caller's `X-Request-Id` if sane, else Lambda's request id, else a new ULID.
@@ -251,5 +278,58 @@ mod tests {
         assert_eq!(lines[1]["status"], 500);
         // The 500's cause is logged (not returned), with the request id on its span.
         assert!(text.contains("secret cause"));
+    }
+
+    /// A router whose one route reads the table behind `stub`'s answer.
+    async fn table_app(status: u16, body: &'static str) -> (Router, crate::test_support::AwsStub) {
+        let stub = crate::test_support::AwsStub::start(move |_, _| (status, body.to_owned())).await;
+        let table = Arc::new(Table::from_conf(crate::test_support::dynamodb_client(&stub.url()), "roost"));
+        let read = move || {
+            let table = table.clone();
+            async move {
+                let key = crate::keys::Key { pk: "P".into(), sk: "S".into() };
+                table.get::<serde_json::Value>(&key).await.map_err(ApiError::from).map(|_| "found")
+            }
+        };
+        (with_request_layers(Router::new().route("/v1/read", get(read))), stub)
+    }
+
+    #[tokio::test]
+    async fn a_dependency_that_keeps_throttling_answers_503_with_retry_after() {
+        let throttled =
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate exceeded"}"#;
+        let (app, stub) = table_app(400, throttled).await;
+        let res = app.oneshot(Request::get("/v1/read").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()["retry-after"], crate::error::RETRY_AFTER_SECONDS);
+        assert_eq!(body_json(res).await["code"], "service_unavailable");
+        assert_eq!(stub.hits(), 3, "the SDK's own retries ran first");
+    }
+
+    #[tokio::test]
+    async fn a_bug_behind_a_healthy_dependency_stays_a_500() {
+        let refused = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ValidationException","message":"bad key"}"#;
+        let (app, _stub) = table_app(400, refused).await;
+        let res = app.oneshot(Request::get("/v1/read").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!res.headers().contains_key("retry-after"));
+    }
+
+    #[tokio::test]
+    async fn an_answer_comes_before_the_invocation_deadline() {
+        let slow = || async {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            "late"
+        };
+        let app = with_request_layers(Router::new().route("/v1/slow", get(slow)));
+        let mut context = lambda_http::Context::default();
+        let deadline = SystemTime::now() + DEADLINE_MARGIN + Duration::from_millis(300);
+        context.deadline = deadline.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+        let req = Request::get("/v1/slow").body(Body::empty()).unwrap().with_lambda_context(context);
+        let started = Instant::now();
+        let res = app.oneshot(req).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()["retry-after"], crate::error::RETRY_AFTER_SECONDS);
     }
 }

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod currencies;
 pub mod cursor;
+pub mod dependency;
 pub mod error;
 pub mod events;
 pub mod extract;

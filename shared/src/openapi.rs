@@ -95,7 +95,8 @@ fn finish_operation(op: &mut Operation) {
         }
         RefOr::Ref(_) => true,
     });
-    let mut implied: Vec<(u16, &[&str])> = vec![(500, &["internal_error"])];
+    // Any operation may find a dependency failing or slow (crate::dependency, crate::http).
+    let mut implied: Vec<(u16, &[&str])> = vec![(500, &["internal_error"]), (503, &["service_unavailable"])];
     if has_body {
         implied.push((400, &["malformed_request", "validation_failed"]));
         implied.push((413, &["payload_too_large"]));
@@ -128,6 +129,19 @@ fn finish_operation(op: &mut Operation) {
                     .build(),
             ),
         );
+        if code == 503 {
+            response.headers.insert(
+                "Retry-After".to_owned(),
+                RefOr::T(
+                    HeaderBuilder::new()
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).build()))
+                        .description(Some(
+                            "Seconds to wait before retrying (Roost's 503s; the gateway's own 503 has none).",
+                        ))
+                        .build(),
+                ),
+            );
+        }
     }
     // API Gateway throttles any route (its 429 comes with no Retry-After); an operation that
     // answers 429 itself (users: Cognito's throttling) keeps its codes, with the gateway's body.
@@ -175,8 +189,9 @@ fn problem_response(status: u16, codes: &str) -> Response {
         .description(format!("{reason}: {}.", listed.join(", ")))
         .content(PROBLEM_JSON, content.build());
     // The gateway's own answers: 401 from its authorizer, 404 for a path no route matches (an
-    // empty or odd path parameter), 413 over its body limit, 429 when throttled, 500 when a function fails.
-    if matches!(status, 401 | 404 | 413 | 429 | 500) {
+    // empty or odd path parameter), 413 over its body limit, 429 when throttled, 500 when a function fails,
+    // 503 when a function has not answered within its 30 s integration timeout.
+    if matches!(status, 401 | 404 | 413 | 429 | 500 | 503) {
         builder = builder.content("application/json", gateway_content());
     }
     builder.build()

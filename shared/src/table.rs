@@ -292,7 +292,8 @@ impl Table {
 
     /// As `new`, from an explicit DynamoDB config (tests, custom retry settings).
     pub fn from_conf(conf: aws_sdk_dynamodb::config::Builder, name: impl Into<String>) -> Self {
-        Self { client: Client::from_conf(conf.interceptor(CountRequests).build()), name: name.into() }
+        let conf = conf.interceptor(CountRequests).interceptor(crate::dependency::WatchDependency);
+        Self { client: Client::from_conf(conf.build()), name: name.into() }
     }
 
     /// Strongly consistent read: an item just written is seen.

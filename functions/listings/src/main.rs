@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let sdk = config::aws_config().await;
     // An endpoint override (the local stack's emulator) gets path-style addressing; on AWS the
     // SDK's virtual-hosted default stays.
-    let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
+    let mut s3 = aws_sdk_s3::config::Builder::from(&sdk).interceptor(shared::dependency::WatchDependency);
     if config::optional("AWS_ENDPOINT_URL_S3").or_else(|| config::optional("AWS_ENDPOINT_URL")).is_some() {
         s3 = s3.force_path_style(true);
     }

@@ -31,6 +31,7 @@ impl SqsQueue {
     /// retries).
     pub fn from_config(sdk: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let sqs = aws_sdk_sqs::config::Builder::from(sdk)
+            .interceptor(shared::dependency::WatchDependency)
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(2))

@@ -16,7 +16,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     let state = AppState {
         table: Arc::new(Table::new(&sdk, config::required("TABLE_NAME")?)),
         cognito: Arc::new(Cognito {
-            client: aws_sdk_cognitoidentityprovider::Client::new(&sdk),
+            client: aws_sdk_cognitoidentityprovider::Client::from_conf(
+                aws_sdk_cognitoidentityprovider::config::Builder::from(&sdk)
+                    .interceptor(shared::dependency::WatchDependency)
+                    .build(),
+            ),
             pool_id: config::required("USER_POOL_ID")?,
             client_id: config::required("USER_POOL_CLIENT_ID")?,
         }),

@@ -44,8 +44,22 @@ use crate::views::PaymentView;
 /// than the function's timeout.
 pub const IDEMPOTENCY_LEASE: SignedDuration = SignedDuration::from_secs(30);
 
+/// Stripe's refusal of the request is 502 `payment_provider_error`; Stripe unreachable, slow,
+/// failing (5xx) or rate-limiting (429) is 503 `payment_provider_unavailable` with `Retry-After`:
+/// the guest's retry with the same Idempotency-Key may work, and creates no second intent.
 fn provider_error(e: StripeFailure) -> ApiError {
+    let unavailable = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "payment_provider_unavailable",
+            "The payment provider is unavailable; try again in a moment.",
+        )
+    };
     match e {
+        StripeFailure::Api { status, code, .. } if status >= 500 || status == 429 => {
+            tracing::error!(stripe_status = status, stripe_code = code.as_deref().unwrap_or(""), "Stripe unavailable");
+            unavailable()
+        }
         StripeFailure::Api { status, code, .. } => {
             tracing::error!(
                 stripe_status = status,
@@ -60,11 +74,7 @@ fn provider_error(e: StripeFailure) -> ApiError {
         }
         StripeFailure::Transport(e) => {
             tracing::error!(error = %format!("{e:#}"), "Stripe unreachable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "payment_provider_unavailable",
-                "The payment provider is unavailable; try again in a moment.",
-            )
+            unavailable()
         }
     }
 }
@@ -187,5 +197,26 @@ async fn existing_intent(st: &AppState, b: &BookingRecord, intent_id: &str) -> R
 async fn cancel_orphan(st: &AppState, intent_id: &str) {
     if let Err(e) = st.stripe.cancel_intent(intent_id).await {
         tracing::warn!(payment_intent_id = intent_id, error = %e, "could not cancel an unused payment intent");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16) -> StripeFailure {
+        StripeFailure::Api { status, code: Some("x".into()), decline_code: None, message: None }
+    }
+
+    #[test]
+    fn stripe_failing_or_throttling_is_unavailable_and_a_refusal_is_a_bad_gateway() {
+        for status in [500, 503, 429] {
+            assert_eq!(provider_error(api(status)).status(), StatusCode::SERVICE_UNAVAILABLE, "{status}");
+            assert_eq!(provider_error(api(status)).code(), "payment_provider_unavailable");
+        }
+        assert_eq!(provider_error(api(402)).status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(provider_error(api(400)).code(), "payment_provider_error");
+        let unreachable = provider_error(StripeFailure::Transport(anyhow::anyhow!("connection refused")));
+        assert_eq!(unreachable.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }
