@@ -203,6 +203,32 @@ pub async fn stripe(method: Method, path: &str, form: &[(&str, &str)]) -> (u16, 
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// The secret the stack's webhook verifies Stripe's signatures with.
+pub fn webhook_secret() -> String {
+    Stack::get().rest["stripe_webhook_secret"].as_str().expect("stripe_webhook_secret in stack.json").to_owned()
+}
+
+/// `Stripe-Signature` as Stripe computes it: HMAC-SHA256 of `"{t}.{body}"`.
+pub fn signature(secret: &str, t: i64, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("hmac");
+    mac.update(format!("{t}.{body}").as_bytes());
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("t={t},v1={hex}")
+}
+
+/// `POST /v1/webhooks/stripe` with `body` as Stripe sends it, and `header` as its signature.
+pub async fn post_webhook(body: &str, header: Option<&str>) -> reqwest::Response {
+    let mut request = client()
+        .post(Stack::get().url("/v1/webhooks/stripe"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(body.to_owned());
+    if let Some(h) = header {
+        request = request.header("stripe-signature", h);
+    }
+    request.send().await.expect("api")
+}
+
 /// What the guest's browser does with the client secret: attach `payment_method` to the intent
 /// (asserting 200), then `/confirm` with no body; returns localstripe's answer to the confirm.
 pub async fn confirm_with(intent_id: &str, payment_method: &str) -> (u16, Value) {

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use roost_e2e::{Stack, anonymous, client, eventually, json_of, needs_stack, s};
 use serde_json::{Value, json};
 
-use super::payments::{cancel_as_guest, fixture, pay_and_confirm, post_webhook};
+use super::payments::{cancel_as_guest, fixture, pay_and_confirm};
+use roost_e2e::fixtures::post_webhook;
 
 const BUSINESS: &str = "roost_business_events_total";
 

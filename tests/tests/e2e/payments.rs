@@ -9,19 +9,17 @@
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use reqwest::Method;
 use roost_e2e::api::{Address, money};
 use roost_e2e::fixtures::{
-    STRIPE_KEY, card, confirm_with, day_in, lapse_hold, minutes_ago, refunds_of, stored_booking, stripe,
-    wait_for_status,
+    STRIPE_KEY, card, confirm_with, day_in, lapse_hold, minutes_ago, post_webhook, refunds_of, signature,
+    stored_booking, stripe, wait_for_status, webhook_secret,
 };
 use roost_e2e::{
     NewListing, Stack, Stay, User, assert_problem, client, dynamodb, eventually, eventually_for, join_all, json_of,
     night_items, s, sqs, unique,
 };
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 const TZ: &str = "Europe/Lisbon";
 
@@ -96,29 +94,6 @@ async fn outbox_events(booking_id: &str, event_type: &str) -> Vec<Value> {
             _ => return found,
         }
     }
-}
-
-fn webhook_secret() -> String {
-    Stack::get().rest["stripe_webhook_secret"].as_str().expect("stripe_webhook_secret in stack.json").to_owned()
-}
-
-/// `Stripe-Signature` as Stripe computes it: HMAC-SHA256 of `"{t}.{body}"`.
-fn signature(secret: &str, t: i64, body: &str) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("hmac");
-    mac.update(format!("{t}.{body}").as_bytes());
-    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
-    format!("t={t},v1={hex}")
-}
-
-pub(crate) async fn post_webhook(body: &str, header: Option<&str>) -> reqwest::Response {
-    let mut request = client()
-        .post(Stack::get().url("/v1/webhooks/stripe"))
-        .header("content-type", "application/json; charset=utf-8")
-        .body(body.to_owned());
-    if let Some(h) = header {
-        request = request.header("stripe-signature", h);
-    }
-    request.send().await.expect("api")
 }
 
 /// Signs `body` with the stack's webhook secret now and posts it: 200.
