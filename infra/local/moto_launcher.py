@@ -213,5 +213,44 @@ def _confirm_forgot_password_like_aws(self, client_id, username, password, confi
 
 _cognito.CognitoIdpBackend.confirm_forgot_password = _confirm_forgot_password_like_aws
 
+# (7) TransactWriteItems' ClientRequestToken. AWS makes a successful transaction idempotent for
+# 10 minutes by its token: the same token with the same items succeeds again without applying
+# anything, with other items it is IdempotentParameterMismatchException. The Rust SDK fills the
+# token itself and keeps it across its retries, so on AWS a retry after a lost answer (the fault
+# proxy's `late`, a timeout) succeeds; moto ignores the token and would cancel that retry on the
+# conditions its own first attempt made false. Runs under DDB_LOCK (call_action is wrapped).
+from moto.dynamodb.exceptions import DynamodbException, ERROR_TYPE_PREFIX  # noqa: E402
+
+_TOKEN_TTL_SECONDS = 600
+_transaction_tokens = {}  # token -> (expires at, items as JSON, the first answer)
+_transact_write_items_handler = DynamoHandler.transact_write_items
+
+
+def _transact_write_items_once_per_token(self):
+    import json
+    import time
+
+    token = self.body.get("ClientRequestToken")
+    if not token:
+        return _transact_write_items_handler(self)
+    now = time.monotonic()
+    for expired in [t for t, (until, _, _) in _transaction_tokens.items() if until < now]:
+        del _transaction_tokens[expired]
+    items = json.dumps(self.body.get("TransactItems"), sort_keys=True)
+    if token in _transaction_tokens:
+        _, first_items, answer = _transaction_tokens[token]
+        if first_items != items:
+            raise DynamodbException(
+                ERROR_TYPE_PREFIX + "IdempotentParameterMismatchException",
+                "The request uses the same client token as a previous, but non-identical request.",
+            )
+        return answer
+    answer = _transact_write_items_handler(self)  # raises when cancelled: nothing is remembered
+    _transaction_tokens[token] = (now + _TOKEN_TTL_SECONDS, items, answer)
+    return answer
+
+
+DynamoHandler.transact_write_items = _transact_write_items_once_per_token
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

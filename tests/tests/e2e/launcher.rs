@@ -192,3 +192,38 @@ async fn a_password_reset_for_an_unknown_email_is_an_invalid_code_not_a_500() {
         .expect("api");
     roost_e2e::assert_problem(response, 400, "invalid_code").await;
 }
+
+/// As on AWS: a transaction's `ClientRequestToken` makes a retry after a lost answer succeed
+/// without applying it twice (the SDK fills the token and keeps it across its retries), and the
+/// same token with other items is refused.
+#[tokio::test]
+async fn a_transaction_retried_with_its_client_token_succeeds_once_and_other_items_are_refused() {
+    roost_e2e::needs_stack!();
+    let stack = roost_e2e::Stack::get();
+    let db = dynamodb(&stack.moto_url);
+    let table = stack.table_name.clone().expect("table_name in stack.json");
+    let pk = format!("LAUNCHER#token-{}", roost_e2e::unique(""));
+    let token = roost_e2e::unique("token");
+    let send = |booking: &'static str| {
+        db.transact_write_items().transact_items(put(&table, &pk, "A", booking)).client_request_token(&token).send()
+    };
+    send("first").await.expect("the first attempt applies");
+    // Past the strict stack's conflict window (a write this recent may be cancelled as AWS does).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send("first").await.expect("a retry with the same token and items succeeds (AWS: idempotent for 10 minutes)");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mismatch = send("other").await.expect_err("the same token with other items");
+    let code = mismatch.as_service_error().and_then(|e| aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e));
+    assert_eq!(code, Some("IdempotentParameterMismatchException"), "{mismatch:?}");
+    let item =
+        roost_e2e::dynamodb("GetItem", json!({"Key": {"PK": {"S": pk}, "SK": {"S": "A"}}, "ConsistentRead": true}))
+            .await;
+    assert_eq!(item["Item"]["booking"]["S"], "first", "{item}");
+    let other = db
+        .transact_write_items()
+        .transact_items(put(&table, &pk, "A", "again"))
+        .client_request_token(roost_e2e::unique("token"))
+        .send()
+        .await;
+    assert!(other.is_err(), "a new token is a new transaction: its condition fails");
+}
