@@ -112,7 +112,8 @@ struct Active {
 #[derive(Default)]
 struct Counters {
     injected: BTreeMap<(Service, Kind), u64>,
-    forwarded: BTreeMap<Option<Service>, u64>,
+    /// (function, service; None for any other) -> calls that reached the emulator.
+    forwarded: BTreeMap<(String, Option<Service>), u64>,
 }
 
 pub struct Faults {
@@ -156,27 +157,31 @@ impl Faults {
 
     /// `GET|POST|DELETE /_roost/faults`, merged into the runtime's server.
     pub fn control_routes(self: &Arc<Self>) -> Router {
-        Router::new()
-            .route("/_roost/faults", get(show_mode).post(set_mode).delete(clear_mode))
-            .with_state(self.clone())
+        Router::new().route("/_roost/faults", get(show_mode).post(set_mode).delete(clear_mode)).with_state(self.clone())
     }
 
     /// What `GET /_roost/faults` answers.
     fn describe(&self) -> Value {
         let mode = lock(&self.active).as_ref().map(|a| json!(a.mode));
         let counters = lock(&self.counters);
+        let service_name = |s: &Option<Service>| s.map_or("other", Service::name);
         let mut injected = serde_json::Map::new();
-        let mut forwarded = serde_json::Map::new();
+        let mut forwarded: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut by_function: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
         for service in Service::ALL {
             let kinds: serde_json::Map<String, Value> = Kind::ALL
                 .iter()
                 .map(|k| (k.name().to_string(), json!(counters.injected.get(&(service, *k)).copied().unwrap_or(0))))
                 .collect();
             injected.insert(service.name().into(), Value::Object(kinds));
-            forwarded.insert(service.name().into(), json!(counters.forwarded.get(&Some(service)).copied().unwrap_or(0)));
+            forwarded.insert(service.name(), 0);
         }
-        forwarded.insert("other".into(), json!(counters.forwarded.get(&None).copied().unwrap_or(0)));
-        json!({"mode": mode, "injected": injected, "forwarded": forwarded})
+        forwarded.insert("other", 0);
+        for ((function, service), n) in &counters.forwarded {
+            *forwarded.entry(service_name(service)).or_default() += n;
+            *by_function.entry(function).or_default().entry(service_name(service)).or_default() += n;
+        }
+        json!({"mode": mode, "injected": injected, "forwarded": forwarded, "forwarded_by_function": by_function})
     }
 
     /// Whether this call gets a fault, and which (counted here, when decided).
@@ -196,12 +201,12 @@ impl Faults {
         Some(kind)
     }
 
-    fn count_forwarded(&self, service: Option<Service>) {
-        *lock(&self.counters).forwarded.entry(service).or_default() += 1;
+    fn count_forwarded(&self, function: &str, service: Option<Service>) {
+        *lock(&self.counters).forwarded.entry((function.to_string(), service)).or_default() += 1;
     }
 
     /// Sends the request on unchanged (headers, including the signed Host, and a streamed body).
-    async fn forward(&self, service: Option<Service>, request: Request) -> Response {
+    async fn forward(&self, function: &str, service: Option<Service>, request: Request) -> Response {
         let upstream = if service == Some(Service::Stripe) { &self.stripe_url } else { &self.moto_url };
         let (mut parts, body) = request.into_parts();
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
@@ -212,7 +217,7 @@ impl Faults {
         for hop_by_hop in ["connection", "keep-alive", "proxy-connection", "upgrade", "te"] {
             parts.headers.remove(hop_by_hop);
         }
-        self.count_forwarded(service);
+        self.count_forwarded(function, service);
         match self.client.request(http::Request::from_parts(parts, body)).await {
             Ok(response) => response.map(Body::new),
             Err(e) => (StatusCode::BAD_GATEWAY, format!("fault proxy: {e}")).into_response(),
@@ -231,7 +236,7 @@ async fn proxy(State((faults, function)): Proxied, request: Request) -> Response
     let fault = service.and_then(|s| faults.decide(&function, s));
     match (fault, service) {
         (Some(Kind::Late), _) => {
-            let response = faults.forward(service, request).await;
+            let response = faults.forward(&function, service, request).await;
             tokio::time::sleep(HOLD).await;
             response
         }
@@ -241,7 +246,7 @@ async fn proxy(State((faults, function)): Proxied, request: Request) -> Response
             (StatusCode::GATEWAY_TIMEOUT, "fault proxy: hung call released").into_response()
         }
         (Some(kind), Some(service)) => injected_error(service, kind),
-        _ => faults.forward(service, request).await,
+        _ => faults.forward(&function, service, request).await,
     }
 }
 
@@ -312,7 +317,8 @@ pub fn injected_error(service: Service, kind: Kind) -> Response {
                 .to_string(),
         ),
     };
-    let mut response = (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response();
+    let mut response =
+        (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response();
     let headers = response.headers_mut();
     headers.insert("content-type", HeaderValue::from_static(content_type));
     headers.insert("x-amzn-requestid", HeaderValue::from_static("00000000-0000-4000-8000-0000000fa017"));
@@ -358,7 +364,8 @@ async fn clear_mode(State(faults): Control) -> Response {
 /// A mode from a request body (empty: the defaults), checked against the stack's functions.
 fn parse_mode(body: &[u8], functions: &BTreeMap<String, String>) -> Result<Mode> {
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
-    let mode: Mode = serde_json::from_slice(body).context("a fault mode is {rate, services, kinds, seed, functions}")?;
+    let mode: Mode =
+        serde_json::from_slice(body).context("a fault mode is {rate, services, kinds, seed, functions}")?;
     if !(0.0..=1.0).contains(&mode.rate) {
         anyhow::bail!("rate {} is not between 0 and 1", mode.rate);
     }
@@ -450,7 +457,8 @@ mod tests {
 
     #[tokio::test]
     async fn faults_hit_only_the_scoped_functions_at_the_rate_asked() {
-        let faults = Faults::start("http://127.0.0.1:9", "http://127.0.0.1:9", &["A".into(), "B".into()]).await.unwrap();
+        let faults =
+            Faults::start("http://127.0.0.1:9", "http://127.0.0.1:9", &["A".into(), "B".into()]).await.unwrap();
         let mode = parse_mode(br#"{"rate":1,"services":["sqs"],"kinds":["error"],"functions":["A"]}"#, &faults.proxies)
             .unwrap();
         *lock(&faults.active) = Some(Active { mode, rng: StdRng::seed_from_u64(1) });

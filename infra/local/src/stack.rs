@@ -28,6 +28,15 @@ pub struct Options {
     pub max_processes: usize,
     pub test_mode: bool,
     pub echo_logs: bool,
+    pub strictness: Strictness,
+}
+
+/// moto's DynamoDB strictness switches (infra/local/moto_launcher.py, patch 7).
+#[derive(Clone, Copy, Debug)]
+pub struct Strictness {
+    pub conflict_rate: f64,
+    pub conflict_window_ms: u64,
+    pub gsi_lag_ms: u64,
 }
 
 pub struct Stack {
@@ -94,6 +103,7 @@ impl Stack {
         )
         .await?;
         let resolver = &provisioned.resolver;
+        let strictness = set_strictness(moto, options.strictness).await?;
         let names: Vec<String> = functions.iter().map(|f| f.logical_id.clone()).collect();
         let faults = Faults::start(&moto.url, stripe_url, &names).await?;
         let specs = function_specs(options, functions, resolver, moto, &faults)?;
@@ -143,6 +153,7 @@ impl Stack {
             "stripe_webhook_secret": stripe_webhook_secret,
             "functions": names,
             "fault_proxies": faults.proxies,
+            "strictness": strictness,
             "logs_dir": options.state_dir.join("logs"),
             "pid": std::process::id(),
         });
@@ -185,7 +196,8 @@ fn function_specs(
             ));
         }
         // Local-only settings: where AWS and Stripe are. The template never sets these.
-        let proxy = faults.proxies.get(&f.logical_id).with_context(|| format!("no fault proxy for {}", f.logical_id))?;
+        let proxy =
+            faults.proxies.get(&f.logical_id).with_context(|| format!("no fault proxy for {}", f.logical_id))?;
         for (key, value) in [
             ("AWS_ENDPOINT_URL", moto.url.clone()),
             ("AWS_ENDPOINT_URL_DYNAMODB", proxy.clone()),
@@ -339,6 +351,28 @@ async fn serve_api(gateway: Gateway, port: u16) -> Result<String> {
         }
     });
     Ok(api_url)
+}
+
+/// Switches moto's TransactionConflict and GSI lag on (or off); what moto then reports.
+async fn set_strictness(moto: &Moto, strictness: Strictness) -> Result<Value> {
+    let body = json!({
+        "transaction_conflict": {"rate": strictness.conflict_rate, "window_ms": strictness.conflict_window_ms},
+        "gsi_lag_ms": strictness.gsi_lag_ms,
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{}/moto-api/roost/strictness", moto.url))
+        .json(&body)
+        .send()
+        .await
+        .context("setting moto's DynamoDB strictness")?;
+    if !response.status().is_success() {
+        bail!("moto refused the DynamoDB strictness settings: {}", response.status());
+    }
+    let mut answer: Value = response.json().await.context("moto's DynamoDB strictness answer")?;
+    if let Some(settings) = answer.as_object_mut() {
+        settings.remove("counters");
+    }
+    Ok(answer)
 }
 
 /// The template parameter naming the Stripe webhook signing secret.
