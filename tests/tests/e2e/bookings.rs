@@ -263,7 +263,11 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
     // Reservations: the host's, all or one listing; hosts only.
     let other_lid = new_listing(&host).await;
     let third = booked(&stranger, &stay(&other_lid, 40, 42, 3)).await;
-    let all = json_of(host.get("/v1/me/reservations").await, 200).await;
+    let all = roost_e2e::until_indexed(
+        || async { json_of(host.get("/v1/me/reservations").await, 200).await },
+        |all| all["items"].as_array().is_some_and(|items| items.len() >= 3),
+    )
+    .await;
     let ids: Vec<&str> = all["items"].as_array().expect("items").iter().map(|t| s(t, "booking_id")).collect();
     assert_eq!(ids, [s(&third, "booking_id"), s(&second, "booking_id"), bid.as_str()]);
     let one: Vec<String> = reservations_of(&host, &lid).await.iter().map(|t| s(t, "booking_id").to_owned()).collect();
