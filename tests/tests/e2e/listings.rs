@@ -869,7 +869,8 @@ async fn concurrent_edits_of_one_listing_lose_nothing() {
             "round {round}: every concurrent edit survives"
         );
         let city = q(l["address"]["city"].as_str().expect("city"));
-        let found = search(&format!("city={city}&guests={}", 2 + round)).await;
+        let query = format!("city={city}&guests={}", 2 + round);
+        let found = until_indexed(|| search(&query), |p| p["items"][0]["title"] == title.as_str()).await;
         assert_eq!(found["items"][0]["title"], title.as_str(), "the search item follows the listing");
     }
 }
