@@ -144,6 +144,173 @@ def transact_write_items(self, transact_items):
         raise ddb.TransactionCanceledException(errors)
 
 
+# (7) Strictness switches (issue 24 section 3; docs/local-runtime.md, "DynamoDB conflicts and
+# stale indexes"). Serialising every request is what makes moto correct, but it also means a
+# transaction never meets another one (AWS cancels it with TransactionConflict) and a GSI is never
+# behind its table (AWS propagates GSI writes asynchronously). So, when switched on:
+# - every item write (put, update, delete, from any operation) is journaled with its pre-image;
+# - a TransactWriteItems touching an item written in the last `window_ms` is, with probability
+#   `rate`, cancelled before any of it applies, with AWS's reasons: TransactionConflict for the
+#   recently written items, None for the others;
+# - a Query or Scan on a GSI runs against the table as it was `gsi_lag_ms` ago: an item written
+#   since then is seen as its pre-image (absent if it did not exist). The table is swapped to that
+#   view in place for the one call (all under DDB_LOCK, so nobody else sees it).
+# POST /moto-api/roost/strictness {"transaction_conflict": {"rate", "window_ms"}, "gsi_lag_ms"}
+# (omitted fields keep their value, zeros switch off); GET shows the settings and counters.
+import collections  # noqa: E402
+import json  # noqa: E402
+import random  # noqa: E402
+import time  # noqa: E402
+
+STRICT = {"conflict_rate": 0.0, "conflict_window_ms": 0, "gsi_lag_ms": 0}
+STRICT_COUNTERS = collections.Counter(transactions=0, conflicts=0, gsi_reads=0, gsi_reads_from_lagged_view=0)
+JOURNAL = collections.deque()  # (monotonic seconds, table name, hash key, range key, pre-image or None)
+
+
+def _horizon_s():
+    return max(STRICT["conflict_window_ms"], STRICT["gsi_lag_ms"]) / 1000.0
+
+
+def _prune_journal(now):
+    while JOURNAL and JOURNAL[0][0] < now - _horizon_s():
+        JOURNAL.popleft()
+
+
+def _journal_write(self, table_name, key):
+    """Records the item's pre-image before a write; `key` holds at least the key attributes."""
+    if _horizon_s() <= 0:
+        return
+    table = self.get_table(table_name)
+    h, r = self.get_keys_value(table, key)
+    now = time.monotonic()
+    _prune_journal(now)
+    JOURNAL.append((now, table.name, h, r, copy.deepcopy(table.get_item(h, r))))
+
+
+def _journaled(method, key_of):
+    @functools.wraps(method)
+    def wrapper(self, table_name, *args, **kwargs):
+        try:
+            _journal_write(self, table_name, key_of(args, kwargs))
+        except Exception:  # noqa: BLE001 - a malformed request fails in the real method below
+            pass
+        return method(self, table_name, *args, **kwargs)
+
+    return wrapper
+
+
+def _item_of(args, kwargs):
+    return args[0] if args else kwargs["item_attrs"]
+
+
+def _key_of(args, kwargs):
+    return args[0] if args else kwargs["key"]
+
+
+ddb.DynamoDBBackend.put_item = _journaled(ddb.DynamoDBBackend.put_item, _item_of)
+ddb.DynamoDBBackend.update_item = _journaled(ddb.DynamoDBBackend.update_item, _key_of)
+ddb.DynamoDBBackend.delete_item = _journaled(ddb.DynamoDBBackend.delete_item, _key_of)
+
+
+def _recently_written(table_name, seconds):
+    """{(hash, range): the earliest pre-image within the last `seconds`} for one table."""
+    now = time.monotonic()
+    _prune_journal(now)
+    found = {}
+    for t, name, h, r, before in JOURNAL:
+        if name == table_name and t >= now - seconds and (h, r) not in found:
+            found[(h, r)] = before
+    return found
+
+
+def _conflicting_reasons(self, transact_items):
+    """AWS's cancellation reasons if this transaction is to meet a conflict, else None."""
+    window = STRICT["conflict_window_ms"] / 1000.0
+    if STRICT["conflict_rate"] <= 0 or window <= 0:
+        return None
+    STRICT_COUNTERS["transactions"] += 1
+    reasons, conflict = [], False
+    for item in transact_items:
+        try:
+            op = next(iter(item.values()))
+            table = self.get_table(op["TableName"])
+            h, r = self.get_keys_value(table, op.get("Key") or op["Item"])
+            recent = (h, r) in _recently_written(table.name, window)
+        except Exception:  # noqa: BLE001 - the transaction itself reports malformed items
+            recent = False
+        conflict |= recent
+        reasons.append(("TransactionConflict", "Transaction is ongoing for the item", None) if recent else (None, None, None))
+    if conflict and random.random() < STRICT["conflict_rate"]:
+        STRICT_COUNTERS["conflicts"] += 1
+        return reasons
+    return None
+
+
+def _with_conflicts(transact):
+    @functools.wraps(transact)
+    def wrapper(self, transact_items):
+        reasons = _conflicting_reasons(self, transact_items) if len(transact_items) <= 100 else None
+        if reasons is not None:
+            raise ddb.TransactionCanceledException(reasons)
+        return transact(self, transact_items)
+
+    return wrapper
+
+
+def _lagging_gsi(read):
+    signature = inspect.signature(read)
+
+    @functools.wraps(read)
+    def wrapper(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs).arguments
+        lag = STRICT["gsi_lag_ms"] / 1000.0
+        table = self.get_table(bound["table_name"])
+        if lag <= 0 or bound.get("index_name") not in {i.name for i in table.global_indexes or []}:
+            return read(self, *args, **kwargs)
+        STRICT_COUNTERS["gsi_reads"] += 1
+        stale = _recently_written(table.name, lag)
+        if not stale:
+            return read(self, *args, **kwargs)
+        STRICT_COUNTERS["gsi_reads_from_lagged_view"] += 1
+        current = {k: table.get_item(*k) for k in stale}
+        try:
+            _place(table, stale)
+            return read(self, *args, **kwargs)
+        finally:
+            _place(table, current)
+
+    return wrapper
+
+
+def _place(table, items):
+    """Puts each {(hash, range): Item or None} into the table's storage (None: absent)."""
+    for (h, r), item in items.items():
+        part, k = (table.items[h], r) if r is not None else (table.items, h)
+        if item is None:
+            part.pop(k, None)
+        else:
+            part[k] = item
+
+
+def _strictness(request, full_url, headers):
+    if request.method == "POST":
+        body = json.loads(request.data or b"{}")
+        conflict = body.get("transaction_conflict") or {}
+        STRICT["conflict_rate"] = float(conflict.get("rate", STRICT["conflict_rate"]))
+        STRICT["conflict_window_ms"] = int(conflict.get("window_ms", STRICT["conflict_window_ms"]))
+        STRICT["gsi_lag_ms"] = int(body.get("gsi_lag_ms", STRICT["gsi_lag_ms"]))
+    answer = {
+        "transaction_conflict": {"rate": STRICT["conflict_rate"], "window_ms": STRICT["conflict_window_ms"]},
+        "gsi_lag_ms": STRICT["gsi_lag_ms"],
+        "counters": dict(STRICT_COUNTERS),
+    }
+    return 200, {"Content-Type": "application/json"}, json.dumps(answer)
+
+
+ddb.DynamoDBBackend.query = _lagging_gsi(ddb.DynamoDBBackend.query)
+ddb.DynamoDBBackend.scan = _lagging_gsi(ddb.DynamoDBBackend.scan)
+transact_write_items = _with_conflicts(transact_write_items)
+
 ddb.DynamoDBBackend.transact_write_items = transact_write_items
 for _cls in (ddb.DynamoDBBackend, DynamoDBStreamsBackend):
     _lock_public_methods(_cls)
@@ -194,6 +361,7 @@ def _age_cognito_user(request, full_url, headers):
 from moto.moto_api._internal import urls as _moto_api_urls  # noqa: E402
 
 _moto_api_urls.url_paths["{0}/moto-api/roost/cognito-user-age"] = _age_cognito_user
+_moto_api_urls.url_paths["{0}/moto-api/roost/strictness"] = _strictness
 
 # (6) ConfirmForgotPassword for an e-mail with no account: AWS answers UserNotFoundException
 # (users maps it to 400 invalid_code, as for a wrong code); moto 5.2.5 raises
@@ -213,7 +381,7 @@ def _confirm_forgot_password_like_aws(self, client_id, username, password, confi
 
 _cognito.CognitoIdpBackend.confirm_forgot_password = _confirm_forgot_password_like_aws
 
-# (7) TransactWriteItems' ClientRequestToken. AWS makes a successful transaction idempotent for
+# (8) TransactWriteItems' ClientRequestToken. AWS makes a successful transaction idempotent for
 # 10 minutes by its token: the same token with the same items succeeds again without applying
 # anything, with other items it is IdempotentParameterMismatchException. The Rust SDK fills the
 # token itself and keeps it across its retries, so on AWS a retry after a lost answer (the fault

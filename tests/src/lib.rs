@@ -333,6 +333,25 @@ where
     eventually_for(PATIENCE, what, check).await
 }
 
+/// Reads with `read` until `settled` holds for the answer, at most [`PATIENCE`]; the last answer.
+/// For a read of a global secondary index right after a write: GSIs are eventually consistent
+/// (locally too: `cargo roost test` lags them, docs/local-runtime.md), so a client polls. The
+/// caller still asserts what it proves on the answer, which after the bound is the stale one.
+pub async fn until_indexed<T, F, Fut>(read: F, settled: impl Fn(&T) -> bool) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let answer = read().await;
+        if settled(&answer) || std::time::Instant::now() >= deadline {
+            return answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// [`eventually`] with another bound.
 pub async fn eventually_for<T, F, Fut>(patience: std::time::Duration, what: &str, mut check: F) -> T
 where

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::stack::Options;
+use crate::stack::{Options, Strictness};
 
 pub const USAGE: &str = "usage: cargo roost <up|test|openapi> [options]
 
@@ -19,6 +19,11 @@ pub const USAGE: &str = "usage: cargo roost <up|test|openapi> [options]
          --quiet             keep function logs in the state dir only
          --exit-with-parent  stop when the process that started us dies
          --no-seed           skip the demo accounts (needed for other templates)
+         --conflict-rate R   share of transactions touching an item written in the conflict
+                             window that moto cancels with TransactionConflict (0 off; test: 0.2)
+         --conflict-window-ms N
+                             that window (test: 50)
+         --gsi-lag-ms N      how far GSI queries lag behind the table (0 off; test: 100)
   test   lint the template, build, start a stack on free ports, run every test against it
   openapi
          write the OpenAPI document generated from the code to docs/openapi.json";
@@ -36,6 +41,9 @@ pub struct Args {
     pub quiet: bool,
     pub exit_with_parent: bool,
     pub seed: bool,
+    pub conflict_rate: Option<f64>,
+    pub conflict_window_ms: Option<u64>,
+    pub gsi_lag_ms: Option<u64>,
     pub rest: Vec<String>,
 }
 
@@ -54,6 +62,9 @@ pub fn parse_args() -> Result<Args> {
         quiet: false,
         exit_with_parent: false,
         seed: true,
+        conflict_rate: None,
+        conflict_window_ms: None,
+        gsi_lag_ms: None,
         rest: Vec::new(),
     };
     while let Some(arg) = args.next() {
@@ -69,6 +80,9 @@ pub fn parse_args() -> Result<Args> {
             "--quiet" => parsed.quiet = true,
             "--exit-with-parent" => parsed.exit_with_parent = true,
             "--no-seed" => parsed.seed = false,
+            "--conflict-rate" => parsed.conflict_rate = Some(value("--conflict-rate")?.parse()?),
+            "--conflict-window-ms" => parsed.conflict_window_ms = Some(value("--conflict-window-ms")?.parse()?),
+            "--gsi-lag-ms" => parsed.gsi_lag_ms = Some(value("--gsi-lag-ms")?.parse()?),
             "--" => parsed.rest.extend(args.by_ref()),
             other => bail!("unknown option {other}\n\n{USAGE}"),
         }
@@ -82,6 +96,8 @@ pub fn project_root() -> PathBuf {
 }
 
 pub fn options(args: &Args, root: &Path) -> Options {
+    // In test mode DynamoDB is made as unforgiving as AWS by default (docs/local-runtime.md).
+    let (rate, window_ms, lag_ms) = if args.test_mode { (0.2, 50, 100) } else { (0.0, 0, 0) };
     Options {
         root: root.to_path_buf(),
         template: args.template.clone().unwrap_or_else(|| root.join("infra/template.yaml")),
@@ -92,5 +108,10 @@ pub fn options(args: &Args, root: &Path) -> Options {
         max_processes: args.max_processes,
         test_mode: args.test_mode,
         echo_logs: !args.quiet,
+        strictness: Strictness {
+            conflict_rate: args.conflict_rate.unwrap_or(rate),
+            conflict_window_ms: args.conflict_window_ms.unwrap_or(window_ms),
+            gsi_lag_ms: args.gsi_lag_ms.unwrap_or(lag_ms),
+        },
     }
 }

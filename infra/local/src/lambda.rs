@@ -93,12 +93,14 @@ pub struct Lambda {
 }
 
 impl Lambda {
-    /// Starts the Runtime API server; processes start on the first invocation.
+    /// Starts the Runtime API server; processes start on the first invocation. `control`: more
+    /// routes the same server answers (the fault switches of crate::faults).
     pub async fn start(
         specs: Vec<FunctionSpec>,
         max_processes: usize,
         logs_dir: PathBuf,
         echo_logs: bool,
+        control: Router,
     ) -> Result<Arc<Self>> {
         std::fs::create_dir_all(&logs_dir)?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -137,7 +139,8 @@ impl Lambda {
             .route("/fn/{function}/{process}/2018-06-01/runtime/init/error", post(init_error))
             .route("/_roost/invoke/{function}", post(invoke_endpoint))
             .route("/metrics", get(metrics_endpoint))
-            .with_state(lambda.clone());
+            .with_state(lambda.clone())
+            .merge(control);
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 eprintln!("runtime API server stopped: {e}");

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod deploy_tools;
 mod emulators;
+mod faults;
 mod gateway;
 mod lambda;
 mod metrics;

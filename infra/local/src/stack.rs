@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::aws::Moto;
 use crate::emulators::{Emulator, progress};
+use crate::faults::Faults;
 use crate::gateway::{Authorizer, Cors, Gateway, Route};
 use crate::lambda::{FunctionSpec, Lambda};
 use crate::provision::{Options as ProvisionOptions, Provisioned, provision};
@@ -27,6 +28,15 @@ pub struct Options {
     pub max_processes: usize,
     pub test_mode: bool,
     pub echo_logs: bool,
+    pub strictness: Strictness,
+}
+
+/// moto's DynamoDB strictness switches (infra/local/moto_launcher.py, patch 7).
+#[derive(Clone, Copy, Debug)]
+pub struct Strictness {
+    pub conflict_rate: f64,
+    pub conflict_window_ms: u64,
+    pub gsi_lag_ms: u64,
 }
 
 pub struct Stack {
@@ -93,9 +103,13 @@ impl Stack {
         )
         .await?;
         let resolver = &provisioned.resolver;
-        let specs = function_specs(options, functions, resolver, moto, stripe_url)?;
+        let strictness = set_strictness(moto, options.strictness).await?;
+        let names: Vec<String> = functions.iter().map(|f| f.logical_id.clone()).collect();
+        let faults = Faults::start(&moto.url, stripe_url, &names).await?;
+        let specs = function_specs(options, functions, resolver, moto, &faults)?;
+        let logs = options.state_dir.join("logs");
         let lambda =
-            Lambda::start(specs, options.max_processes, options.state_dir.join("logs"), options.echo_logs).await?;
+            Lambda::start(specs, options.max_processes, logs, options.echo_logs, faults.control_routes()).await?;
         let routes = connect_events(&lambda, moto, functions, &provisioned)?;
         let authorizer = authorizer(template, resolver, moto)?;
         // With several app clients, the one the JWT authorizer accepts (not the alphabetically first).
@@ -137,7 +151,9 @@ impl Stack {
             "topics": provisioned.topics,
             "secret_parameters": provisioned.secret_parameters.keys().collect::<Vec<_>>(),
             "stripe_webhook_secret": stripe_webhook_secret,
-            "functions": functions.iter().map(|f| f.logical_id.clone()).collect::<Vec<_>>(),
+            "functions": names,
+            "fault_proxies": faults.proxies,
+            "strictness": strictness,
             "logs_dir": options.state_dir.join("logs"),
             "pid": std::process::id(),
         });
@@ -160,13 +176,14 @@ impl Stack {
 }
 
 /// How each function runs: its binary and its environment, the template's resolved plus where
-/// AWS and Stripe are locally.
+/// AWS and Stripe are locally: the services faults can hit through the function's fault proxy,
+/// the rest (S3, Cognito, SSM) straight to moto.
 fn function_specs(
     options: &Options,
     functions: &[FunctionDef],
     resolver: &Resolver,
     moto: &Moto,
-    stripe_url: &str,
+    faults: &Faults,
 ) -> Result<Vec<FunctionSpec>> {
     let target = options.root.join("target").join(if options.release { "release" } else { "debug" });
     let mut specs = Vec::new();
@@ -179,11 +196,17 @@ fn function_specs(
             ));
         }
         // Local-only settings: where AWS and Stripe are. The template never sets these.
+        let proxy =
+            faults.proxies.get(&f.logical_id).with_context(|| format!("no fault proxy for {}", f.logical_id))?;
         for (key, value) in [
             ("AWS_ENDPOINT_URL", moto.url.clone()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", proxy.clone()),
+            ("AWS_ENDPOINT_URL_SQS", proxy.clone()),
+            ("AWS_ENDPOINT_URL_SNS", proxy.clone()),
+            ("AWS_ENDPOINT_URL_SESV2", proxy.clone()),
             ("AWS_ACCESS_KEY_ID", "test".into()),
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
-            ("STRIPE_API_BASE", stripe_url.to_string()),
+            ("STRIPE_API_BASE", proxy.clone()),
         ] {
             environment.push((key.into(), value));
         }
@@ -328,6 +351,28 @@ async fn serve_api(gateway: Gateway, port: u16) -> Result<String> {
         }
     });
     Ok(api_url)
+}
+
+/// Switches moto's TransactionConflict and GSI lag on (or off); what moto then reports.
+async fn set_strictness(moto: &Moto, strictness: Strictness) -> Result<Value> {
+    let body = json!({
+        "transaction_conflict": {"rate": strictness.conflict_rate, "window_ms": strictness.conflict_window_ms},
+        "gsi_lag_ms": strictness.gsi_lag_ms,
+    });
+    let response = reqwest::Client::new()
+        .post(format!("{}/moto-api/roost/strictness", moto.url))
+        .json(&body)
+        .send()
+        .await
+        .context("setting moto's DynamoDB strictness")?;
+    if !response.status().is_success() {
+        bail!("moto refused the DynamoDB strictness settings: {}", response.status());
+    }
+    let mut answer: Value = response.json().await.context("moto's DynamoDB strictness answer")?;
+    if let Some(settings) = answer.as_object_mut() {
+        settings.remove("counters");
+    }
+    Ok(answer)
 }
 
 /// The template parameter naming the Stripe webhook signing secret.

@@ -219,7 +219,11 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
 
     // Trips: the guest's, newest first; a stranger has none.
     let second = booked(&guest, &stay(&lid, 50, 52, 1)).await;
-    let trips = json_of(guest.get("/v1/me/trips").await, 200).await;
+    let trips = roost_e2e::until_indexed(
+        || async { json_of(guest.get("/v1/me/trips").await, 200).await },
+        |trips| trips["items"].as_array().is_some_and(|items| items.len() >= 2),
+    )
+    .await;
     let ids: Vec<&str> = trips["items"].as_array().expect("items").iter().map(|t| s(t, "booking_id")).collect();
     assert_eq!(ids, [s(&second, "booking_id"), bid.as_str()]);
     assert_eq!(trips["items"][1], b);
@@ -263,7 +267,11 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
     // Reservations: the host's, all or one listing; hosts only.
     let other_lid = new_listing(&host).await;
     let third = booked(&stranger, &stay(&other_lid, 40, 42, 3)).await;
-    let all = json_of(host.get("/v1/me/reservations").await, 200).await;
+    let all = roost_e2e::until_indexed(
+        || async { json_of(host.get("/v1/me/reservations").await, 200).await },
+        |all| all["items"].as_array().is_some_and(|items| items.len() >= 3),
+    )
+    .await;
     let ids: Vec<&str> = all["items"].as_array().expect("items").iter().map(|t| s(t, "booking_id")).collect();
     assert_eq!(ids, [s(&third, "booking_id"), s(&second, "booking_id"), bid.as_str()]);
     let one: Vec<String> = reservations_of(&host, &lid).await.iter().map(|t| s(t, "booking_id").to_owned()).collect();
@@ -993,7 +1001,11 @@ async fn a_host_sees_the_payment_status_but_not_the_decline_reason() {
         mine["payment"],
         json!({"status": "failed", "payment_intent_id": "pi_edge_1", "failure": "stolen_card"})
     );
-    let trips = json_of(guest.get("/v1/me/trips").await, 200).await;
+    let trips = roost_e2e::until_indexed(
+        || async { json_of(guest.get("/v1/me/trips").await, 200).await },
+        |trips| trips["items"][0]["payment"] == mine["payment"],
+    )
+    .await;
     assert_eq!(trips["items"][0]["payment"], mine["payment"]);
     let theirs = json_of(host.get(&path).await, 200).await;
     let listed = reservations_of(&host, &lid).await;

@@ -1,7 +1,8 @@
 //! Proof that the stack's moto (started through `infra/local/moto_launcher.py`) makes DynamoDB
 //! transactions atomic and isolated: guests racing for the same nights end with exactly one intact
 //! winner, and a cancelled transaction leaves nothing in the table's stream. Plain `moto_server`
-//! fails both (see EMULATORS.md, "DynamoDB under concurrency").
+//! fails both (see EMULATORS.md, "DynamoDB under concurrency"). And that its strictness switches
+//! (on in `cargo roost test`) happen: transactions meet TransactionConflict, GSIs lag.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,8 +13,8 @@ use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, Put, ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem, Update,
 };
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
@@ -114,10 +115,14 @@ async fn racing_transactions_have_one_intact_winner_and_cancelled_ones_leave_no_
                 TransactWriteItemsError::TransactionCanceledException(cancelled) => {
                     let codes: Vec<_> =
                         cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("")).collect();
-                    // Every night was taken (a condition failure each); its own booking item was not.
-                    let lost: Vec<_> =
-                        std::iter::repeat_n("ConditionalCheckFailed", NIGHTS.len()).chain(["None"]).collect();
-                    assert_eq!(codes, lost, "{booking}: cancellation reasons");
+                    // Every night was taken (a condition failure each), or, as AWS also answers a
+                    // transaction racing a fresh write, in conflict (the launcher's conflict switch,
+                    // on in `cargo roost test`); its own booking item was neither.
+                    let lost = |code| std::iter::repeat_n(code, NIGHTS.len()).chain(["None"]).collect::<Vec<_>>();
+                    assert!(
+                        codes == lost("ConditionalCheckFailed") || codes == lost("TransactionConflict"),
+                        "{booking}: cancellation reasons {codes:?}"
+                    );
                 }
                 other => panic!("{booking}: expected TransactionCanceledException, got {other:?}"),
             }
@@ -226,4 +231,131 @@ async fn a_transaction_retried_with_its_client_token_succeeds_once_and_other_ite
         .send()
         .await;
     assert!(other.is_err(), "a new token is a new transaction: its condition fails");
+/// moto's strictness settings and counters (`POST|GET /moto-api/roost/strictness`).
+async fn strictness() -> Value {
+    let url = format!("{}/moto-api/roost/strictness", roost_e2e::Stack::get().moto_url);
+    roost_e2e::json_of(roost_e2e::client().get(url).send().await.expect("moto"), 200).await
+}
+
+/// A table of its own (PK, SK) with a GSI `byCity` on `city`, for the switches' proofs.
+async fn table_with_gsi(db: &aws_sdk_dynamodb::Client, name: &str) {
+    let attribute = |n: &str| {
+        AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build().unwrap()
+    };
+    let key = |n: &str, kind| KeySchemaElement::builder().attribute_name(n).key_type(kind).build().unwrap();
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name("byCity")
+        .key_schema(key("city", KeyType::Hash))
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .unwrap();
+    db.create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_attribute_definitions(Some(vec![attribute("PK"), attribute("SK"), attribute("city")]))
+        .key_schema(key("PK", KeyType::Hash))
+        .key_schema(key("SK", KeyType::Range))
+        .global_secondary_indexes(gsi)
+        .send()
+        .await
+        .expect("create table");
+}
+
+/// Patch (7): a transaction touching an item written a moment ago is, at the configured rate,
+/// cancelled as AWS cancels it: TransactionConflict for that item, None for the others, and
+/// nothing of it applied.
+#[tokio::test]
+async fn a_transaction_racing_a_fresh_write_is_cancelled_with_transaction_conflict() {
+    roost_e2e::needs_stack!();
+    let settings = strictness().await;
+    assert!(
+        settings["transaction_conflict"]["rate"].as_f64() > Some(0.0),
+        "cargo roost test switches it on: {settings}"
+    );
+    let db = dynamodb(&roost_e2e::Stack::get().moto_url);
+    let table = format!("conflict-proof-{}", roost_e2e::unique("t"));
+    table_with_gsi(&db, &table).await;
+    let mut conflict = None;
+    for attempt in 0..200 {
+        let pk = format!("LISTING#{attempt}");
+        db.put_item().table_name(&table).item("PK", s(&pk)).item("SK", s("META")).send().await.expect("put");
+        let bump = Update::builder()
+            .table_name(&table)
+            .key("PK", s(&pk))
+            .key("SK", s("META"))
+            .update_expression("SET edited = :t")
+            .expression_attribute_values(":t", s("yes"))
+            .build()
+            .unwrap();
+        let fresh = Put::builder().table_name(&table).item("PK", s(&format!("NEW#{attempt}"))).item("SK", s("META"));
+        let items = vec![
+            TransactWriteItem::builder().put(fresh.build().unwrap()).build(),
+            TransactWriteItem::builder().update(bump).build(),
+        ];
+        match db.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => continue,
+            Err(e) => match e.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(cancelled) => {
+                    let codes: Vec<_> =
+                        cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("").to_string()).collect();
+                    conflict = Some((attempt, codes));
+                    break;
+                }
+                other => panic!("expected TransactionCanceledException, got {other:?}"),
+            },
+        }
+    }
+    let (attempt, codes) = conflict.expect("200 transactions on fresh writes met no TransactionConflict");
+    assert_eq!(codes, ["None", "TransactionConflict"], "AWS's reasons: the fresh item conflicts, the new one not");
+    let new = db.get_item().table_name(&table).key("PK", s(&format!("NEW#{attempt}"))).key("SK", s("META"));
+    assert!(new.send().await.expect("get").item().is_none(), "nothing of a cancelled transaction applies");
+    let bumped = db.get_item().table_name(&table).key("PK", s(&format!("LISTING#{attempt}"))).key("SK", s("META"));
+    assert!(!bumped.send().await.expect("get").item().unwrap().contains_key("edited"), "nor its update");
+    db.delete_table().table_name(&table).send().await.expect("delete table");
+}
+
+/// Patch (7): a GSI query right after a write answers from the lagging view (the write is not
+/// there yet), and the same query sees it once the lag has passed.
+#[tokio::test]
+async fn a_gsi_query_misses_a_fresh_write_and_sees_it_after_the_lag() {
+    roost_e2e::needs_stack!();
+    let settings = strictness().await;
+    let lag_ms = settings["gsi_lag_ms"].as_u64().unwrap_or(0);
+    assert!(lag_ms > 0, "cargo roost test switches the GSI lag on: {settings}");
+    let db = dynamodb(&roost_e2e::Stack::get().moto_url);
+    let table = format!("gsi-lag-proof-{}", roost_e2e::unique("t"));
+    table_with_gsi(&db, &table).await;
+    let in_city = |city: String| {
+        let db = db.clone();
+        let table = table.clone();
+        async move {
+            let query = db
+                .query()
+                .table_name(&table)
+                .index_name("byCity")
+                .key_condition_expression("city = :c")
+                .expression_attribute_values(":c", s(&city));
+            query.send().await.expect("query").items().len()
+        }
+    };
+    // Under a loaded machine the query may come after the lag; a few tries find a fresh one.
+    let mut missed = None;
+    for attempt in 0..20 {
+        let city = format!("Lagtown-{attempt}");
+        let put = db.put_item().table_name(&table).item("PK", s(&format!("L#{attempt}"))).item("SK", s("META"));
+        put.item("city", s(&city)).send().await.expect("put");
+        if in_city(city.clone()).await == 0 {
+            missed = Some(city);
+            break;
+        }
+    }
+    let city = missed.expect("20 GSI queries right after their write all saw it: the index does not lag");
+    tokio::time::sleep(Duration::from_millis(lag_ms + 50)).await;
+    assert_eq!(in_city(city).await, 1, "after the lag the index has the item");
+    let table_read = db.query().table_name(&table).key_condition_expression("PK = :p");
+    let read = table_read.expression_attribute_values(":p", s("L#0")).send().await.expect("query table");
+    assert_eq!(read.items().len(), 1, "the table itself never lags");
+    let counters = strictness().await["counters"].clone();
+    assert!(counters["gsi_reads_from_lagged_view"].as_u64() >= Some(1), "{counters}");
+    db.delete_table().table_name(&table).send().await.expect("delete table");
 }

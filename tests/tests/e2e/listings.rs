@@ -8,7 +8,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use roost_e2e::api::money;
 use roost_e2e::fixtures::{TINY_PNG, day_in, put_upload, q};
-use roost_e2e::{NewListing, Stack, User, assert_problem, client, ddb_requests, json_of, unique};
+use roost_e2e::{NewListing, Stack, User, assert_problem, client, ddb_requests, json_of, unique, until_indexed};
 use serde_json::{Value, json};
 use shared::listing::{self, ListingItem};
 
@@ -113,14 +113,17 @@ async fn hosts_create_edit_and_archive_and_nobody_else_can() {
     assert_eq!(edited["cleaning_fee"], Value::Null);
     assert!(edited["version"].as_u64().expect("version") > v2);
     assert_eq!(json_of(anonymous(&path).await, 200).await["title"], "Quiet loft, renovated");
-    assert_eq!(ids(&search(&format!("city={}", q(&city))).await), vec![lid.clone()]);
+    let query = format!("city={}", q(&city));
+    let searched = until_indexed(|| search(&query), |p| ids(p) == [lid.clone()]).await;
+    assert_eq!(ids(&searched), vec![lid.clone()]);
 
     // Archive: gone from the public read and search, still in the host's own list.
     let response = host.send(Method::DELETE, &path, None).await;
     assert_eq!(response.status(), 204);
     assert_problem(anonymous(&path).await, 404, "not_found").await;
     assert_problem(anonymous(&format!("{path}/availability")).await, 404, "not_found").await;
-    assert!(ids(&search(&format!("city={}", q(&city))).await).is_empty());
+    let query = format!("city={}", q(&city));
+    assert!(ids(&until_indexed(|| search(&query), |p| ids(p).is_empty()).await).is_empty());
     let archived = json_of(host.get(&format!("/v1/me/listings/{lid}")).await, 200).await;
     assert_eq!(archived["status"], "archived");
     let all = json_of(host.get("/v1/me/listings").await, 200).await;
@@ -238,7 +241,9 @@ async fn every_invalid_field_is_a_400_naming_it_and_bad_bodies_are_problems() {
             assert_problem(host.send(Method::PATCH, &path, Some(&patch)).await, 400, "validation_failed").await;
         assert_eq!(problem["errors"][0]["field"], field, "{patch}: {problem}");
     }
-    assert_eq!(ids(&json_of(host.get("/v1/me/listings").await, 200).await), vec![lid]);
+    let mine =
+        until_indexed(|| async { json_of(host.get("/v1/me/listings").await, 200).await }, |p| ids(p) == [lid.clone()]);
+    assert_eq!(ids(&mine.await), vec![lid]);
 }
 
 #[tokio::test]
@@ -301,7 +306,9 @@ async fn photos_upload_through_presigned_urls_and_show_once_completed() {
     let fetched = client().get(shown[0]["url"].as_str().expect("url")).send().await.expect("s3");
     assert_eq!(fetched.status(), 200);
     assert_eq!(&fetched.bytes().await.expect("bytes")[..], TINY_PNG);
-    let found = search(&format!("city={}", q(&city))).await;
+    let with_photo = |p: &Value| p["items"][0]["photo_url"].as_str().is_some_and(|u| u.contains(&pid));
+    let query = format!("city={}", q(&city));
+    let found = until_indexed(|| search(&query), with_photo).await;
     assert!(found["items"][0]["photo_url"].as_str().is_some_and(|u| u.contains(&pid)), "{found}");
 
     // Delete: gone from the listing and from search; deleting again is 404.
@@ -309,7 +316,9 @@ async fn photos_upload_through_presigned_urls_and_show_once_completed() {
     assert_problem(other.send(Method::DELETE, &one, None).await, 404, "not_found").await;
     assert_eq!(host.send(Method::DELETE, &one, None).await.status(), 204);
     assert_eq!(json_of(anonymous(&format!("/v1/listings/{lid}")).await, 200).await["photos"], json!([]));
-    assert_eq!(search(&format!("city={}", q(&city))).await["items"][0]["photo_url"], Value::Null);
+    let query = format!("city={}", q(&city));
+    let without_photo = until_indexed(|| search(&query), |p| p["items"][0]["photo_url"].is_null()).await;
+    assert_eq!(without_photo["items"][0]["photo_url"], Value::Null);
     assert_problem(host.send(Method::DELETE, &one, None).await, 404, "not_found").await;
     assert_problem(host.post(&complete, None).await, 404, "not_found").await;
 }
@@ -375,7 +384,8 @@ async fn calendar_blocks_hide_listings_from_searches_for_those_dates() {
     let stay = |a: &str, b: &str| format!("city={}&check_in={a}&check_out={b}", q(&city));
 
     // Free: found for the stay, with its total (2 nights of 100.00 + 25.00 cleaning + 12 % fee).
-    let found = search(&stay(&d10, &d12)).await;
+    let query = stay(&d10, &d12);
+    let found = until_indexed(|| search(&query), |p| ids(p) == [lid.clone()]).await;
     assert_eq!(ids(&found), vec![lid.clone()]);
     assert_eq!(found["items"][0]["nights"], 2);
     assert_eq!(found["items"][0]["total"], json!({"amount": 20000 + 2500 + 2400, "currency": "EUR"}));
@@ -407,7 +417,8 @@ async fn calendar_blocks_hide_listings_from_searches_for_those_dates() {
     // Unblocking brings it back.
     let calendar = json_of(host.send(Method::PUT, &blocked, Some(&json!({"unblock": [d11.clone()]}))).await, 200).await;
     assert_eq!(night(&calendar, &d11)["available"], true);
-    assert_eq!(ids(&search(&stay(&d10, &d12)).await), vec![lid.clone()]);
+    let query = stay(&d10, &d12);
+    assert_eq!(ids(&until_indexed(|| search(&query), |p| ids(p) == [lid.clone()]).await), vec![lid.clone()]);
     assert!(ids(&search(&stay(&d11, &d13)).await).is_empty(), "the 12th is still blocked");
     // Both lists in one call.
     json_of(
@@ -415,8 +426,10 @@ async fn calendar_blocks_hide_listings_from_searches_for_those_dates() {
         200,
     )
     .await;
-    assert_eq!(ids(&search(&stay(&d11, &d13)).await), vec![lid.clone()]);
-    assert!(ids(&search(&stay(&d12, &d14)).await).is_empty());
+    let query = stay(&d11, &d13);
+    assert_eq!(ids(&until_indexed(|| search(&query), |p| ids(p) == [lid.clone()]).await), vec![lid.clone()]);
+    let query = stay(&d12, &d14);
+    assert!(ids(&until_indexed(|| search(&query), |p| ids(p).is_empty()).await).is_empty());
 
     // 91 dates in one call, past dates, duplicates, malformed dates: 400 naming the field.
     let many: Vec<String> = (20..111).map(day).collect();
@@ -504,6 +517,8 @@ async fn search_matches_accents_case_and_every_filter() {
     let d = create_in(&host, &city, "BR", 4, 90_000, "BRL").await;
     let set = |page: &Value| ids(page).into_iter().collect::<HashSet<_>>();
     let all: HashSet<String> = [&a, &b, &c, &d].into_iter().cloned().collect();
+    let query = format!("city={}", q(&city));
+    until_indexed(|| search(&query), |p| set(p) == all).await;
 
     // Newest first, and the city matched however it is typed.
     for spelling in [city.clone(), format!("sao paulo {tag}"), format!("SÃO   PAULO {tag}"), format!("Sao Paulo {tag}")]
@@ -541,10 +556,9 @@ async fn search_matches_accents_case_and_every_filter() {
     // A stay outside a listing's min/max nights does not match it.
     let lid = a.clone();
     json_of(host.send(Method::PATCH, &format!("/v1/listings/{lid}"), Some(&json!({"min_nights": 5}))).await, 200).await;
-    assert_eq!(
-        found(&format!("check_in={}&check_out={}", day(30), day(33))).await,
-        [&b, &c, &d].into_iter().cloned().collect()
-    );
+    let (stay_3_nights, long_stays) =
+        (format!("check_in={}&check_out={}", day(30), day(33)), [&b, &c, &d].into_iter().cloned().collect());
+    assert_eq!(until_indexed(|| found(&stay_3_nights), |s| *s == long_stays).await, long_stays);
 
     for (query, field) in [
         ("", "city"),
@@ -572,6 +586,9 @@ async fn search_pages_have_no_duplicates_or_gaps_and_cursors_are_bound() {
         created.push(create_in(&host, &city, "PT", if i % 2 == 0 { 2 } else { 4 }, 10_000, "EUR").await);
     }
     created.reverse(); // newest first
+    // The index is eventually consistent: wait until the last listing is searchable.
+    let query = format!("city={}&limit=1", q(&city));
+    until_indexed(|| search(&query), |p| ids(p) == created[..1]).await;
 
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -852,7 +869,8 @@ async fn concurrent_edits_of_one_listing_lose_nothing() {
             "round {round}: every concurrent edit survives"
         );
         let city = q(l["address"]["city"].as_str().expect("city"));
-        let found = search(&format!("city={city}&guests={}", 2 + round)).await;
+        let query = format!("city={city}&guests={}", 2 + round);
+        let found = until_indexed(|| search(&query), |p| p["items"][0]["title"] == title.as_str()).await;
         assert_eq!(found["items"][0]["title"], title.as_str(), "the search item follows the listing");
     }
 }

@@ -12,6 +12,7 @@ mod currencies;
 mod deploy;
 mod docs_page;
 mod events;
+mod fault_switches;
 mod fuzz;
 mod health;
 mod journey;

@@ -206,7 +206,11 @@ async fn a_guest_reviews_a_finished_stay_once_and_the_host_answers_once() {
     assert!(answered["response"]["created_at"].is_string());
     assert_eq!(answered["rating"], 4);
     assert_problem(respond(&host, &review_id, "Twice").await, 409, "already_responded").await;
-    let listed = all_reviews(&listing_id, 20).await;
+    let listed = roost_e2e::until_indexed(
+        || all_reviews(&listing_id, 20),
+        |listed| listed.first().is_some_and(|r| r["response"] == answered["response"]),
+    )
+    .await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["response"], answered["response"], "the answer shows on the listing's reviews");
 
