@@ -231,6 +231,8 @@ async fn a_transaction_retried_with_its_client_token_succeeds_once_and_other_ite
         .send()
         .await;
     assert!(other.is_err(), "a new token is a new transaction: its condition fails");
+}
+
 /// moto's strictness settings and counters (`POST|GET /moto-api/roost/strictness`).
 async fn strictness() -> Value {
     let url = format!("{}/moto-api/roost/strictness", roost_e2e::Stack::get().moto_url);
