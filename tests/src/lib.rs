@@ -129,22 +129,13 @@ pub const PASSWORD: &str = "Roost-test-1";
 impl User {
     /// A new guest with a unique e-mail.
     pub async fn guest(name: &str) -> User {
-        let stack = Stack::get();
         let email = format!("{}@test.roost.dev", unique(&name.to_lowercase().replace(' ', "-")));
-        let signup = client()
-            .post(stack.url("/v1/auth/signup"))
-            .json(&serde_json::json!({"email": email, "password": PASSWORD, "name": name}))
-            .send()
-            .await
-            .expect("api");
+        let signup =
+            post_auth("/v1/auth/signup", &serde_json::json!({"email": email, "password": PASSWORD, "name": name}))
+                .await;
         assert_eq!(signup.status(), 201, "signup: {}", signup.text().await.unwrap_or_default());
         let user_id = signup.json::<Value>().await.expect("json")["user_id"].as_str().expect("user_id").to_string();
-        let confirm = client()
-            .post(stack.url("/v1/auth/confirm"))
-            .json(&serde_json::json!({"email": email, "code": "123456"}))
-            .send()
-            .await
-            .expect("api");
+        let confirm = post_auth("/v1/auth/confirm", &serde_json::json!({"email": email, "code": "123456"})).await;
         assert_eq!(confirm.status(), 204, "confirm");
         let tokens = login(&email, PASSWORD).await;
         User {
@@ -163,12 +154,7 @@ impl User {
         let mut user = User::guest(name).await;
         let response = user.post("/v1/me/host", None).await;
         assert_eq!(response.status(), 200, "become host");
-        let refreshed = client()
-            .post(Stack::get().url("/v1/auth/refresh"))
-            .json(&serde_json::json!({"refresh_token": user.refresh_token}))
-            .send()
-            .await
-            .expect("api");
+        let refreshed = post_auth("/v1/auth/refresh", &serde_json::json!({"refresh_token": user.refresh_token})).await;
         assert_eq!(refreshed.status(), 200, "refresh");
         let tokens: Value = refreshed.json().await.expect("json");
         user.access_token = tokens["access_token"].as_str().expect("access").into();
@@ -198,14 +184,25 @@ impl User {
     }
 }
 
+/// `POST` to an auth route, sent again (with backoff, for up to about 10 s) while API Gateway
+/// throttles it (429), as a client should: the auth routes' throttling (`RouteSettings` in the
+/// template) is shared by every test on the stack, the fuzzer's bursts included.
+pub async fn post_auth(path: &str, body: &Value) -> reqwest::Response {
+    let mut wait = std::time::Duration::from_millis(200);
+    for _ in 0..8 {
+        let response = client().post(Stack::get().url(path)).json(body).send().await.expect("api");
+        if response.status() != reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return response;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(2));
+    }
+    client().post(Stack::get().url(path)).json(body).send().await.expect("api")
+}
+
 /// `POST /v1/auth/login`, asserting success; returns the token body.
 pub async fn login(email: &str, password: &str) -> Value {
-    let response = client()
-        .post(Stack::get().url("/v1/auth/login"))
-        .json(&serde_json::json!({"email": email, "password": password}))
-        .send()
-        .await
-        .expect("api");
+    let response = post_auth("/v1/auth/login", &serde_json::json!({"email": email, "password": password})).await;
     assert_eq!(response.status(), 200, "login {email}");
     response.json().await.expect("json")
 }

@@ -24,6 +24,12 @@ pub const USAGE: &str = "usage: cargo roost <up|test|openapi> [options]
          --conflict-window-ms N
                              that window (test: 50)
          --gsi-lag-ms N      how far GSI queries lag behind the table (0 off; test: 100)
+         --idle-stop SECS    stop a process idle this long, as Lambda reclaims sandboxes
+                             (default: never; 60 in test mode, so cold starts happen)
+         --gateway-timeout SECS
+                             API Gateway's integration timeout (default 30, its maximum)
+         --account-concurrency N
+                             throttle invocations beyond N in flight (default: no cap)
   test   lint the template, build, start a stack on free ports, run every test against it
   openapi
          write the OpenAPI document generated from the code to docs/openapi.json";
@@ -44,6 +50,9 @@ pub struct Args {
     pub conflict_rate: Option<f64>,
     pub conflict_window_ms: Option<u64>,
     pub gsi_lag_ms: Option<u64>,
+    pub idle_stop: Option<u64>,
+    pub gateway_timeout: Option<f64>,
+    pub account_concurrency: Option<usize>,
     pub rest: Vec<String>,
 }
 
@@ -65,6 +74,9 @@ pub fn parse_args() -> Result<Args> {
         conflict_rate: None,
         conflict_window_ms: None,
         gsi_lag_ms: None,
+        idle_stop: None,
+        gateway_timeout: None,
+        account_concurrency: None,
         rest: Vec::new(),
     };
     while let Some(arg) = args.next() {
@@ -83,6 +95,9 @@ pub fn parse_args() -> Result<Args> {
             "--conflict-rate" => parsed.conflict_rate = Some(value("--conflict-rate")?.parse()?),
             "--conflict-window-ms" => parsed.conflict_window_ms = Some(value("--conflict-window-ms")?.parse()?),
             "--gsi-lag-ms" => parsed.gsi_lag_ms = Some(value("--gsi-lag-ms")?.parse()?),
+            "--idle-stop" => parsed.idle_stop = Some(value("--idle-stop")?.parse()?),
+            "--gateway-timeout" => parsed.gateway_timeout = Some(value("--gateway-timeout")?.parse()?),
+            "--account-concurrency" => parsed.account_concurrency = Some(value("--account-concurrency")?.parse()?),
             "--" => parsed.rest.extend(args.by_ref()),
             other => bail!("unknown option {other}\n\n{USAGE}"),
         }
@@ -113,5 +128,20 @@ pub fn options(args: &Args, root: &Path) -> Options {
             conflict_window_ms: args.conflict_window_ms.unwrap_or(window_ms),
             gsi_lag_ms: args.gsi_lag_ms.unwrap_or(lag_ms),
         },
+        limits: crate::lambda::Limits {
+            idle_stop: args
+                .idle_stop
+                .or(args.test_mode.then_some(TEST_MODE_IDLE_STOP_SECS))
+                .map(std::time::Duration::from_secs),
+            account_concurrency: args.account_concurrency,
+            ..crate::lambda::Limits::default()
+        },
+        gateway_timeout: args
+            .gateway_timeout
+            .map_or(crate::gateway::INTEGRATION_TIMEOUT, std::time::Duration::from_secs_f64),
     }
 }
+
+/// Test mode's idle stop: short enough that the suite meets cold starts, long enough that a
+/// test's own requests mostly find a warm process.
+const TEST_MODE_IDLE_STOP_SECS: u64 = 60;

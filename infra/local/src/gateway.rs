@@ -1,8 +1,10 @@
 //! API Gateway (HTTP API), locally: routes from the template, the JWT authorizer, the payload
-//! format 2.0 event, and API Gateway's own answers when the function fails.
+//! format 2.0 event, and API Gateway's own answers when the function fails or takes longer
+//! than the integration timeout (30 s).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use axum::body::{Body, Bytes};
@@ -11,7 +13,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use jsonwebtoken::{DecodingKey, Validation, jwk::JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde_json::{Map, Value, json};
 use tokio::sync::OnceCell;
 
@@ -20,6 +22,9 @@ use crate::template::ACCOUNT_ID;
 
 /// API Gateway's payload limit.
 const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// The HTTP API's maximum integration timeout: a slower answer is a 503.
+pub const INTEGRATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 type PathParameters = BTreeMap<String, String>;
 /// (literal segments, not greedy, specific method): larger wins.
@@ -38,8 +43,9 @@ impl Route {
         format!("{} {}", self.method, self.path)
     }
 
-    /// Path parameters if the route matches, with a specificity score: API Gateway prefers the
-    /// most literal segments, then a specific method over `ANY`, and a greedy `{x+}` last.
+    /// Path parameters if the route matches the (decoded: [`decode_path`]) path, with a
+    /// specificity score: API Gateway prefers the most literal segments, then a specific method
+    /// over `ANY`, and a greedy `{x+}` last.
     fn matches(&self, method: &str, path: &str) -> Option<(PathParameters, Specificity)> {
         if self.method != "ANY" && self.method != method {
             return None;
@@ -51,7 +57,7 @@ impl Route {
         for (i, segment) in pattern.iter().enumerate() {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
                 let rest = actual.get(i..).filter(|r| !r.is_empty() && !r[0].is_empty())?;
-                params.insert(name.to_string(), rest.iter().map(|s| percent_decode(s)).collect::<Vec<_>>().join("/"));
+                params.insert(name.to_string(), rest.join("/"));
                 return Some((params, (literals, 0, self.method != "ANY")));
             }
             let value = actual.get(i)?;
@@ -59,7 +65,7 @@ impl Route {
                 if value.is_empty() {
                     return None;
                 }
-                params.insert(name.to_string(), percent_decode(value));
+                params.insert(name.to_string(), value.to_string());
             } else if segment == value {
                 literals += 1;
             } else {
@@ -82,8 +88,10 @@ impl Authorizer {
         Self { issuer, audience, jwks_url, keys: OnceCell::new() }
     }
 
-    /// What API Gateway's JWT authorizer checks: signature (JWKS), issuer, expiry and not-before,
-    /// and that `aud` (id tokens) or `client_id` (access tokens) is one of the audiences.
+    /// What API Gateway's JWT authorizer checks: the algorithm (RS256, what Cognito signs with;
+    /// `none` and HMAC are refused), signature (JWKS), issuer, expiry, not-before, issued-at
+    /// (not in the future), and that `aud` (id tokens) or `client_id` (access tokens) is one of
+    /// the audiences.
     async fn verify(&self, token: &str) -> Result<Map<String, Value>> {
         let keys = self
             .keys
@@ -92,15 +100,22 @@ impl Authorizer {
             })
             .await?;
         let header = jsonwebtoken::decode_header(token)?;
+        if header.alg != Algorithm::RS256 {
+            bail!("algorithm {:?} is not accepted", header.alg);
+        }
         let kid = header.kid.context("token has no kid")?;
         let jwk = keys.find(&kid).context("unknown kid")?;
-        let mut validation = Validation::new(header.alg);
+        let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iss"]);
         validation.validate_nbf = true;
         validation.validate_aud = false;
         let claims =
             jsonwebtoken::decode::<Map<String, Value>>(token, &DecodingKey::from_jwk(jwk)?, &validation)?.claims;
+        let now = jiff::Timestamp::now().as_second();
+        if claims.get("iat").and_then(Value::as_i64).is_some_and(|issued| issued > now) {
+            bail!("issued in the future");
+        }
         let audience = claims.get("client_id").or_else(|| claims.get("aud"));
         let allowed = match audience {
             Some(Value::String(a)) => self.audience.contains(a),
@@ -129,6 +144,10 @@ pub struct Gateway {
     pub lambda: Arc<Lambda>,
     pub authorizer: Option<Authorizer>,
     pub cors: Option<Cors>,
+    /// [`INTEGRATION_TIMEOUT`], or shorter for tests (`--gateway-timeout`).
+    pub integration_timeout: Duration,
+    /// The routes' throttling (`DefaultRouteSettings`, `RouteSettings`).
+    pub throttles: crate::throttle::Throttles,
 }
 
 pub async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
@@ -163,7 +182,7 @@ impl Gateway {
 
     async fn route(&self, parts: axum::http::request::Parts, body: Body, request_id: &str) -> Response {
         let method = parts.method.as_str().to_uppercase();
-        let path = parts.uri.path().to_string();
+        let path = decode_path(parts.uri.path());
         let Some((route, params)) = self
             .routes
             .iter()
@@ -173,6 +192,9 @@ impl Gateway {
         else {
             return message(StatusCode::NOT_FOUND, "Not Found");
         };
+        if !self.throttles.admit(&route.key()) {
+            return message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+        }
 
         let mut claims = None;
         if route.protected {
@@ -195,8 +217,13 @@ impl Gateway {
             Ok(b) => b,
             Err(_) => return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
         };
-        let event = build_event(route, &parts, params, claims, &body, request_id);
-        match self.lambda.invoke(&route.function, Bytes::from(event.to_string())).await {
+        let event = build_event(route, &parts, &path, params, claims, &body, request_id);
+        let invocation = self.lambda.invoke(&route.function, Bytes::from(event.to_string()));
+        // At the deadline API Gateway answers 503; the function runs on to its own Timeout.
+        let Ok(outcome) = tokio::time::timeout(self.integration_timeout, invocation).await else {
+            return message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
+        };
+        match outcome {
             Ok(Outcome::Response(payload)) => {
                 to_http_response(&payload).unwrap_or_else(|_| message(StatusCode::BAD_GATEWAY, "Internal Server Error"))
             }
@@ -290,6 +317,7 @@ fn add_joined(map: &mut Map<String, Value>, key: &str, value: &str) {
 fn build_event(
     route: &Route,
     parts: &axum::http::request::Parts,
+    path: &str,
     params: BTreeMap<String, String>,
     claims: Option<Map<String, Value>>,
     body: &Bytes,
@@ -315,7 +343,7 @@ fn build_event(
         "domainPrefix": host.split('.').next().unwrap_or("local"),
         "http": {
             "method": parts.method.as_str(),
-            "path": parts.uri.path(),
+            "path": path,
             "protocol": "HTTP/1.1",
             "sourceIp": "127.0.0.1",
             "userAgent": headers.get("user-agent").cloned().unwrap_or(Value::String(String::new())),
@@ -332,7 +360,7 @@ fn build_event(
     let mut event = json!({
         "version": "2.0",
         "routeKey": route.key(),
-        "rawPath": parts.uri.path(),
+        "rawPath": path,
         "rawQueryString": raw_query,
         "headers": headers,
         "requestContext": context,
@@ -393,11 +421,12 @@ fn to_http_response(payload: &[u8]) -> Result<Response> {
     Ok(response.body(Body::from(body))?)
 }
 
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
+/// The path as HTTP API routes it and hands it to the function (`rawPath`, `requestContext.http.path`
+/// and the path parameters): percent-decoded (`%2F` becomes a segment separator, `+` stays `+`),
+/// and cut at a decoded `?`. REST APIs and function URLs keep the encoding; HTTP APIs do not.
+pub fn decode_path(raw: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    decoded.split('?').next().unwrap_or_default().to_string()
 }
 
 #[cfg(test)]
@@ -412,9 +441,10 @@ mod tests {
     fn literal_segments_beat_parameters_and_greedy_paths() {
         let routes = [route("GET", "/v1/me/{x}"), route("GET", "/v1/me/listings"), route("ANY", "/v1/{proxy+}")];
         let best = |method: &str, path: &str| {
+            let path = decode_path(path);
             routes
                 .iter()
-                .filter_map(|r| r.matches(method, path).map(|(p, s)| (r.path.clone(), p, s)))
+                .filter_map(|r| r.matches(method, &path).map(|(p, s)| (r.path.clone(), p, s)))
                 .max_by_key(|(_, _, s)| *s)
                 .map(|(path, params, _)| (path, params))
         };
@@ -447,5 +477,47 @@ mod tests {
         assert_eq!(inferred.status(), 200);
         assert!(to_http_response(br#"{"statusCode":"teapot"}"#).is_err());
         assert!(to_http_response(b"not json").is_err());
+    }
+
+    /// A gateway with one route, `GET /{word}`, to the bash function of `crate::test_functions`.
+    async fn echo_gateway(name: &str, integration_timeout: Duration) -> Arc<Gateway> {
+        let (lambda, _) = crate::test_functions::start(name, "", 2, crate::lambda::Limits::default()).await;
+        let route = Route { method: "GET".into(), path: "/{word}".into(), function: "F".into(), protected: false };
+        let throttles = crate::throttle::Throttles::from_http_api(None);
+        Arc::new(Gateway { routes: vec![route], lambda, authorizer: None, cors: None, integration_timeout, throttles })
+    }
+
+    async fn call(gateway: &Arc<Gateway>, uri: &str) -> (StatusCode, Value) {
+        let request = Request::builder().uri(uri).header("host", "localhost").body(Body::empty()).unwrap();
+        let response = handle(State(gateway.clone()), request).await;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), MAX_BODY).await.unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn an_invocation_still_running_at_the_integration_timeout_is_a_503() {
+        let gateway = echo_gateway("gateway-timeout", Duration::from_millis(700)).await;
+        let started = std::time::Instant::now();
+        let (status, body) = call(&gateway, "/sleep").await;
+        assert_eq!((status, body), (StatusCode::SERVICE_UNAVAILABLE, json!({"message": "Service Unavailable"})));
+        assert!(started.elapsed() < Duration::from_secs(3), "answered at the timeout: {:?}", started.elapsed());
+        let (status, body) = call(&gateway, "/quick").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        gateway.lambda.stop();
+    }
+
+    #[tokio::test]
+    async fn the_path_is_decoded_before_routing_as_http_api_does() {
+        let gateway = echo_gateway("gateway-path", INTEGRATION_TIMEOUT).await;
+        let (status, event) = call(&gateway, "/caf%C3%A9%20au+lait%3Fnot-a-query?q=1").await;
+        assert_eq!(status, StatusCode::OK, "{event}");
+        assert_eq!(event["rawPath"], "/café au+lait");
+        assert_eq!(event["requestContext"]["http"]["path"], "/café au+lait");
+        assert_eq!(event["pathParameters"]["word"], "café au+lait");
+        assert_eq!(event["rawQueryString"], "q=1");
+        let (status, body) = call(&gateway, "/a%2Fb").await;
+        assert_eq!((status, body), (StatusCode::NOT_FOUND, json!({"message": "Not Found"})), "%2F splits segments");
+        gateway.lambda.stop();
     }
 }

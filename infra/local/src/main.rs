@@ -17,6 +17,9 @@ mod seed_listings;
 mod sources;
 mod stack;
 mod template;
+#[cfg(test)]
+mod test_functions;
+mod throttle;
 mod tools;
 
 use std::process::ExitCode;

@@ -27,8 +27,18 @@ pub fn kill(pid: u32, signal: i32) {
 
 /// Peak resident set size of a live process (`VmHWM`), which is what Lambda's "Max Memory Used" reports.
 pub fn max_rss_mb(pid: u32) -> Option<u64> {
+    status_mb(pid, "VmHWM:")
+}
+
+/// Resident set size of a live process now (`VmRSS`): what a memory limit bounds.
+pub fn rss_mb(pid: u32) -> Option<u64> {
+    status_mb(pid, "VmRSS:")
+}
+
+/// A `kB` field of `/proc/<pid>/status`, in MB rounded up.
+fn status_mb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb.div_ceil(1024))
 }

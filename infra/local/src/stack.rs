@@ -29,6 +29,10 @@ pub struct Options {
     pub test_mode: bool,
     pub echo_logs: bool,
     pub strictness: Strictness,
+    /// Lambda's limits (init, idle stop, account concurrency).
+    pub limits: crate::lambda::Limits,
+    /// API Gateway's integration timeout (30 s unless a test shortens it).
+    pub gateway_timeout: Duration,
 }
 
 /// moto's DynamoDB strictness switches (infra/local/moto_launcher.py, patch 7).
@@ -107,9 +111,15 @@ impl Stack {
         let names: Vec<String> = functions.iter().map(|f| f.logical_id.clone()).collect();
         let faults = Faults::start(&moto.url, stripe_url, &names).await?;
         let specs = function_specs(options, functions, resolver, moto, &faults)?;
-        let logs = options.state_dir.join("logs");
-        let lambda =
-            Lambda::start(specs, options.max_processes, logs, options.echo_logs, faults.control_routes()).await?;
+        let lambda = Lambda::start(
+            specs,
+            options.max_processes,
+            options.limits.clone(),
+            options.state_dir.join("logs"),
+            options.echo_logs,
+            faults.control_routes(),
+        )
+        .await?;
         let routes = connect_events(&lambda, moto, functions, &provisioned)?;
         let authorizer = authorizer(template, resolver, moto)?;
         // With several app clients, the one the JWT authorizer accepts (not the alphabetically first).
@@ -117,7 +127,16 @@ impl Stack {
             .as_ref()
             .and_then(|a| a.audience.iter().find(|c| provisioned.user_pool_clients.values().any(|v| v == *c)).cloned())
             .or_else(|| provisioned.user_pool_clients.values().next().cloned());
-        let gateway = Gateway { routes, lambda: lambda.clone(), authorizer, cors: cors(template, resolver)? };
+        let gateway = Gateway {
+            routes,
+            lambda: lambda.clone(),
+            authorizer,
+            cors: cors(template, resolver)?,
+            integration_timeout: options.gateway_timeout,
+            throttles: crate::throttle::Throttles::from_http_api(
+                template.resources_of_type("AWS::Serverless::HttpApi").next().map(|(_, properties)| properties),
+            ),
+        };
         let api_url = serve_api(gateway, options.port).await?;
 
         for f in functions {

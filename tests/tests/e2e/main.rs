@@ -25,6 +25,7 @@ mod notifications;
 mod openapi;
 mod payments;
 mod reviews;
+mod runtime_limits;
 mod sessions;
 mod template;
 mod typescript_client;

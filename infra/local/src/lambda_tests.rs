@@ -1,0 +1,178 @@
+//! The Lambda limits, each against the bash function of `crate::test_functions`.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use serde_json::{Value, json};
+
+use super::{Limits, MAX_PAYLOAD, Outcome};
+use crate::test_functions::start;
+
+fn crash_type(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Crashed(crash) => crash.error_type,
+        other => panic!("expected a crash, got {other:?}"),
+    }
+}
+
+fn error_type(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Error(error) => error["errorType"].as_str().unwrap_or_default().to_string(),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+fn response_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Response(body) => String::from_utf8_lossy(body).into_owned(),
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_kill_switch_kills_the_process_that_takes_the_next_matching_invocation() {
+    let (lambda, _) = start("kill", "", 2, Limits::default()).await;
+    let kills = format!("{}/_roost/kill", lambda.api_base());
+    let client = reqwest::Client::new();
+    let armed: Value = client
+        .post(&kills)
+        .json(&json!({"function": "F", "after_ms": 300, "payload_contains": "victim"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(armed["armed"][0]["function"], "F", "{armed}");
+    assert_eq!(
+        response_text(&lambda.invoke("F", Bytes::from("bystander")).await.unwrap()),
+        "bystander",
+        "an invocation the order does not name runs"
+    );
+    let started = Instant::now();
+    let killed = lambda.invoke("F", Bytes::from("sleep victim")).await.unwrap();
+    assert_eq!(crash_type(&killed), "Runtime.ExitError");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "killed mid-invocation, not at its end: {:?}",
+        started.elapsed()
+    );
+    let after: Value = client.get(&kills).send().await.unwrap().json().await.unwrap();
+    assert_eq!(after["armed"], json!([]), "one shot");
+    assert_eq!(response_text(&lambda.invoke("F", Bytes::from("victim again")).await.unwrap()), "victim again");
+    let unknown = client.post(&kills).json(&json!({"function": "G", "after_ms": 1})).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    lambda.stop();
+}
+
+#[tokio::test]
+async fn events_and_responses_up_to_6_mb_pass_and_larger_ones_fail_as_on_lambda() {
+    let (lambda, _) = start("payload", "", 1, Limits::default()).await;
+    let edge = response_text(&lambda.invoke("F", Bytes::from("edge")).await.unwrap());
+    assert_eq!(edge.len(), MAX_PAYLOAD, "the Runtime API takes a 6 MB response");
+    let big = lambda.invoke("F", Bytes::from("big")).await.unwrap();
+    assert_eq!(error_type(&big), "Function.ResponseSizeTooLarge");
+    let event = Bytes::from(vec![b'x'; MAX_PAYLOAD + 1]);
+    assert_eq!(error_type(&lambda.invoke("F", event).await.unwrap()), "RequestEntityTooLargeException");
+    let event = Bytes::from(vec![b'y'; MAX_PAYLOAD]);
+    assert_eq!(response_text(&lambda.invoke("F", event).await.unwrap()).len(), MAX_PAYLOAD);
+    lambda.stop();
+}
+
+#[tokio::test]
+async fn a_process_over_its_memory_size_is_killed_as_out_of_memory() {
+    let (lambda, _) = start("memory", "", 1, Limits::default()).await;
+    let outcome = lambda.invoke("F", Bytes::from("hog")).await.unwrap();
+    assert_eq!(crash_type(&outcome), "Runtime.OutOfMemory");
+    assert_eq!(response_text(&lambda.invoke("F", Bytes::from("fine")).await.unwrap()), "fine");
+    lambda.stop();
+}
+
+#[tokio::test]
+async fn a_process_that_never_finishes_init_is_killed_and_restarts_back_off() {
+    let limits = Limits { init: Duration::from_millis(500), ..Limits::default() };
+    let (lambda, dir) = start("init", "hang", 1, limits).await;
+    let started = Instant::now();
+    assert_eq!(crash_type(&lambda.invoke("F", Bytes::from("a")).await.unwrap()), "Runtime.ExitError");
+    assert!(started.elapsed() < Duration::from_secs(5), "failed at the init limit: {:?}", started.elapsed());
+    let again = Instant::now();
+    assert_eq!(crash_type(&lambda.invoke("F", Bytes::from("b")).await.unwrap()), "Runtime.ExitError");
+    assert!(again.elapsed() < Duration::from_millis(150), "backing off: failed at once, {:?}", again.elapsed());
+    let log = std::fs::read_to_string(dir.join("logs/F.log")).unwrap();
+    assert!(log.contains("Phase: init\tStatus: timeout"), "{log}");
+    lambda.stop();
+}
+
+#[tokio::test]
+async fn a_function_that_dies_at_start_fails_its_requests_instead_of_hanging_them() {
+    let (lambda, _) = start("die", "die", 4, Limits::default()).await;
+    let started = Instant::now();
+    let outcomes = futures_of(&lambda, 3, "x").await;
+    for outcome in &outcomes {
+        assert_eq!(crash_type(outcome), "Runtime.ExitError");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "failed fast: {:?}", started.elapsed());
+    lambda.stop();
+}
+
+#[tokio::test]
+async fn an_idle_process_is_stopped_and_the_next_invocation_starts_cold() {
+    let limits = Limits { idle_stop: Some(Duration::from_millis(300)), ..Limits::default() };
+    let (lambda, dir) = start("idle", "", 1, limits).await;
+    let first = response_text(&lambda.invoke("F", Bytes::from("pid")).await.unwrap());
+    let warm = response_text(&lambda.invoke("F", Bytes::from("pid")).await.unwrap());
+    assert_eq!(first, warm, "back to back: the same warm process");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let cold = response_text(&lambda.invoke("F", Bytes::from("pid")).await.unwrap());
+    assert_ne!(first, cold, "after the idle stop: a new process");
+    let log = std::fs::read_to_string(dir.join("logs/F.log")).unwrap();
+    assert!(log.contains("stopped after"), "{log}");
+    lambda.stop();
+}
+
+#[tokio::test]
+async fn beyond_the_account_concurrency_invocations_are_throttled() {
+    let limits = Limits { account_concurrency: Some(1), ..Limits::default() };
+    let (lambda, _) = start("concurrency", "", 2, limits).await;
+    let outcomes = futures_of(&lambda, 2, "nap").await;
+    let throttled = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Error(e) if e["errorType"] == "TooManyRequestsException"))
+        .count();
+    let answered = outcomes.iter().filter(|o| matches!(o, Outcome::Response(_))).count();
+    assert_eq!((throttled, answered), (1, 1), "{outcomes:?}");
+    lambda.stop();
+}
+
+#[tokio::test]
+async fn the_environment_is_what_lambda_sets() {
+    let (lambda, dir) = start("env", "", 1, Limits::default()).await;
+    let env = response_text(&lambda.invoke("F", Bytes::from("env")).await.unwrap());
+    for expected in [
+        "TZ=:UTC".to_string(),
+        "AWS_LAMBDA_FUNCTION_NAME=roost-F".to_string(),
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=64".to_string(),
+        "AWS_LAMBDA_FUNCTION_VERSION=$LATEST".to_string(),
+        "_HANDLER=bootstrap".to_string(),
+        format!("LAMBDA_TASK_ROOT={}", dir.display()),
+        format!("LAMBDA_RUNTIME_DIR={}", dir.display()),
+    ] {
+        assert!(env.lines().any(|l| l == expected), "{expected} in\n{env}");
+    }
+    lambda.stop();
+}
+
+/// `n` concurrent invocations of `F` with `event`.
+async fn futures_of(lambda: &std::sync::Arc<super::Lambda>, n: usize, event: &'static str) -> Vec<Outcome> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let lambda = lambda.clone();
+            tokio::spawn(async move { lambda.invoke("F", Bytes::from(event)).await.unwrap() })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap());
+    }
+    outcomes
+}
