@@ -433,8 +433,8 @@ impl Table {
     }
 
     /// `TransactWriteItems`, retried with jittered backoff while it is cancelled only by
-    /// `TransactionConflict` (contention; real DynamoDB does this, moto never does). A failed
-    /// condition is returned at once with the reasons in item order.
+    /// `TransactionConflict` (contention: real DynamoDB does this, and so does the strict local
+    /// stack). A failed condition is returned at once with the reasons in item order.
     ///
     /// The unnamed layer under [`Transaction`] (which commits through this), kept for `shared`'s
     /// own helpers (`sqs::apply_once`) and tests; contexts write [`Transaction`]s.

@@ -72,8 +72,15 @@ async function main(): Promise<void> {
   // The trip, and the guest's trips.
   const trip = check('read the trip', await roost.GET('/v1/bookings/{id}', { params: { path: { id: booking.booking_id } } }));
   if (trip.status !== 'pending_payment') throw new Error(`trip status ${trip.status}`);
-  const trips = check('my trips', await roost.GET('/v1/me/trips', {}));
-  if (!trips.items.some((t) => t.booking_id === booking.booking_id)) throw new Error('the trip is not in /v1/me/trips');
+  // The trips list reads an index that is eventually consistent: a new booking shows there
+  // within moments, so a client that just booked polls briefly instead of concluding it is missing.
+  let listed = false;
+  for (let attempt = 0; attempt < 20 && !listed; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 250));
+    const trips = check('my trips', await roost.GET('/v1/me/trips', {}));
+    listed = trips.items.some((t) => t.booking_id === booking.booking_id);
+  }
+  if (!listed) throw new Error('the trip is not in /v1/me/trips after 5 s');
   console.log(`guest journey done: ${signedUp.user_id} booked ${booking.booking_id}`);
 }
 

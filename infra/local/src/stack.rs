@@ -121,22 +121,13 @@ impl Stack {
         )
         .await?;
         let routes = connect_events(&lambda, moto, functions, &provisioned)?;
-        let authorizer = authorizer(template, resolver, moto)?;
+        let gateway = gateway(options, template, &provisioned, moto, routes, &lambda)?;
         // With several app clients, the one the JWT authorizer accepts (not the alphabetically first).
-        let api_client = authorizer
+        let api_client = gateway
+            .authorizer
             .as_ref()
             .and_then(|a| a.audience.iter().find(|c| provisioned.user_pool_clients.values().any(|v| v == *c)).cloned())
             .or_else(|| provisioned.user_pool_clients.values().next().cloned());
-        let gateway = Gateway {
-            routes,
-            lambda: lambda.clone(),
-            authorizer,
-            cors: cors(template, resolver)?,
-            integration_timeout: options.gateway_timeout,
-            throttles: crate::throttle::Throttles::from_http_api(
-                template.resources_of_type("AWS::Serverless::HttpApi").next().map(|(_, properties)| properties),
-            ),
-        };
         let api_url = serve_api(gateway, options.port).await?;
 
         for f in functions {
@@ -197,6 +188,28 @@ impl Stack {
 /// How each function runs: its binary and its environment, the template's resolved plus where
 /// AWS and Stripe are locally: the services faults can hit through the function's fault proxy,
 /// the rest (S3, Cognito, SSM) straight to moto.
+/// The HTTP API as the template declares it: routes, JWT authorizer, CORS, timeout, throttling.
+fn gateway(
+    options: &Options,
+    template: &Template,
+    provisioned: &Provisioned,
+    moto: &Moto,
+    routes: Vec<Route>,
+    lambda: &Arc<Lambda>,
+) -> Result<Gateway> {
+    let resolver = &provisioned.resolver;
+    Ok(Gateway {
+        routes,
+        lambda: lambda.clone(),
+        authorizer: authorizer(template, resolver, moto)?,
+        cors: cors(template, resolver)?,
+        integration_timeout: options.gateway_timeout,
+        throttles: crate::throttle::Throttles::from_http_api(
+            template.resources_of_type("AWS::Serverless::HttpApi").next().map(|(_, properties)| properties),
+        ),
+    })
+}
+
 fn function_specs(
     options: &Options,
     functions: &[FunctionDef],

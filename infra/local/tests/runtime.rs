@@ -485,11 +485,12 @@ async fn routes_path_parameters_and_query_strings_reach_the_function() {
     let http = reqwest::Client::new();
     let tag = unique("route");
 
-    // A path parameter arrives percent-decoded (`%2F` stays inside the one segment), repeated query
-    // keys are joined with ",", and the raw query string is passed through untouched.
-    let reply = send(http.get(stack.api(&format!("/items/{tag}%20caf%C3%A9%2B1%2Fx?a=1&b=x%20y&a=2")))).await;
+    // A path parameter arrives percent-decoded (as HTTP APIs decode the path before routing),
+    // repeated query keys are joined with ",", and the raw query string is passed through untouched.
+    let reply = send(http.get(stack.api(&format!("/items/{tag}%20caf%C3%A9%2B1?a=1&b=x%20y&a=2")))).await;
     let (_, event) = reply.echo();
-    assert_eq!(event["pathParameters"], json!({ "id": format!("{tag} café+1/x") }));
+    assert_eq!(event["pathParameters"], json!({ "id": format!("{tag} café+1") }));
+    assert_eq!(event["rawPath"], format!("/items/{tag} café+1"));
     assert_eq!(event["queryStringParameters"], json!({"a": "1,2", "b": "x y"}));
     assert_eq!(event["rawQueryString"], "a=1&b=x%20y&a=2");
     assert_eq!(event["routeKey"], "GET /items/{id}");
@@ -504,7 +505,7 @@ async fn routes_path_parameters_and_query_strings_reach_the_function() {
     let (_, event) = reply.echo();
     assert_eq!(event["pathParameters"], json!({ "proxy": format!("{tag}/a b/c") }));
     assert_eq!(event["routeKey"], "ANY /public/{proxy+}");
-    assert_eq!(event["rawPath"], format!("/public/{tag}/a%20b/c"));
+    assert_eq!(event["rawPath"], format!("/public/{tag}/a b/c"));
     assert_eq!(event["requestContext"]["http"]["method"], "POST");
     assert_eq!(event["requestContext"]["stage"], "$default");
     assert_eq!(event["body"], "hello");
@@ -513,6 +514,10 @@ async fn routes_path_parameters_and_query_strings_reach_the_function() {
     let (_, event) = send(http.delete(stack.api(&format!("/public/{tag}")))).await.echo();
     assert_eq!(event["pathParameters"], json!({ "proxy": tag }));
     assert_eq!(event["requestContext"]["http"]["method"], "DELETE");
+
+    // A decoded `%2F` splits the segment, so `/items/{id}` no longer matches: API Gateway's 404.
+    let split = send(http.get(stack.api(&format!("/items/{tag}%2Fx")))).await;
+    assert_eq!((split.status, split.body.as_str()), (404, r#"{"message":"Not Found"}"#));
 
     // No route: an unknown path, a method the route does not take, a greedy route with nothing
     // to take. API Gateway answers these itself.

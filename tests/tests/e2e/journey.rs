@@ -68,14 +68,11 @@ async fn the_guest_journey_from_sign_up_to_the_hosts_answer() {
 
     // The guest searches the city and the dates (three days ahead, two nights) and finds it.
     let (check_in, check_out) = (day(3), day(5));
-    let found = json_of(
-        anonymous(
-            Method::GET,
-            &format!("/v1/search?city={}&check_in={check_in}&check_out={check_out}&guests=2", q(&city)),
-            None,
-        )
-        .await,
-        200,
+    let search = format!("/v1/search?city={}&check_in={check_in}&check_out={check_out}&guests=2", q(&city));
+    // Search reads an index: the photo shows there once the index has the listing's new cover.
+    let found = roost_e2e::until_indexed(
+        || async { json_of(anonymous(Method::GET, &search, None).await, 200).await },
+        |page: &Value| page["items"][0]["photo_url"].as_str().is_some_and(|u| u.contains(&photo_id)),
     )
     .await;
     let items = found["items"].as_array().expect("items");
