@@ -113,9 +113,15 @@ fn random_id(placeholder: &str) -> Option<String> {
     Some(shared::ids::new_id_at(prefix, jiff::Timestamp::now()))
 }
 
-/// `{name}` placeholders of `text`.
+/// `{name}` placeholders of `text` (`name` in lower case and `_`: a JSON body's own braces are
+/// not placeholders).
 fn placeholders(text: &str) -> Vec<String> {
-    text.split('{').skip(1).filter_map(|p| p.split_once('}').map(|(name, _)| name.to_owned())).collect()
+    text.split('{')
+        .skip(1)
+        .filter_map(|p| p.split_once('}').map(|(name, _)| name))
+        .filter(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .map(str::to_owned)
+        .collect()
 }
 
 fn fill(text: &str, values: &BTreeMap<String, String>) -> String {
