@@ -256,10 +256,7 @@ mod tests {
         assert_eq!((e.status, e.answer.clone()), (200, Answer::Any));
         assert!(e.may_carry("booking") && e.may_carry("self") && !e.may_carry("guest"));
         assert_eq!(Expect::parse("401 gateway").expect("parses").answer, Answer::Gateway);
-        assert_eq!(
-            Expect::parse("404 not_found").expect("parses").answer,
-            Answer::Problem("not_found".into())
-        );
+        assert_eq!(Expect::parse("404 not_found").expect("parses").answer, Answer::Problem("not_found".into()));
         for bad in ["", "ok", "200 not_found", "404 +guest", "200 +everyone", "404 Not-Found", "404 a b"] {
             assert!(Expect::parse(bad).is_err(), "{bad:?} parsed");
         }

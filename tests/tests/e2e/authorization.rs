@@ -249,11 +249,17 @@ impl Fixture {
         let body = route.body.as_ref().map(|b| fill(&b.to_string(), &values));
         let request = format!("{path} {}", body.as_deref().unwrap_or(""));
         for (n, authorization) in caller.authorizations.iter().enumerate() {
-            let what = format!("{} as {}{}", route.route, caller.name, if n > 0 { format!(" (#{})", n + 1) } else { String::new() });
+            let what = format!(
+                "{} as {}{}",
+                route.route,
+                caller.name,
+                if n > 0 { format!(" (#{})", n + 1) } else { String::new() }
+            );
             let got = send(&method, &path, authorization.as_deref(), body.as_deref()).await;
             let excerpt: String = got.text.chars().take(300).collect();
             if got.status != expect.status {
-                let denied = if !expect.is_success() && (200..300).contains(&got.status) { " (ACCESS GRANTED)" } else { "" };
+                let denied =
+                    if !expect.is_success() && (200..300).contains(&got.status) { " (ACCESS GRANTED)" } else { "" };
                 failures.push(format!("{what}: {} wanted, got {}{denied}: {excerpt}", expect.status, got.status));
                 continue;
             }
@@ -342,12 +348,8 @@ async fn fixture() -> Fixture {
         format!("Stella Stranger {tag}"),
         format!("Gil Guest {tag}"),
     ];
-    let (host, other_host, stranger, guest) = tokio::join!(
-        User::host(&names[0]),
-        User::host(&names[1]),
-        User::guest(&names[2]),
-        User::guest(&names[3]),
-    );
+    let (host, other_host, stranger, guest) =
+        tokio::join!(User::host(&names[0]), User::host(&names[1]), User::guest(&names[2]), User::guest(&names[3]),);
     // The guest signs out: that token is the signed-out caller's; a sign-in in a later second is
     // the guest's live one.
     let signed_out_token = guest.access_token.clone();
@@ -400,13 +402,25 @@ async fn fixture() -> Fixture {
     let bearer = |t: String| Some(format!("Bearer {t}"));
     let callers = vec![
         Caller { name: "anonymous", authorizations: vec![None], person: None },
-        Caller { name: "stranger", authorizations: vec![bearer(stranger.access_token.clone())], person: Some("stranger") },
+        Caller {
+            name: "stranger",
+            authorizations: vec![bearer(stranger.access_token.clone())],
+            person: Some("stranger"),
+        },
         Caller { name: "guest", authorizations: vec![bearer(guest.access_token.clone())], person: Some("guest") },
         Caller { name: "host", authorizations: vec![bearer(host.access_token.clone())], person: Some("host") },
-        Caller { name: "other_host", authorizations: vec![bearer(other_host.access_token.clone())], person: Some("other_host") },
+        Caller {
+            name: "other_host",
+            authorizations: vec![bearer(other_host.access_token.clone())],
+            person: Some("other_host"),
+        },
         Caller { name: "signed_out", authorizations: vec![bearer(signed_out_token)], person: None },
         Caller { name: "expired", authorizations: vec![bearer(sign(&expired, &moto_key))], person: None },
-        Caller { name: "forged", authorizations: vec![bearer(sign(&live, &other_key)), bearer(unsigned(&live))], person: None },
+        Caller {
+            name: "forged",
+            authorizations: vec![bearer(sign(&live, &other_key)), bearer(unsigned(&live))],
+            person: None,
+        },
     ];
 
     let values = BTreeMap::from([
@@ -432,7 +446,10 @@ async fn fixture() -> Fixture {
     ]);
     let users = BTreeMap::from([("stranger", stranger), ("guest", guest), ("host", host), ("other_host", other_host)]);
     // Every process that could have cached the guest's session as live has let it go.
-    tokio::time::sleep((signed_out_at + CACHE_TTL + Duration::from_millis(200)).saturating_duration_since(Instant::now())).await;
+    tokio::time::sleep(
+        (signed_out_at + CACHE_TTL + Duration::from_millis(200)).saturating_duration_since(Instant::now()),
+    )
+    .await;
     Fixture { people, callers, users, values, booking_ids: vec![booking, pending_booking], amount, listing }
 }
 
@@ -456,9 +473,23 @@ async fn every_caller_gets_what_the_matrix_says_on_every_route() {
         texts.extend(route.body.as_ref().map(Value::to_string));
         for p in texts.iter().flat_map(|t| placeholders(t)) {
             let known = [
-                "listing", "listing_to_archive", "photo", "photo_to_delete", "booking", "pending_booking",
-                "fresh_booking", "review", "notification", "host_id", "guest_email", "unknown_email", "unique_email",
-                "stay_in", "stay_out", "block_day", "city",
+                "listing",
+                "listing_to_archive",
+                "photo",
+                "photo_to_delete",
+                "booking",
+                "pending_booking",
+                "fresh_booking",
+                "review",
+                "notification",
+                "host_id",
+                "guest_email",
+                "unknown_email",
+                "unique_email",
+                "stay_in",
+                "stay_out",
+                "block_day",
+                "city",
             ];
             assert!(known.contains(&p.as_str()), "{}: unknown placeholder {{{p}}}", route.route);
         }
@@ -491,8 +522,12 @@ async fn every_caller_gets_what_the_matrix_says_on_every_route() {
             for (c, caller) in fixture.callers.iter().enumerate() {
                 let mut extra = per_caller(c);
                 let fresh = if matches!(caller.person, Some("guest" | "host")) {
-                    s(&pending(&fixture.users["guest"], &fixture.listing, 60 + 3 * i64::try_from(c).unwrap_or(0)).await, "booking_id")
-                        .to_owned()
+                    s(
+                        &pending(&fixture.users["guest"], &fixture.listing, 60 + 3 * i64::try_from(c).unwrap_or(0))
+                            .await,
+                        "booking_id",
+                    )
+                    .to_owned()
                 } else {
                     fixture.values["pending_booking"].clone()
                 };
@@ -501,5 +536,10 @@ async fn every_caller_gets_what_the_matrix_says_on_every_route() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} cells of tests/authorization.yaml failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} cells of tests/authorization.yaml failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
