@@ -2,6 +2,7 @@
 //! the `stack.json` named by `ROOST_STACK`), through HTTP as a client would.
 
 pub mod api;
+pub mod authorization;
 pub mod fixtures;
 pub mod probe;
 pub mod tokens;

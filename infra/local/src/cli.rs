@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::stack::{Options, Strictness};
 
-pub const USAGE: &str = "usage: cargo roost <up|test|openapi> [options]
+pub const USAGE: &str = "usage: cargo roost <up|test|openapi|authorization> [options]
 
   up     start the local stack and serve the API until Ctrl-C
          --port N            HTTP API port (default 8000; 0 picks a free one)
@@ -32,7 +32,9 @@ pub const USAGE: &str = "usage: cargo roost <up|test|openapi> [options]
                              throttle invocations beyond N in flight (default: no cap)
   test   lint the template, build, start a stack on free ports, run every test against it
   openapi
-         write the OpenAPI document generated from the code to docs/openapi.json";
+         write the OpenAPI document generated from the code to docs/openapi.json
+  authorization
+         render tests/authorization.yaml (the authorization matrix) to docs/authorization.md";
 
 #[derive(Clone)]
 pub struct Args {

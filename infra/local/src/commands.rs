@@ -26,6 +26,7 @@ pub fn run(args: &Args) -> ExitCode {
             "up" => up(args).await,
             "test" => test(args).await,
             "openapi" => write_openapi().await,
+            "authorization" => write_authorization().await,
             _ => {
                 eprintln!("{USAGE}");
                 Ok(ExitCode::from(2))
@@ -89,6 +90,25 @@ async fn write_openapi() -> Result<ExitCode> {
         .await?;
     if !status.success() {
         bail!("generating the OpenAPI document failed");
+    }
+    progress(&format!("wrote {}", path.display()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Renders docs/authorization.md from tests/authorization.yaml (the test crate's
+/// `authorization_doc` binary); a test fails when the committed page differs.
+async fn write_authorization() -> Result<ExitCode> {
+    let root = project_root();
+    let path = root.join("docs/authorization.md");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = tokio::process::Command::new(&cargo)
+        .current_dir(&root)
+        .args(["run", "--quiet", "--package", "roost-e2e", "--bin", "authorization_doc", "--"])
+        .arg(&path)
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("rendering the authorization matrix failed");
     }
     progress(&format!("wrote {}", path.display()));
     Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@
 //! the sources.
 
 mod auth;
+mod authorization;
 mod bookings;
 mod bookings_store;
 mod code_shape;

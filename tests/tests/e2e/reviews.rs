@@ -196,9 +196,9 @@ async fn a_guest_reviews_a_finished_stay_once_and_the_host_answers_once() {
     assert_eq!(listed, vec![r.clone()], "the public list shows the review as posted");
     assert!(!serde_json::to_string(&listed).expect("json").contains(&guest.email));
 
-    // Only the host answers, once.
-    assert_problem(respond(&stranger, &review_id, "Hi").await, 403, "not_listing_host").await;
-    assert_problem(respond(&guest, &review_id, "Me too").await, 403, "not_listing_host").await;
+    // Only the host answers, once; to anyone else the review does not exist.
+    assert_problem(respond(&stranger, &review_id, "Hi").await, 404, "not_found").await;
+    assert_problem(respond(&guest, &review_id, "Me too").await, 404, "not_found").await;
     assert_problem(respond(&host, "rev_01jq3zr8x0m5k2d9w7v4t6y1ab", "Who?").await, 404, "not_found").await;
     assert_problem(respond(&host, &review_id, "  ").await, 400, "validation_failed").await;
     let answered = json_of(respond(&host, &review_id, "Thanks, we fixed the walls!").await, 200).await;
