@@ -26,6 +26,7 @@ pub fn run(args: &Args) -> ExitCode {
             "up" => up(args).await,
             "test" => test(args).await,
             "openapi" => write_openapi().await,
+            "replay-stream-failures" => crate::replay::run(args).await,
             _ => {
                 eprintln!("{USAGE}");
                 Ok(ExitCode::from(2))
