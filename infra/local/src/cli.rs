@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::stack::{Options, Strictness};
+use crate::stack::{Delivery, Options, Strictness};
 
-pub const USAGE: &str = "usage: cargo roost <up|test|openapi|authorization> [options]
+pub const USAGE: &str = "usage: cargo roost <up|test|openapi|authorization|replay-stream-failures> [options]
 
   up     start the local stack and serve the API until Ctrl-C
          --port N            HTTP API port (default 8000; 0 picks a free one)
@@ -30,11 +30,21 @@ pub const USAGE: &str = "usage: cargo roost <up|test|openapi|authorization> [opt
                              API Gateway's integration timeout (default 30, its maximum)
          --account-concurrency N
                              throttle invocations beyond N in flight (default: no cap)
+         --delivery chaotic|ordered
+                             chaotic: stream records over 4 simulated shards in parallel,
+                             SQS batches shuffled and 5 % of messages delivered twice
+                             (default in test mode); ordered: one shard, batches as received
   test   lint the template, build, start a stack on free ports, run every test against it
   openapi
          write the OpenAPI document generated from the code to docs/openapi.json
   authorization
-         render tests/authorization.yaml (the authorization matrix) to docs/authorization.md";
+         render tests/authorization.yaml (the authorization matrix) to docs/authorization.md
+  replay-stream-failures
+         replay the events of the failure records in EventsRelayFailuresQueue of a running
+         stack (docs/operations.md): re-inserts their outbox items, deletes the records
+         --stack PATH        its stack.json (default target/roost/stack.json)
+         --queue NAME        the failure queue (default roost-EventsRelayFailuresQueue)
+         --start-sequence N  only the failure records starting at sequence number N";
 
 #[derive(Clone)]
 pub struct Args {
@@ -55,6 +65,10 @@ pub struct Args {
     pub idle_stop: Option<u64>,
     pub gateway_timeout: Option<f64>,
     pub account_concurrency: Option<usize>,
+    pub delivery: Option<Delivery>,
+    pub stack: Option<PathBuf>,
+    pub queue: Option<String>,
+    pub start_sequence: Option<String>,
     pub rest: Vec<String>,
 }
 
@@ -79,6 +93,10 @@ pub fn parse_args() -> Result<Args> {
         idle_stop: None,
         gateway_timeout: None,
         account_concurrency: None,
+        delivery: None,
+        stack: None,
+        queue: None,
+        start_sequence: None,
         rest: Vec::new(),
     };
     while let Some(arg) = args.next() {
@@ -100,6 +118,10 @@ pub fn parse_args() -> Result<Args> {
             "--idle-stop" => parsed.idle_stop = Some(value("--idle-stop")?.parse()?),
             "--gateway-timeout" => parsed.gateway_timeout = Some(value("--gateway-timeout")?.parse()?),
             "--account-concurrency" => parsed.account_concurrency = Some(value("--account-concurrency")?.parse()?),
+            "--delivery" => parsed.delivery = Some(Delivery::parse(&value("--delivery")?)?),
+            "--stack" => parsed.stack = Some(value("--stack")?.into()),
+            "--queue" => parsed.queue = Some(value("--queue")?),
+            "--start-sequence" => parsed.start_sequence = Some(value("--start-sequence")?),
             "--" => parsed.rest.extend(args.by_ref()),
             other => bail!("unknown option {other}\n\n{USAGE}"),
         }
@@ -141,6 +163,8 @@ pub fn options(args: &Args, root: &Path) -> Options {
         gateway_timeout: args
             .gateway_timeout
             .map_or(crate::gateway::INTEGRATION_TIMEOUT, std::time::Duration::from_secs_f64),
+        // Tests meet what AWS may do (out of order, twice); `up` stays easy to follow.
+        delivery: args.delivery.unwrap_or(if args.test_mode { Delivery::Chaotic } else { Delivery::Ordered }),
     }
 }
 

@@ -27,6 +27,7 @@ pub fn run(args: &Args) -> ExitCode {
             "test" => test(args).await,
             "openapi" => write_openapi().await,
             "authorization" => write_authorization().await,
+            "replay-stream-failures" => crate::replay::run(args).await,
             _ => {
                 eprintln!("{USAGE}");
                 Ok(ExitCode::from(2))
@@ -137,6 +138,14 @@ async fn wait_for_stop(exit_with_parent: bool) {
     }
 }
 
+/// This binary's path for the tests (`ROOST_BIN`). The workspace build above may re-link it in
+/// place, and then Linux names the running one `<path> (deleted)`: the path is the new binary's.
+fn runtime_binary() -> Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.to_string_lossy();
+    Ok(std::path::PathBuf::from(path.strip_suffix(" (deleted)").unwrap_or(&path)))
+}
+
 /// Lints the template, builds everything once, starts a stack on free ports, and runs every
 /// unit and end-to-end test against it; the exit code is the tests'.
 async fn test(args: &Args) -> Result<ExitCode> {
@@ -200,7 +209,7 @@ async fn test(args: &Args) -> Result<ExitCode> {
         .args(["test", "--workspace", "--no-fail-fast"])
         .args(&args.rest)
         .env("ROOST_STACK", &stack_file)
-        .env("ROOST_BIN", std::env::current_exe()?);
+        .env("ROOST_BIN", runtime_binary()?);
     let status = tokio::select! {
         status = command.status() => status?,
         _ = wait_for_stop(false) => {

@@ -12,10 +12,12 @@ mod lambda;
 mod metrics;
 mod process;
 mod provision;
+mod replay;
 mod seed;
 mod seed_listings;
 mod sources;
 mod stack;
+mod streams;
 mod template;
 #[cfg(test)]
 mod test_functions;

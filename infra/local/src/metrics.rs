@@ -39,6 +39,24 @@ struct QueueLabels {
     queue: String,
 }
 
+/// What the event sources did to delivery (docs/local-runtime.md, "Delivery"): counted so tests
+/// can see that duplicates, reordering, retries and discards really happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryEvent {
+    /// An SQS message delivered a second time (chaotic delivery).
+    SqsDuplicate,
+    /// An SQS batch handed to the function in another order than received (chaotic delivery).
+    SqsReordered,
+    /// A stream record handed to the function after one with a higher sequence number.
+    StreamOutOfOrder,
+    /// A failed stream batch retried (one attempt more).
+    StreamRetry,
+    /// A failed stream batch split (`BisectBatchOnFunctionError`; no attempt counted).
+    StreamBisect,
+    /// A stream batch given up on after `MaximumRetryAttempts` (sent to the on-failure destination).
+    StreamDiscard,
+}
+
 type Histograms = Family<FunctionLabels, Histogram, fn() -> Histogram>;
 
 /// 1 ms to about 33 s, doubling: a warm API call to a function's timeout.
@@ -65,6 +83,7 @@ pub struct RuntimeMetrics {
     business: Family<BusinessLabels, Counter>,
     visible: Family<QueueLabels, Gauge>,
     in_flight: Family<QueueLabels, Gauge>,
+    delivery: [Family<FunctionLabels, Counter>; 6],
     /// moto and the queues (name -> URL), known once provisioning is done.
     queues: OnceLock<(Moto, BTreeMap<String, String>)>,
 }
@@ -98,6 +117,18 @@ impl Default for RuntimeMetrics {
         let sqs = registry.sub_registry_with_prefix("sqs");
         sqs.register("messages_visible", "ApproximateNumberOfMessages, at scrape time", visible.clone());
         sqs.register("messages_in_flight", "ApproximateNumberOfMessagesNotVisible, at scrape time", in_flight.clone());
+        let delivery: [Family<FunctionLabels, Counter>; 6] = Default::default();
+        let sub = registry.sub_registry_with_prefix("delivery");
+        for (event, help) in [
+            (DeliveryEvent::SqsDuplicate, "SQS messages delivered a second time (chaotic delivery)"),
+            (DeliveryEvent::SqsReordered, "SQS batches delivered in another order than received (chaotic delivery)"),
+            (DeliveryEvent::StreamOutOfOrder, "Stream records delivered after one with a higher sequence number"),
+            (DeliveryEvent::StreamRetry, "Failed stream batches retried"),
+            (DeliveryEvent::StreamBisect, "Failed stream batches split (BisectBatchOnFunctionError)"),
+            (DeliveryEvent::StreamDiscard, "Stream batches discarded after MaximumRetryAttempts"),
+        ] {
+            sub.register(delivery_name(event), help, delivery[event as usize].clone());
+        }
         registry.register(
             "business_events",
             "Business metrics from the functions' EMF lines (namespace Roost), by metric name and stage",
@@ -113,6 +144,7 @@ impl Default for RuntimeMetrics {
             business,
             visible,
             in_flight,
+            delivery,
             queues: OnceLock::new(),
         }
     }
@@ -138,6 +170,11 @@ impl RuntimeMetrics {
         if let Some(mb) = report.max_memory_mb {
             self.max_memory.get_or_create(&labels).set(i64::try_from(mb * 1024 * 1024).unwrap_or(i64::MAX));
         }
+    }
+
+    /// One delivery event of `function`'s event source.
+    pub fn delivery(&self, event: DeliveryEvent, function: &str) {
+        self.delivery[event as usize].get_or_create(&FunctionLabels { function: function.to_owned() }).inc();
     }
 
     /// An invocation that ended without an answer: its process crashed or timed out.
@@ -196,6 +233,18 @@ impl RuntimeMetrics {
     fn forget_queue(&self, labels: &QueueLabels) {
         self.visible.remove(labels);
         self.in_flight.remove(labels);
+    }
+}
+
+/// The series' names under `roost_delivery_` (the exporter adds `_total`).
+fn delivery_name(event: DeliveryEvent) -> &'static str {
+    match event {
+        DeliveryEvent::SqsDuplicate => "sqs_duplicates",
+        DeliveryEvent::SqsReordered => "sqs_reordered_batches",
+        DeliveryEvent::StreamOutOfOrder => "stream_out_of_order_records",
+        DeliveryEvent::StreamRetry => "stream_retries",
+        DeliveryEvent::StreamBisect => "stream_bisections",
+        DeliveryEvent::StreamDiscard => "stream_discarded_batches",
     }
 }
 
@@ -275,6 +324,9 @@ mod tests {
         metrics.crashed("BookingsFunction");
         metrics.observe_output(EMF);
         metrics.observe_output(EMF);
+        metrics.delivery(DeliveryEvent::SqsDuplicate, "NotificationsFunction");
+        metrics.delivery(DeliveryEvent::StreamDiscard, "EventsRelayFunction");
+        metrics.delivery(DeliveryEvent::StreamDiscard, "EventsRelayFunction");
         let text = metrics.scrape().await;
         for line in [
             r#"roost_lambda_invocations_total{function="BookingsFunction"} 3"#,
@@ -287,6 +339,8 @@ mod tests {
             r#"roost_business_events_total{metric="BookingsCreated",stage="dev"} 4"#,
             r#"roost_business_events_total{metric="WebhooksRejected",stage="dev"} 2"#,
             "# TYPE roost_lambda_duration_seconds histogram",
+            r#"roost_delivery_sqs_duplicates_total{function="NotificationsFunction"} 1"#,
+            r#"roost_delivery_stream_discarded_batches_total{function="EventsRelayFunction"} 2"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing from:\n{text}");
         }

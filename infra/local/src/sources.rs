@@ -1,5 +1,6 @@
 //! Event source mappings, locally: SQS (batches, partial batch failures, redrive by moto's own
-//! `maxReceiveCount` handling), DynamoDB Streams (with the mapping's filter criteria) and schedules.
+//! `maxReceiveCount` handling; in chaotic delivery shuffled batches and duplicate deliveries) and
+//! schedules. DynamoDB Streams are in crate::streams; the filter rules here serve both.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::aws::Moto;
 use crate::lambda::{Lambda, Outcome, new_request_id};
+use crate::metrics::DeliveryEvent;
 use crate::template::{ACCOUNT_ID, REGION};
 
 pub struct SqsSource {
@@ -19,17 +21,36 @@ pub struct SqsSource {
     pub batch_size: usize,
     pub batching_window: Duration,
     pub report_failures: bool,
+    /// Pollers, as Lambda starts them: 5, or fewer under `ScalingConfig.MaximumConcurrency`.
     pub concurrency: usize,
     pub filters: Vec<Value>,
+    /// `--delivery chaotic`: shuffle each batch and deliver some messages twice.
+    pub chaos: Option<SqsChaos>,
 }
 
-pub struct StreamSource {
-    pub function: String,
-    pub stream_arn: String,
-    pub starting_position: String,
-    pub batch_size: usize,
-    pub report_failures: bool,
-    pub filters: Vec<Value>,
+/// At-least-once, unordered delivery as a standard queue gives it on AWS.
+#[derive(Clone, Copy, Debug)]
+pub struct SqsChaos {
+    /// The share of messages also delivered a second time, in an invocation of their own.
+    pub duplicate_rate: f64,
+}
+
+/// How many pollers Lambda starts for an SQS event source: five, and no more than the
+/// mapping's `MaximumConcurrency` (<https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html>).
+pub fn sqs_pollers(maximum_concurrency: Option<usize>) -> usize {
+    const LAMBDA_INITIAL_POLLERS: usize = 5;
+    maximum_concurrency.map_or(LAMBDA_INITIAL_POLLERS, |max| max.clamp(1, LAMBDA_INITIAL_POLLERS))
+}
+
+/// Shuffles `records` in place (true when the order changed) and picks the ones to deliver a
+/// second time, each with probability `duplicate_rate`.
+pub fn scramble<R: rand::Rng>(records: &mut [Value], duplicate_rate: f64, rng: &mut R) -> (bool, Vec<Value>) {
+    use rand::seq::SliceRandom;
+    let before: Vec<Value> = records.iter().map(|r| r["messageId"].clone()).collect();
+    records.shuffle(rng);
+    let reordered = records.iter().map(|r| &r["messageId"]).ne(before.iter());
+    let duplicates = records.iter().filter(|_| rng.random::<f64>() < duplicate_rate).cloned().collect();
+    (reordered, duplicates)
 }
 
 pub struct Schedule {
@@ -158,6 +179,25 @@ async fn poll_sqs_once(lambda: &Arc<Lambda>, moto: &Moto, source: &SqsSource) ->
     if records.is_empty() {
         return Ok(());
     }
+    let mut records = records;
+    if let Some(chaos) = source.chaos {
+        let (reordered, duplicates) = scramble(&mut records, chaos.duplicate_rate, &mut rand::rng());
+        if reordered {
+            lambda.metrics.delivery(DeliveryEvent::SqsReordered, &source.function);
+        }
+        for duplicate in duplicates {
+            // A second delivery racing the first, as when a message is received again by
+            // another poller: its outcome deletes nothing (the first delivery's decides).
+            lambda.metrics.delivery(DeliveryEvent::SqsDuplicate, &source.function);
+            let (lambda, function) = (lambda.clone(), source.function.clone());
+            tokio::spawn(async move {
+                let event = json!({ "Records": [duplicate] });
+                if let Err(e) = lambda.invoke(&function, Bytes::from(event.to_string())).await {
+                    eprintln!("[{function}] SQS duplicate delivery: {e:#}");
+                }
+            });
+        }
+    }
     let event = json!({ "Records": records });
     let outcome = lambda.invoke(&source.function, Bytes::from(event.to_string())).await?;
     let succeeded: Vec<Value> = match outcome {
@@ -178,7 +218,7 @@ async fn poll_sqs_once(lambda: &Arc<Lambda>, moto: &Moto, source: &SqsSource) ->
 }
 
 /// `{"batchItemFailures":[{"itemIdentifier": id}]}`; anything else fails the whole batch, as on Lambda.
-fn failed_ids(body: &[u8]) -> Option<Vec<String>> {
+pub fn failed_ids(body: &[u8]) -> Option<Vec<String>> {
     let value: Value = serde_json::from_slice(body).ok()?;
     if value.is_null() {
         return Some(Vec::new());
@@ -231,12 +271,6 @@ fn sqs_record(message: &Value, queue_arn: &str) -> Value {
     })
 }
 
-pub fn spawn_stream(lambda: Arc<Lambda>, moto: Moto, source: StreamSource) {
-    tokio::spawn(async move {
-        poll_until_stopped(&lambda, &source.function, "stream poller", || run_stream(&lambda, &moto, &source)).await
-    });
-}
-
 /// Runs `poll` again and again; after an error it logs it and waits a second before the next
 /// round, unless the stack is stopping (then the error is the shutdown's and the poller ends).
 async fn poll_until_stopped<F: std::future::Future<Output = Result<()>>>(
@@ -256,92 +290,11 @@ async fn poll_until_stopped<F: std::future::Future<Output = Result<()>>>(
     }
 }
 
-async fn run_stream(lambda: &Arc<Lambda>, moto: &Moto, source: &StreamSource) -> Result<()> {
-    let description = moto.streams("DescribeStream", json!({"StreamArn": source.stream_arn})).await?;
-    let shards =
-        description.pointer("/StreamDescription/Shards").and_then(Value::as_array).cloned().unwrap_or_default();
-    let mut pollers = Vec::new();
-    for shard in shards {
-        let shard_id = shard["ShardId"].as_str().context("ShardId")?.to_string();
-        let iterator = moto
-            .streams(
-                "GetShardIterator",
-                json!({"StreamArn": source.stream_arn, "ShardId": shard_id, "ShardIteratorType": source.starting_position}),
-            )
-            .await?;
-        let iterator = iterator["ShardIterator"].as_str().context("ShardIterator")?.to_string();
-        pollers.push(poll_shard(lambda, moto, source, iterator));
-    }
-    for result in futures_join(pollers).await {
-        result?;
-    }
-    Ok(())
-}
-
-async fn futures_join<F: std::future::Future<Output = Result<()>>>(futures: Vec<F>) -> Vec<Result<()>> {
-    let mut out = Vec::new();
-    // One shard per table in moto; poll them in turn rather than pull in a futures crate.
-    for f in futures {
-        out.push(f.await);
-    }
-    out
-}
-
-async fn poll_shard(lambda: &Arc<Lambda>, moto: &Moto, source: &StreamSource, mut iterator: String) -> Result<()> {
-    loop {
-        let page = moto.streams("GetRecords", json!({"ShardIterator": iterator, "Limit": source.batch_size})).await?;
-        if let Some(next) = page.get("NextShardIterator").and_then(Value::as_str) {
-            iterator = next.to_string();
-        }
-        let records: Vec<Value> = page
-            .get("Records")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter(|r| passes(&source.filters, r))
-            .map(|r| {
-                let mut r = r.clone();
-                r["eventSourceARN"] = Value::String(source.stream_arn.clone());
-                r
-            })
-            .collect();
-        if records.is_empty() {
-            // moto keeps every shard iterator it hands out: poll an idle stream gently.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            continue;
-        }
-        deliver_in_order(lambda, source, records).await;
-    }
-}
-
-/// A stream shard is processed in order: a failing batch is retried (from the first reported
-/// failure when the function reports batch item failures) before anything after it.
-async fn deliver_in_order(lambda: &Arc<Lambda>, source: &StreamSource, mut records: Vec<Value>) {
-    let mut delay = Duration::from_millis(200);
-    while !records.is_empty() {
-        let event = json!({ "Records": records });
-        let outcome = lambda.invoke(&source.function, Bytes::from(event.to_string())).await;
-        let retry_from = match outcome {
-            Ok(Outcome::Response(body)) if source.report_failures => stream_retry_from(&records, failed_ids(&body)),
-            Ok(Outcome::Response(_)) => None,
-            _ => Some(0),
-        };
-        match retry_from {
-            None => return,
-            Some(i) => {
-                records.drain(..i);
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-}
-
 /// Where a stream batch resumes after a `ReportBatchItemFailures` answer: at the lowest reported
 /// sequence number, nowhere when none is reported, and at the start when the answer is malformed
 /// or names a record that is not in the batch (an empty or unknown identifier fails the whole
 /// batch, as on Lambda: it must never pass for a success).
-fn stream_retry_from(records: &[Value], failed: Option<Vec<String>>) -> Option<usize> {
+pub fn stream_retry_from(records: &[Value], failed: Option<Vec<String>>) -> Option<usize> {
     let Some(failed) = failed else { return Some(0) };
     let positions: Option<Vec<usize>> = failed
         .iter()
@@ -427,6 +380,39 @@ mod tests {
         assert_eq!(stream_retry_from(&records, None), Some(0));
         assert_eq!(stream_retry_from(&records, ids(&[""])), Some(0), "an empty identifier fails the batch");
         assert_eq!(stream_retry_from(&records, ids(&["12", "99"])), Some(0), "an unknown identifier fails the batch");
+    }
+
+    #[test]
+    fn lambda_starts_five_pollers_bounded_by_maximum_concurrency() {
+        assert_eq!(sqs_pollers(None), 5);
+        assert_eq!(sqs_pollers(Some(2)), 2);
+        assert_eq!(sqs_pollers(Some(1000)), 5);
+    }
+
+    #[test]
+    fn scrambled_batches_keep_every_message_and_duplicate_some() {
+        use rand::SeedableRng;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let batch: Vec<Value> = (0..10).map(|i| json!({"messageId": format!("m{i}")})).collect();
+        let (mut reordered, mut duplicated) = (0, 0);
+        for _ in 0..200 {
+            let mut records = batch.clone();
+            let (changed, duplicates) = scramble(&mut records, 0.05, &mut rng);
+            let mut ids: Vec<&str> = records.iter().filter_map(|r| r["messageId"].as_str()).collect();
+            ids.sort();
+            let mut expected: Vec<&str> = batch.iter().filter_map(|r| r["messageId"].as_str()).collect();
+            expected.sort();
+            assert_eq!(ids, expected, "a shuffle loses or adds nothing");
+            assert_eq!(changed, records != batch);
+            assert!(duplicates.iter().all(|d| batch.contains(d)));
+            reordered += usize::from(changed);
+            duplicated += duplicates.len();
+        }
+        assert!(reordered > 190, "{reordered} of 200 batches of 10 reordered");
+        // 2,000 messages at 5 %: about 100.
+        assert!((50..200).contains(&duplicated), "{duplicated} duplicates");
+        let mut records = batch.clone();
+        assert_eq!(scramble(&mut records, 0.0, &mut rng).1, Vec::<Value>::new());
     }
 
     #[test]

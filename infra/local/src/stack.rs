@@ -15,7 +15,8 @@ use crate::faults::Faults;
 use crate::gateway::{Authorizer, Cors, Gateway, Route};
 use crate::lambda::{FunctionSpec, Lambda};
 use crate::provision::{Options as ProvisionOptions, Provisioned, provision};
-use crate::sources::{self, Schedule, SqsSource, StreamSource};
+use crate::sources::{self, Schedule, SqsChaos, SqsSource};
+use crate::streams::{self, FailurePolicy, FailureQueue, StreamSource};
 use crate::template::{FunctionDef, Resolver, Template};
 
 pub struct Options {
@@ -33,6 +34,70 @@ pub struct Options {
     pub limits: crate::lambda::Limits,
     /// API Gateway's integration timeout (30 s unless a test shortens it).
     pub gateway_timeout: Duration,
+    /// How the event sources deliver (`--delivery`).
+    pub delivery: Delivery,
+}
+
+/// `--delivery`: `chaotic` (default in test mode) delivers as AWS may: stream records over several
+/// simulated shards in parallel, SQS batches shuffled, some messages twice; `ordered` keeps one
+/// shard and each batch as received.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Chaotic,
+    Ordered,
+}
+
+impl Delivery {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "chaotic" => Ok(Delivery::Chaotic),
+            "ordered" => Ok(Delivery::Ordered),
+            other => bail!("--delivery is chaotic or ordered, not {other}"),
+        }
+    }
+
+    /// Simulated shards per stream shard.
+    fn stream_shards(self) -> usize {
+        match self {
+            Delivery::Chaotic => CHAOTIC_STREAM_SHARDS,
+            Delivery::Ordered => 1,
+        }
+    }
+
+    fn sqs_chaos(self) -> Option<SqsChaos> {
+        (self == Delivery::Chaotic).then_some(SqsChaos { duplicate_rate: CHAOTIC_DUPLICATE_RATE })
+    }
+
+    /// What stack.json says about it.
+    fn describe(self, test_mode: bool) -> Value {
+        json!({
+            "mode": match self { Delivery::Chaotic => "chaotic", Delivery::Ordered => "ordered" },
+            "stream_shards": self.stream_shards(),
+            "sqs_duplicate_rate": self.sqs_chaos().map_or(0.0, |c| c.duplicate_rate),
+            "sqs_shuffle": self == Delivery::Chaotic,
+            "stream_retry_delay": match stream_retry_delay(test_mode) {
+                streams::RetryDelay::Fixed(d) => json!({"fixed_ms": d.as_millis() as u64}),
+                streams::RetryDelay::Backoff { first, max } =>
+                    json!({"first_ms": first.as_millis() as u64, "max_ms": max.as_millis() as u64}),
+            },
+        })
+    }
+}
+
+/// Chaotic delivery's simulated shards per stream shard: enough that a handful of keys spread.
+const CHAOTIC_STREAM_SHARDS: usize = 4;
+/// Chaotic delivery's share of SQS messages delivered twice: "a few %", so a suite run meets
+/// dozens of duplicates while most deliveries stay single.
+const CHAOTIC_DUPLICATE_RATE: f64 = 0.05;
+
+/// Retries of a failed stream batch: test mode waits a fixed 10 ms, so `MaximumRetryAttempts`
+/// (100 in the template) is used up in seconds; `up` backs off as a loaded AWS poller would.
+fn stream_retry_delay(test_mode: bool) -> streams::RetryDelay {
+    if test_mode {
+        streams::RetryDelay::Fixed(Duration::from_millis(10))
+    } else {
+        streams::RetryDelay::Backoff { first: Duration::from_millis(200), max: Duration::from_secs(5) }
+    }
 }
 
 /// moto's DynamoDB strictness switches (infra/local/moto_launcher.py, patch 7).
@@ -120,7 +185,7 @@ impl Stack {
             faults.control_routes(),
         )
         .await?;
-        let routes = connect_events(&lambda, moto, functions, &provisioned)?;
+        let routes = connect_events(&lambda, moto, functions, &provisioned, options)?;
         let gateway = gateway(options, template, &provisioned, moto, routes, &lambda)?;
         // With several app clients, the one the JWT authorizer accepts (not the alphabetically first).
         let api_client = gateway
@@ -164,6 +229,7 @@ impl Stack {
             "functions": names,
             "fault_proxies": faults.proxies,
             "strictness": strictness,
+            "delivery": options.delivery.describe(options.test_mode),
             "logs_dir": options.state_dir.join("logs"),
             "pid": std::process::id(),
         });
@@ -266,8 +332,8 @@ fn connect_events(
     moto: &Moto,
     functions: &[FunctionDef],
     provisioned: &Provisioned,
+    options: &Options,
 ) -> Result<Vec<Route>> {
-    let resolver = &provisioned.resolver;
     let mut routes = Vec::new();
     for f in functions {
         for event in &f.events {
@@ -279,8 +345,17 @@ fn connect_events(
                     function: f.logical_id.clone(),
                     protected: p.pointer("/Auth/Authorizer").and_then(Value::as_str) != Some("NONE"),
                 }),
-                "SQS" => sources::spawn_sqs(lambda.clone(), moto.clone(), sqs_source(f, p, provisioned)?),
-                "DynamoDB" => sources::spawn_stream(lambda.clone(), moto.clone(), stream_source(f, p, resolver)?),
+                "SQS" => {
+                    let mut source = sqs_source(f, p, provisioned)?;
+                    source.chaos = options.delivery.sqs_chaos();
+                    sources::spawn_sqs(lambda.clone(), moto.clone(), source)
+                }
+                "DynamoDB" => {
+                    let mut source = stream_source(f, p, provisioned)?;
+                    source.shards = options.delivery.stream_shards();
+                    source.retry_delay = stream_retry_delay(options.test_mode);
+                    streams::spawn_stream(lambda.clone(), moto.clone(), source)
+                }
                 "Schedule" | "ScheduleV2" => {
                     let expression = p
                         .get("Schedule")
@@ -315,13 +390,30 @@ fn sqs_source(f: &FunctionDef, p: &Value, provisioned: &Provisioned) -> Result<S
             p.get("MaximumBatchingWindowInSeconds").and_then(Value::as_u64).unwrap_or(0),
         ),
         report_failures: reports_failures(p),
-        concurrency: p.pointer("/ScalingConfig/MaximumConcurrency").and_then(Value::as_u64).map_or(2, |n| n as usize),
+        concurrency: sources::sqs_pollers(
+            p.pointer("/ScalingConfig/MaximumConcurrency").and_then(Value::as_u64).map(|n| n as usize),
+        ),
         filters: sources::filters(p)?,
+        chaos: None,
     })
 }
 
-/// The event source mapping of a `DynamoDB` (stream) event with properties `p`.
-fn stream_source(f: &FunctionDef, p: &Value, resolver: &Resolver) -> Result<StreamSource> {
+/// The event source mapping of a `DynamoDB` (stream) event with properties `p`, with its failure
+/// settings; ordered delivery and `up`'s retry delay until the caller says otherwise.
+fn stream_source(f: &FunctionDef, p: &Value, provisioned: &Provisioned) -> Result<StreamSource> {
+    let resolver = &provisioned.resolver;
+    let on_failure = match p.pointer("/DestinationConfig/OnFailure") {
+        None => None,
+        Some(destination) => {
+            let kind = destination.get("Type").and_then(Value::as_str).unwrap_or("SQS");
+            if kind != "SQS" {
+                bail!("{}: a stream on-failure destination of type {kind} is not emulated (only SQS)", f.logical_id);
+            }
+            let arn =
+                resolver.resolve_string(destination.get("Destination").context("OnFailure without Destination")?)?;
+            Some(FailureQueue { url: queue_url(provisioned, &arn)?, arn })
+        }
+    };
     Ok(StreamSource {
         function: f.logical_id.clone(),
         stream_arn: resolver.resolve_string(p.get("Stream").context("DynamoDB event without Stream")?)?,
@@ -329,7 +421,19 @@ fn stream_source(f: &FunctionDef, p: &Value, resolver: &Resolver) -> Result<Stre
         batch_size: p.get("BatchSize").and_then(Value::as_u64).unwrap_or(100) as usize,
         report_failures: reports_failures(p),
         filters: sources::filters(p)?,
+        policy: failure_policy(p),
+        on_failure,
+        shards: 1,
+        retry_delay: stream_retry_delay(false),
     })
+}
+
+/// `BisectBatchOnFunctionError` and `MaximumRetryAttempts` (absent or -1: until the record expires).
+fn failure_policy(p: &Value) -> FailurePolicy {
+    FailurePolicy {
+        bisect: p.get("BisectBatchOnFunctionError").and_then(Value::as_bool).unwrap_or(false),
+        max_retries: p.get("MaximumRetryAttempts").and_then(Value::as_i64).and_then(|n| u32::try_from(n).ok()),
+    }
 }
 
 /// The HTTP API's JWT authorizer, checking tokens against moto's Cognito keys.

@@ -15,7 +15,7 @@ use roost_e2e::api::money;
 use roost_e2e::fixtures::{
     TINY_PNG, confirm_with, day_in, end_stay, put_upload, q, sent_mail, sent_to, wait_for_inbox,
 };
-use roost_e2e::{NewListing, User, eventually, json_of, s, unique};
+use roost_e2e::{NewListing, User, eventually, json_of, s, unique, until_indexed};
 use serde_json::{Value, json};
 
 const TZ: &str = "Europe/Lisbon";
@@ -70,7 +70,7 @@ async fn the_guest_journey_from_sign_up_to_the_hosts_answer() {
     let (check_in, check_out) = (day(3), day(5));
     let search = format!("/v1/search?city={}&check_in={check_in}&check_out={check_out}&guests=2", q(&city));
     // Search reads an index: the photo shows there once the index has the listing's new cover.
-    let found = roost_e2e::until_indexed(
+    let found = until_indexed(
         || async { json_of(anonymous(Method::GET, &search, None).await, 200).await },
         |page: &Value| page["items"][0]["photo_url"].as_str().is_some_and(|u| u.contains(&photo_id)),
     )

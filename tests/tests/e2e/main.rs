@@ -10,6 +10,7 @@ mod bookings_store;
 mod code_shape;
 mod coverage;
 mod currencies;
+mod delivery;
 mod deploy;
 mod docs_page;
 mod events;
