@@ -35,7 +35,10 @@ pub const CALLERS: [&str; 8] =
     ["anonymous", "stranger", "guest", "host", "other_host", "signed_out", "expired", "forged"];
 
 /// The groups of private values a body may carry (`+group` in a cell).
-pub const GROUPS: [&str; 4] = ["self", "guest", "host", "booking"];
+/// `stranger` and `other_host` are people too: they book the host's listing in phase 1, so the
+/// host's reservations name them as his guests. `booking_id` lets the booking ids alone through
+/// (a public review names the booking it reviews; the id opens nothing but to its guest and host).
+pub const GROUPS: [&str; 7] = ["self", "guest", "host", "stranger", "other_host", "booking", "booking_id"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,7 +215,9 @@ pub fn render(matrix: &Matrix) -> Result<String, MatrixError> {
          A cell is the status, then the problem `code` (`gateway`: API Gateway's own 401, before \
          any function runs), then whose private values the body may carry: `self` (the caller's \
          own), `guest`, `host` (ids and names; an e-mail never reaches anyone but its owner), \
-         `booking` (the booking's ids and amount). Anything else in a body fails the test. Routes \
+         `stranger`, `other_host` (who book the listing in phase 1, so they are the host's \
+         guests too), `booking` (the booking's ids and amount), `booking_id` (its ids alone: a \
+         public review names the booking it reviews). Anything else in a body fails the test. Routes \
          of phase 2 and 3 change the fixture for good and run one cell at a time, last.\n\n",
     );
     out.push_str("| route |");
