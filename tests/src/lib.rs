@@ -2,7 +2,10 @@
 //! the `stack.json` named by `ROOST_STACK`), through HTTP as a client would.
 
 pub mod api;
+pub mod faults;
 pub mod fixtures;
+pub mod invariants;
+pub mod load;
 pub mod probe;
 pub mod tokens;
 pub mod tools;
