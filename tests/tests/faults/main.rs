@@ -161,7 +161,10 @@ async fn journey(plan: Plan, tally: Arc<Tally>) -> Outcome {
             poll_booking(&tally, &guest, &booking_id, Duration::ZERO, |_| true).await["refund"]["amount"].as_i64()
         }
         _ => {
-            return Outcome { trip: Some(trip), how: format!("gave_up_cancelling ({} {})", cancel.status, cancel.code) };
+            return Outcome {
+                trip: Some(trip),
+                how: format!("gave_up_cancelling ({} {})", cancel.status, cancel.code),
+            };
         }
     };
     if preview.status == 200 {

@@ -83,8 +83,11 @@ async fn one_trip(
     let stay = json!({"listing_id": listing_id, "check_in": check_in, "check_out": check_out, "guests": 1});
     tally.send("quote", || client().post(api("/v1/quotes")).json(&stay)).await;
     let key = unique("soak-");
-    let booked =
-        tally.send("book", || client().post(api("/v1/bookings")).bearer_auth(token).header("idempotency-key", &key).json(&stay)).await;
+    let booked = tally
+        .send("book", || {
+            client().post(api("/v1/bookings")).bearer_auth(token).header("idempotency-key", &key).json(&stay)
+        })
+        .await;
     if booked.status != 201 {
         return None;
     }
@@ -102,7 +105,9 @@ async fn one_trip(
     if n % 10 == 9 {
         return Some(trip);
     }
-    let paid = tally.send("pay", || client().post(api(&format!("/v1/bookings/{booking_id}/payment"))).bearer_auth(token)).await;
+    let paid = tally
+        .send("pay", || client().post(api(&format!("/v1/bookings/{booking_id}/payment"))).bearer_auth(token))
+        .await;
     if paid.status != 200 {
         return Some(trip);
     }
@@ -115,14 +120,18 @@ async fn one_trip(
         // Cancel once confirmed (the webhook and its consumer are asynchronous).
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let b = tally.send("read", || client().get(api(&format!("/v1/bookings/{booking_id}"))).bearer_auth(token)).await;
+            let b = tally
+                .send("read", || client().get(api(&format!("/v1/bookings/{booking_id}"))).bearer_auth(token))
+                .await;
             if b.body["status"] == "confirmed" || Instant::now() > deadline {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         let cancel = tally
-            .send("cancel", || client().post(api(&format!("/v1/bookings/{booking_id}/cancel"))).bearer_auth(token).json(&json!({})))
+            .send("cancel", || {
+                client().post(api(&format!("/v1/bookings/{booking_id}/cancel"))).bearer_auth(token).json(&json!({}))
+            })
             .await;
         if cancel.status == 200 {
             trip.cancelled_refund = Some(cancel.body["refund"]["amount"].as_i64().unwrap_or(0));
@@ -143,7 +152,12 @@ async fn the_soak_holds_memory_descriptors_and_error_rate_flat() {
     let mut listings = Vec::new();
     for i in 0..LISTINGS {
         let city = unique("Soakcity");
-        let body = NewListing { timezone: "UTC".into(), min_nights: Some(1), cancellation_policy: "flexible".into(), ..NewListing::in_city(&city) };
+        let body = NewListing {
+            timezone: "UTC".into(),
+            min_nights: Some(1),
+            cancellation_policy: "flexible".into(),
+            ..NewListing::in_city(&city)
+        };
         listings.push((hosts[i % 2].api().new_listing(&body).await, city));
     }
     let guests = bounded(4, (0..GUESTS).map(|i| async move { User::guest(&format!("Soak Guest {i}")).await })).await;
@@ -153,25 +167,29 @@ async fn the_soak_holds_memory_descriptors_and_error_rate_flat() {
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
     let (hosts, listings, guests) = (Arc::new(hosts), Arc::new(listings), Arc::new(guests));
-    let workers = (0..WORKERS).map(|_| {
-        let (thirds, next, hosts, listings, guests) = (thirds.clone(), next.clone(), hosts.clone(), listings.clone(), guests.clone());
-        async move {
-            let mut trips = Vec::new();
-            while started.elapsed() < duration {
-                let n = next.fetch_add(1, Ordering::Relaxed);
-                let third = ((started.elapsed().as_secs_f64() / duration.as_secs_f64()) * 3.0).min(2.0) as usize;
-                let listing_index = (n as usize) % LISTINGS;
-                // Each trip its own night on its listing: one night a slot, far enough ahead.
-                let from = 5 + i64::try_from(n / LISTINGS as u64).expect("small");
-                let guest = &guests[(n as usize) % GUESTS];
-                let host = &hosts[listing_index % 2];
-                if let Some(trip) = one_trip(&thirds[third], guest, host, &listings[listing_index], from, n).await {
-                    trips.push(trip);
+    // Collected at once: each worker owns its clones, so the spawned load borrows nothing.
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (thirds, next, hosts, listings, guests) =
+                (thirds.clone(), next.clone(), hosts.clone(), listings.clone(), guests.clone());
+            async move {
+                let mut trips = Vec::new();
+                while started.elapsed() < duration {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let third = ((started.elapsed().as_secs_f64() / duration.as_secs_f64()) * 3.0).min(2.0) as usize;
+                    let listing_index = (n as usize) % LISTINGS;
+                    // Each trip its own night on its listing: one night a slot, far enough ahead.
+                    let from = 5 + i64::try_from(n / LISTINGS as u64).expect("small");
+                    let guest = &guests[(n as usize) % GUESTS];
+                    let host = &hosts[listing_index % 2];
+                    if let Some(trip) = one_trip(&thirds[third], guest, host, &listings[listing_index], from, n).await {
+                        trips.push(trip);
+                    }
                 }
+                trips
             }
-            trips
-        }
-    });
+        })
+        .collect();
     let load = tokio::spawn(bounded(WORKERS, workers));
 
     // Sampling while the load runs.
@@ -201,8 +219,10 @@ async fn the_soak_holds_memory_descriptors_and_error_rate_flat() {
         }
         let rss = (last.rss_kb as f64 - first.rss_kb as f64) / first.rss_kb.max(1) as f64;
         let fds = (last.fds as f64 - first.fds as f64) / first.fds.max(1) as f64;
-        growth.push(json!({"function": function, "pid": pid, "samples": after.len(), "rss_kb": [first.rss_kb, last.rss_kb],
-                           "fds": [first.fds, last.fds], "rss_growth": rss, "fd_growth": fds}));
+        growth.push(
+            json!({"function": function, "pid": pid, "samples": after.len(), "rss_kb": [first.rss_kb, last.rss_kb],
+                           "fds": [first.fds, last.fds], "rss_growth": rss, "fd_growth": fds}),
+        );
         if rss > MAX_GROWTH && last.rss_kb.saturating_sub(first.rss_kb) > RSS_SLACK_KB {
             failures.push(format!("{function} pid {pid}: RSS {} -> {} kB", first.rss_kb, last.rss_kb));
         }
