@@ -109,7 +109,10 @@ impl Tally {
         let mut attempt = 1;
         loop {
             let answer = self.once(step, request()).await;
-            let retryable = matches!(answer.status, 429 | 502 | 503);
+            // 409 `idempotency_in_progress` says "retry in a moment" (the first attempt's
+            // reservation still holds), as Stripe's clients retry their idempotency conflicts.
+            let retryable = matches!(answer.status, 429 | 502 | 503)
+                || (answer.status == 409 && answer.code == "idempotency_in_progress");
             if !retryable {
                 return answer;
             }
