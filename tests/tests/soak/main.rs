@@ -116,7 +116,7 @@ async fn one_trip(
     assert_eq!((status, &confirmed["status"]), (200, &json!("succeeded")), "{confirmed}");
     trip.paid_intent = Some(intent);
     tally.send("inbox", || client().get(api("/v1/me/notifications?limit=20")).bearer_auth(token)).await;
-    if n % 4 == 0 {
+    if n.is_multiple_of(4) {
         // Cancel once confirmed (the webhook and its consumer are asynchronous).
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
