@@ -122,6 +122,12 @@ pub struct IdempotencyRecord {
     /// `in_progress` only: RFC 3339 UTC (whole seconds); past it the reservation may be taken over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<String>,
+    /// `in_progress` only: which request holds the reservation. A reservation whose PutItem
+    /// applied but whose answer was lost (a timeout, then the SDK's retry fails its condition)
+    /// is recognised as the request's own, instead of answering that request 409 for the whole
+    /// lease (found by the fault suite, docs/reliability.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_id: Option<String>,
     pub created_at: String,
     /// Epoch seconds; the record is void from then on (and TTL cleans it up some time later).
     pub expires_at: i64,
@@ -204,6 +210,8 @@ pub struct Idempotent {
     route: String,
     key: Key,
     request_hash: String,
+    /// This request's own reservation id (see [`IdempotencyRecord::claim_id`]).
+    claim: String,
 }
 
 impl Idempotent {
@@ -215,7 +223,13 @@ impl Idempotent {
             route: route.to_owned(),
             key: record_key(caller, route, key),
             request_hash: request_hash(canonical_body),
+            claim: crate::ids::new_id("clm"),
         }
+    }
+
+    /// Whether `record` is the reservation this very request made.
+    pub fn is_own_reservation(&self, record: Option<&IdempotencyRecord>) -> bool {
+        record.is_some_and(|r| r.state == RecordState::InProgress && r.claim_id.as_deref() == Some(self.claim.as_str()))
     }
 
     pub fn record_key(&self) -> &Key {
@@ -259,6 +273,7 @@ impl Idempotent {
             state,
             response,
             locked_until: None,
+            claim_id: None,
             created_at: crate::night::instant(now),
             expires_at: expires.as_second(),
         }
@@ -281,6 +296,7 @@ impl Idempotent {
     pub async fn reserve(&self, table: &Table, now: Timestamp, lease: SignedDuration) -> Result<Lookup, TableError> {
         let mut record = self.record(RecordState::InProgress, None, now);
         record.locked_until = Some(crate::night::instant(now.checked_add(lease).unwrap_or(now)));
+        record.claim_id = Some(self.claim.clone());
         let now_s = crate::night::instant(now);
         let lapsed = Expr::new("#i_state = :i_in_progress AND #i_lock <= :i_now_s")
             .name("#i_state", STATE_ATTR)
@@ -290,11 +306,18 @@ impl Idempotent {
         let condition = or(condition_absent_or_expired(now), lapsed);
         match table.put_if(&record, &condition).await {
             Ok(()) => Ok(Lookup::New),
-            Err(TableError::ConditionFailed) => match self.lookup(table, now).await? {
-                // Released or expired between the two calls: the client may simply retry.
-                Lookup::New => Ok(Lookup::InProgress),
-                other => Ok(other),
-            },
+            Err(TableError::ConditionFailed) => {
+                let existing: Option<IdempotencyRecord> = table.get(&self.key).await?;
+                // Our own put applied and only its answer was lost: the reservation is ours.
+                if self.is_own_reservation(existing.as_ref()) {
+                    return Ok(Lookup::New);
+                }
+                match self.decide(existing.as_ref(), now) {
+                    // Released or expired between the two calls: the client may simply retry.
+                    Lookup::New => Ok(Lookup::InProgress),
+                    other => Ok(other),
+                }
+            }
             Err(e) => Err(e),
         }
     }
@@ -414,6 +437,20 @@ mod tests {
         let mut r = request().record(state, (state == RecordState::Completed).then(stored), now());
         r.request_hash = request_hash(hash_of);
         r
+    }
+
+    #[test]
+    fn a_reservation_is_recognised_as_its_own_requests_only() {
+        let mine = request();
+        let mut reserved = mine.record(RecordState::InProgress, None, now());
+        reserved.claim_id = Some(mine.claim.clone());
+        assert!(mine.is_own_reservation(Some(&reserved)), "the put applied, its answer lost: ours");
+        let duplicate = request();
+        assert_eq!(duplicate.record_key(), mine.record_key(), "same caller, route and key");
+        assert!(!duplicate.is_own_reservation(Some(&reserved)), "a concurrent duplicate is not the holder");
+        assert!(!mine.is_own_reservation(None));
+        let completed = mine.record(RecordState::Completed, Some(stored()), now());
+        assert!(!mine.is_own_reservation(Some(&completed)));
     }
 
     #[test]

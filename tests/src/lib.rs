@@ -3,7 +3,10 @@
 
 pub mod api;
 pub mod authorization;
+pub mod faults;
 pub mod fixtures;
+pub mod invariants;
+pub mod load;
 pub mod probe;
 pub mod tokens;
 pub mod tools;

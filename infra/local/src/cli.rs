@@ -35,6 +35,8 @@ pub const USAGE: &str = "usage: cargo roost <up|test|openapi|authorization|repla
                              SQS batches shuffled and 5 % of messages delivered twice
                              (default in test mode); ordered: one shard, batches as received
   test   lint the template, build, start a stack on free ports, run every test against it
+         --soak DURATION     also run the soak (tests/tests/soak) for DURATION (90s, 10m, 1h):
+                             it sets ROOST_SOAK_SECONDS for the tests; without it the soak skips
   openapi
          write the OpenAPI document generated from the code to docs/openapi.json
   authorization
@@ -69,6 +71,8 @@ pub struct Args {
     pub stack: Option<PathBuf>,
     pub queue: Option<String>,
     pub start_sequence: Option<String>,
+    /// `test --soak`: how long the soak runs (passed to the tests as `ROOST_SOAK_SECONDS`).
+    pub soak: Option<std::time::Duration>,
     pub rest: Vec<String>,
 }
 
@@ -97,6 +101,7 @@ pub fn parse_args() -> Result<Args> {
         stack: None,
         queue: None,
         start_sequence: None,
+        soak: None,
         rest: Vec::new(),
     };
     while let Some(arg) = args.next() {
@@ -122,11 +127,31 @@ pub fn parse_args() -> Result<Args> {
             "--stack" => parsed.stack = Some(value("--stack")?.into()),
             "--queue" => parsed.queue = Some(value("--queue")?),
             "--start-sequence" => parsed.start_sequence = Some(value("--start-sequence")?),
+            "--soak" => parsed.soak = Some(parse_duration(&value("--soak")?)?),
             "--" => parsed.rest.extend(args.by_ref()),
             other => bail!("unknown option {other}\n\n{USAGE}"),
         }
     }
     Ok(parsed)
+}
+
+/// A duration as people write it: a whole number and a unit, `s`, `m` or `h` (`90s`, `10m`,
+/// `1h`); a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().with_context(|| format!("{text:?}: expected a duration like 90s, 10m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        other => bail!("{text:?}: unknown unit {other:?} (s, m or h)"),
+    };
+    if seconds == 0 {
+        bail!("{text:?}: a soak needs a positive duration");
+    }
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 /// The workspace this binary was built from.
@@ -171,3 +196,20 @@ pub fn options(args: &Args, root: &Path) -> Options {
 /// Test mode's idle stop: short enough that the suite meets cold starts, long enough that a
 /// test's own requests mostly find a warm process.
 const TEST_MODE_IDLE_STOP_SECS: u64 = 60;
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_in_seconds_minutes_and_hours() {
+        assert_eq!(parse_duration("90s").expect("90s"), Duration::from_secs(90));
+        assert_eq!(parse_duration("10m").expect("10m"), Duration::from_secs(600));
+        assert_eq!(parse_duration("1h").expect("1h"), Duration::from_secs(3600));
+        assert_eq!(parse_duration("45").expect("bare"), Duration::from_secs(45));
+        for bad in ["", "m", "10d", "1.5m", "-5s", "0s", "10 m"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+}

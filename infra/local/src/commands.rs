@@ -210,6 +210,10 @@ async fn test(args: &Args) -> Result<ExitCode> {
         .args(&args.rest)
         .env("ROOST_STACK", &stack_file)
         .env("ROOST_BIN", runtime_binary()?);
+    // The soak (tests/tests/soak) runs only when asked, for as long as asked.
+    if let Some(soak) = args.soak {
+        command.env("ROOST_SOAK_SECONDS", soak.as_secs().to_string());
+    }
     let status = tokio::select! {
         status = command.status() => status?,
         _ = wait_for_stop(false) => {

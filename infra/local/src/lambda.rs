@@ -234,6 +234,7 @@ impl Lambda {
             .route("/fn/{function}/{process}/2018-06-01/runtime/init/error", post(init_error))
             .route("/_roost/invoke/{function}", post(invoke_endpoint))
             .route("/_roost/kill", post(arm_kill).get(armed_kills))
+            .route("/_roost/processes", get(processes_endpoint))
             .route("/metrics", get(metrics_endpoint))
             // Above Lambda's 6 MB, so an oversized event or response is refused as Lambda
             // refuses it (not by the HTTP server's own 2 MB default).
@@ -800,6 +801,27 @@ fn stop_idle(lambda: &Lambda, f: &Function, idle_stop: Duration) {
             crate::process::kill(process.pid, libc::SIGKILL);
         }
     }
+}
+
+/// `GET /_roost/processes`: `{"functions": {"<Function>": [{"process": n, "pid": p,
+/// "age_ms": ms, "busy": bool}]}}`, the processes running now (the soak samples their RSS and
+/// open file descriptors through `/proc/<pid>`).
+async fn processes_endpoint(State(lambda): Shared) -> Response {
+    let mut functions = serde_json::Map::new();
+    for (name, f) in &lambda.functions {
+        let pool = lock(&f.pool);
+        let mut list: Vec<Value> = pool
+            .processes
+            .iter()
+            .map(|(number, p)| {
+                json!({"process": number, "pid": p.pid, "age_ms": p.spawned.elapsed().as_millis(),
+                       "busy": p.in_flight.is_some()})
+            })
+            .collect();
+        list.sort_by_key(|p| p["process"].as_u64());
+        functions.insert(name.clone(), Value::Array(list));
+    }
+    Json(json!({ "functions": functions })).into_response()
 }
 
 /// The function's name in the account: `roost-<LogicalId>`, as every local resource is named.

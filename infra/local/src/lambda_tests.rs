@@ -176,3 +176,16 @@ async fn futures_of(lambda: &std::sync::Arc<super::Lambda>, n: usize, event: &'s
     }
     outcomes
 }
+
+#[tokio::test]
+async fn the_processes_endpoint_lists_each_running_process_pid() {
+    let (lambda, _) = start("procs", "", 1, Limits::default()).await;
+    let pid = response_text(&lambda.invoke("F", Bytes::from("pid")).await.unwrap());
+    let listed: Value =
+        reqwest::get(format!("{}/_roost/processes", lambda.api_base())).await.unwrap().json().await.unwrap();
+    let processes = listed["functions"]["F"].as_array().expect("F's processes");
+    assert_eq!(processes.len(), 1, "{listed}");
+    assert_eq!(processes[0]["pid"].to_string(), pid.trim(), "the pid the process itself reports: {listed}");
+    assert_eq!(processes[0]["busy"], false, "{listed}");
+    lambda.stop();
+}
