@@ -173,23 +173,15 @@ async fn test(args: &Args) -> Result<ExitCode> {
     // the dev-dependencies and compile `shared` and every function a second time.
     progress("building the workspace and its tests (debug)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let build = tokio::process::Command::new(&cargo)
-        .current_dir(&root)
-        .args(["test", "--workspace", "--no-run"])
-        .status()
-        .await?;
-    if !build.success() {
-        bail!("cargo build failed");
-    }
-    // The runtime's own tests run `fixture` (infra/local/fixtures), a crate with no tests of its
-    // own, so the build above does not make its binary: build it by itself (a few small crates).
-    let fixture = tokio::process::Command::new(&cargo)
-        .current_dir(&root)
-        .args(["build", "--package", "fixture", "--bin", "fixture"])
-        .status()
-        .await?;
-    if !fixture.success() {
-        bail!("cargo build of the runtime's test fixture failed");
+    for (step, args) in [
+        ("cargo build", &["test", "--workspace", "--no-run"][..]),
+        // The runtime's own tests run `fixture` (infra/local/fixtures), a crate with no tests of
+        // its own, so the build above does not make its binary: build it by itself.
+        ("cargo build of the runtime's test fixture", &["build", "--package", "fixture", "--bin", "fixture"][..]),
+    ] {
+        if !tokio::process::Command::new(&cargo).current_dir(&root).args(args).status().await?.success() {
+            bail!("{step} failed");
+        }
     }
 
     let mut test_args = Args { port: 0, build: false, test_mode: true, quiet: true, ..args.clone() };

@@ -181,22 +181,7 @@ async fn poll_sqs_once(lambda: &Arc<Lambda>, moto: &Moto, source: &SqsSource) ->
     }
     let mut records = records;
     if let Some(chaos) = source.chaos {
-        let (reordered, duplicates) = scramble(&mut records, chaos.duplicate_rate, &mut rand::rng());
-        if reordered {
-            lambda.metrics.delivery(DeliveryEvent::SqsReordered, &source.function);
-        }
-        for duplicate in duplicates {
-            // A second delivery racing the first, as when a message is received again by
-            // another poller: its outcome deletes nothing (the first delivery's decides).
-            lambda.metrics.delivery(DeliveryEvent::SqsDuplicate, &source.function);
-            let (lambda, function) = (lambda.clone(), source.function.clone());
-            tokio::spawn(async move {
-                let event = json!({ "Records": [duplicate] });
-                if let Err(e) = lambda.invoke(&function, Bytes::from(event.to_string())).await {
-                    eprintln!("[{function}] SQS duplicate delivery: {e:#}");
-                }
-            });
-        }
+        deliver_chaotically(lambda, source, chaos.duplicate_rate, &mut records);
     }
     let event = json!({ "Records": records });
     let outcome = lambda.invoke(&source.function, Bytes::from(event.to_string())).await?;
@@ -215,6 +200,26 @@ async fn poll_sqs_once(lambda: &Arc<Lambda>, moto: &Moto, source: &SqsSource) ->
         Outcome::Error(_) | Outcome::Crashed(_) => Vec::new(),
     };
     delete(moto, &source.queue_url, &succeeded).await
+}
+
+/// Chaotic delivery: shuffles the batch and sends a share of its messages a second time.
+fn deliver_chaotically(lambda: &Arc<Lambda>, source: &SqsSource, duplicate_rate: f64, records: &mut [Value]) {
+    let (reordered, duplicates) = scramble(records, duplicate_rate, &mut rand::rng());
+    if reordered {
+        lambda.metrics.delivery(DeliveryEvent::SqsReordered, &source.function);
+    }
+    for duplicate in duplicates {
+        // A second delivery racing the first, as when a message is received again by
+        // another poller: its outcome deletes nothing (the first delivery's decides).
+        lambda.metrics.delivery(DeliveryEvent::SqsDuplicate, &source.function);
+        let (lambda, function) = (lambda.clone(), source.function.clone());
+        tokio::spawn(async move {
+            let event = json!({ "Records": [duplicate] });
+            if let Err(e) = lambda.invoke(&function, Bytes::from(event.to_string())).await {
+                eprintln!("[{function}] SQS duplicate delivery: {e:#}");
+            }
+        });
+    }
 }
 
 /// `{"batchItemFailures":[{"itemIdentifier": id}]}`; anything else fails the whole batch, as on Lambda.
