@@ -140,7 +140,14 @@ async fn the_guest_journey_from_sign_up_to_the_hosts_answer() {
     let answer = json!({"comment": "Thank you, Gina! Earplugs are now by the bed."});
     let answered = json_of(host.post(&format!("/v1/reviews/{review_id}/response"), Some(&answer)).await, 200).await;
     assert_eq!(answered["response"]["comment"], answer["comment"]);
-    let reviews = json_of(anonymous(Method::GET, &format!("/v1/listings/{listing_id}/reviews"), None).await, 200).await;
+    // The listing's reviews read an index: the answer shows there once the index has caught up.
+    let reviews = until_indexed(
+        || async {
+            json_of(anonymous(Method::GET, &format!("/v1/listings/{listing_id}/reviews"), None).await, 200).await
+        },
+        |page: &Value| page["items"][0]["response"] == answered["response"],
+    )
+    .await;
     let listed = reviews["items"].as_array().expect("items");
     assert_eq!(listed.len(), 1, "{reviews}");
     assert_eq!(listed[0]["review_id"], review_id.as_str());
