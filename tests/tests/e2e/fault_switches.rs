@@ -5,48 +5,11 @@
 //! The suite shares one stack and runs tests in parallel: every mode here is scoped to one
 //! function, kept short, and switched off by a guard even when the test fails.
 
-use roost_e2e::{NewListing, Stack, User, client, eventually, json_of, s, unique};
+use roost_e2e::faults::{FaultMode, count, state as faults};
+use roost_e2e::{NewListing, Stack, User, eventually, json_of, s, unique};
 use serde_json::{Value, json};
 
 use crate::payments::{fixture, pay_and_confirm};
-
-fn faults_url() -> String {
-    format!("{}/_roost/faults", Stack::get().runtime_url)
-}
-
-async fn faults() -> Value {
-    json_of(client().get(faults_url()).send().await.expect("GET faults"), 200).await
-}
-
-/// A fault mode that is switched off when dropped (also when the test panics).
-struct FaultMode;
-
-impl FaultMode {
-    async fn on(mode: Value) -> FaultMode {
-        let response = client().post(faults_url()).json(&mode).send().await.expect("POST faults");
-        let guard = FaultMode;
-        let answer = json_of(response, 200).await;
-        assert_eq!(answer["mode"]["rate"], mode["rate"], "{answer}");
-        guard
-    }
-}
-
-impl Drop for FaultMode {
-    fn drop(&mut self) {
-        // Drop cannot await; a plain thread with its own runtime-free client does the DELETE.
-        let url = faults_url();
-        let done = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            runtime.block_on(async { client().delete(&url).send().await.map(|r| r.status().as_u16()) })
-        })
-        .join();
-        assert!(matches!(done, Ok(Ok(200))) || std::thread::panicking(), "switching faults off failed: {done:?}");
-    }
-}
-
-fn count(state: &Value, pointer: &str) -> u64 {
-    state.pointer(pointer).and_then(Value::as_u64).unwrap_or(0)
-}
 
 #[tokio::test]
 async fn a_faulted_dynamodb_is_a_clean_5xx_counted_and_gone_once_switched_off() {
