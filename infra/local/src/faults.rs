@@ -107,6 +107,35 @@ fn all_kinds() -> Vec<Kind> {
 struct Active {
     mode: Mode,
     rng: StdRng,
+    /// Per service: the rate accumulated since its last fault, and the level (drawn in (0, 1])
+    /// at which the next one falls.
+    due: BTreeMap<Service, (f64, f64)>,
+}
+
+impl Active {
+    fn new(mode: Mode) -> Active {
+        let rng = StdRng::seed_from_u64(mode.seed.unwrap_or_else(rand::random));
+        Active { mode, rng, due: BTreeMap::new() }
+    }
+
+    /// Whether this call of `service` gets a fault. Faults are spread over each service's calls,
+    /// not drawn per call: each call adds `rate`, and a fault falls when the sum passes a level
+    /// drawn in (0, 1]. So every service gets exactly its share in the long run, the places are
+    /// random, and a service called `1 / rate` times while a mode is on has had at least one
+    /// fault (independent draws leave a service with 10 calls at 10 % untouched a third of the
+    /// time, and a test of "faults in every service" flaky).
+    fn falls(&mut self, service: Service) -> bool {
+        let rate = self.mode.rate;
+        let rng = &mut self.rng;
+        let (sum, level) = self.due.entry(service).or_insert_with(|| (0.0, 1.0 - rng.random::<f64>()));
+        *sum += rate;
+        if *sum < *level {
+            return false;
+        }
+        *sum -= 1.0;
+        *level = 1.0 - rng.random::<f64>();
+        true
+    }
 }
 
 #[derive(Default)]
@@ -193,10 +222,11 @@ impl Faults {
         if !scoped || !mode.services.contains(&service) || mode.kinds.is_empty() {
             return None;
         }
-        if active.rng.random::<f64>() >= mode.rate {
+        let kinds = mode.kinds.len();
+        if !active.falls(service) {
             return None;
         }
-        let kind = mode.kinds[active.rng.random_range(0..mode.kinds.len())];
+        let kind = active.mode.kinds[active.rng.random_range(0..kinds)];
         *lock(&self.counters).injected.entry((service, kind)).or_default() += 1;
         Some(kind)
     }
@@ -351,8 +381,7 @@ async fn set_mode(State(faults): Control, body: Bytes) -> Response {
         Ok(mode) => mode,
         Err(e) => return (StatusCode::BAD_REQUEST, format!("{e:#}")).into_response(),
     };
-    let rng = StdRng::seed_from_u64(mode.seed.unwrap_or_else(rand::random));
-    *lock(&faults.active) = Some(Active { mode, rng });
+    *lock(&faults.active) = Some(Active::new(mode));
     axum::Json(faults.describe()).into_response()
 }
 
@@ -461,14 +490,33 @@ mod tests {
             Faults::start("http://127.0.0.1:9", "http://127.0.0.1:9", &["A".into(), "B".into()]).await.unwrap();
         let mode = parse_mode(br#"{"rate":1,"services":["sqs"],"kinds":["error"],"functions":["A"]}"#, &faults.proxies)
             .unwrap();
-        *lock(&faults.active) = Some(Active { mode, rng: StdRng::seed_from_u64(1) });
+        *lock(&faults.active) = Some(Active::new(mode));
         assert_eq!(faults.decide("A", Service::Sqs), Some(Kind::Error));
         assert_eq!(faults.decide("B", Service::Sqs), None, "B is not in scope");
         assert_eq!(faults.decide("A", Service::Dynamodb), None, "dynamodb is not in scope");
         let mode = parse_mode(br#"{"rate":0.25,"seed":7}"#, &faults.proxies).unwrap();
-        *lock(&faults.active) = Some(Active { mode, rng: StdRng::seed_from_u64(7) });
+        *lock(&faults.active) = Some(Active::new(mode));
         let hits = (0..4000).filter(|_| faults.decide("B", Service::Sns).is_some()).count();
-        assert!((800..1200).contains(&hits), "{hits} of 4000 at rate 0.25");
+        assert!((999..=1001).contains(&hits), "{hits} of 4000 at rate 0.25");
         assert_eq!(faults.describe()["injected"]["sqs"]["error"], 1);
+    }
+
+    #[test]
+    fn every_service_called_one_over_rate_times_has_a_fault_at_a_random_place() {
+        let mut places = std::collections::BTreeSet::new();
+        for seed in 0..50 {
+            let mut active = Active::new(
+                parse_mode(format!(r#"{{"rate":0.1,"seed":{seed}}}"#).as_bytes(), &BTreeMap::new()).unwrap(),
+            );
+            let first = (1..=10).find(|_| active.falls(Service::Ses));
+            places.insert(first.expect("a fault within the first 10 calls"));
+            let more = (0..990).filter(|_| active.falls(Service::Ses)).count();
+            assert!((98..=100).contains(&more), "{more} faults in 990 more calls at 10 %");
+        }
+        assert!(places.len() >= 5, "the first fault's place varies with the seed: {places:?}");
+        let mut never = Active::new(parse_mode(br#"{"rate":0}"#, &BTreeMap::new()).unwrap());
+        assert!((0..1000).all(|_| !never.falls(Service::Dynamodb)), "rate 0 injects nothing");
+        let mut always = Active::new(parse_mode(br#"{"rate":1}"#, &BTreeMap::new()).unwrap());
+        assert!((0..1000).all(|_| always.falls(Service::Dynamodb)), "rate 1 injects every call");
     }
 }
