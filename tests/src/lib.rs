@@ -3,11 +3,13 @@
 
 pub mod api;
 pub mod authorization;
+pub mod bench;
 pub mod faults;
 pub mod fixtures;
 pub mod invariants;
 pub mod load;
 pub mod probe;
+pub mod seed;
 pub mod tokens;
 pub mod tools;
 

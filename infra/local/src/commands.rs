@@ -146,6 +146,12 @@ fn runtime_binary() -> Result<std::path::PathBuf> {
     Ok(std::path::PathBuf::from(path.strip_suffix(" (deleted)").unwrap_or(&path)))
 }
 
+/// The bench's driver (bench/driver): only `cargo roost bench` builds it. Its load tool (goose)
+/// and the features it turns on in shared dependencies (reqwest's cookies and gzip) would cost
+/// every test build minutes for nothing; what it measures with is `roost_e2e::bench`, which the
+/// suite builds and unit-tests.
+const BENCH_DRIVER: &str = "roost-bench";
+
 /// Lints the template, builds everything once, starts a stack on free ports, and runs every
 /// unit and end-to-end test against it; the exit code is the tests'.
 async fn test(args: &Args) -> Result<ExitCode> {
@@ -174,7 +180,7 @@ async fn test(args: &Args) -> Result<ExitCode> {
     progress("building the workspace and its tests (debug)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for (step, args) in [
-        ("cargo build", &["test", "--workspace", "--no-run"][..]),
+        ("cargo build", &["test", "--workspace", "--exclude", BENCH_DRIVER, "--no-run"][..]),
         // The runtime's own tests run `fixture` (infra/local/fixtures), a crate with no tests of
         // its own, so the build above does not make its binary: build it by itself.
         ("cargo build of the runtime's test fixture", &["build", "--package", "fixture", "--bin", "fixture"][..]),
@@ -198,7 +204,7 @@ async fn test(args: &Args) -> Result<ExitCode> {
     let mut command = tokio::process::Command::new(&cargo);
     command
         .current_dir(&root)
-        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(["test", "--workspace", "--exclude", BENCH_DRIVER, "--no-fail-fast"])
         .args(&args.rest)
         .env("ROOST_STACK", &stack_file)
         .env("ROOST_BIN", runtime_binary()?);

@@ -143,6 +143,16 @@ struct Counters {
     injected: BTreeMap<(Service, Kind), u64>,
     /// (function, service; None for any other) -> calls that reached the emulator.
     forwarded: BTreeMap<(String, Option<Service>), u64>,
+    /// function -> DynamoDB capacity its forwarded calls consumed (crate::capacity).
+    dynamodb: BTreeMap<String, DynamodbUse>,
+}
+
+/// A function's DynamoDB calls by operation and the units they consumed.
+#[derive(Default, Serialize)]
+struct DynamodbUse {
+    operations: BTreeMap<String, u64>,
+    read_units: f64,
+    write_units: f64,
 }
 
 pub struct Faults {
@@ -210,7 +220,8 @@ impl Faults {
             *forwarded.entry(service_name(service)).or_default() += n;
             *by_function.entry(function).or_default().entry(service_name(service)).or_default() += n;
         }
-        json!({"mode": mode, "injected": injected, "forwarded": forwarded, "forwarded_by_function": by_function})
+        json!({"mode": mode, "injected": injected, "forwarded": forwarded, "forwarded_by_function": by_function,
+               "dynamodb_by_function": counters.dynamodb})
     }
 
     /// Whether this call gets a fault, and which (counted here, when decided).
@@ -248,10 +259,43 @@ impl Faults {
             parts.headers.remove(hop_by_hop);
         }
         self.count_forwarded(function, service);
+        if service == Some(Service::Dynamodb) {
+            return self.forward_metered(function, parts, body).await;
+        }
         match self.client.request(http::Request::from_parts(parts, body)).await {
             Ok(response) => response.map(Body::new),
             Err(e) => (StatusCode::BAD_GATEWAY, format!("fault proxy: {e}")).into_response(),
         }
+    }
+
+    /// A DynamoDB call, buffered (its requests are at most 16 MB, most a few hundred bytes) so
+    /// the capacity it consumes can be counted from its items and its answer's size.
+    async fn forward_metered(&self, function: &str, parts: http::request::Parts, body: Body) -> Response {
+        let operation = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let operation = crate::capacity::operation(operation).to_string();
+        let request = match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
+            Ok(bytes) => bytes,
+            Err(e) => return (StatusCode::BAD_GATEWAY, format!("fault proxy: reading the request: {e}")).into_response(),
+        };
+        let response = match self.client.request(http::Request::from_parts(parts, Body::from(request.clone()))).await {
+            Ok(response) => response,
+            Err(e) => return (StatusCode::BAD_GATEWAY, format!("fault proxy: {e}")).into_response(),
+        };
+        let (parts, body) = response.into_parts();
+        let answer = match axum::body::to_bytes(Body::new(body), usize::MAX).await {
+            Ok(bytes) => bytes,
+            Err(e) => return (StatusCode::BAD_GATEWAY, format!("fault proxy: reading the answer: {e}")).into_response(),
+        };
+        // A refused condition or a cancelled transaction consumes capacity on DynamoDB too.
+        if !parts.status.is_server_error() {
+            let units = crate::capacity::units(&operation, &request, answer.len());
+            let mut counters = lock(&self.counters);
+            let used = counters.dynamodb.entry(function.to_string()).or_default();
+            *used.operations.entry(operation).or_default() += 1;
+            used.read_units += units.read;
+            used.write_units += units.write;
+        }
+        Response::from_parts(parts, Body::from(answer))
     }
 }
 

@@ -2,6 +2,7 @@
 //! See docs/local-runtime.md for how it works and how it differs from AWS.
 
 mod aws;
+mod capacity;
 mod cli;
 mod commands;
 mod deploy_tools;
