@@ -8,6 +8,7 @@ pub mod fixtures;
 pub mod invariants;
 pub mod load;
 pub mod probe;
+pub mod requests;
 pub mod tokens;
 pub mod tools;
 
