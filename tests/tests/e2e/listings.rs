@@ -698,7 +698,7 @@ async fn measured_search(query: &str) -> (Value, u32) {
 /// own transaction (`listings::store::create`: the listing item and its search item, exactly what
 /// `POST /v1/listings` writes). The test using them is about reading a big city; making its 310
 /// listings over HTTP was the suite's largest cost.
-async fn seed_many(host: &User, city: &str, n: usize) {
+pub(crate) async fn seed_many(host: &User, city: &str, n: usize) {
     let table = roost_e2e::table();
     let gate = Arc::new(tokio::sync::Semaphore::new(16));
     let mut tasks = tokio::task::JoinSet::new();
