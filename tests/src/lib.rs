@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod invariants;
 pub mod load;
 pub mod probe;
+pub mod requests;
 pub mod seed;
 pub mod tokens;
 pub mod tools;

@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use goose::config::GooseConfiguration;
 use goose::prelude::*;
 use rand::Rng;
 use roost_e2e::fixtures::{confirm_with, day_in};

@@ -26,6 +26,7 @@ mod metrics;
 mod notifications;
 mod openapi;
 mod payments;
+mod request_counts;
 mod reviews;
 mod runtime_limits;
 mod sessions;

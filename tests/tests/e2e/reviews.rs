@@ -71,7 +71,7 @@ const DAY_MINUTES: i64 = 24 * 60;
 /// `payment.status = succeeded`, `check_out_at` moved, with one `UpdateItem` (conditioned on the
 /// item existing). Nothing else changes: `reviews` reads the effective status (`completed`,
 /// since `check_out_at` passed) exactly as it would after a real payment and a real stay.
-async fn finish_stay(booking_id: &str, check_out_at: &str) {
+pub(crate) async fn finish_stay(booking_id: &str, check_out_at: &str) {
     dynamodb(
         "UpdateItem",
         json!({
