@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::stack::{Delivery, Options, Strictness};
 
-pub const USAGE: &str = "usage: cargo roost <up|test|openapi|authorization|replay-stream-failures> [options]
+pub const USAGE: &str = "usage: cargo roost <up|test|bench|openapi|authorization|replay-stream-failures> [options]
 
   up     start the local stack and serve the API until Ctrl-C
          --port N            HTTP API port (default 8000; 0 picks a free one)
@@ -37,6 +37,12 @@ pub const USAGE: &str = "usage: cargo roost <up|test|openapi|authorization|repla
   test   lint the template, build, start a stack on free ports, run every test against it
          --soak DURATION     also run the soak (tests/tests/soak) for DURATION (90s, 10m, 1h):
                              it sets ROOST_SOAK_SECONDS for the tests; without it the soak skips
+  bench  release builds, a stack with the reference functions (bench/template.yaml), and the
+         measurements of docs/performance.md: writes target/roost/bench.json and that page;
+         exits 1 when a target is missed
+         --quick             3 cold starts per function, 5 passes, 15 s of load (default: 10,
+                             20, 60 s); after `--`: the driver's --runs N, --passes N,
+                             --load-seconds N, --users N, --sizes 100,1000,10000
   openapi
          write the OpenAPI document generated from the code to docs/openapi.json
   authorization
@@ -71,6 +77,8 @@ pub struct Args {
     pub stack: Option<PathBuf>,
     pub queue: Option<String>,
     pub start_sequence: Option<String>,
+    /// `bench --quick`.
+    pub quick: bool,
     /// `test --soak`: how long the soak runs (passed to the tests as `ROOST_SOAK_SECONDS`).
     pub soak: Option<std::time::Duration>,
     pub rest: Vec<String>,
@@ -102,6 +110,7 @@ pub fn parse_args() -> Result<Args> {
         queue: None,
         start_sequence: None,
         soak: None,
+        quick: false,
         rest: Vec::new(),
     };
     while let Some(arg) = args.next() {
@@ -128,6 +137,7 @@ pub fn parse_args() -> Result<Args> {
             "--queue" => parsed.queue = Some(value("--queue")?),
             "--start-sequence" => parsed.start_sequence = Some(value("--start-sequence")?),
             "--soak" => parsed.soak = Some(parse_duration(&value("--soak")?)?),
+            "--quick" => parsed.quick = true,
             "--" => parsed.rest.extend(args.by_ref()),
             other => bail!("unknown option {other}\n\n{USAGE}"),
         }

@@ -25,6 +25,7 @@ pub fn run(args: &Args) -> ExitCode {
         match args.command.as_str() {
             "up" => up(args).await,
             "test" => test(args).await,
+            "bench" => bench(args).await,
             "openapi" => write_openapi().await,
             "authorization" => write_authorization().await,
             "replay-stream-failures" => crate::replay::run(args).await,
@@ -226,4 +227,49 @@ async fn test(args: &Args) -> Result<ExitCode> {
         started.elapsed().as_secs_f64()
     ));
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `roost bench`: release builds of every function and the two reference functions
+/// (bench/template.yaml), a stack as `up` runs it (no injected strictness, ordered delivery, no
+/// idle stop: the bench stops processes itself when it wants a cold start), and the bench's
+/// driver (bench/driver) against it; the driver's exit code (1 when a target is missed).
+async fn bench(args: &Args) -> Result<ExitCode> {
+    let root = project_root();
+    let started = std::time::Instant::now();
+    emulators::ensure_venv(&root).await?;
+    // The driver is a client: a debug build shares the test build's dependencies. Its own
+    // share of a round trip is the same for every operation it compares.
+    progress("building the bench driver (bench/driver)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let build = ["build", "--quiet", "--package", BENCH_DRIVER, "--bin", BENCH_DRIVER];
+    if !tokio::process::Command::new(&cargo).current_dir(&root).args(build).status().await?.success() {
+        bail!("building the bench driver failed");
+    }
+    let mut bench_args = Args { port: 0, release: true, build: true, test_mode: false, quiet: true, seed: false, ..args.clone() };
+    bench_args.state_dir = Some(root.join("target/roost/bench"));
+    bench_args.template_overlay = Some(args.template_overlay.clone().unwrap_or_else(|| root.join("bench/template.yaml")));
+    let options = options(&bench_args, &root);
+    if options.state_dir.exists() {
+        std::fs::remove_dir_all(&options.state_dir)?;
+    }
+    progress("building the functions (release) and starting the stack");
+    let stack = Stack::start(&options).await?;
+    let stack_file = options.state_dir.join("stack.json");
+    stack.write_description(&stack_file)?;
+    progress(&format!("stack up in {:.1} s", started.elapsed().as_secs_f64()));
+    let mut driver = tokio::process::Command::new(root.join("target/debug").join(BENCH_DRIVER));
+    driver.current_dir(&root).env("ROOST_STACK", &stack_file).args(&args.rest);
+    if args.quick {
+        driver.arg("--quick");
+    }
+    let status = tokio::select! {
+        status = driver.status() => status?,
+        _ = wait_for_stop(false) => {
+            stack.stop().await;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    stack.stop().await;
+    progress(&format!("bench done in {:.1} s", started.elapsed().as_secs_f64()));
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
