@@ -11,6 +11,7 @@ mod gateway;
 mod lambda;
 mod metrics;
 mod process;
+mod program;
 mod provision;
 mod replay;
 mod seed;
