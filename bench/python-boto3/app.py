@@ -113,5 +113,5 @@ def respond(status, content_type, body, context):
     return {
         "statusCode": status,
         "headers": {"content-type": content_type, "x-request-id": context.aws_request_id},
-        "body": json.dumps(body, separators=(",", ":")),
+        "body": json.dumps(body, separators=(",", ":"), ensure_ascii=False),
     }
