@@ -7,7 +7,8 @@
 //! Lambda's limits hold here too (docs/local-runtime.md, "Limits"): 6 MB events and responses,
 //! the 10 s init phase, the function's `MemorySize`, an optional account concurrency cap, idle
 //! sandboxes reclaimed, and a capped restart loop for a function that dies at start.
-//! `POST /_roost/kill` kills the process that takes a function's next invocation, mid-work.
+//! `POST /_roost/kill` kills the process that takes a function's next invocation, mid-work;
+//! `DELETE /_roost/processes/<Function>` stops a function's idle processes (a forced cold start).
 
 use std::collections::HashMap;
 use std::io::Write;
