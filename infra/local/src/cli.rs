@@ -12,6 +12,10 @@ pub const USAGE: &str = "usage: cargo roost <up|test|bench|openapi|authorization
          --port N            HTTP API port (default 8000; 0 picks a free one)
          --release           build and run release binaries
          --template PATH     SAM template (default infra/template.yaml)
+         --template-overlay PATH
+                             more Resources merged into the template's (a logical id both
+                             declare is an error); bench/template.yaml adds the bench's
+                             reference functions
          --state-dir PATH    where stack.json and logs go (default target/roost)
          --max-processes N   processes per function under load (default 8)
          --no-build          run binaries already in target/
@@ -60,6 +64,7 @@ pub struct Args {
     pub port: u16,
     pub release: bool,
     pub template: Option<PathBuf>,
+    pub template_overlay: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
     pub max_processes: usize,
     pub build: bool,
@@ -92,6 +97,7 @@ pub fn parse_args() -> Result<Args> {
         port: 8000,
         release: false,
         template: None,
+        template_overlay: None,
         state_dir: None,
         max_processes: 8,
         build: true,
@@ -119,6 +125,7 @@ pub fn parse_args() -> Result<Args> {
             "--port" => parsed.port = value("--port")?.parse()?,
             "--release" => parsed.release = true,
             "--template" => parsed.template = Some(value("--template")?.into()),
+            "--template-overlay" => parsed.template_overlay = Some(value("--template-overlay")?.into()),
             "--state-dir" => parsed.state_dir = Some(value("--state-dir")?.into()),
             "--max-processes" => parsed.max_processes = value("--max-processes")?.parse()?,
             "--no-build" => parsed.build = false,
@@ -175,6 +182,7 @@ pub fn options(args: &Args, root: &Path) -> Options {
     Options {
         root: root.to_path_buf(),
         template: args.template.clone().unwrap_or_else(|| root.join("infra/template.yaml")),
+        template_overlay: args.template_overlay.clone(),
         state_dir: args.state_dir.clone().unwrap_or_else(|| root.join("target/roost")),
         port: args.port,
         release: args.release,

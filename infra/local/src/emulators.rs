@@ -22,6 +22,15 @@ pub struct Venv {
 pub const EMULATORS_VENV: Venv =
     Venv { dir: ".venv", requirements: "infra/local/requirements.txt", what: "moto, localstripe and cfn-lint" };
 
+/// awslambdaric and boto3 for python functions (bench/python-boto3, the bench's reference):
+/// installed only when a template or overlay has one, apart from `.venv` so that moto's pins and
+/// the reference's never constrain each other.
+pub const BENCH_VENV: Venv = Venv {
+    dir: ".venv-bench",
+    requirements: "bench/python-boto3/requirements.txt",
+    what: "awslambdaric and boto3 (python functions)",
+};
+
 pub fn venv_dir(root: &Path) -> PathBuf {
     root.join(EMULATORS_VENV.dir)
 }

@@ -7,7 +7,8 @@
 //! Lambda's limits hold here too (docs/local-runtime.md, "Limits"): 6 MB events and responses,
 //! the 10 s init phase, the function's `MemorySize`, an optional account concurrency cap, idle
 //! sandboxes reclaimed, and a capped restart loop for a function that dies at start.
-//! `POST /_roost/kill` kills the process that takes a function's next invocation, mid-work.
+//! `POST /_roost/kill` kills the process that takes a function's next invocation, mid-work;
+//! `DELETE /_roost/processes/<Function>` stops a function's idle processes (a forced cold start).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -22,18 +23,20 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Json, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::{Report, RuntimeMetrics};
+pub use crate::program::Program;
 use crate::template::{ACCOUNT_ID, REGION};
 
 pub struct FunctionSpec {
     pub name: String,
-    pub binary: PathBuf,
+    /// What its processes run: a binary, or Python through awslambdaric.
+    pub program: Program,
     pub environment: Vec<(String, String)>,
     pub memory_mb: u64,
     pub timeout: Duration,
@@ -133,6 +136,9 @@ struct Process {
     init_duration: Option<Duration>,
     initialised: bool,
     in_flight: Option<InFlight>,
+    /// The Runtime API server of its own, for a runtime client that takes no path prefix
+    /// (crate::program): dropped with the process, which stops that server.
+    _own_api: Option<oneshot::Sender<()>>,
 }
 
 #[derive(Default)]
@@ -227,18 +233,13 @@ impl Lambda {
             concurrent: AtomicUsize::new(0),
             metrics: RuntimeMetrics::default(),
         });
-        let app = Router::new()
-            .route("/fn/{function}/{process}/2018-06-01/runtime/invocation/next", get(next))
-            .route("/fn/{function}/{process}/2018-06-01/runtime/invocation/{id}/response", post(response))
-            .route("/fn/{function}/{process}/2018-06-01/runtime/invocation/{id}/error", post(error))
-            .route("/fn/{function}/{process}/2018-06-01/runtime/init/error", post(init_error))
+        let app = runtime_routes()
             .route("/_roost/invoke/{function}", post(invoke_endpoint))
             .route("/_roost/kill", post(arm_kill).get(armed_kills))
             .route("/_roost/processes", get(processes_endpoint))
+            .route("/_roost/processes/{function}", delete(stop_idle_endpoint))
             .route("/metrics", get(metrics_endpoint))
-            // Above Lambda's 6 MB, so an oversized event or response is refused as Lambda
-            // refuses it (not by the HTTP server's own 2 MB default).
-            .layer(DefaultBodyLimit::max(2 * MAX_PAYLOAD))
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(lambda.clone())
             .merge(control);
         tokio::spawn(watch_processes(Arc::downgrade(&lambda)));
@@ -338,17 +339,23 @@ impl Lambda {
         let number = pool.next_process;
         pool.next_process += 1;
         let spec = &f.spec;
-        let task_root = spec.binary.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-        let mut command = tokio::process::Command::new(&spec.binary);
+        // Each process finds its own prefix of this server; a client that cannot take a prefix
+        // gets a server of its own (crate::program).
+        let (runtime_api, own_api) = if spec.program.takes_api_prefix() {
+            (format!("{}/fn/{}/{number}", self.api_base, spec.name), None)
+        } else {
+            let (address, stop) = crate::program::serve_own_api(self, &spec.name, number)?;
+            (address, Some(stop))
+        };
+        let mut command = spec.program.command();
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", format!("{}/fn/{}/{number}", self.api_base, spec.name))
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
             .env("AWS_LAMBDA_FUNCTION_NAME", physical_name(&spec.name))
-            // What Lambda sets for an OS-only runtime: UTC, where the code and runtime live.
+            // What Lambda sets: UTC, where the code and runtime live, the handler.
             .env("TZ", ":UTC")
-            .env("LAMBDA_TASK_ROOT", &task_root)
-            .env("LAMBDA_RUNTIME_DIR", &task_root)
+            .envs(spec.program.environment())
             .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string())
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -356,13 +363,12 @@ impl Lambda {
             .env("AWS_LAMBDA_LOG_STREAM_NAME", format!("local/{number}"))
             .env("AWS_REGION", REGION)
             .env("AWS_DEFAULT_REGION", REGION)
-            .env("_HANDLER", "bootstrap")
             .envs(spec.environment.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         crate::process::die_with_parent(&mut command);
-        let mut child = command.spawn().with_context(|| format!("starting {}", spec.binary.display()))?;
+        let mut child = command.spawn().with_context(|| format!("starting {}", spec.program))?;
         let pid = child.id().unwrap_or_default();
         let now = Instant::now();
         pool.processes.insert(
@@ -375,6 +381,7 @@ impl Lambda {
                 init_duration: None,
                 initialised: false,
                 in_flight: None,
+                _own_api: own_api,
             },
         );
         tokio::spawn(enforce_init_limit(self.clone(), f.clone(), number, self.limits.init));
@@ -501,6 +508,20 @@ impl Drop for IdleGuard {
     fn drop(&mut self) {
         lock(&self.0.pool).idle -= 1;
     }
+}
+
+/// Above Lambda's 6 MB, so an oversized event or response is refused as Lambda refuses it
+/// (not by the HTTP server's own 2 MB default).
+pub(crate) const BODY_LIMIT: usize = 2 * MAX_PAYLOAD;
+
+/// The Runtime API, under each process's own prefix `/fn/<function>/<process>` (the body limit
+/// is the caller's to add, after its own routes).
+pub(crate) fn runtime_routes() -> Router<Arc<Lambda>> {
+    Router::new()
+        .route("/fn/{function}/{process}/2018-06-01/runtime/invocation/next", get(next))
+        .route("/fn/{function}/{process}/2018-06-01/runtime/invocation/{id}/response", post(response))
+        .route("/fn/{function}/{process}/2018-06-01/runtime/invocation/{id}/error", post(error))
+        .route("/fn/{function}/{process}/2018-06-01/runtime/init/error", post(init_error))
 }
 
 async fn next(State(lambda): Shared, Path((function, number)): Path<(String, u32)>) -> Response {
@@ -822,6 +843,43 @@ async fn processes_endpoint(State(lambda): Shared) -> Response {
         functions.insert(name.clone(), Value::Array(list));
     }
     Json(json!({ "functions": functions })).into_response()
+}
+
+/// How long `DELETE /_roost/processes/<Function>` waits for the processes it killed to be gone.
+const STOP_PATIENCE: Duration = Duration::from_secs(10);
+
+/// `DELETE /_roost/processes/<Function>`: stops the function's idle processes and answers once
+/// they have exited, `{"stopped": n}`, so that its next invocation starts a process cold (the
+/// bench forces cold starts this way). Busy processes and those still in init are left; 404 for
+/// an unknown function.
+async fn stop_idle_endpoint(State(lambda): Shared, Path(function): Path<String>) -> Response {
+    let Some(f) = lambda.functions.get(&function).cloned() else {
+        return (StatusCode::NOT_FOUND, format!("no function {function}")).into_response();
+    };
+    let stopped: Vec<u32> = {
+        let mut pool = lock(&f.pool);
+        let mut stopped = Vec::new();
+        for (number, process) in pool.processes.iter_mut() {
+            // Retiring, as the idle stop does: an invocation it takes meanwhile goes back.
+            if process.initialised && !process.retiring && process.in_flight.is_none() {
+                process.retiring = true;
+                lambda.log(&f, &format!("process {number} stopped by DELETE /_roost/processes/{function}"));
+                crate::process::kill(process.pid, libc::SIGKILL);
+                stopped.push(*number);
+            }
+        }
+        stopped
+    };
+    // Gone once its exit was seen (`Lambda::exited` removes it from the pool).
+    let asked = Instant::now();
+    while lock(&f.pool).processes.keys().any(|number| stopped.contains(number)) {
+        if asked.elapsed() > STOP_PATIENCE {
+            let message = format!("{function}: processes {stopped:?} still running {STOP_PATIENCE:?} after SIGKILL");
+            return (StatusCode::INTERNAL_SERVER_ERROR, message).into_response();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Json(json!({ "stopped": stopped.len() })).into_response()
 }
 
 /// The function's name in the account: `roost-<LogicalId>`, as every local resource is named.

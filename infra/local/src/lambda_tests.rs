@@ -189,3 +189,72 @@ async fn the_processes_endpoint_lists_each_running_process_pid() {
     assert_eq!(processes[0]["busy"], false, "{listed}");
     lambda.stop();
 }
+
+/// The REPORT lines of F's log, in order.
+fn reports(dir: &std::path::Path) -> Vec<String> {
+    let log = std::fs::read_to_string(dir.join("logs/F.log")).unwrap_or_default();
+    log.lines().filter(|l| l.contains("REPORT RequestId")).map(str::to_string).collect()
+}
+
+/// Waits (at most 5 s) until F's log has `n` REPORT lines: each is written just after its
+/// invocation's answer is handed back.
+async fn reports_when(dir: &std::path::Path, n: usize) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let lines = reports(dir);
+        if lines.len() >= n {
+            return lines;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{n} REPORT lines expected: {lines:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `pid`'s process is gone (its exit reaped), not merely signalled.
+fn gone(pid: u64) -> bool {
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[tokio::test]
+async fn deleting_a_function_s_processes_stops_the_idle_ones_and_its_next_invocation_is_cold() {
+    let (lambda, dir) = start("delete", "", 2, Limits::default()).await;
+    let http = reqwest::Client::new();
+    let processes = format!("{}/_roost/processes", lambda.api_base());
+    // Two processes (two invocations at once), then one of them busy for 5 s.
+    futures_of(&lambda, 2, "nap").await;
+    reports_when(&dir, 2).await;
+    let sleeper = {
+        let lambda = lambda.clone();
+        tokio::spawn(async move { lambda.invoke("F", Bytes::from("sleep")).await.unwrap() })
+    };
+    let (busy, idle) = loop {
+        let listed: Value = http.get(&processes).send().await.unwrap().json().await.unwrap();
+        let list = listed["functions"]["F"].as_array().cloned().unwrap_or_default();
+        let pid_where = |busy: bool| list.iter().find(|p| p["busy"] == busy).and_then(|p| p["pid"].as_u64());
+        if let (Some(busy), Some(idle)) = (pid_where(true), pid_where(false)) {
+            break (busy, idle);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+
+    let stop = http.delete(format!("{processes}/F")).send().await.unwrap();
+    assert_eq!(stop.status(), 200);
+    assert_eq!(stop.json::<Value>().await.unwrap(), json!({"stopped": 1}), "the idle process only");
+    assert!(gone(idle), "the idle process {idle} has exited by the time DELETE answers");
+    assert!(!gone(busy), "the busy process {busy} is left to finish its invocation");
+
+    let next = response_text(&lambda.invoke("F", Bytes::from("pid")).await.unwrap());
+    let next: u64 = next.trim().parse().unwrap();
+    assert!(next != idle && next != busy, "a new process ({next}) ran it");
+    // The third REPORT (the sleeper's, 5 s long, comes fourth): a cold start's.
+    let third = reports_when(&dir, 3).await.swap_remove(2);
+    assert!(third.contains("\tInit Duration: "), "{third}");
+    assert_eq!(response_text(&sleeper.await.unwrap()), "sleep", "the busy invocation ran to its end");
+    let fourth = reports_when(&dir, 4).await.swap_remove(3);
+    assert!(!fourth.contains("Init Duration"), "the busy process was warm: {fourth}");
+    assert!(std::fs::read_to_string(dir.join("logs/F.log")).unwrap().contains("stopped by DELETE"));
+
+    let unknown = http.delete(format!("{processes}/NoSuchFunction")).send().await.unwrap();
+    assert_eq!(unknown.status(), 404);
+    lambda.stop();
+}

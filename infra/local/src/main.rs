@@ -12,6 +12,7 @@ mod gateway;
 mod lambda;
 mod metrics;
 mod process;
+mod program;
 mod provision;
 mod replay;
 mod seed;

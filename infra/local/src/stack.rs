@@ -10,18 +10,20 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::aws::Moto;
-use crate::emulators::{Emulator, progress};
+use crate::emulators::{BENCH_VENV, Emulator, ensure_venv_of, progress};
 use crate::faults::Faults;
 use crate::gateway::{Authorizer, Cors, Gateway, Route};
-use crate::lambda::{FunctionSpec, Lambda};
+use crate::lambda::{FunctionSpec, Lambda, Program};
 use crate::provision::{Options as ProvisionOptions, Provisioned, provision};
 use crate::sources::{self, Schedule, SqsChaos, SqsSource};
 use crate::streams::{self, FailurePolicy, FailureQueue, StreamSource};
-use crate::template::{FunctionDef, Resolver, Template};
+use crate::template::{FunctionCode, FunctionDef, Resolver, Template};
 
 pub struct Options {
     pub root: PathBuf,
     pub template: PathBuf,
+    /// `--template-overlay`: more `Resources` merged into the template's (bench/template.yaml).
+    pub template_overlay: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub port: u16,
     pub release: bool,
@@ -117,10 +119,14 @@ pub struct Stack {
 impl Stack {
     pub async fn start(options: &Options) -> Result<Self> {
         std::fs::create_dir_all(&options.state_dir)?;
-        let template = Template::load(&options.template)?;
+        let template = Template::load_with_overlay(&options.template, options.template_overlay.as_deref())?;
         let functions = template.functions()?;
         if options.build {
             build(&options.root, &functions, options.release).await?;
+        }
+        // Only a stack with a python function pays for its virtualenv (`cargo roost test` does not).
+        if functions.iter().any(|f| matches!(f.code, FunctionCode::Python { .. })) {
+            ensure_venv_of(&options.root, &BENCH_VENV).await?;
         }
         let mut emulators = Vec::new();
         let started = async {
@@ -311,19 +317,41 @@ fn function_specs(
         if let Ok(offset) = std::env::var("ROOST_CLOCK_OFFSET_SECONDS") {
             environment.push(("ROOST_CLOCK_OFFSET_SECONDS".into(), offset));
         }
-        let binary = target.join(&f.binary);
-        if !binary.exists() {
-            bail!("{}: {} is not built (run without --no-build)", f.logical_id, binary.display());
-        }
         specs.push(FunctionSpec {
             name: f.logical_id.clone(),
-            binary,
+            program: program(options, &target, f)?,
             environment,
             memory_mb: f.memory_mb,
             timeout: Duration::from_secs(f.timeout_s),
         });
     }
     Ok(specs)
+}
+
+/// What the function's processes run: its built binary, or Python from the bench's virtualenv
+/// with its CodeUri (relative to the project root) as the task root.
+fn program(options: &Options, target: &Path, f: &FunctionDef) -> Result<Program> {
+    match &f.code {
+        FunctionCode::Binary(binary) => {
+            let binary = target.join(binary);
+            if !binary.exists() {
+                bail!("{}: {} is not built (run without --no-build)", f.logical_id, binary.display());
+            }
+            Ok(Program::Binary(binary))
+        }
+        FunctionCode::Python { runtime, handler, code_uri } => {
+            let task_root = options.root.join(code_uri);
+            if !task_root.is_dir() {
+                bail!("{}: CodeUri {code_uri} is not a directory of {}", f.logical_id, options.root.display());
+            }
+            Ok(Program::Python {
+                interpreter: options.root.join(BENCH_VENV.dir).join("bin/python"),
+                runtime: runtime.clone(),
+                handler: handler.clone(),
+                task_root,
+            })
+        }
+    }
 }
 
 /// Starts the pollers of every SQS, DynamoDB and schedule event; returns the HTTP API's routes.
@@ -546,9 +574,12 @@ fn queue_url(provisioned: &Provisioned, arn: &str) -> Result<String> {
 }
 
 async fn build(root: &Path, functions: &[FunctionDef], release: bool) -> Result<()> {
-    let mut binaries: Vec<&str> = functions.iter().map(|f| f.binary.as_str()).collect();
+    let mut binaries: Vec<&str> = functions.iter().filter_map(FunctionDef::binary).collect();
     binaries.sort();
     binaries.dedup();
+    if binaries.is_empty() {
+        return Ok(());
+    }
     progress(&format!("building {} ({})", binaries.join(", "), if release { "release" } else { "debug" }));
     let mut command = tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command.current_dir(root).args(["build", "--quiet"]);

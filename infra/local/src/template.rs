@@ -23,14 +23,26 @@ pub struct Template {
 }
 
 impl Template {
-    pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("parsing {}", path.display()))
+    /// The template at `path` with the `Resources` of `overlay` (`--template-overlay`) merged
+    /// in, before anything reads either: the bench's reference functions join the real ones on
+    /// the same HTTP API, table and Globals (bench/template.yaml).
+    pub fn load_with_overlay(path: &Path, overlay: Option<&Path>) -> Result<Self> {
+        let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
+        let text = read(path)?;
+        let mut json = yaml_text_to_json(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if let Some(overlay) = overlay {
+            let extra = yaml_text_to_json(&read(overlay)?).with_context(|| format!("parsing {}", overlay.display()))?;
+            merge_overlay(&mut json, extra).with_context(|| format!("overlaying {}", overlay.display()))?;
+        }
+        Self::from_json(json).with_context(|| format!("reading {}", path.display()))
     }
 
+    #[cfg(test)]
     pub fn parse(text: &str) -> Result<Self> {
-        let yaml: serde_yaml::Value = serde_yaml::from_str(text)?;
-        let json = yaml_to_json(yaml)?;
+        Self::from_json(yaml_text_to_json(text)?)
+    }
+
+    fn from_json(json: Value) -> Result<Self> {
         let object = |key: &str| json.get(key).and_then(Value::as_object).cloned().unwrap_or_default();
         let parameters = object("Parameters");
         let declared = object("Conditions");
@@ -65,11 +77,7 @@ impl Template {
         for (id, props) in self.resources_of_type("AWS::Serverless::Function") {
             let resource = &self.resources[id];
             let prop = |key: &str| props.get(key).or_else(|| globals.get(key));
-            let binary = resource
-                .pointer("/Metadata/BuildProperties/Binary")
-                .and_then(Value::as_str)
-                .with_context(|| format!("{id}: Metadata.BuildProperties.Binary names the cargo binary"))?
-                .to_string();
+            let code = function_code(id, resource, props, &globals)?;
             let mut environment = Map::new();
             for source in [globals.pointer("/Environment/Variables"), props.pointer("/Environment/Variables")] {
                 if let Some(vars) = source.and_then(Value::as_object) {
@@ -88,7 +96,7 @@ impl Template {
             }
             out.push(FunctionDef {
                 logical_id: id.to_string(),
-                binary,
+                code,
                 memory_mb: prop("MemorySize").and_then(Value::as_u64).unwrap_or(128),
                 timeout_s: prop("Timeout").and_then(Value::as_u64).unwrap_or(3),
                 environment,
@@ -169,13 +177,62 @@ impl Conditions<'_> {
     }
 }
 
+/// What a function runs, from its `Runtime` (property or Globals).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FunctionCode {
+    /// A custom runtime (`provided.*`): the cargo binary `Metadata.BuildProperties.Binary` names.
+    Binary(String),
+    /// A `python*` runtime: `Handler` (`module.function`) in `CodeUri`, a directory relative
+    /// to the project root, run through awslambdaric.
+    Python { runtime: String, handler: String, code_uri: String },
+}
+
+/// A python function by its `Runtime`, anything else by its cargo binary.
+fn function_code(id: &str, resource: &Value, props: &Value, globals: &Value) -> Result<FunctionCode> {
+    let prop = |key: &str| props.get(key).or_else(|| globals.get(key));
+    let runtime = prop("Runtime").and_then(Value::as_str).unwrap_or_default();
+    if runtime.starts_with("python") {
+        let text = |key: &str| {
+            prop(key)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .with_context(|| format!("{id}: a {runtime} function needs {key}"))
+        };
+        return Ok(FunctionCode::Python {
+            runtime: runtime.to_string(),
+            handler: text("Handler")?,
+            // Per function only: a Globals CodeUri would name one directory for every function.
+            code_uri: props
+                .get("CodeUri")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .with_context(|| format!("{id}: a {runtime} function needs CodeUri"))?,
+        });
+    }
+    let binary = resource
+        .pointer("/Metadata/BuildProperties/Binary")
+        .and_then(Value::as_str)
+        .with_context(|| format!("{id}: Metadata.BuildProperties.Binary names the cargo binary"))?;
+    Ok(FunctionCode::Binary(binary.to_string()))
+}
+
 pub struct FunctionDef {
     pub logical_id: String,
-    pub binary: String,
+    pub code: FunctionCode,
     pub memory_mb: u64,
     pub timeout_s: u64,
     pub environment: Map<String, Value>,
     pub events: Vec<EventDef>,
+}
+
+impl FunctionDef {
+    /// The cargo binary to build, for a function that runs one.
+    pub fn binary(&self) -> Option<&str> {
+        match &self.code {
+            FunctionCode::Binary(binary) => Some(binary),
+            FunctionCode::Python { .. } => None,
+        }
+    }
 }
 
 pub struct EventDef {
@@ -187,6 +244,37 @@ pub struct EventDef {
 pub struct JwtAuthorizerDef {
     pub issuer: Value,
     pub audience: Value,
+}
+
+fn yaml_text_to_json(text: &str) -> Result<Value> {
+    yaml_to_json(serde_yaml::from_str(text)?)
+}
+
+/// Adds the overlay's `Resources` to the template's. An overlay holds nothing else (its
+/// functions take the template's Globals, parameters and conditions), and a logical id the
+/// template declares already is an error rather than a silent replacement.
+fn merge_overlay(template: &mut Value, overlay: Value) -> Result<()> {
+    let Value::Object(mut overlay) = overlay else { bail!("an overlay is a mapping with Resources") };
+    let resources = match overlay.remove("Resources") {
+        Some(Value::Object(resources)) => resources,
+        Some(_) => bail!("the overlay's Resources is not a mapping"),
+        None => Map::new(),
+    };
+    if let Some(other) = overlay.keys().next() {
+        bail!("an overlay holds only Resources, not {other}");
+    }
+    let Some(Value::Object(existing)) =
+        template.as_object_mut().map(|t| t.entry("Resources").or_insert_with(|| Value::Object(Map::new())))
+    else {
+        bail!("the template's Resources is not a mapping")
+    };
+    for (id, resource) in resources {
+        if existing.contains_key(&id) {
+            bail!("{id} is declared by both the template and the overlay");
+        }
+        existing.insert(id, resource);
+    }
+    Ok(())
 }
 
 fn yaml_to_json(value: serde_yaml::Value) -> Result<Value> {
@@ -373,7 +461,7 @@ Resources:
         let template = Template::parse(TEMPLATE).unwrap();
         let functions = template.functions().unwrap();
         let f = &functions[0];
-        assert_eq!((f.binary.as_str(), f.memory_mb, f.timeout_s), ("users", 256, 3));
+        assert_eq!((f.binary(), f.memory_mb, f.timeout_s), (Some("users"), 256, 3));
         assert_eq!(f.events[0].kind, "HttpApi");
 
         let mut resolver = Resolver::with_pseudo_parameters("roost");
@@ -429,6 +517,77 @@ Resources:
         let text = "Conditions:\n  C: !Equals [!Ref Missing, x]\nResources: {}\n";
         let err = Template::parse(text).err().expect("an error");
         assert!(format!("{err:#}").contains("Ref Missing"), "{err:#}");
+    }
+
+    /// `TEMPLATE` and `overlay` as files, loaded as `--template-overlay` loads them.
+    fn load_overlaid(overlay: &str) -> Result<Template> {
+        let dir = std::env::temp_dir().join(format!("roost-overlay-{}-{}", std::process::id(), rand::random::<u32>()));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("template.yaml"), TEMPLATE)?;
+        std::fs::write(dir.join("overlay.yaml"), overlay)?;
+        let loaded = Template::load_with_overlay(&dir.join("template.yaml"), Some(&dir.join("overlay.yaml")));
+        let _ = std::fs::remove_dir_all(&dir);
+        loaded
+    }
+
+    #[test]
+    fn an_overlay_adds_its_resources_and_its_python_function_takes_the_globals() {
+        let template = load_overlaid(
+            r#"
+Resources:
+  Py:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.11
+      Handler: app.handler
+      CodeUri: bench/python-boto3/
+      Events:
+        Get:
+          Type: HttpApi
+          Properties:
+            Path: /py/{id}
+            Method: GET
+  Hello:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: bench-hello}}
+    Properties: {MemorySize: 128}
+"#,
+        )
+        .expect("the overlay merges");
+        let functions = template.functions().expect("functions");
+        let by_id = |id: &str| functions.iter().find(|f| f.logical_id == id).unwrap_or_else(|| panic!("no {id}"));
+        assert_eq!(by_id("Fn").binary(), Some("users"), "the template's own function stays");
+        assert_eq!((by_id("Hello").binary(), by_id("Hello").memory_mb), (Some("bench-hello"), 128));
+        let py = by_id("Py");
+        assert_eq!(
+            py.code,
+            FunctionCode::Python {
+                runtime: "python3.11".into(),
+                handler: "app.handler".into(),
+                code_uri: "bench/python-boto3/".into()
+            }
+        );
+        assert_eq!((py.binary(), py.memory_mb), (None, 256), "no cargo binary; Globals' MemorySize");
+        assert!(py.environment.contains_key("TABLE_NAME"), "Globals' variables reach an overlay's function");
+        assert_eq!(py.events[0].properties["Path"], "/py/{id}");
+        assert_eq!(template.resources_of_type("AWS::DynamoDB::Table").count(), 1);
+    }
+
+    #[test]
+    fn an_overlay_may_not_redeclare_a_resource_nor_hold_anything_but_resources() {
+        let duplicate =
+            load_overlaid("Resources:\n  Table:\n    Type: AWS::DynamoDB::Table\n").err().expect("an error");
+        assert!(format!("{duplicate:#}").contains("Table is declared by both"), "{duplicate:#}");
+        let globals =
+            load_overlaid("Globals:\n  Function: {MemorySize: 1024}\nResources: {}\n").err().expect("an error");
+        assert!(format!("{globals:#}").contains("only Resources, not Globals"), "{globals:#}");
+    }
+
+    #[test]
+    fn a_python_function_needs_a_handler_and_a_code_uri() {
+        let text = "Globals:\n  Function:\n    Runtime: python3.11\nResources:\n  Py:\n    Type: AWS::Serverless::Function\n    Properties: {Handler: app.handler}\n";
+        let err = Template::parse(text).expect("parses").functions().err().expect("an error");
+        assert!(format!("{err:#}").contains("Py: a python3.11 function needs CodeUri"), "{err:#}");
     }
 
     #[test]

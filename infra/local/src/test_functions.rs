@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::lambda::{FunctionSpec, Lambda, Limits};
+use crate::lambda::{FunctionSpec, Lambda, Limits, Program};
 
 /// The function: `MODE=die` exits at start, `MODE=hang` never reaches `/next`; otherwise each
 /// event is answered with itself, after acting on the first word it contains:
@@ -51,7 +51,7 @@ pub async fn start(name: &str, mode: &str, max_processes: usize, limits: Limits)
     std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let spec = FunctionSpec {
         name: "F".into(),
-        binary,
+        program: Program::Binary(binary),
         environment: vec![("MODE".into(), mode.into())],
         memory_mb: 64,
         timeout: Duration::from_secs(10),

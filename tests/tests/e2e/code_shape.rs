@@ -25,13 +25,28 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Production sources: every context's `src`, `shared/src` and the local runtime's `src`.
+/// The crates of the bench's Rust reference functions (bench/README.md).
+fn bench_crates() -> Vec<PathBuf> {
+    let mut crates: Vec<PathBuf> = std::fs::read_dir(root().join("bench"))
+        .expect("bench/")
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.join("Cargo.toml").is_file())
+        .collect();
+    crates.sort();
+    assert!(!crates.is_empty(), "no crate under bench/");
+    crates
+}
+
+/// Production sources: every context's `src`, `shared/src`, the local runtime's `src` and the
+/// bench's reference functions.
 fn production_sources() -> Vec<PathBuf> {
     let root = root();
     let mut dirs = vec![root.join("shared/src"), root.join("infra/local/src")];
     for context in std::fs::read_dir(root.join("functions")).expect("functions/").flatten() {
         dirs.push(context.path().join("src"));
     }
+    dirs.extend(bench_crates().into_iter().map(|c| c.join("src")));
     let mut files = Vec::new();
     for dir in dirs {
         rust_files(&dir, &mut files);
@@ -171,6 +186,7 @@ fn every_lambda_entry_point_is_short() {
         entry_points.push(src.join("main.rs"));
         rust_files(&src.join("bin"), &mut entry_points);
     }
+    entry_points.extend(bench_crates().into_iter().map(|c| c.join("src/main.rs")));
     let mut long = Vec::new();
     for file in &entry_points {
         let lines = std::fs::read_to_string(file).expect("readable entry point").lines().count();
