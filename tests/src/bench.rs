@@ -3,14 +3,14 @@
 //! their unit tests; the `roost-bench` binary (bench/driver) adds the load tool and runs them
 //! against a release stack.
 
+pub mod cold;
 pub mod cost;
+pub mod measure;
 pub mod render;
 pub mod reports;
+pub mod scaling;
 pub mod stats;
 pub mod targets;
-pub mod cold;
-pub mod measure;
-pub mod scaling;
 pub mod usage;
 pub mod warm;
 

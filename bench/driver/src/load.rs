@@ -69,9 +69,14 @@ async fn send(
 async fn journey(user: &mut GooseUser) -> TransactionResult {
     let shared = shared().clone();
     let token = user.get_session_data_unchecked::<Guest>().0.access_token.clone();
-    let (status, page) = send(user, "search", GooseMethod::Get, &format!("/v1/search?city={}", shared.city), None, None).await?;
-    let found: Vec<String> =
-        page["items"].as_array().into_iter().flatten().filter_map(|i| i["listing_id"].as_str().map(str::to_owned)).collect();
+    let (status, page) =
+        send(user, "search", GooseMethod::Get, &format!("/v1/search?city={}", shared.city), None, None).await?;
+    let found: Vec<String> = page["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["listing_id"].as_str().map(str::to_owned))
+        .collect();
     if status != 200 || found.is_empty() {
         return Ok(());
     }
@@ -144,13 +149,16 @@ pub fn summarize(metrics: &GooseMetrics, seconds: f64) -> Value {
     let at = |share: f64| {
         let wanted = (share * requests as f64).ceil() as usize;
         let mut seen = 0;
-        times.iter().find(|(_, n)| {
-            seen += **n;
-            seen >= wanted.max(1)
-        })
-        .map_or(0, |(ms, _)| *ms)
+        times
+            .iter()
+            .find(|(_, n)| {
+                seen += **n;
+                seen >= wanted.max(1)
+            })
+            .map_or(0, |(ms, _)| *ms)
     };
-    let errors: usize = statuses.iter().filter(|(s, _)| s.parse::<u16>().map_or(true, |s| s >= 500 || s == 0)).map(|(_, n)| n).sum();
+    let errors: usize =
+        statuses.iter().filter(|(s, _)| s.parse::<u16>().map_or(true, |s| s >= 500 || s == 0)).map(|(_, n)| n).sum();
     json!({"requests": requests, "rps": requests as f64 / seconds.max(1.0), "p50_ms": at(0.5), "p99_ms": at(0.99),
            "status_counts": statuses, "errors": errors, "users": metrics.maximum_users})
 }

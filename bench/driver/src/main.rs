@@ -86,8 +86,12 @@ async fn run() -> Result<bool> {
     let options = options()?;
     let started = Instant::now();
     let stack = Stack::try_get().context("ROOST_STACK is not set: run `cargo roost bench`")?;
-    let functions: Vec<String> =
-        stack.rest["functions"].as_array().into_iter().flatten().filter_map(|f| f.as_str().map(str::to_owned)).collect();
+    let functions: Vec<String> = stack.rest["functions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str().map(str::to_owned))
+        .collect();
     progress("setting up a host, a guest and a listing");
     let scene = Scene::new().await;
     let pending = scene.guest.api().booked(&scene.stay(400)).await;
@@ -102,7 +106,8 @@ async fn run() -> Result<bool> {
     progress(&format!("search over cities of {:?} listings", options.sizes));
     let scaling = scaling::search_scaling(&scene.host, &options.sizes, options.passes).await;
     progress(&format!("load: {} guests for {} s", options.users, options.load_seconds));
-    let roost_functions: Vec<String> = functions.iter().filter(|f| !roost_e2e::bench::is_reference(f)).cloned().collect();
+    let roost_functions: Vec<String> =
+        functions.iter().filter(|f| !roost_e2e::bench::is_reference(f)).cloned().collect();
     let (load, cost) = load_phase(&options, &scene, &roost_functions).await?;
 
     let zips = zip_sizes(&options.binaries)?;
@@ -147,11 +152,15 @@ fn wake<'a>(function: &'a str, scene: &'a Scene, pending_booking: &str) -> Optio
         "BookingsFunction" => Wake::Http(anyone, Call::post(function, "/v1/quotes", Some(scene.stay(200)))),
         "ReviewsFunction" => Wake::Http(anyone, Call::get(function, format!("/v1/listings/{listing}/reviews"))),
         "DocsFunction" => Wake::Http(anyone, Call::get(function, "/v1/openapi.json")),
-        "PaymentsFunction" => Wake::Http(guest, Call::post(function, format!("/v1/bookings/{pending_booking}/payment"), None)),
+        "PaymentsFunction" => {
+            Wake::Http(guest, Call::post(function, format!("/v1/bookings/{pending_booking}/payment"), None))
+        }
         RUST_REFERENCE => Wake::Http(anyone, Call::get(function, "/bench/hello")),
         PYTHON_REFERENCE => Wake::Http(anyone, Call::get(function, format!("/bench/python/listings/{listing}"))),
         "BookingsSweepFunction" => Wake::Invoke(function, scheduled_event()),
-        "PaymentEventsFunction" | "NotificationsFunction" | "EventsRelayFunction" => Wake::Invoke(function, empty_batch()),
+        "PaymentEventsFunction" | "NotificationsFunction" | "EventsRelayFunction" => {
+            Wake::Invoke(function, empty_batch())
+        }
         other => {
             progress(&format!("{other}: no way to wake it for a cold start is known; add one to bench/driver"));
             return None;
@@ -173,9 +182,10 @@ async fn load_phase(options: &Options, scene: &Scene, functions: &[String]) -> R
     let city = unique("Loadtown");
     roost_e2e::seed::seed_listings(&scene.host, &city, 20).await;
     let path = format!("/v1/search?city={city}");
-    until_indexed(|| async { json_of(anonymous().get(&path).await, 200).await }, |page: &Value| {
-        page["items"].as_array().is_some_and(|items| items.len() >= 20)
-    })
+    until_indexed(
+        || async { json_of(anonymous().get(&path).await, 200).await },
+        |page: &Value| page["items"].as_array().is_some_and(|items| items.len() >= 20),
+    )
     .await;
     let shared = Arc::new(load::Shared {
         host: scene.host.clone(),
@@ -223,7 +233,8 @@ fn binary_of(function: &str) -> Option<String> {
         // The tags (`!Ref`) do not matter here: read as plain YAML with them ignored.
         let Ok(yaml) = serde_yaml::from_str::<serde_yaml::Value>(&text) else { continue };
         for (id, resource) in yaml["Resources"].as_mapping().into_iter().flatten() {
-            if let (Some(id), Some(binary)) = (id.as_str(), resource["Metadata"]["BuildProperties"]["Binary"].as_str()) {
+            if let (Some(id), Some(binary)) = (id.as_str(), resource["Metadata"]["BuildProperties"]["Binary"].as_str())
+            {
                 binaries.insert(id.to_owned(), binary.to_owned());
             }
         }

@@ -39,7 +39,8 @@ pub fn units(operation: &str, request: &[u8], response_len: usize) -> Units {
         "TransactGetItems" => Units { read: 2.0 * per(response_len, 4096), write: 0.0 },
         "PutItem" | "UpdateItem" | "DeleteItem" => Units { read: 0.0, write: per(request.len(), 1024) },
         "BatchWriteItem" => {
-            let items = body["RequestItems"].as_object().into_iter().flatten().flat_map(|(_, v)| v.as_array()).flatten();
+            let items =
+                body["RequestItems"].as_object().into_iter().flatten().flat_map(|(_, v)| v.as_array()).flatten();
             Units { read: 0.0, write: items.map(item_write_units).sum() }
         }
         "TransactWriteItems" => {
@@ -70,7 +71,8 @@ mod tests {
         assert_eq!(units("PutItem", small, 2), Units { read: 0.0, write: 1.0 });
         let big = format!(r#"{{"Item":{{"d":{{"S":"{}"}}}}}}"#, "x".repeat(1500));
         assert_eq!(units("UpdateItem", big.as_bytes(), 2).write, 2.0);
-        let three = json!({"TransactItems": [{"Put": {"Item": {}}}, {"Update": {"Key": {}}}, {"ConditionCheck": {"Key": {}}}]});
+        let three =
+            json!({"TransactItems": [{"Put": {"Item": {}}}, {"Update": {"Key": {}}}, {"ConditionCheck": {"Key": {}}}]});
         assert_eq!(units("TransactWriteItems", three.to_string().as_bytes(), 2).write, 6.0, "3 small items x 2");
         let batch = json!({"RequestItems": {"t": [{"PutRequest": {}}, {"DeleteRequest": {}}]}});
         assert_eq!(units("BatchWriteItem", batch.to_string().as_bytes(), 2).write, 2.0);

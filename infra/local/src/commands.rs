@@ -245,9 +245,11 @@ async fn bench(args: &Args) -> Result<ExitCode> {
     if !tokio::process::Command::new(&cargo).current_dir(&root).args(build).status().await?.success() {
         bail!("building the bench driver failed");
     }
-    let mut bench_args = Args { port: 0, release: true, build: true, test_mode: false, quiet: true, seed: false, ..args.clone() };
+    let mut bench_args =
+        Args { port: 0, release: true, build: true, test_mode: false, quiet: true, seed: false, ..args.clone() };
     bench_args.state_dir = Some(root.join("target/roost/bench"));
-    bench_args.template_overlay = Some(args.template_overlay.clone().unwrap_or_else(|| root.join("bench/template.yaml")));
+    bench_args.template_overlay =
+        Some(args.template_overlay.clone().unwrap_or_else(|| root.join("bench/template.yaml")));
     let options = options(&bench_args, &root);
     if options.state_dir.exists() {
         std::fs::remove_dir_all(&options.state_dir)?;

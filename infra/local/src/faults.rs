@@ -275,7 +275,9 @@ impl Faults {
         let operation = crate::capacity::operation(operation).to_string();
         let request = match axum::body::to_bytes(body, 16 * 1024 * 1024).await {
             Ok(bytes) => bytes,
-            Err(e) => return (StatusCode::BAD_GATEWAY, format!("fault proxy: reading the request: {e}")).into_response(),
+            Err(e) => {
+                return (StatusCode::BAD_GATEWAY, format!("fault proxy: reading the request: {e}")).into_response();
+            }
         };
         let response = match self.client.request(http::Request::from_parts(parts, Body::from(request.clone()))).await {
             Ok(response) => response,
@@ -284,7 +286,9 @@ impl Faults {
         let (parts, body) = response.into_parts();
         let answer = match axum::body::to_bytes(Body::new(body), usize::MAX).await {
             Ok(bytes) => bytes,
-            Err(e) => return (StatusCode::BAD_GATEWAY, format!("fault proxy: reading the answer: {e}")).into_response(),
+            Err(e) => {
+                return (StatusCode::BAD_GATEWAY, format!("fault proxy: reading the answer: {e}")).into_response();
+            }
         };
         // A refused condition or a cancelled transaction consumes capacity on DynamoDB too.
         if !parts.status.is_server_error() {

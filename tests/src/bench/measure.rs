@@ -64,7 +64,8 @@ pub async fn measure(api: Api<'_>, call: &Call<'_>) -> Sample {
     let round_trip_ms = started.elapsed().as_secs_f64() * 1000.0;
     // Roost's functions log one request line with the Lambda request id and the DynamoDB count;
     // the reference functions log nothing, and calls are sequential: their only new REPORT is it.
-    let line = if super::is_reference(call.function) { None } else { Some(request_line(call.function, &request_id).await) };
+    let line =
+        if super::is_reference(call.function) { None } else { Some(request_line(call.function, &request_id).await) };
     let lambda_id = line.as_ref().and_then(|l| l["span"]["requestId"].as_str()).map(str::to_owned);
     let report = tail
         .wait_for(Duration::from_secs(10), |r| lambda_id.as_ref().is_none_or(|id| &r.request_id == id))

@@ -13,7 +13,9 @@ pub const KEEP_MARKER: &str = "<!-- Written by hand below this line: `cargo roos
 
 fn n(v: &Value, pointer: &str) -> String {
     match v.pointer(pointer) {
-        Some(Value::Number(x)) => x.as_f64().map_or_else(|| x.to_string(), |f| format!("{}", (f * 10.0).round() / 10.0)),
+        Some(Value::Number(x)) => {
+            x.as_f64().map_or_else(|| x.to_string(), |f| format!("{}", (f * 10.0).round() / 10.0))
+        }
         Some(Value::String(s)) => s.clone(),
         _ => "-".into(),
     }
@@ -60,7 +62,11 @@ fn cold_starts(page: &mut String, bench: &Value) {
          |---|---|---|---|---|---|---|---|",
         n(&bench["machine"], "/runs")
     );
-    let rows = bench["functions"].as_object().into_iter().flatten().chain(bench["references"].as_object().into_iter().flatten());
+    let rows = bench["functions"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .chain(bench["references"].as_object().into_iter().flatten());
     for (name, f) in rows {
         let _ = writeln!(
             page,
@@ -173,7 +179,16 @@ mod tests {
         let targets = vec![Target { name: "t".into(), pass: false, detail: "d".into() }];
         let existing = format!("old generated text\n{KEEP_MARKER}\n\n## Request counts\nWhy pay writes twice.\n");
         let page = render(&bench, &targets, &existing);
-        for wanted in ["cargo roost bench --quick", "| ListingsFunction |", "| 21.5 |", "612", "| t | **FAIL** | d |", "$812.3", "- scale = 1", "## Request counts\nWhy pay writes twice."] {
+        for wanted in [
+            "cargo roost bench --quick",
+            "| ListingsFunction |",
+            "| 21.5 |",
+            "612",
+            "| t | **FAIL** | d |",
+            "$812.3",
+            "- scale = 1",
+            "## Request counts\nWhy pay writes twice.",
+        ] {
             assert!(page.contains(wanted), "{wanted} missing:\n{page}");
         }
         assert!(!page.contains("old generated text"));

@@ -91,8 +91,10 @@ mod tests {
 
     #[test]
     fn a_warm_report_has_none_and_other_lines_are_not_reports() {
-        let warm = parse("REPORT RequestId: x\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 9 MB")
-            .expect("a report");
+        let warm = parse(
+            "REPORT RequestId: x\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\tMax Memory Used: 9 MB",
+        )
+        .expect("a report");
         assert_eq!(warm.init_ms, None);
         assert!(parse(r#"[ListingsFunction] {"message":"request","status":200}"#).is_none());
         assert!(parse("REPORT RequestId: x\tDuration: soon").is_none());
@@ -103,7 +105,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("roost-bench-tail-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("F.log");
-        let line = |id: &str| format!("REPORT RequestId: {id}\tDuration: 2.00 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 9 MB\n");
+        let line = |id: &str| {
+            format!(
+                "REPORT RequestId: {id}\tDuration: 2.00 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 9 MB\n"
+            )
+        };
         std::fs::write(&path, line("old")).expect("write");
         let tail = Tail::at_end(&path);
         assert!(tail.reports().is_empty());

@@ -32,9 +32,10 @@ pub async fn search_scaling(host: &User, sizes: &[usize], passes: usize) -> BTre
         seed_listings(host, &city, n).await;
         let path = format!("/v1/search?city={city}");
         let full = n.min(20);
-        until_indexed(|| async { json_of(anonymous().get(&path).await, 200).await }, |page: &Value| {
-            page["items"].as_array().is_some_and(|items| items.len() >= full)
-        })
+        until_indexed(
+            || async { json_of(anonymous().get(&path).await, 200).await },
+            |page: &Value| page["items"].as_array().is_some_and(|items| items.len() >= full),
+        )
         .await;
         let mut samples = Vec::new();
         for _ in 0..=passes {
@@ -48,7 +49,10 @@ pub async fn search_scaling(host: &User, sizes: &[usize], passes: usize) -> BTre
         if let (Some(handler_ms), Some(round_trip_ms), Some(ddb)) =
             (of(|s| s.handler_ms), of(|s| s.round_trip_ms), percentile(&requests, 50.0))
         {
-            out.insert(n.to_string(), SearchAtSize { listings: n, handler_ms, round_trip_ms, ddb_requests: ddb as u64 });
+            out.insert(
+                n.to_string(),
+                SearchAtSize { listings: n, handler_ms, round_trip_ms, ddb_requests: ddb as u64 },
+            );
         }
     }
     out

@@ -39,19 +39,35 @@ pub fn check(bench: &Value) -> Vec<Target> {
     for (name, f) in bench["functions"].as_object().into_iter().flatten() {
         let init = num(f, "/init_ms_p50");
         out.push(match (init, hello) {
-            (Some(i), Some(h)) => target(format!("{name}: init p50 <= 2x hello-world Rust"), i <= 2.0 * h, format!("{i:.1} ms vs {h:.1} ms")),
+            (Some(i), Some(h)) => target(
+                format!("{name}: init p50 <= 2x hello-world Rust"),
+                i <= 2.0 * h,
+                format!("{i:.1} ms vs {h:.1} ms"),
+            ),
             _ => target(format!("{name}: init p50 <= 2x hello-world Rust"), false, "not measured"),
         });
         out.push(match (init, python) {
-            (Some(i), Some(p)) => target(format!("{name}: init p50 <= 1/5 Python boto3"), i * 5.0 <= p, format!("{i:.1} ms vs {p:.1} ms")),
+            (Some(i), Some(p)) => {
+                target(format!("{name}: init p50 <= 1/5 Python boto3"), i * 5.0 <= p, format!("{i:.1} ms vs {p:.1} ms"))
+            }
             _ => target(format!("{name}: init p50 <= 1/5 Python boto3"), false, "not measured"),
         });
         let rss = num(f, "/max_rss_mb");
-        out.push(target(format!("{name}: max RSS <= {MAX_RSS_MB} MB"), rss.is_some_and(|r| r <= MAX_RSS_MB), format!("{rss:?} MB")));
+        out.push(target(
+            format!("{name}: max RSS <= {MAX_RSS_MB} MB"),
+            rss.is_some_and(|r| r <= MAX_RSS_MB),
+            format!("{rss:?} MB"),
+        ));
         let zip = num(f, "/zip_mb");
-        out.push(target(format!("{name}: release zip <= {MAX_ZIP_MB} MB"), zip.is_some_and(|z| z <= MAX_ZIP_MB), format!("{zip:?} MB")));
+        out.push(target(
+            format!("{name}: release zip <= {MAX_ZIP_MB} MB"),
+            zip.is_some_and(|z| z <= MAX_ZIP_MB),
+            format!("{zip:?} MB"),
+        ));
     }
-    for (ops, most, what) in [(&READS[..], 1.0, "reads: 1 DynamoDB request"), (&WRITES[..], 2.0, "writes: <= 2 DynamoDB requests")] {
+    for (ops, most, what) in
+        [(&READS[..], 1.0, "reads: 1 DynamoDB request"), (&WRITES[..], 2.0, "writes: <= 2 DynamoDB requests")]
+    {
         for op in ops {
             let n = num(bench, &format!("/operations/{op}/ddb_requests"));
             out.push(target(format!("{op}: {what}"), n.is_some_and(|n| n <= most), format!("{n:?}")));
@@ -88,7 +104,11 @@ fn search_targets(bench: &Value) -> Vec<Target> {
         _ => None,
     };
     vec![
-        target("search: DynamoDB requests do not grow with the city", same, format!("{counts:?} at sizes {:?}", sizes.iter().map(|(n, _)| n).collect::<Vec<_>>())),
+        target(
+            "search: DynamoDB requests do not grow with the city",
+            same,
+            format!("{counts:?} at sizes {:?}", sizes.iter().map(|(n, _)| n).collect::<Vec<_>>()),
+        ),
         target(
             format!("search: handler p50 at {large_n} <= {MAX_P50_GROWTH}x at {small_n}"),
             growth.is_some_and(|g| g <= MAX_P50_GROWTH),

@@ -52,7 +52,8 @@ pub async fn since(mark: &Mark, bookings: u64, api_requests: u64, sns_subscribed
         usage.log_bytes += log_len(function).saturating_sub(*length);
         usage.ddb_read_units += grew(&mark.proxy, &now, &format!("/dynamodb_by_function/{function}/read_units"));
         usage.ddb_write_units += grew(&mark.proxy, &now, &format!("/dynamodb_by_function/{function}/write_units"));
-        let calls = |service: &str| grew(&mark.proxy, &now, &format!("/forwarded_by_function/{function}/{service}")) as u64;
+        let calls =
+            |service: &str| grew(&mark.proxy, &now, &format!("/forwarded_by_function/{function}/{service}")) as u64;
         usage.sqs_requests += 3 * calls("sqs");
         usage.sns_publishes += calls("sns");
         usage.sqs_requests += 2 * calls("sns") * sns_subscribed_queues;

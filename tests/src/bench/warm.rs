@@ -31,9 +31,10 @@ impl Scene {
         listing.max_nights = Some(365);
         let listing_id = host.api().new_listing(&listing).await;
         let query = format!("/v1/search?city={city}");
-        until_indexed(|| async { crate::json_of(anonymous().get(&query).await, 200).await }, |page: &Value| {
-            page["items"].as_array().is_some_and(|items| !items.is_empty())
-        })
+        until_indexed(
+            || async { crate::json_of(anonymous().get(&query).await, 200).await },
+            |page: &Value| page["items"].as_array().is_some_and(|items| !items.is_empty()),
+        )
         .await;
         Scene { host, guest, listing_id, city, timezone: listing.timezone }
     }
@@ -65,7 +66,8 @@ struct Samples {
 impl Samples {
     fn add(&mut self, counted: bool, operation: &str, function: &str, sample: Sample) -> Sample {
         if counted {
-            let entry = self.by_operation.entry(operation.to_owned()).or_insert_with(|| (function.to_owned(), Vec::new()));
+            let entry =
+                self.by_operation.entry(operation.to_owned()).or_insert_with(|| (function.to_owned(), Vec::new()));
             entry.1.push(sample.clone());
         }
         sample
@@ -80,7 +82,10 @@ impl Samples {
                 (of(|s| s.round_trip_ms), of(|s| s.handler_ms), percentile(&requests, 50.0))
             {
                 let ddb_requests_max = samples.iter().map(|s| s.ddb_requests).max().unwrap_or(0);
-                out.insert(name, Operation { function, round_trip_ms, handler_ms, ddb_requests: median as u64, ddb_requests_max });
+                out.insert(
+                    name,
+                    Operation { function, round_trip_ms, handler_ms, ddb_requests: median as u64, ddb_requests_max },
+                );
             }
         }
         out
@@ -110,7 +115,8 @@ async fn one_pass(scene: &Scene, samples: &mut Samples, counted: bool, days: i64
     let (guest, anyone) = (scene.guest.api(), anonymous());
     let listing = &scene.listing_id;
     let stay = scene.stay(days);
-    let mut record = |operation: &str, function: &str, sample: Sample| samples.add(counted, operation, function, sample);
+    let mut record =
+        |operation: &str, function: &str, sample: Sample| samples.add(counted, operation, function, sample);
     record("health", "UsersFunction", expect(anyone, Call::get("UsersFunction", "/v1/health"), 200).await);
     let path = format!("/v1/listings/{listing}");
     record("get_listing", "ListingsFunction", expect(anyone, Call::get("ListingsFunction", path), 200).await);
