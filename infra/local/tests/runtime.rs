@@ -118,7 +118,10 @@ impl Stack {
             .arg(root.join("infra/local/fixtures/template.yaml"))
             .args(["--port", "0", "--state-dir"])
             .arg(&dir)
-            .args(["--no-build", "--test-mode", "--quiet", "--no-seed"])
+            // Ordered delivery: these tests assert the runtime's own SQS semantics (a message
+            // processed once, deleted on success); chaotic delivery's deliberate duplicates are
+            // proven by the e2e suite (tests/tests/e2e/delivery.rs) and would make them flaky.
+            .args(["--no-build", "--test-mode", "--quiet", "--no-seed", "--delivery", "ordered"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(output("roost.out"))
