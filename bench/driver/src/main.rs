@@ -163,6 +163,10 @@ fn wake<'a>(function: &'a str, scene: &'a Scene, pending_booking: &str) -> Optio
         "BookingsFunction" => Wake::Http(anyone, Call::post(function, "/v1/quotes", Some(scene.stay(200)))),
         "ReviewsFunction" => Wake::Http(anyone, Call::get(function, format!("/v1/listings/{listing}/reviews"))),
         "DocsFunction" => Wake::Http(anyone, Call::get(function, "/v1/openapi.json")),
+        "GraphqlFunction" => {
+            let page = json!({"query": roost_e2e::bench::warm::LISTING_PAGE, "variables": {"id": listing}});
+            Wake::Http(anyone, Call::post(function, "/v1/graphql", Some(page)))
+        }
         "PaymentsFunction" => {
             Wake::Http(guest, Call::post(function, format!("/v1/bookings/{pending_booking}/payment"), None))
         }

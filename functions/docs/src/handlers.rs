@@ -9,14 +9,18 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::page::{CONTENT_SECURITY_POLICY, INDEX_HTML};
+use crate::page::{CONTENT_SECURITY_POLICY, EXPLORER_HTML, INDEX_HTML};
 
 /// Clients may keep the document five minutes, then revalidate with its ETag (a deploy changes
 /// it); the page's assets change only with a deploy too, so they get the same rule.
 const CACHE_CONTROL: &str = "public, max-age=300, must-revalidate";
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(openapi_json)).routes(routes!(docs_page)).routes(routes!(docs_asset))
+    OpenApiRouter::new()
+        .routes(routes!(openapi_json))
+        .routes(routes!(docs_page))
+        .routes(routes!(graphql_explorer))
+        .routes(routes!(docs_asset))
 }
 
 /// GET /v1/openapi.json: the document, with an ETag; 304 when the client has this version.
@@ -52,6 +56,17 @@ pub async fn openapi_json(State(st): State<AppState>, headers: HeaderMap) -> Res
         headers(("Content-Security-Policy" = String)))))]
 pub async fn docs_page() -> Response {
     let mut res = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX_HTML).into_response();
+    secure(res.headers_mut());
+    res
+}
+
+/// GET /v1/docs/graphql: the GraphQL explorer, under the same Content-Security-Policy.
+#[utoipa::path(get, path = "/v1/docs/graphql", tag = "docs",
+    summary = "The GraphQL explorer (every asset served by us)",
+    responses((status = 200, description = "The page.", content_type = "text/html", body = String,
+        headers(("Content-Security-Policy" = String)))))]
+pub async fn graphql_explorer() -> Response {
+    let mut res = ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], EXPLORER_HTML).into_response();
     secure(res.headers_mut());
     res
 }

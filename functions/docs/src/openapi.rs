@@ -13,7 +13,8 @@ const TAGS: &[(&str, &str)] = &[
     ("bookings", "Quotes, bookings, trips (the guest's) and reservations (the host's), cancellation."),
     ("payments", "Paying for a booking through Stripe, and Stripe's webhook."),
     ("reviews", "Reviews of completed stays and the hosts' responses."),
-    ("docs", "This document and its page."),
+    ("graphql", "The read side in GraphQL: one round trip per screen (docs/graphql.md)."),
+    ("docs", "This document, its page and the GraphQL explorer."),
 ];
 
 /// The merged document, generated from the code.
@@ -30,7 +31,14 @@ pub fn document() -> OpenApi {
         )
         .tags(Some(TAGS.iter().map(|(name, about)| TagBuilder::new().name(*name).description(Some(*about)).build())))
         .build();
-    for part in [users::openapi(), listings::openapi(), bookings::openapi(), payments::openapi(), reviews::openapi()] {
+    for part in [
+        users::openapi(),
+        listings::openapi(),
+        bookings::openapi(),
+        payments::openapi(),
+        reviews::openapi(),
+        graphql::openapi(),
+    ] {
         api.merge(part);
     }
     api.merge(crate::own_openapi());

@@ -42,9 +42,15 @@ const ASSETS: &[&str] = &[
     "swagger-initializer.js",
 ];
 
-/// Swagger UI's configuration, rendered into `swagger-initializer.js`.
+/// The GraphQL explorer at `/v1/docs/graphql`: our own small page (no GraphiQL: its builds load
+/// React and the editor from a CDN), its script and style, the schema and the persisted queries
+/// as examples. Relative URLs, like the reference page.
+pub const EXPLORER_HTML: &str = include_str!("../explorer/graphql.html");
+
+/// Swagger UI's configuration, rendered into `swagger-initializer.js`, and the explorer's files.
 pub struct Page {
     config: Arc<Config<'static>>,
+    explorer: Vec<(&'static str, &'static str, Vec<u8>)>,
 }
 
 /// One asset: its bytes and media type.
@@ -60,11 +66,24 @@ impl Page {
         // every browser); the bar's only other use, a box to load another document, is not ours.
         let config =
             Config::from("openapi.json").use_base_layout().display_request_duration(true).show_extensions(true);
-        Self { config: Arc::new(config) }
+        let explorer = vec![
+            (
+                "graphql-explorer.js",
+                "application/javascript",
+                include_bytes!("../explorer/graphql-explorer.js").to_vec(),
+            ),
+            ("graphql-explorer.css", "text/css", include_bytes!("../explorer/graphql-explorer.css").to_vec()),
+            ("graphql-schema.graphql", "text/plain; charset=utf-8", graphql::schema::sdl().into_bytes()),
+            ("graphql-examples.json", "application/json", graphql::persisted::catalogue().to_string().into_bytes()),
+        ];
+        Self { config: Arc::new(config), explorer }
     }
 
-    /// The asset named `file`, if the page uses it.
+    /// The asset named `file`, if the reference page or the explorer uses it.
     pub fn asset(&self, file: &str) -> Option<Asset> {
+        if let Some((_, content_type, bytes)) = self.explorer.iter().find(|(name, ..)| *name == file) {
+            return Some(Asset { bytes: bytes.clone(), content_type: (*content_type).to_owned() });
+        }
         if !ASSETS.contains(&file) {
             return None;
         }
@@ -102,7 +121,25 @@ mod tests {
 
     #[test]
     fn the_page_has_no_inline_script_or_style_and_loads_nothing_from_elsewhere() {
-        assert!(!INDEX_HTML.contains("<script>") && !INDEX_HTML.contains("<style"));
-        assert!(!INDEX_HTML.contains("http:") && !INDEX_HTML.contains("https:") && !INDEX_HTML.contains("//"));
+        for page in [INDEX_HTML, EXPLORER_HTML] {
+            assert!(!page.contains("<script>") && !page.contains("<style"));
+            assert!(!page.contains("http:") && !page.contains("https:") && !page.contains("//"));
+        }
+    }
+
+    #[test]
+    fn the_explorer_loads_only_what_is_served() {
+        let page = Page::new();
+        for link in EXPLORER_HTML.split(['"']).filter(|s| s.starts_with("graphql-") || s.starts_with("favicon")) {
+            assert!(page.asset(link).is_some_and(|a| !a.bytes.is_empty()), "{link} is not served");
+        }
+        let script = String::from_utf8(page.asset("graphql-explorer.js").unwrap().bytes).unwrap();
+        for fetched in ["graphql-schema.graphql", "graphql-examples.json"] {
+            assert!(script.contains(fetched) && page.asset(fetched).is_some());
+        }
+        assert!(!script.contains("http:") && !script.contains("https:"));
+        let examples: serde_json::Value =
+            serde_json::from_slice(&page.asset("graphql-examples.json").unwrap().bytes).unwrap();
+        assert!(examples.as_array().is_some_and(|e| e.len() >= 3), "{examples}");
     }
 }

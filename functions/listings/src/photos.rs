@@ -23,6 +23,24 @@ pub struct PhotoStore {
     pub bucket: String,
 }
 
+impl PhotoStore {
+    /// The bucket named by `PHOTOS_BUCKET`. An endpoint override (the local stack's emulator)
+    /// gets path-style addressing; on AWS the SDK's virtual-hosted default stays.
+    pub fn from_env(sdk: &aws_config::SdkConfig) -> Result<Self, shared::config::ConfigError> {
+        let mut s3 = aws_sdk_s3::config::Builder::from(sdk).interceptor(shared::dependency::WatchDependency);
+        if shared::config::optional("AWS_ENDPOINT_URL_S3")
+            .or_else(|| shared::config::optional("AWS_ENDPOINT_URL"))
+            .is_some()
+        {
+            s3 = s3.force_path_style(true);
+        }
+        Ok(Self {
+            client: aws_sdk_s3::Client::from_conf(s3.build()),
+            bucket: shared::config::required("PHOTOS_BUCKET")?,
+        })
+    }
+}
+
 /// A pre-signed PUT and the headers the client must send with it (they are signed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadUrl {

@@ -148,13 +148,24 @@ pub async fn list_reviews(
     Path(id): Path<String>,
     Query(p): Query<ListParams>,
 ) -> Result<impl IntoResponse> {
-    let listing_id = shared::ids::parse_id("lst", &id).ok_or_else(ApiError::not_found)?;
-    let limit = page::parse_limit(p.limit)?;
+    Ok(Json(listing_reviews(&st, &id, p.limit, p.cursor.as_deref()).await?))
+}
+
+/// One page of a listing's reviews, newest first (GraphQL's `Listing.reviews` too: the same
+/// signed cursors).
+pub async fn listing_reviews(
+    st: &AppState,
+    id: &str,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> Result<ListBody<ReviewView>> {
+    let listing_id = shared::ids::parse_id("lst", id).ok_or_else(ApiError::not_found)?;
+    let limit = page::parse_limit(limit)?;
     let filters = [("listing_id", listing_id.to_owned())];
     let scope = CursorScope { route: LIST_ROUTE, caller: None, filters: &filters };
     let partition = store::listing_partition(listing_id);
-    let start = page::open_cursor(&st.cursors, p.cursor.as_deref(), &scope, &store::listing_positions(&partition))?;
+    let start = page::open_cursor(&st.cursors, cursor, &scope, &store::listing_positions(&partition))?;
     let found = store::listing_page(&st.table, listing_id, limit, start).await?;
     let items: Vec<ReviewView> = found.items.into_iter().map(ReviewView::from).collect();
-    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?))
+    ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())
 }

@@ -92,22 +92,22 @@ pub enum Role {
 pub struct MeBody<'a> {
     /// The user's id: the Cognito `sub`, a lower-case UUID.
     #[schema(value_type = String, pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
-    user_id: &'a str,
+    pub user_id: &'a str,
     /// The e-mail address the account signs in with (lower-case).
     #[schema(value_type = String, examples("ana@example.com"))]
-    email: &'a str,
+    pub email: &'a str,
     /// The display name.
     #[schema(value_type = String, examples("Ana Lúcia"))]
-    name: &'a str,
+    pub name: &'a str,
     /// About the person; `""` when not written.
     #[schema(value_type = String)]
-    bio: &'a str,
+    pub bio: &'a str,
     /// `["guest"]`, or `["guest", "host"]` for a host.
     #[schema(value_type = Vec<Role>, examples(json!(["guest", "host"])))]
-    roles: Vec<&'static str>,
+    pub roles: Vec<&'static str>,
     /// When the account was made (RFC 3339, UTC).
     #[schema(value_type = String, format = DateTime)]
-    created_at: &'a str,
+    pub created_at: &'a str,
 }
 
 impl<'a> From<&'a Profile> for MeBody<'a> {
@@ -129,18 +129,18 @@ impl<'a> From<&'a Profile> for MeBody<'a> {
 pub struct PublicProfile<'a> {
     /// The user's id: the Cognito `sub`, a lower-case UUID.
     #[schema(value_type = String, pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
-    user_id: &'a str,
+    pub user_id: &'a str,
     /// The display name.
     #[schema(value_type = String, examples("Ana Lúcia"))]
-    name: &'a str,
+    pub name: &'a str,
     /// About the person; `""` when not written.
     #[schema(value_type = String)]
-    bio: &'a str,
+    pub bio: &'a str,
     /// When the account was made (RFC 3339, UTC).
     #[schema(value_type = String, format = DateTime)]
-    created_at: &'a str,
+    pub created_at: &'a str,
     /// Whether the person hosts (may have listings).
-    is_host: bool,
+    pub is_host: bool,
 }
 
 impl<'a> From<&'a Profile> for PublicProfile<'a> {
@@ -155,26 +155,26 @@ impl<'a> From<&'a Profile> for PublicProfile<'a> {
 pub struct NotificationView {
     /// `ntf_` and 26 lower-case base32 characters.
     #[schema(pattern = "^ntf_[0-9a-z]{26}$", examples("ntf_01kaxb3c4d5e6f7g8h9jkmnp01"))]
-    notification_id: String,
+    pub notification_id: String,
     /// The event it tells of: `booking.confirmed`, `booking.cancelled`, `booking.expired`,
     /// `payment.failed`, `refund.issued` or `review.posted` (more may come: show `title` and
     /// `body` for a type you do not know).
     #[serde(rename = "type")]
     #[schema(examples("booking.confirmed"))]
-    notification_type: String,
+    pub notification_type: String,
     /// A one-line summary (the e-mail's subject).
-    title: String,
+    pub title: String,
     /// The text, plain.
-    body: String,
+    pub body: String,
     /// The booking it is about (`bkg_...`), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
-    booking_id: Option<String>,
+    pub booking_id: Option<String>,
     /// When it was written (RFC 3339, UTC).
     #[schema(format = DateTime)]
-    created_at: String,
+    pub created_at: String,
     /// Whether the caller marked it read (`POST /v1/me/notifications/{id}/read`).
-    read: bool,
+    pub read: bool,
 }
 
 impl From<InboxItem> for NotificationView {

@@ -6,7 +6,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::stack::{Delivery, Options, Strictness};
 
-pub const USAGE: &str = "usage: cargo roost <up|test|bench|openapi|authorization|replay-stream-failures> [options]
+pub const USAGE: &str =
+    "usage: cargo roost <up|test|bench|openapi|graphql-schema|authorization|replay-stream-failures> [options]
 
   up     start the local stack and serve the API until Ctrl-C
          --port N            HTTP API port (default 8000; 0 picks a free one)
@@ -49,6 +50,8 @@ pub const USAGE: &str = "usage: cargo roost <up|test|bench|openapi|authorization
                              --load-seconds N, --users N, --sizes 100,1000,10000
   openapi
          write the OpenAPI document generated from the code to docs/openapi.json
+  graphql-schema
+         write the GraphQL schema generated from the code to docs/schema.graphql
   authorization
          render tests/authorization.yaml (the authorization matrix) to docs/authorization.md
   replay-stream-failures

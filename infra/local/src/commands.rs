@@ -27,6 +27,7 @@ pub fn run(args: &Args) -> ExitCode {
             "test" => test(args).await,
             "bench" => bench(args).await,
             "openapi" => write_openapi().await,
+            "graphql-schema" => write_graphql_schema().await,
             "authorization" => write_authorization().await,
             "replay-stream-failures" => crate::replay::run(args).await,
             _ => {
@@ -93,6 +94,26 @@ async fn write_openapi() -> Result<ExitCode> {
     if !status.success() {
         bail!("generating the OpenAPI document failed");
     }
+    progress(&format!("wrote {}", path.display()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Regenerates docs/schema.graphql from the code (the `graphql` crate's `graphql-schema`
+/// binary prints the SDL); a test fails when the committed file differs.
+async fn write_graphql_schema() -> Result<ExitCode> {
+    let root = project_root();
+    let path = root.join("docs/schema.graphql");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = tokio::process::Command::new(&cargo)
+        .current_dir(&root)
+        .args(["run", "--quiet", "--package", "graphql", "--bin", "graphql-schema"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await?;
+    if !out.status.success() {
+        bail!("generating the GraphQL schema failed");
+    }
+    std::fs::write(&path, out.stdout)?;
     progress(&format!("wrote {}", path.display()));
     Ok(ExitCode::SUCCESS)
 }

@@ -121,6 +121,11 @@ pub async fn operations(scene: &Scene, passes: usize, references: bool) -> BTree
     samples.summarize()
 }
 
+/// The screens' persisted GraphQL queries (functions/graphql/queries), measured as clients send
+/// them.
+pub const LISTING_PAGE: &str = include_str!("../../../functions/graphql/queries/listing-page.graphql");
+pub const TRIPS_PAGE: &str = include_str!("../../../functions/graphql/queries/trips-page.graphql");
+
 async fn one_pass(scene: &Scene, samples: &mut Samples, counted: bool, days: i64, references: bool) {
     let (guest, anyone) = (scene.guest.api(), anonymous());
     let listing = &scene.listing_id;
@@ -132,6 +137,10 @@ async fn one_pass(scene: &Scene, samples: &mut Samples, counted: bool, days: i64
     record("get_listing", "ListingsFunction", expect(anyone, Call::get("ListingsFunction", path), 200).await);
     let path = format!("/v1/search?city={}", scene.city);
     record("search", "ListingsFunction", expect(anyone, Call::get("ListingsFunction", path), 200).await);
+    // The listing page in one GraphQL query (listing, host, availability, reviews).
+    let page = json!({"query": LISTING_PAGE, "variables": {"id": listing}});
+    let call = Call::post("GraphqlFunction", "/v1/graphql", Some(page));
+    record("graphql_listing_page", "GraphqlFunction", expect(anyone, call, 200).await);
     let call = Call::post("BookingsFunction", "/v1/quotes", Some(stay.clone()));
     record("quote", "BookingsFunction", expect(anyone, call, 200).await);
     // Without an Idempotency-Key, as the request-count target counts it: a key adds its own
@@ -145,6 +154,9 @@ async fn one_pass(scene: &Scene, samples: &mut Samples, counted: bool, days: i64
     assert_eq!(status, 200, "localstripe confirms the test card: {confirmed}");
     let path = format!("/v1/bookings/{booking_id}");
     record("get_trip", "BookingsFunction", expect(guest, Call::get("BookingsFunction", path), 200).await);
+    let trips = json!({"query": TRIPS_PAGE, "variables": {"first": 20}});
+    let call = Call::post("GraphqlFunction", "/v1/graphql", Some(trips));
+    record("graphql_trips_page", "GraphqlFunction", expect(guest, call, 200).await);
     wait_for_status(&scene.guest, &booking_id, "confirmed").await;
     end_stay(&booking_id).await;
     let review = json!({"rating": 5, "comment": "Measured, and lovely."});

@@ -1,7 +1,8 @@
 //! The docs page in a real browser (issue 15): `tests/browser/docs-page.spec.ts` under Playwright
 //! with Debian's chromium opens `/v1/docs`, finds every tag and operation of the served document,
 //! no console error (a CSP violation is one), and "Try it out" on `GET /v1/health` answering 200;
-//! its screenshot is `target/roost/docs-page.png`.
+//! its screenshot is `target/roost/docs-page.png`; and `tests/browser/graphql-explorer.spec.ts`
+//! opens the GraphQL explorer (`/v1/docs/graphql`), runs an example and a private field.
 
 use std::process::Command;
 

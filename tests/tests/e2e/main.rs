@@ -16,6 +16,7 @@ mod docs_page;
 mod events;
 mod fault_switches;
 mod fuzz;
+mod graphql;
 mod health;
 mod journey;
 mod launcher;

@@ -25,8 +25,14 @@ pub async fn get_booking(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<BookingView>> {
-    let b = party_booking(&st, &caller, &id).await?;
-    Ok(Json(views::booking(&b, Viewer::of(&b, &caller.user_id), st.clock.now())))
+    Ok(Json(booking_for(&st, &caller, &id).await?))
+}
+
+/// The booking as `caller` sees it, its guest or its host; 404 to anyone else (GraphQL's
+/// `booking` too).
+pub async fn booking_for(st: &AppState, caller: &Caller, id: &str) -> Result<BookingView> {
+    let b = party_booking(st, caller, id).await?;
+    Ok(views::booking(&b, Viewer::of(&b, &caller.user_id), st.clock.now()))
 }
 
 /// GET /v1/bookings/{id}/cancellation: what cancelling now would refund (1 GetItem).

@@ -21,11 +21,11 @@ use crate::{AppState, store};
 pub struct TripsParams {
     /// Only the bookings with this (effective) status.
     #[param(inline)]
-    status: Option<BookingStatus>,
+    pub status: Option<BookingStatus>,
     #[param(ignore)]
-    limit: Option<u32>,
+    pub limit: Option<u32>,
     #[param(ignore)]
-    cursor: Option<String>,
+    pub cursor: Option<String>,
 }
 
 /// GET /v1/me/trips: the caller's bookings as guest, newest first; `status` filters on the
@@ -43,6 +43,11 @@ pub async fn trips(
     caller: Caller,
     Query(p): Query<TripsParams>,
 ) -> Result<impl IntoResponse> {
+    Ok(Json(trips_page(&st, &caller, &p).await?))
+}
+
+/// One page of the caller's trips (GraphQL's `me.trips` too: the same signed cursors).
+pub async fn trips_page(st: &AppState, caller: &Caller, p: &TripsParams) -> Result<ListBody<BookingView>> {
     let limit = page::parse_limit(p.limit)?;
     let filters = [("status", p.status.map(|s| s.as_str().to_owned()).unwrap_or_default())];
     let scope = CursorScope { route: "/v1/me/trips", caller: Some(&caller.user_id), filters: &filters };
@@ -56,7 +61,7 @@ pub async fn trips(
         .filter(|b| p.status.is_none_or(|s| b.effective_status(now) == s))
         .map(|b| views::booking(b, Viewer::Guest, now))
         .collect();
-    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?))
+    ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())
 }
 
 /// The query of `GET /v1/me/reservations` (the page's `limit` and `cursor`: `PageParams`).
@@ -66,11 +71,11 @@ pub async fn trips(
 pub struct ReservationsParams {
     /// Only the bookings of this listing of the caller's (`lst_` + a lowercase ULID).
     #[param(pattern = "^lst_[0-7][0-9a-hjkmnp-tv-z]{25}$")]
-    listing_id: Option<String>,
+    pub listing_id: Option<String>,
     #[param(ignore)]
-    limit: Option<u32>,
+    pub limit: Option<u32>,
     #[param(ignore)]
-    cursor: Option<String>,
+    pub cursor: Option<String>,
 }
 
 /// GET /v1/me/reservations: bookings on the caller's listings (all, or one listing), newest
@@ -89,6 +94,15 @@ pub async fn reservations(
     caller: Caller,
     Query(p): Query<ReservationsParams>,
 ) -> Result<impl IntoResponse> {
+    Ok(Json(reservations_page(&st, &caller, &p).await?))
+}
+
+/// One page of the caller's reservations (GraphQL's `me.reservations` too).
+pub async fn reservations_page(
+    st: &AppState,
+    caller: &Caller,
+    p: &ReservationsParams,
+) -> Result<ListBody<BookingView>> {
     caller.require_host()?;
     let limit = page::parse_limit(p.limit)?;
     let listing_id = match p.listing_id.as_deref() {
@@ -105,5 +119,5 @@ pub async fn reservations(
     let found = store::reservations_page(&st.table, &caller.user_id, listing_id, limit, start).await?;
     let now = st.clock.now();
     let items: Vec<BookingView> = found.items.iter().map(|b| views::booking(b, Viewer::Host, now)).collect();
-    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?))
+    ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())
 }

@@ -8,7 +8,7 @@ use shared::ApiError;
 use shared::extract::{Json, Path, Query};
 use shared::listing::ListingItem;
 
-use super::{Host, Result, listing_id, own_listing};
+use super::{Host, Result, own_listing};
 use crate::AppState;
 use crate::rules::{self, CalendarBody, CalendarChange, RangeParams};
 use crate::store::{self, CalendarError};
@@ -27,12 +27,22 @@ pub async fn availability(
     Path(id): Path<String>,
     Query(params): Query<RangeParams>,
 ) -> Result<impl IntoResponse> {
-    let id = listing_id(&id)?;
+    let l = super::listings::active_listing(&st, &id).await?;
+    Ok(Json(public_calendar(&st, &l, params.from.as_deref(), params.to.as_deref()).await?))
+}
+
+/// What anyone sees of an active listing's calendar `[from, to)` (defaults and limits of
+/// `rules::parse_availability_range`): one Query. GraphQL's `Listing.availability` too.
+pub async fn public_calendar(
+    st: &AppState,
+    l: &ListingItem,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<AvailabilityView> {
     let now = st.clock.now();
-    let l = store::get(&st.table, id).await?.filter(ListingItem::is_active).ok_or_else(ApiError::not_found)?;
     let today = rules::today_in(&l.fields.timezone, now);
-    let (from, to) = rules::parse_availability_range(params.from.as_deref(), params.to.as_deref(), today)?;
-    Ok(Json(calendar(&st, &l, from, to, now, false).await?))
+    let (from, to) = rules::parse_availability_range(from, to, today)?;
+    calendar(st, l, from, to, now, false).await
 }
 
 /// The calendar `[from, to)`: one Query on the NIGHT range.

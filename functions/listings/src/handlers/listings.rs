@@ -48,9 +48,15 @@ pub async fn create(
         (status = 404, description = "not_found"),
     ))]
 pub async fn public(State(st): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
-    let id = listing_id(&id)?;
-    let l = store::get(&st.table, id).await?.filter(ListingItem::is_active).ok_or_else(ApiError::not_found)?;
+    let l = active_listing(&st, &id).await?;
     Ok(Json(views::listing(&st.photos, &l, Audience::Public, st.clock.now()).await?))
+}
+
+/// The listing anyone may see: 404 for a malformed id, an unknown or an archived listing alike.
+/// One GetItem. The GraphQL `listing` field reads it here too.
+pub async fn active_listing(st: &AppState, id: &str) -> Result<ListingItem> {
+    let id = listing_id(id)?;
+    store::get(&st.table, id).await?.filter(ListingItem::is_active).ok_or_else(ApiError::not_found)
 }
 
 /// GET /v1/me/listings/{id}: the host's full view, archived too. One GetItem.

@@ -23,8 +23,14 @@ use crate::views::{self, SummaryView};
         (status = 400, description = "invalid_cursor"),
     ))]
 pub async fn search(State(st): State<AppState>, Query(params): Query<SearchParams>) -> Result<impl IntoResponse> {
+    Ok(Json(search_page(&st, &params).await?))
+}
+
+/// One page of search results for `params` (GraphQL's `search` too: same parameters, same
+/// signed cursors).
+pub async fn search_page(st: &AppState, params: &SearchParams) -> Result<ListBody<SummaryView>> {
     let now = st.clock.now();
-    let s = Search::parse(&params, now.to_zoned(jiff::tz::TimeZone::UTC).date())?;
+    let s = Search::parse(params, now.to_zoned(jiff::tz::TimeZone::UTC).date())?;
     let filters = s.cursor_filters();
     let scope = CursorScope { route: "/v1/search", caller: None, filters: &filters };
     // Search positions sort by listing id: no common prefix.
@@ -47,5 +53,5 @@ pub async fn search(State(st): State<AppState>, Query(params): Query<SearchParam
         };
         items.push(views::summary(&st.photos, item, price.as_ref(), now).await?);
     }
-    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, page.next.as_ref())?))
+    ListBody::sealed(items, &st.cursors, &scope, page.next.as_ref())
 }

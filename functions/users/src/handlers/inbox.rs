@@ -4,10 +4,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
+use shared::cursor::CursorKey;
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Path, Query};
 use shared::page::{self, ListBody, Partition};
-use shared::{ApiError, Caller, keys};
+use shared::{ApiError, Caller, Table, keys};
 
 use super::Result;
 use crate::views::NotificationView;
@@ -21,12 +22,12 @@ const ROUTE: &str = "/v1/me/notifications";
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// `true`: only the unread ones. `false` or absent: all.
-    unread: Option<bool>,
+    pub unread: Option<bool>,
     /// Items per page, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
-    limit: Option<u32>,
+    pub limit: Option<u32>,
     /// The `next_cursor` of the previous page, unchanged (with the same `unread`).
-    cursor: Option<String>,
+    pub cursor: Option<String>,
 }
 
 /// GET /v1/me/notifications: newest first; `?unread=true` only the unread ones (a filter, so
@@ -46,16 +47,26 @@ pub async fn list(
     caller: Caller,
     Query(p): Query<ListParams>,
 ) -> Result<impl IntoResponse> {
+    Ok(Json(inbox_page(&st.table, &st.cursors, &caller, &p).await?))
+}
+
+/// One page of the caller's inbox (GraphQL's `me.notifications` too: the same signed cursors).
+pub async fn inbox_page(
+    table: &Table,
+    cursors: &CursorKey,
+    caller: &Caller,
+    p: &ListParams,
+) -> Result<ListBody<NotificationView>> {
     let limit = page::parse_limit(p.limit)?;
     let unread = p.unread.unwrap_or(false);
     let filters = [("unread", unread.to_string())];
     let scope = CursorScope { route: ROUTE, caller: Some(&caller.user_id), filters: &filters };
     let inbox = keys::inbox_partition(&caller.user_id);
     let position = Partition::table(&inbox, keys::INBOX_SK_PREFIX);
-    let start = page::open_cursor(&st.cursors, p.cursor.as_deref(), &scope, &position)?;
-    let page = store::inbox_page(&st.table, &caller.user_id, unread, limit, start).await?;
+    let start = page::open_cursor(cursors, p.cursor.as_deref(), &scope, &position)?;
+    let page = store::inbox_page(table, &caller.user_id, unread, limit, start).await?;
     let items = page.items.into_iter().map(NotificationView::from).collect();
-    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, page.last_key.as_ref())?))
+    ListBody::sealed(items, cursors, &scope, page.last_key.as_ref())
 }
 
 /// POST /v1/me/notifications/{id}/read -> 204; idempotent; someone else's or unknown -> 404.
