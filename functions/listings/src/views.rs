@@ -8,11 +8,13 @@ use serde::Serialize;
 use shared::listing::{
     Address, ListingFields, ListingItem, ListingStatus, Nullable, Photo, Rating, SearchItem, StayPrice,
 };
+use shared::caching::ETag;
 use shared::night::Night;
 use shared::{ApiError, Money};
 use utoipa::ToSchema;
 
 use crate::photos::{PhotoStore, UploadUrl};
+use crate::store::ListingStamp;
 use crate::rules::PropertyType;
 
 /// The listing's reviews in two numbers.
@@ -172,6 +174,19 @@ pub async fn listing(
         created_at: l.created_at.clone(),
         updated_at: l.updated_at.clone(),
     })
+}
+
+/// The public listing's tag: its stamp and the hour its photo URLs are signed for, so a 304
+/// needs only the stamp (`store::stamp`), never the whole item.
+pub fn listing_etag(listing_id: &str, stamp: &ListingStamp, now: Timestamp) -> ETag {
+    ETag::of_parts(&[
+        "listing",
+        listing_id,
+        &stamp.revision.to_string(),
+        &stamp.rating_count.to_string(),
+        &stamp.rating_total.to_string(),
+        &crate::photos::download_window(now).to_string(),
+    ])
 }
 
 /// A search result: the public summary, plus the stay's price when dates were given.

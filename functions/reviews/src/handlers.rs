@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Path, Query};
-use shared::openapi::PageParams;
+use shared::caching::{self, IfNoneMatch};
+use shared::openapi::{IfNoneMatchHeader, PageParams};
 use shared::page::{self, ListBody};
 use shared::{ApiError, Caller};
 use utoipa_axum::router::OpenApiRouter;
@@ -137,7 +138,7 @@ pub struct ListParams {
 /// listing has no reviews.
 #[utoipa::path(get, path = "/v1/listings/{id}/reviews", tag = "reviews",
     summary = "A listing's reviews, newest first (anyone)",
-    params(("id" = String, Path, description = "The listing's id (`lst_...`)."), PageParams),
+    params(("id" = String, Path, description = "The listing's id (`lst_...`)."), PageParams, IfNoneMatchHeader),
     responses(
         (status = 200, description = "One page of reviews.", body = ListBody<ReviewView>),
         (status = 400, description = "invalid_cursor"),
@@ -147,7 +148,8 @@ pub async fn list_reviews(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Query(p): Query<ListParams>,
-) -> Result<impl IntoResponse> {
+    conditions: IfNoneMatch,
+) -> Result<Response> {
     let listing_id = shared::ids::parse_id("lst", &id).ok_or_else(ApiError::not_found)?;
     let limit = page::parse_limit(p.limit)?;
     let filters = [("listing_id", listing_id.to_owned())];
@@ -156,5 +158,7 @@ pub async fn list_reviews(
     let start = page::open_cursor(&st.cursors, p.cursor.as_deref(), &scope, &store::listing_positions(&partition))?;
     let found = store::listing_page(&st.table, listing_id, limit, start).await?;
     let items: Vec<ReviewView> = found.items.into_iter().map(ReviewView::from).collect();
-    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?))
+    // Tagged by the page itself: a new review (the newest comes first) or a host's answer
+    // changes it.
+    caching::json(&conditions, caching::PUBLIC_ITEM, &ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?)
 }

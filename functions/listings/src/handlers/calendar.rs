@@ -1,11 +1,13 @@
 //! A listing's calendar: availability for anyone, blocking and unblocking nights for its host.
 
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use shared::ApiError;
+use shared::caching::{self, IfNoneMatch};
 use shared::extract::{Json, Path, Query};
+use shared::openapi::IfNoneMatchHeader;
 use shared::listing::ListingItem;
 
 use super::{Host, Result, listing_id, own_listing};
@@ -17,7 +19,7 @@ use crate::views::{self, AvailabilityView};
 /// GET /v1/listings/{id}/availability: GetItem + one Query on the NIGHT range.
 #[utoipa::path(get, path = "/v1/listings/{id}/availability", operation_id = "get_availability", tag = "listings",
     summary = "A listing's calendar: which nights are bookable, at what price (anyone)",
-    params(("id" = String, Path, description = "The listing's id (`lst_...`)."), RangeParams),
+    params(("id" = String, Path, description = "The listing's id (`lst_...`)."), RangeParams, IfNoneMatchHeader),
     responses(
         (status = 200, description = "The nights `[from, to)`.", body = AvailabilityView),
         (status = 404, description = "not_found"),
@@ -26,13 +28,16 @@ pub async fn availability(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Query(params): Query<RangeParams>,
-) -> Result<impl IntoResponse> {
+    conditions: IfNoneMatch,
+) -> Result<Response> {
     let id = listing_id(&id)?;
     let now = st.clock.now();
     let l = store::get(&st.table, id).await?.filter(ListingItem::is_active).ok_or_else(ApiError::not_found)?;
     let today = rules::today_in(&l.fields.timezone, now);
     let (from, to) = rules::parse_availability_range(params.from.as_deref(), params.to.as_deref(), today)?;
-    Ok(Json(calendar(&st, &l, from, to, now, false).await?))
+    // Tagged by the calendar itself: a booking, a hold lapsing, a block or a price change
+    // changes some night, hence the tag.
+    caching::json(&conditions, caching::AVAILABILITY, &calendar(&st, &l, from, to, now, false).await?)
 }
 
 /// The calendar `[from, to)`: one Query on the NIGHT range.

@@ -1,9 +1,11 @@
 //! Search by city, dates, guests and price.
 
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::response::Response;
+use shared::caching::{self, IfNoneMatch};
 use shared::cursor::CursorScope;
-use shared::extract::{Json, Query};
+use shared::extract::Query;
+use shared::openapi::IfNoneMatchHeader;
 use shared::listing;
 use shared::page::{self, ListBody, Partition};
 
@@ -17,12 +19,16 @@ use crate::views::{self, SummaryView};
 #[utoipa::path(get, path = "/v1/search", operation_id = "search_listings", tag = "listings",
     summary = "Search active listings by city, dates, guests and price, newest first (anyone)",
     description = "A page may hold fewer than `limit` listings while `next_cursor` is not null.",
-    params(SearchParams),
+    params(SearchParams, IfNoneMatchHeader),
     responses(
         (status = 200, description = "One page of listing summaries.", body = ListBody<SummaryView>),
         (status = 400, description = "invalid_cursor"),
     ))]
-pub async fn search(State(st): State<AppState>, Query(params): Query<SearchParams>) -> Result<impl IntoResponse> {
+pub async fn search(
+    State(st): State<AppState>,
+    Query(params): Query<SearchParams>,
+    conditions: IfNoneMatch,
+) -> Result<Response> {
     let now = st.clock.now();
     let s = Search::parse(&params, now.to_zoned(jiff::tz::TimeZone::UTC).date())?;
     let filters = s.cursor_filters();
@@ -47,5 +53,7 @@ pub async fn search(State(st): State<AppState>, Query(params): Query<SearchParam
         };
         items.push(views::summary(&st.photos, item, price.as_ref(), now).await?);
     }
-    Ok(Json(ListBody::sealed(items, &st.cursors, &scope, page.next.as_ref())?))
+    // Tagged by the page itself: any listing of it changing (a price, a rating, a photo) or
+    // another listing entering it changes the tag.
+    caching::json(&conditions, caching::SEARCH, &ListBody::sealed(items, &st.cursors, &scope, page.next.as_ref())?)
 }
