@@ -231,8 +231,10 @@ mod tests {
         use crate::caching::{NO_STORE, PRIVATE, PUBLIC_ITEM};
         use crate::identity::claims_context;
         let public = || async { ([(axum::http::header::CACHE_CONTROL, PUBLIC_ITEM)], "shared") };
-        let app = with_request_layers(Router::new().route("/v1/read", get(public)).route("/v1/plain", get(|| async { "x" })));
-        let signed_in = Request::get("/v1/read").extension(claims_context([("sub", "u-1")])).body(Body::empty()).unwrap();
+        let app =
+            with_request_layers(Router::new().route("/v1/read", get(public)).route("/v1/plain", get(|| async { "x" })));
+        let signed_in =
+            Request::get("/v1/read").extension(claims_context([("sub", "u-1")])).body(Body::empty()).unwrap();
         let res = app.clone().oneshot(signed_in).await.unwrap();
         assert_eq!(res.headers()["cache-control"], PRIVATE);
         let res = app.clone().oneshot(Request::get("/v1/read").body(Body::empty()).unwrap()).await.unwrap();

@@ -886,7 +886,8 @@ mod tests {
             name: String,
             nights: u32,
         }
-        let got: Option<Stamp> = table.get_projected(&crate::keys::user_profile("u-1"), &["name", "nights"]).await.unwrap();
+        let got: Option<Stamp> =
+            table.get_projected(&crate::keys::user_profile("u-1"), &["name", "nights"]).await.unwrap();
         assert_eq!(got, Some(Stamp { name: "Ana".into(), nights: 3 }));
         assert_eq!(stub.hits(), 1);
     }

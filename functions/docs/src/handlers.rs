@@ -5,8 +5,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use shared::ApiError;
 use shared::caching::{self, IfNoneMatch};
-use shared::openapi::IfNoneMatchHeader;
 use shared::extract::Path;
+use shared::openapi::IfNoneMatchHeader;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 

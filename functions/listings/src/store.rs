@@ -203,7 +203,7 @@ pub async fn get(table: &Table, listing_id: &str) -> Result<Option<ListingItem>,
 /// What the public listing's answer depends on, besides the hour its photo URLs are signed
 /// for: every write listings makes bumps `revision` (`save`), reviews add to the rating
 /// counters. Read alone it answers `If-None-Match` with one small GetItem.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ListingStamp {
     pub status: ListingStatus,
     pub revision: u64,
@@ -213,7 +213,8 @@ pub struct ListingStamp {
     pub rating_total: u64,
 }
 
-const STAMP_ATTRS: &[&str] = &[listing::STATUS_ATTR, "revision", listing::RATING_COUNT_ATTR, listing::RATING_TOTAL_ATTR];
+const STAMP_ATTRS: &[&str] =
+    &[listing::STATUS_ATTR, "revision", listing::RATING_COUNT_ATTR, listing::RATING_TOTAL_ATTR];
 
 impl From<&ListingItem> for ListingStamp {
     fn from(l: &ListingItem) -> Self {

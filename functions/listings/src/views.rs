@@ -5,17 +5,17 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
+use shared::caching::ETag;
 use shared::listing::{
     Address, ListingFields, ListingItem, ListingStatus, Nullable, Photo, Rating, SearchItem, StayPrice,
 };
-use shared::caching::ETag;
 use shared::night::Night;
 use shared::{ApiError, Money};
 use utoipa::ToSchema;
 
 use crate::photos::{PhotoStore, UploadUrl};
-use crate::store::ListingStamp;
 use crate::rules::PropertyType;
+use crate::store::ListingStamp;
 
 /// The listing's reviews in two numbers.
 #[derive(Debug, Serialize, ToSchema)]

@@ -5,9 +5,9 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use shared::caching::{self, IfNoneMatch};
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Path, Query};
-use shared::caching::{self, IfNoneMatch};
 use shared::openapi::{IfNoneMatchHeader, PageParams};
 use shared::page::{self, ListBody};
 use shared::{ApiError, Caller};
@@ -160,5 +160,9 @@ pub async fn list_reviews(
     let items: Vec<ReviewView> = found.items.into_iter().map(ReviewView::from).collect();
     // Tagged by the page itself: a new review (the newest comes first) or a host's answer
     // changes it.
-    caching::json(&conditions, caching::PUBLIC_ITEM, &ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?)
+    caching::json(
+        &conditions,
+        caching::PUBLIC_ITEM,
+        &ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())?,
+    )
 }

@@ -413,7 +413,7 @@ fn to_http_response(payload: &[u8]) -> Result<Response> {
     let body = match value.get("body") {
         // A 304 (and a 204) has no body on the wire whatever the function returned, as with
         // API Gateway; its headers (ETag, Cache-Control) pass through.
-        _ if matches!(status, StatusCode::NOT_MODIFIED | StatusCode::NO_CONTENT) => Vec::new(),
+        _ if status == StatusCode::NOT_MODIFIED || status == StatusCode::NO_CONTENT => Vec::new(),
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) if value.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => {
             BASE64.decode(s)?

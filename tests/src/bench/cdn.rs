@@ -53,7 +53,9 @@ pub fn shared_ttl(method: &str, status: u16, cache_control: Option<&str>) -> Opt
     if !has("public") || has("private") || has("no-store") || has("no-cache") {
         return None;
     }
-    let seconds = |name: &str| directives.iter().find(|(n, _)| n == name).and_then(|(_, v)| v?.parse::<u64>().ok());
+    let seconds = |name: &str| {
+        directives.iter().find(|(n, _)| n == name).and_then(|(_, v)| v.and_then(|v| v.parse::<u64>().ok()))
+    };
     seconds("s-maxage").or_else(|| seconds("max-age")).filter(|s| *s > 0)
 }
 

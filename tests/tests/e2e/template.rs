@@ -802,10 +802,12 @@ fn the_cdn_caches_only_public_reads_and_is_on_in_prod() {
     for b in &behaviours {
         let pattern = b["PathPattern"].as_str().expect("PathPattern");
         assert_eq!(strings(&b["CachedMethods"]), ["GET", "HEAD"], "{pattern}");
-        let gets: Vec<_> = routes.iter().filter(|r| r.method == "GET" && cloudfront_matches(pattern, &r.path)).collect();
+        let gets: Vec<_> =
+            routes.iter().filter(|r| r.method == "GET" && cloudfront_matches(pattern, &r.path)).collect();
         assert!(!gets.is_empty(), "{pattern} caches no route");
         assert!(gets.iter().all(|r| r.public), "{pattern} would cache a private GET: {gets:?}");
-        let policy = b["CachePolicyId"]["!Ref"].as_str().unwrap_or_else(|| panic!("{pattern}: a policy of the template"));
+        let policy =
+            b["CachePolicyId"]["!Ref"].as_str().unwrap_or_else(|| panic!("{pattern}: a policy of the template"));
         let key = &resources[policy]["Properties"]["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"];
         assert_eq!(key["QueryStringsConfig"]["QueryStringBehavior"], "all", "{pattern}: keyed on the query");
         let headers = strings(&key["HeadersConfig"]["Headers"]);
@@ -832,5 +834,8 @@ fn the_cdn_caches_only_public_reads_and_is_on_in_prod() {
     assert!(rule["Action"].get("Block").is_some());
     assert!(distribution["WebACLId"].get("!If").is_some(), "the ACL is attached when there is one");
     assert_eq!(whole["Outputs"]["CdnUrl"]["Condition"], "HasCdn");
-    assert!(cloudfront_matches("/v1/listings/*", "/v1/listings/{id}/reviews") && !cloudfront_matches("/v1/search", "/v1/searches"));
+    assert!(
+        cloudfront_matches("/v1/listings/*", "/v1/listings/{id}/reviews")
+            && !cloudfront_matches("/v1/search", "/v1/searches")
+    );
 }

@@ -7,8 +7,8 @@ use jiff::civil::Date;
 use shared::ApiError;
 use shared::caching::{self, IfNoneMatch};
 use shared::extract::{Json, Path, Query};
-use shared::openapi::IfNoneMatchHeader;
 use shared::listing::ListingItem;
+use shared::openapi::IfNoneMatchHeader;
 
 use super::{Host, Result, listing_id, own_listing};
 use crate::AppState;

@@ -5,10 +5,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use shared::ApiError;
 use shared::caching::{self, IfNoneMatch};
-use shared::openapi::IfNoneMatchHeader;
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Path, Query};
 use shared::listing::{self, ListingItem, ListingStatus};
+use shared::openapi::IfNoneMatchHeader;
 use shared::page::{self, ListBody, Partition};
 
 use super::{Host, Result, listing_id, modify, own_listing};
@@ -50,11 +50,7 @@ pub async fn create(
         (status = 200, description = "The listing; the address is city, region and country only.", body = ListingView),
         (status = 404, description = "not_found"),
     ))]
-pub async fn public(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    conditions: IfNoneMatch,
-) -> Result<Response> {
+pub async fn public(State(st): State<AppState>, Path(id): Path<String>, conditions: IfNoneMatch) -> Result<Response> {
     let id = listing_id(&id)?;
     let now = st.clock.now();
     if conditions.is_present()

@@ -5,8 +5,8 @@ use axum::response::Response;
 use shared::caching::{self, IfNoneMatch};
 use shared::cursor::CursorScope;
 use shared::extract::Query;
-use shared::openapi::IfNoneMatchHeader;
 use shared::listing;
+use shared::openapi::IfNoneMatchHeader;
 use shared::page::{self, ListBody, Partition};
 
 use super::Result;

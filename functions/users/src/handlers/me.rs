@@ -5,8 +5,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use shared::caching::{self, IfNoneMatch};
 use shared::extract::{Json, Path};
-use shared::openapi::IfNoneMatchHeader;
 use shared::identity::HOSTS_GROUP;
+use shared::openapi::IfNoneMatchHeader;
 use shared::{ApiError, Caller};
 
 use super::{Result, caller_profile};
