@@ -144,18 +144,7 @@ fn finish_operation(op: &mut Operation) {
             "X-Request-Id".to_owned(),
             string_header("The request's id (the client's own when it sent a valid one); quote it in support requests. Absent from the gateway's own answers."),
         );
-        if conditional && matches!(code, 200 | 304) {
-            let etag = "This version's strong tag; send it back as `If-None-Match`.";
-            response.headers.entry("ETag".to_owned()).or_insert_with(|| string_header(etag));
-        }
-        let policy = if signed_in {
-            "`private, no-store`: one person's data, kept by no cache."
-        } else if conditional && matches!(code, 200 | 304) {
-            "How long browsers and the CDN may keep it (docs/api.md, \"Caching\")."
-        } else {
-            "`no-store` (absent from the gateway's own answers)."
-        };
-        response.headers.entry("Cache-Control".to_owned()).or_insert_with(|| string_header(policy));
+        document_caching(response, code, signed_in, conditional);
         if code == 503 {
             response.headers.insert(
                 "Retry-After".to_owned(),
@@ -177,6 +166,24 @@ fn finish_operation(op: &mut Operation) {
             .responses
             .insert("429".to_owned(), RefOr::T(gateway_response("Too many requests (the gateway's throttling).")));
     }
+}
+
+/// The caching headers of one answer (`crate::caching`): every function answer's
+/// `Cache-Control`, and a conditional read's `ETag` on its 200 and 304.
+fn document_caching(response: &mut Response, code: u16, signed_in: bool, conditional: bool) {
+    let validated = conditional && matches!(code, 200 | 304);
+    if validated {
+        let etag = "This version's strong tag; send it back as `If-None-Match`.";
+        response.headers.entry("ETag".to_owned()).or_insert_with(|| string_header(etag));
+    }
+    let policy = if signed_in {
+        "`private, no-store`: one person's data, kept by no cache."
+    } else if validated {
+        "How long browsers and the CDN may keep it (docs/api.md, \"Caching\")."
+    } else {
+        "`no-store` (absent from the gateway's own answers)."
+    };
+    response.headers.entry("Cache-Control".to_owned()).or_insert_with(|| string_header(policy));
 }
 
 fn string_header(description: &str) -> RefOr<Header> {
