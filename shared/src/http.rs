@@ -1,7 +1,9 @@
 //! What every HTTP function wraps its router in: a request id on every response, one JSON log
 //! line per request, problem+json for unknown routes and wrong methods, the sign-out check, and
 //! the request's business metrics flushed (`crate::metrics`), an answer before the invocation's
-//! deadline, and 503 + `Retry-After` for a request a dependency failed (`crate::dependency`).
+//! deadline, 503 + `Retry-After` for a request a dependency failed (`crate::dependency`), and the
+//! `Cache-Control` rule of every answer (`crate::caching::apply_default_policy`: `private,
+//! no-store` on every route behind the authorizer).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -62,6 +64,7 @@ async fn request_layer(mut req: Request, next: Next) -> Response {
     let method = req.method().clone();
     // Set by the router before route layers run; absent for the fallback.
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let authorized = crate::identity::carries_claims(&req);
     req.extensions_mut().insert(RequestId(request_id.clone()));
 
     let span = tracing::info_span!("request", request_id = %request_id);
@@ -86,6 +89,7 @@ async fn request_layer(mut req: Request, next: Next) -> Response {
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID_HEADER, v);
     }
+    crate::caching::apply_default_policy(res.headers_mut(), authorized);
     // Never headers, bodies, tokens or query strings: only the route template.
     tracing::info!(
         method = %method,
@@ -218,6 +222,27 @@ mod tests {
         assert_eq!(body_json(res).await["code"], "token_revoked");
         assert_eq!(send("101").await.unwrap().status(), StatusCode::OK);
         assert_eq!(stub.hits(), 1);
+    }
+
+    /// Every answer of a route behind the authorizer is `private, no-store`, even one whose
+    /// handler chose a public policy; an anonymous answer keeps its policy or gets `no-store`.
+    #[tokio::test]
+    async fn private_routes_are_never_stored() {
+        use crate::caching::{NO_STORE, PRIVATE, PUBLIC_ITEM};
+        use crate::identity::claims_context;
+        let public = || async { ([(axum::http::header::CACHE_CONTROL, PUBLIC_ITEM)], "shared") };
+        let app =
+            with_request_layers(Router::new().route("/v1/read", get(public)).route("/v1/plain", get(|| async { "x" })));
+        let signed_in =
+            Request::get("/v1/read").extension(claims_context([("sub", "u-1")])).body(Body::empty()).unwrap();
+        let res = app.clone().oneshot(signed_in).await.unwrap();
+        assert_eq!(res.headers()["cache-control"], PRIVATE);
+        let res = app.clone().oneshot(Request::get("/v1/read").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.headers()["cache-control"], PUBLIC_ITEM);
+        let res = app.clone().oneshot(Request::get("/v1/plain").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.headers()["cache-control"], NO_STORE);
+        let res = app.oneshot(Request::get("/v1/nope").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(res.headers()["cache-control"], NO_STORE, "errors are not kept either");
     }
 
     /// Captures log output as JSON lines (the real `telemetry` format).

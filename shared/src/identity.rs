@@ -95,6 +95,15 @@ pub fn claims(parts: &Parts) -> Option<&HashMap<String, String>> {
     }
 }
 
+/// Whether the request came through the JWT authorizer (a private route): its answer is one
+/// person's data (`crate::caching::PRIVATE`), whatever the handler does.
+pub fn carries_claims<B>(req: &axum::http::Request<B>) -> bool {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().is_some_and(|a| a.jwt.is_some()),
+        _ => false,
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 

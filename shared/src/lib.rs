@@ -1,6 +1,6 @@
 //! What every Roost function crate stands on: configuration, time, ids, money, the one error type
 //! and its HTTP mapping, request extractors, the caller's identity, the DynamoDB table wrapper,
-//! pagination cursors and list pages (`page`), the HTTP request layers, ended sessions (`sessions`),
+//! pagination cursors and list pages (`page`), the HTTP request layers and caching (`caching`), ended sessions (`sessions`),
 //! tracing setup, the business metrics (`metrics`, CloudWatch EMF), the domain-event envelope and
 //! outbox (`events`) and the SQS consumer helpers (`sqs`).
 //!
@@ -8,6 +8,7 @@
 //! contexts need the same thing, or when it defines a contract between them (keys, wire formats).
 
 pub mod booking;
+pub mod caching;
 pub mod clock;
 pub mod config;
 pub mod currencies;

@@ -7,12 +7,13 @@
 //! [`finish`] replaces it with a `Problem` whose `code` is limited to exactly those values and an
 //! example per code, so the document says which codes each operation can answer and the fuzzer
 //! fails on any other. Codes every route of a kind can answer (a body's `malformed_request`, a
-//! signed-in route's `unauthorized`) are added here, in one place.
+//! signed-in route's `unauthorized`, a conditional read's 304, every answer's `Cache-Control`) are
+//! added here, in one place.
 
 use std::collections::BTreeSet;
 
 use utoipa::openapi::example::ExampleBuilder;
-use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Ref, Schema, Type};
 use utoipa::openapi::{Content, ContentBuilder, OpenApi, RefOr, Response, ResponseBuilder};
@@ -41,6 +42,17 @@ pub struct IdempotencyKeyHeader {
     /// `idempotency_key_reused`; while the first is still running, 409 `idempotency_in_progress`.
     #[param(rename = "Idempotency-Key", min_length = 1, max_length = 255, pattern = "^[!-~]+$")]
     pub idempotency_key: Option<String>,
+}
+
+/// The `If-None-Match` header of the public reads (`crate::caching`); `finish` adds their 304
+/// and documents their `ETag`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct IfNoneMatchHeader {
+    /// The `ETag` of an earlier answer (a comma-separated list, `W/` tags and `*` are understood):
+    /// 304 without a body while it is still this version's.
+    #[param(rename = "If-None-Match")]
+    pub if_none_match: Option<String>,
 }
 
 /// Pagination of every list: `limit` and the previous page's `next_cursor`.
@@ -103,8 +115,16 @@ fn finish_operation(op: &mut Operation) {
     } else if has_checked_parameter {
         implied.push((400, &["validation_failed"]));
     }
-    if is_signed_in(op) {
+    let signed_in = is_signed_in(op);
+    if signed_in {
         implied.push((401, &["unauthorized", "token_revoked"]));
+    }
+    let conditional = op.parameters.iter().flatten().any(|p| {
+        matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("If-None-Match"))
+    });
+    if conditional && !op.responses.responses.contains_key("304") {
+        let not_modified = Response::new("Not modified: the `ETag` sent is still this version's; no body.");
+        op.responses.responses.insert("304".to_owned(), RefOr::T(not_modified));
     }
     for (status, codes) in implied {
         let declared = match op.responses.responses.get(&status.to_string()) {
@@ -122,13 +142,9 @@ fn finish_operation(op: &mut Operation) {
         }
         response.headers.insert(
             "X-Request-Id".to_owned(),
-            RefOr::T(
-                HeaderBuilder::new()
-                    .schema(Some(ObjectBuilder::new().schema_type(Type::String).build()))
-                    .description(Some("The request's id (the client's own when it sent a valid one); quote it in support requests. Absent from the gateway's own answers."))
-                    .build(),
-            ),
+            string_header("The request's id (the client's own when it sent a valid one); quote it in support requests. Absent from the gateway's own answers."),
         );
+        document_caching(response, code, signed_in, conditional);
         if code == 503 {
             response.headers.insert(
                 "Retry-After".to_owned(),
@@ -150,6 +166,33 @@ fn finish_operation(op: &mut Operation) {
             .responses
             .insert("429".to_owned(), RefOr::T(gateway_response("Too many requests (the gateway's throttling).")));
     }
+}
+
+/// The caching headers of one answer (`crate::caching`): every function answer's
+/// `Cache-Control`, and a conditional read's `ETag` on its 200 and 304.
+fn document_caching(response: &mut Response, code: u16, signed_in: bool, conditional: bool) {
+    let validated = conditional && matches!(code, 200 | 304);
+    if validated {
+        let etag = "This version's strong tag; send it back as `If-None-Match`.";
+        response.headers.entry("ETag".to_owned()).or_insert_with(|| string_header(etag));
+    }
+    let policy = if signed_in {
+        "`private, no-store`: one person's data, kept by no cache."
+    } else if validated {
+        "How long browsers and the CDN may keep it (docs/api.md, \"Caching\")."
+    } else {
+        "`no-store` (absent from the gateway's own answers)."
+    };
+    response.headers.entry("Cache-Control".to_owned()).or_insert_with(|| string_header(policy));
+}
+
+fn string_header(description: &str) -> RefOr<Header> {
+    RefOr::T(
+        HeaderBuilder::new()
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String).build()))
+            .description(Some(description))
+            .build(),
+    )
 }
 
 /// The problem+json response of `status` whose `code` is one of `codes` (", "-separated), plus

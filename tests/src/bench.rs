@@ -3,6 +3,7 @@
 //! their unit tests; the `roost-bench` binary (bench/driver) adds the load tool and runs them
 //! against a release stack.
 
+pub mod cdn;
 pub mod cold;
 pub mod cost;
 pub mod measure;

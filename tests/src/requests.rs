@@ -111,8 +111,21 @@ impl Measured {
 
 /// Sends one call through `api` with a fresh `X-Request-Id` and measures it ([`Measured`]).
 pub async fn measured_call(function: &str, api: Api<'_>, method: Method, path: &str, body: Option<&Value>) -> Measured {
+    measured_call_with(function, api, method, path, body, &[]).await
+}
+
+/// [`measured_call`] with more request headers (e.g. `if-none-match`).
+pub async fn measured_call_with(
+    function: &str,
+    api: Api<'_>,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    extra: &[(&str, &str)],
+) -> Measured {
     let request_id = unique("ddb-count-");
-    let headers = [("x-request-id", request_id.as_str())];
+    let mut headers = vec![("x-request-id", request_id.as_str())];
+    headers.extend_from_slice(extra);
     let (response, wire) = ddb_requests(function, || api.call(method, path, body, &headers)).await;
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");

@@ -4,22 +4,26 @@
 //! as the browser would. Every booking made is kept for the invariants checked after the run.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
 use rand::Rng;
+use roost_e2e::bench::cdn::Observed;
 use roost_e2e::fixtures::{confirm_with, day_in};
 use roost_e2e::invariants::Trip;
 use roost_e2e::{User, unique};
 use serde_json::{Value, json};
 
-/// What every virtual guest shares: the listings to book and the bookings made.
+/// What every virtual guest shares: the listings to book, the bookings made, and every request
+/// with its answer's `Cache-Control` (what a CDN would absorb: `roost_e2e::bench::cdn`).
 pub struct Shared {
     pub host: User,
     pub city: String,
     pub timezone: String,
     pub trips: Mutex<Vec<Trip>>,
+    pub started: Instant,
+    pub observed: Mutex<Vec<Observed>>,
 }
 
 static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
@@ -53,6 +57,8 @@ async fn send(
     if let Some(token) = token {
         builder = builder.bearer_auth(token).header("idempotency-key", unique("load-"));
     }
+    let verb = format!("{method:?}").to_uppercase();
+    let at_ms = u64::try_from(shared().started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let request = GooseRequest::builder().method(method).path(path).name(name).set_request_builder(builder).build();
     let mut goose = user.request(request).await?;
     let response = match goose.response {
@@ -60,6 +66,10 @@ async fn send(
         Err(_) => return Ok((0, Value::Null)),
     };
     let status = response.status().as_u16();
+    let cache_control = response.headers().get("cache-control").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (route, query) = path.split_once('?').unwrap_or((path, ""));
+    let seen = Observed { at_ms, method: verb, path: route.to_owned(), query: query.to_owned(), status, cache_control };
+    shared().observed.lock().unwrap_or_else(|p| p.into_inner()).push(seen);
     if status == 409 {
         user.set_success(&mut goose.request)?;
     }

@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use roost_e2e::bench::cold::{ColdStarts, Wake, all_cold_starts, empty_batch, scheduled_event};
 use roost_e2e::bench::measure::Call;
 use roost_e2e::bench::warm::{Scene, operations};
-use roost_e2e::bench::{PYTHON_REFERENCE, RUST_REFERENCE, cost, render, scaling, targets, usage};
+use roost_e2e::bench::{PYTHON_REFERENCE, RUST_REFERENCE, cdn, cost, render, scaling, targets, usage};
 use roost_e2e::{Stack, anonymous, invariants, json_of, unique, until_indexed};
 use serde_json::{Value, json};
 
@@ -207,6 +207,8 @@ async fn load_phase(options: &Options, scene: &Scene, functions: &[String]) -> R
         city,
         timezone: scene.timezone.clone(),
         trips: Mutex::new(Vec::new()),
+        started: Instant::now(),
+        observed: Mutex::new(Vec::new()),
     });
     let mark = usage::mark(functions).await;
     let began = Instant::now();
@@ -231,6 +233,7 @@ async fn load_phase(options: &Options, scene: &Scene, functions: &[String]) -> R
     summary["invariant_violations"] = json!(report.violations);
     summary["invariants_checked"] = json!(report.checked);
     summary["usage"] = json!(used);
+    summary["cdn"] = json!(cdn::share(&shared.observed.lock().unwrap_or_else(|p| p.into_inner())));
     Ok((summary, cost::per_million_bookings(&used)))
 }
 

@@ -1,7 +1,7 @@
 //! The one OpenAPI 3.1 document: every context's part merged, the shared answers added
 //! (`shared::openapi::finish`), and the result as it is served (bytes and ETag).
 
-use sha2::{Digest, Sha256};
+use shared::caching::ETag;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{ContactBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder};
@@ -75,8 +75,9 @@ pub fn to_json(api: &OpenApi) -> anyhow::Result<String> {
     Ok(serde_json::to_string_pretty(&doc)? + "\n")
 }
 
-/// Headers our functions always send with the answers that document them. `X-Request-Id` is on
-/// every answer of a function, but not on the gateway's own (401, 404, 413, 429, 5xx), and
+/// Headers our functions always send with the answers that document them. `X-Request-Id` and
+/// `Cache-Control` are on every answer of a function, but not on the gateway's own (401, 404,
+/// 413, 429, 5xx), and
 /// `Location`/`Idempotent-Replayed` are not on every 201/200 (a replay has no `Location`).
 const ALWAYS_SENT: &[&str] = &["X-Request-Id", "ETag", "Cache-Control", "Content-Security-Policy"];
 const GATEWAY_STATUSES: &[&str] = &["401", "404", "413", "429", "500", "502", "503"];
@@ -90,7 +91,8 @@ fn require_headers(doc: &mut serde_json::Value) {
                 let Some(headers) = response.get_mut("headers").and_then(|h| h.as_object_mut()) else { continue };
                 for (name, header) in headers.iter_mut() {
                     let gateway_may_answer = GATEWAY_STATUSES.contains(&status.as_str());
-                    if ALWAYS_SENT.contains(&name.as_str()) && !(name == "X-Request-Id" && gateway_may_answer) {
+                    let function_only = matches!(name.as_str(), "X-Request-Id" | "Cache-Control");
+                    if ALWAYS_SENT.contains(&name.as_str()) && !(function_only && gateway_may_answer) {
                         header["required"] = serde_json::Value::Bool(true);
                     }
                 }
@@ -99,39 +101,16 @@ fn require_headers(doc: &mut serde_json::Value) {
     }
 }
 
-/// The served document: its bytes and their strong ETag, computed once.
+/// The served document: its bytes and their strong ETag (`shared::caching`), computed once.
 pub struct Published {
     pub json: String,
-    pub etag: String,
+    pub etag: ETag,
 }
 
 impl Published {
     pub fn new(api: &OpenApi) -> anyhow::Result<Self> {
         let json = to_json(api)?;
-        let digest = Sha256::digest(json.as_bytes());
-        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        Ok(Self { json, etag: format!("\"{hex}\"") })
-    }
-
-    /// Whether an `If-None-Match` value names this version (`*`, or a list with our tag, weak
-    /// or strong: RFC 9110 compares weakly for GET).
-    pub fn matches(&self, if_none_match: &str) -> bool {
-        if_none_match.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == self.etag)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_none_match_compares_weakly_and_takes_lists() {
-        let p = Published { json: String::new(), etag: "\"abc\"".into() };
-        assert!(p.matches("\"abc\""));
-        assert!(p.matches("W/\"abc\""));
-        assert!(p.matches("\"x\", \"abc\""));
-        assert!(p.matches("*"));
-        assert!(!p.matches("\"abcd\""));
-        assert!(!p.matches("abc"));
+        let etag = ETag::of_bytes(json.as_bytes());
+        Ok(Self { json, etag })
     }
 }

@@ -12,8 +12,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use shared::ApiError;
 use shared::extract::Query;
+use shared::{ApiError, caching};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -246,12 +246,16 @@ impl AppState {
 }
 
 /// The JSON answer. Only a persisted query asked anonymously that answered without errors may
-/// be kept by shared caches (briefly); anything a token was sent with is `private, no-store`.
+/// be kept by shared caches (briefly, as search is); anything a token was sent with is
+/// `private, no-store`, and any other answer `no-store`.
 fn respond(answer: BatchResponse, viewer: &Viewer, persisted: bool) -> Response {
-    let cacheable = persisted && viewer.0.is_none() && answer.is_ok();
+    let cache = match (viewer.0.is_some(), persisted && answer.is_ok()) {
+        (true, _) => caching::PRIVATE,
+        (false, true) => caching::SEARCH,
+        (false, false) => caching::NO_STORE,
+    };
     let mut res = axum::Json(&answer).into_response();
     let h: &mut HeaderMap = res.headers_mut();
-    let cache = if cacheable { "public, max-age=30" } else { "private, no-store" };
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(header::VARY, HeaderValue::from_static("Authorization"));
     res

@@ -17,6 +17,12 @@ pub const UPLOAD_URL_TTL: SignedDuration = SignedDuration::from_mins(15);
 const DOWNLOAD_WINDOW_SECS: i64 = 3600;
 const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(2 * 3600);
 
+/// The start (epoch seconds) of the hour every download URL signed at `now` is signed from: an
+/// answer with photo URLs changes when it does (`views::listing_etag`).
+pub fn download_window(now: Timestamp) -> i64 {
+    now.as_second() - now.as_second().rem_euclid(DOWNLOAD_WINDOW_SECS)
+}
+
 #[derive(Debug, Clone)]
 pub struct PhotoStore {
     pub client: aws_sdk_s3::Client,
@@ -98,8 +104,7 @@ impl PhotoStore {
 
     /// A GET URL for a photo (no request is made: signing is local).
     pub async fn download_url(&self, key: &str, now: Timestamp) -> anyhow::Result<String> {
-        let start = Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(DOWNLOAD_WINDOW_SECS))
-            .context("download URL window")?;
+        let start = Timestamp::from_second(download_window(now)).context("download URL window")?;
         let config = PresigningConfig::builder()
             .start_time(SystemTime::from(start))
             .expires_in(DOWNLOAD_URL_TTL)

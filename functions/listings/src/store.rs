@@ -200,6 +200,33 @@ pub async fn get(table: &Table, listing_id: &str) -> Result<Option<ListingItem>,
     table.get(&listing::key(listing_id)).await
 }
 
+/// What the public listing's answer depends on, besides the hour its photo URLs are signed
+/// for: every write listings makes bumps `revision` (`save`), reviews add to the rating
+/// counters. Read alone it answers `If-None-Match` with one small GetItem.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ListingStamp {
+    pub status: ListingStatus,
+    pub revision: u64,
+    #[serde(default)]
+    pub rating_count: u64,
+    #[serde(default)]
+    pub rating_total: u64,
+}
+
+const STAMP_ATTRS: &[&str] =
+    &[listing::STATUS_ATTR, "revision", listing::RATING_COUNT_ATTR, listing::RATING_TOTAL_ATTR];
+
+impl From<&ListingItem> for ListingStamp {
+    fn from(l: &ListingItem) -> Self {
+        Self { status: l.status, revision: l.revision, rating_count: l.rating_count, rating_total: l.rating_total }
+    }
+}
+
+/// GetItem of the stamp only (1 request, a ProjectionExpression).
+pub async fn stamp(table: &Table, listing_id: &str) -> Result<Option<ListingStamp>, TableError> {
+    table.get_projected(&listing::key(listing_id), STAMP_ATTRS).await
+}
+
 /// The listing and its search item, both new: one TransactWriteItems of 2 items.
 pub async fn create(table: &Table, l: &ListingItem) -> Result<(), TableError> {
     let mut tx = Transaction::new(table);

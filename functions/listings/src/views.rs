@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
+use shared::caching::ETag;
 use shared::listing::{
     Address, ListingFields, ListingItem, ListingStatus, Nullable, Photo, Rating, SearchItem, StayPrice,
 };
@@ -14,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::photos::{PhotoStore, UploadUrl};
 use crate::rules::PropertyType;
+use crate::store::ListingStamp;
 
 /// The listing's reviews in two numbers.
 #[derive(Debug, Serialize, ToSchema)]
@@ -172,6 +174,19 @@ pub async fn listing(
         created_at: l.created_at.clone(),
         updated_at: l.updated_at.clone(),
     })
+}
+
+/// The public listing's tag: its stamp and the hour its photo URLs are signed for, so a 304
+/// needs only the stamp (`store::stamp`), never the whole item.
+pub fn listing_etag(listing_id: &str, stamp: &ListingStamp, now: Timestamp) -> ETag {
+    ETag::of_parts(&[
+        "listing",
+        listing_id,
+        &stamp.revision.to_string(),
+        &stamp.rating_count.to_string(),
+        &stamp.rating_total.to_string(),
+        &crate::photos::download_window(now).to_string(),
+    ])
 }
 
 /// A search result: the public summary, plus the stay's price when dates were given.

@@ -5,9 +5,10 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use shared::caching::{self, IfNoneMatch};
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Path, Query};
-use shared::openapi::PageParams;
+use shared::openapi::{IfNoneMatchHeader, PageParams};
 use shared::page::{self, ListBody};
 use shared::{ApiError, Caller};
 use utoipa_axum::router::OpenApiRouter;
@@ -137,7 +138,7 @@ pub struct ListParams {
 /// listing has no reviews.
 #[utoipa::path(get, path = "/v1/listings/{id}/reviews", tag = "reviews",
     summary = "A listing's reviews, newest first (anyone)",
-    params(("id" = String, Path, description = "The listing's id (`lst_...`)."), PageParams),
+    params(("id" = String, Path, description = "The listing's id (`lst_...`)."), PageParams, IfNoneMatchHeader),
     responses(
         (status = 200, description = "One page of reviews.", body = ListBody<ReviewView>),
         (status = 400, description = "invalid_cursor"),
@@ -147,8 +148,12 @@ pub async fn list_reviews(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Query(p): Query<ListParams>,
-) -> Result<impl IntoResponse> {
-    Ok(Json(listing_reviews(&st, &id, p.limit, p.cursor.as_deref()).await?))
+    conditions: IfNoneMatch,
+) -> Result<Response> {
+    let page = listing_reviews(&st, &id, p.limit, p.cursor.as_deref()).await?;
+    // Tagged by the page itself: a new review (the newest comes first) or a host's answer
+    // changes it.
+    caching::json(&conditions, caching::PUBLIC_ITEM, &page)
 }
 
 /// One page of a listing's reviews, newest first (GraphQL's `Listing.reviews` too: the same

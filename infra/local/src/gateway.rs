@@ -411,6 +411,9 @@ fn to_http_response(payload: &[u8]) -> Result<Response> {
         headers.append("set-cookie", HeaderValue::from_str(cookie)?);
     }
     let body = match value.get("body") {
+        // A 304 (and a 204) has no body on the wire whatever the function returned, as with
+        // API Gateway; its headers (ETag, Cache-Control) pass through.
+        _ if status == StatusCode::NOT_MODIFIED || status == StatusCode::NO_CONTENT => Vec::new(),
         None | Some(Value::Null) => Vec::new(),
         Some(Value::String(s)) if value.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => {
             BASE64.decode(s)?
@@ -464,6 +467,19 @@ mod tests {
         assert_eq!(rendered["cognito:groups"], "[hosts admins]");
         assert_eq!(rendered["exp"], "1700000000");
         assert_eq!(rendered["sub"], "u1");
+    }
+
+    #[tokio::test]
+    async fn a_304_passes_its_headers_without_a_body() {
+        let not_modified = to_http_response(
+            br#"{"statusCode":304,"headers":{"etag":"\"a\"","cache-control":"public, max-age=60"},"body":"stale"}"#,
+        )
+        .unwrap();
+        assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(not_modified.headers()["etag"], "\"a\"");
+        assert_eq!(not_modified.headers()["cache-control"], "public, max-age=60");
+        let bytes = axum::body::to_bytes(not_modified.into_body(), MAX_BODY).await.unwrap();
+        assert!(bytes.is_empty(), "a 304 has no body");
     }
 
     #[test]

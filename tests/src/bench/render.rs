@@ -126,6 +126,11 @@ fn scaling(page: &mut String, bench: &Value) {
     }
 }
 
+/// A share (0 to 1) as a percentage with one decimal.
+fn pct(share: &Value) -> String {
+    share.as_f64().map_or_else(|| "-".to_owned(), |s| format!("{:.1}", s * 100.0))
+}
+
 fn load_and_cost(page: &mut String, bench: &Value) {
     let l = &bench["load"];
     let _ = writeln!(
@@ -145,6 +150,18 @@ fn load_and_cost(page: &mut String, bench: &Value) {
         n(l, "/double_held_nights"),
         l["invariant_violations"].as_array().map_or(0, Vec::len),
     );
+    if l["cdn"].is_object() {
+        let _ = writeln!(
+            page,
+            "\nA CDN in front (the template's CloudFront distribution, issue 22) would absorb **{} %** of these \
+             requests: {} of {} answers were public with a max-age ({} %), replayed in order through one edge \
+             (tests/src/bench/cdn.rs; only search is a public read in this journey).",
+            pct(&l["cdn"]["absorbed_share"]),
+            n(l, "/cdn/cacheable"),
+            n(l, "/cdn/requests"),
+            pct(&l["cdn"]["cacheable_share"]),
+        );
+    }
     let _ = writeln!(
         page,
         "\n## Cost\n\n**${} per million completed bookings** on AWS at us-east-1 list prices, from the load run's \
@@ -173,7 +190,8 @@ mod tests {
             "references": {"python_boto3": {"init_ms_p50": 612.0}},
             "operations": {"search": {"function": "ListingsFunction", "ddb_requests": 1, "handler_ms": {"p50": 3.2}}},
             "search_scaling": {"10000": {"ddb_requests": 1}, "100": {"ddb_requests": 1}},
-            "load": {"users": 8, "errors": 0, "invariant_violations": []},
+            "load": {"users": 8, "errors": 0, "invariant_violations": [],
+                     "cdn": {"requests": 40, "cacheable": 10, "absorbed": 9, "cacheable_share": 0.25, "absorbed_share": 0.225}},
             "cost_per_million_bookings_usd": 812.3, "cost": {"by_service": {"ses": 200.0}, "formula": ["scale = 1"]}
         });
         let targets = vec![Target { name: "t".into(), pass: false, detail: "d".into() }];
@@ -187,6 +205,7 @@ mod tests {
             "| t | **FAIL** | d |",
             "$812.3",
             "- scale = 1",
+            "absorb **22.5 %** of these requests: 10 of 40",
             "## Request counts\nWhy pay writes twice.",
         ] {
             assert!(page.contains(wanted), "{wanted} missing:\n{page}");

@@ -46,7 +46,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// `path` with each `{parameter}` replaced by a made-up id.
-fn concrete(path: &str) -> String {
+pub fn concrete(path: &str) -> String {
     path.split('/')
         .map(|part| if part.starts_with('{') && part.ends_with('}') { "x_e2e_nope" } else { part })
         .collect::<Vec<_>>()

@@ -7,6 +7,7 @@
 use reqwest::Method;
 use roost_e2e::{
     Stack, User, assert_problem, client, dynamodb, eventually, eventually_for, json_of, night_items, s, unique,
+    until_indexed,
 };
 use serde_json::{Value, json};
 
@@ -371,7 +372,11 @@ async fn a_reservations_cursor_is_refused_under_another_listing_filter() {
     book(&guest, &one, LISBON, 22, 23).await;
     book(&guest, &two, LISBON, 24, 25).await;
 
-    let page = json_of(host.get(&format!("/v1/me/reservations?listing_id={one}&limit=1")).await, 200).await;
+    // The host's reservations are read from a GSI: wait until both bookings of `one` are in it.
+    let first_page = format!("/v1/me/reservations?listing_id={one}&limit=1");
+    let page =
+        until_indexed(|| async { json_of(host.get(&first_page).await, 200).await }, |p| p["next_cursor"].is_string())
+            .await;
     let cursor = s(&page, "next_cursor").to_owned();
     let next =
         json_of(host.get(&format!("/v1/me/reservations?listing_id={one}&limit=1&cursor={cursor}")).await, 200).await;
@@ -379,7 +384,11 @@ async fn a_reservations_cursor_is_refused_under_another_listing_filter() {
     for other in [format!("?listing_id={two}&limit=1&cursor={cursor}"), format!("?limit=1&cursor={cursor}")] {
         assert_problem(host.get(&format!("/v1/me/reservations{other}")).await, 400, "invalid_cursor").await;
     }
-    let unfiltered = json_of(host.get("/v1/me/reservations?limit=1").await, 200).await;
+    let unfiltered = until_indexed(
+        || async { json_of(host.get("/v1/me/reservations?limit=1").await, 200).await },
+        |p| p["next_cursor"].is_string(),
+    )
+    .await;
     let cursor = s(&unfiltered, "next_cursor").to_owned();
     assert_problem(
         host.get(&format!("/v1/me/reservations?listing_id={one}&limit=1&cursor={cursor}")).await,

@@ -344,7 +344,9 @@ async fn persisted_queries_run_over_get_and_anonymous_answers_may_be_cached() {
     assert_problem(anonymous().get(&format!("/v1/graphql?{q}")).await, 400, "persisted_query_not_found").await;
     assert_problem(anonymous().get("/v1/graphql").await, 400, "validation_failed").await;
 
-    // POST answers are never shared-cacheable.
+    // POST answers are never kept: `no-store` anonymous, `private, no-store` with a token.
     let response = anonymous().call(Method::POST, "/v1/graphql", Some(&json!({"query": "{ __typename }"})), &[]).await;
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let response = guest.api().call(Method::POST, "/v1/graphql", Some(&json!({"query": "{ __typename }"})), &[]).await;
     assert_eq!(response.headers()["cache-control"], "private, no-store");
 }

@@ -7,6 +7,7 @@ mod auth;
 mod authorization;
 mod bookings;
 mod bookings_store;
+mod caching;
 mod code_shape;
 mod coverage;
 mod currencies;

@@ -17,7 +17,7 @@ use std::future::Future;
 
 use reqwest::Method;
 use roost_e2e::fixtures::{day_in, minutes_ago, q};
-use roost_e2e::requests::{Fewest, Measured, fewest, measured_call};
+use roost_e2e::requests::{Fewest, Measured, fewest, measured_call, measured_call_with};
 use roost_e2e::{Api, NewListing, Stack, Stay, User, anonymous, json_of, s, unique, until_indexed};
 use serde_json::{Value, json};
 
@@ -128,8 +128,17 @@ async fn reading_a_listing_and_quoting_cost_their_documented_requests() {
     let host = User::host("Rhea Reads").await;
     let listing_id = new_listing(&host).await;
     let get = Method::GET;
-    let listing = read(LISTINGS, anonymous(), get.clone(), &format!("/v1/listings/{listing_id}"), None).await;
+    let path = format!("/v1/listings/{listing_id}");
+    let listing = read(LISTINGS, anonymous(), get.clone(), &path, None).await;
     assert_exactly("GET /v1/listings/{id}", &listing, READ);
+    // Revalidating costs the version read alone (a projected GetItem), never the whole item.
+    let etag = anonymous().get(&path).await.headers()["etag"].to_str().expect("an ETag").to_owned();
+    let conditional = [("if-none-match", etag.as_str())];
+    let revalidated = cheapest(READ_TRIES, READ, 304, |_| {
+        measured_call_with(LISTINGS, anonymous(), Method::GET, &path, None, &conditional)
+    })
+    .await;
+    assert_exactly("GET /v1/listings/{id} answered 304", &revalidated, READ);
     let availability = format!("/v1/listings/{listing_id}/availability?from={}&to={}", day(10), day(40));
     let calendar = cheapest(READ_TRIES, AVAILABILITY, 200, |_| {
         measured_call(LISTINGS, anonymous(), Method::GET, &availability, None)

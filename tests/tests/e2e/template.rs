@@ -755,3 +755,87 @@ fn api_access_logs_are_json_with_the_request_ids_and_no_personal_data() {
     let globals = &whole_template()["Globals"]["Function"];
     assert_eq!(globals["Tracing"], "Active", "X-Ray on every function");
 }
+
+/// Whether CloudFront's `PathPattern` (`*` any characters, `/` included; `?` one) matches a
+/// route's path, its `{parameters}` standing for any segment.
+fn cloudfront_matches(pattern: &str, path: &str) -> bool {
+    fn matches(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => matches(&p[1..], s) || (!s.is_empty() && matches(p, &s[1..])),
+            (Some(b'?'), Some(_)) => matches(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => matches(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    let concrete = crate::auth::concrete(path);
+    matches(pattern.as_bytes(), concrete.as_bytes())
+}
+
+/// Managed CloudFront policies (the same ids in every account).
+const CACHING_DISABLED: &str = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad";
+const ALL_VIEWER_EXCEPT_HOST: &str = "b689b0a8-53d0-40ab-baf2-68738e2966ac";
+
+/// Issue 22: the CDN is optional (off by default, on in prod); it caches only public GETs, every
+/// public read of the issue among them, keys a path's cache on Authorization exactly where a
+/// private route shares the path (CloudFront forwards it no other way), forwards everything
+/// else uncached with every viewer header, and takes a rate-limiting web ACL.
+#[test]
+fn the_cdn_caches_only_public_reads_and_is_on_in_prod() {
+    let whole = whole_template();
+    let resources = template();
+    assert_eq!(whole["Parameters"]["CdnEnabled"]["Default"], "false", "off unless a stage turns it on");
+    let config = samconfig();
+    assert_eq!(overrides(&config, "prod").get("CdnEnabled").map(String::as_str), Some("true"));
+    assert_eq!(overrides(&config, "prod").get("CdnCreateWebAcl").map(String::as_str), Some("true"));
+    for id in ["CdnDistribution", "CdnPublicCachePolicy", "CdnListingsCachePolicy"] {
+        assert_eq!(resources[id]["Condition"], "HasCdn", "{id}");
+    }
+    let distribution = &resources["CdnDistribution"]["Properties"]["DistributionConfig"];
+    let default = &distribution["DefaultCacheBehavior"];
+    assert_eq!(default["CachePolicyId"], CACHING_DISABLED, "the rest is never cached");
+    assert_eq!(default["OriginRequestPolicyId"], ALL_VIEWER_EXCEPT_HOST, "with Authorization and every header");
+    assert_eq!(strings(&default["AllowedMethods"]).len(), 7);
+
+    let routes = crate::auth::routes();
+    let behaviours = list(&distribution["CacheBehaviors"]);
+    for b in &behaviours {
+        let pattern = b["PathPattern"].as_str().expect("PathPattern");
+        assert_eq!(strings(&b["CachedMethods"]), ["GET", "HEAD"], "{pattern}");
+        let gets: Vec<_> =
+            routes.iter().filter(|r| r.method == "GET" && cloudfront_matches(pattern, &r.path)).collect();
+        assert!(!gets.is_empty(), "{pattern} caches no route");
+        assert!(gets.iter().all(|r| r.public), "{pattern} would cache a private GET: {gets:?}");
+        let policy =
+            b["CachePolicyId"]["!Ref"].as_str().unwrap_or_else(|| panic!("{pattern}: a policy of the template"));
+        let key = &resources[policy]["Properties"]["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"];
+        assert_eq!(key["QueryStringsConfig"]["QueryStringBehavior"], "all", "{pattern}: keyed on the query");
+        let headers = strings(&key["HeadersConfig"]["Headers"]);
+        assert!(headers.contains(&"Origin".to_owned()), "{pattern}: CORS answers vary on Origin");
+        let shares_a_private_route = routes.iter().any(|r| !r.public && cloudfront_matches(pattern, &r.path));
+        assert_eq!(headers.contains(&"Authorization".to_owned()), shares_a_private_route, "{pattern}");
+        let writes = strings(&b["AllowedMethods"]).len() == 7;
+        assert_eq!(writes, shares_a_private_route, "{pattern}: writes pass through where routes need them");
+    }
+    for read in ["/v1/listings/{id}", "/v1/listings/{id}/availability", "/v1/listings/{id}/reviews", "/v1/search"]
+        .into_iter()
+        .chain(["/v1/users/{id}", "/v1/openapi.json", "/v1/docs"])
+    {
+        let pattern = behaviours.iter().find_map(|b| b["PathPattern"].as_str().filter(|p| cloudfront_matches(p, read)));
+        assert!(pattern.is_some(), "{read} is not cached by the CDN");
+    }
+
+    let acl = &resources["CdnWebAcl"];
+    assert_eq!(acl["Condition"], "CreatesCdnWebAcl");
+    assert_eq!(acl["Properties"]["Scope"], "CLOUDFRONT");
+    let rule = &acl["Properties"]["Rules"][0];
+    assert_eq!(rule["Statement"]["RateBasedStatement"]["AggregateKeyType"], "IP");
+    assert_eq!(rule["Statement"]["RateBasedStatement"]["Limit"], json!({"!Ref": "CdnRateLimit"}));
+    assert!(rule["Action"].get("Block").is_some());
+    assert!(distribution["WebACLId"].get("!If").is_some(), "the ACL is attached when there is one");
+    assert_eq!(whole["Outputs"]["CdnUrl"]["Condition"], "HasCdn");
+    assert!(
+        cloudfront_matches("/v1/listings/*", "/v1/listings/{id}/reviews")
+            && !cloudfront_matches("/v1/search", "/v1/searches")
+    );
+}

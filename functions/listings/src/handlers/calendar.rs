@@ -1,12 +1,14 @@
 //! A listing's calendar: availability for anyone, blocking and unblocking nights for its host.
 
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use jiff::civil::Date;
 use shared::ApiError;
+use shared::caching::{self, IfNoneMatch};
 use shared::extract::{Json, Path, Query};
 use shared::listing::ListingItem;
+use shared::openapi::IfNoneMatchHeader;
 
 use super::{Host, Result, own_listing};
 use crate::AppState;
@@ -17,7 +19,7 @@ use crate::views::{self, AvailabilityView};
 /// GET /v1/listings/{id}/availability: GetItem + one Query on the NIGHT range.
 #[utoipa::path(get, path = "/v1/listings/{id}/availability", operation_id = "get_availability", tag = "listings",
     summary = "A listing's calendar: which nights are bookable, at what price (anyone)",
-    params(("id" = String, Path, description = "The listing's id (`lst_...`)."), RangeParams),
+    params(("id" = String, Path, description = "The listing's id (`lst_...`)."), RangeParams, IfNoneMatchHeader),
     responses(
         (status = 200, description = "The nights `[from, to)`.", body = AvailabilityView),
         (status = 404, description = "not_found"),
@@ -26,9 +28,13 @@ pub async fn availability(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Query(params): Query<RangeParams>,
-) -> Result<impl IntoResponse> {
+    conditions: IfNoneMatch,
+) -> Result<Response> {
     let l = super::listings::active_listing(&st, &id).await?;
-    Ok(Json(public_calendar(&st, &l, params.from.as_deref(), params.to.as_deref()).await?))
+    let calendar = public_calendar(&st, &l, params.from.as_deref(), params.to.as_deref()).await?;
+    // Tagged by the calendar itself: a booking, a hold lapsing, a block or a price change
+    // changes some night, hence the tag.
+    caching::json(&conditions, caching::AVAILABILITY, &calendar)
 }
 
 /// What anyone sees of an active listing's calendar `[from, to)` (defaults and limits of

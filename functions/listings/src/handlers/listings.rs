@@ -2,11 +2,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use shared::ApiError;
+use shared::caching::{self, IfNoneMatch};
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Path, Query};
 use shared::listing::{self, ListingItem, ListingStatus};
+use shared::openapi::IfNoneMatchHeader;
 use shared::page::{self, ListBody, Partition};
 
 use super::{Host, Result, listing_id, modify, own_listing};
@@ -39,17 +41,30 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// GET /v1/listings/{id}: anyone; archived listings are 404. One GetItem.
+/// GET /v1/listings/{id}: anyone; archived listings are 404. One GetItem; with `If-None-Match`
+/// one projected GetItem (the stamp) first, and nothing more when the client has this version.
 #[utoipa::path(get, path = "/v1/listings/{id}", operation_id = "get_listing", tag = "listings",
     summary = "A listing, as anyone sees it (archived ones are 404)",
-    params(("id" = String, Path, description = "The listing's id (`lst_...`).")),
+    params(("id" = String, Path, description = "The listing's id (`lst_...`)."), IfNoneMatchHeader),
     responses(
         (status = 200, description = "The listing; the address is city, region and country only.", body = ListingView),
         (status = 404, description = "not_found"),
     ))]
-pub async fn public(State(st): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
-    let l = active_listing(&st, &id).await?;
-    Ok(Json(views::listing(&st.photos, &l, Audience::Public, st.clock.now()).await?))
+pub async fn public(State(st): State<AppState>, Path(id): Path<String>, conditions: IfNoneMatch) -> Result<Response> {
+    let id = listing_id(&id)?;
+    let now = st.clock.now();
+    if conditions.is_present()
+        && let Some(stamp) = store::stamp(&st.table, id).await?.filter(|s| s.status == ListingStatus::Active)
+    {
+        let etag = views::listing_etag(id, &stamp, now);
+        if conditions.matches(&etag) {
+            return Ok(caching::not_modified(&etag, caching::PUBLIC_ITEM));
+        }
+    }
+    let l = active_listing(&st, id).await?;
+    let etag = views::listing_etag(id, &(&l).into(), now);
+    let view = views::listing(&st.photos, &l, Audience::Public, now).await?;
+    caching::json_tagged(&conditions, caching::PUBLIC_ITEM, etag, &view)
 }
 
 /// The listing anyone may see: 404 for a malformed id, an unknown or an archived listing alike.

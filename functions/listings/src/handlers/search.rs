@@ -1,10 +1,12 @@
 //! Search by city, dates, guests and price.
 
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::response::Response;
+use shared::caching::{self, IfNoneMatch};
 use shared::cursor::CursorScope;
-use shared::extract::{Json, Query};
+use shared::extract::Query;
 use shared::listing;
+use shared::openapi::IfNoneMatchHeader;
 use shared::page::{self, ListBody, Partition};
 
 use super::Result;
@@ -17,13 +19,19 @@ use crate::views::{self, SummaryView};
 #[utoipa::path(get, path = "/v1/search", operation_id = "search_listings", tag = "listings",
     summary = "Search active listings by city, dates, guests and price, newest first (anyone)",
     description = "A page may hold fewer than `limit` listings while `next_cursor` is not null.",
-    params(SearchParams),
+    params(SearchParams, IfNoneMatchHeader),
     responses(
         (status = 200, description = "One page of listing summaries.", body = ListBody<SummaryView>),
         (status = 400, description = "invalid_cursor"),
     ))]
-pub async fn search(State(st): State<AppState>, Query(params): Query<SearchParams>) -> Result<impl IntoResponse> {
-    Ok(Json(search_page(&st, &params).await?))
+pub async fn search(
+    State(st): State<AppState>,
+    Query(params): Query<SearchParams>,
+    conditions: IfNoneMatch,
+) -> Result<Response> {
+    // Tagged by the page itself: any listing of it changing (a price, a rating, a photo) or
+    // another listing entering it changes the tag.
+    caching::json(&conditions, caching::SEARCH, &search_page(&st, &params).await?)
 }
 
 /// One page of search results for `params` (GraphQL's `search` too: same parameters, same

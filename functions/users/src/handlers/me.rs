@@ -1,10 +1,12 @@
 //! Profiles: the caller's own (read, edit, become a host) and anyone's public one.
 
 use axum::extract::State;
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use shared::caching::{self, IfNoneMatch};
 use shared::extract::{Json, Path};
 use shared::identity::HOSTS_GROUP;
+use shared::openapi::IfNoneMatchHeader;
 use shared::{ApiError, Caller};
 
 use super::{Result, caller_profile};
@@ -96,13 +98,18 @@ pub async fn become_host(State(st): State<AppState>, caller: Caller) -> Result<i
     summary = "A person's public profile (anyone; never the e-mail)",
     params(("id" = String, Path, description = "The user's id: the Cognito `sub`, a lower-case UUID.",
         pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
-        example = "3f0c6a52-8d1e-4b7a-9c2e-5f6a7b8c9d0e")),
+        example = "3f0c6a52-8d1e-4b7a-9c2e-5f6a7b8c9d0e"),
+        IfNoneMatchHeader),
     responses(
         (status = 200, description = "The public profile.", body = PublicProfile),
         (status = 404, description = "not_found"),
     ))]
-pub async fn public_profile(State(st): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse> {
+pub async fn public_profile(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    conditions: IfNoneMatch,
+) -> Result<Response> {
     let id = shared::ids::parse_user_id(&id).ok_or_else(ApiError::not_found)?;
     let p = store::get(&st.table, id).await?.ok_or_else(ApiError::not_found)?;
-    Ok(Json(PublicProfile::from(&p)).into_response())
+    caching::json(&conditions, caching::PUBLIC_ITEM, &PublicProfile::from(&p))
 }
