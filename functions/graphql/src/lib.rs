@@ -9,27 +9,18 @@ pub mod handlers;
 pub mod limits;
 pub mod loaders;
 pub mod persisted;
+pub mod reads;
 pub mod schema;
 
 use std::sync::Arc;
 
 use axum::Router;
-use shared::cursor::CursorKey;
-use shared::{SharedClock, Table};
+use shared::SharedClock;
 
 use crate::auth::TokenVerifier;
 use crate::limits::Limits;
+pub use crate::reads::Reads;
 use crate::schema::RoostSchema;
-
-/// The contexts' states the schema reads through (their handlers' read functions take them).
-#[derive(Clone)]
-pub struct Reads {
-    pub listings: listings::AppState,
-    pub bookings: bookings::AppState,
-    pub reviews: reviews::AppState,
-    pub table: Arc<Table>,
-    pub cursors: Arc<CursorKey>,
-}
 
 /// Everything a request needs, built once per process in `main`.
 #[derive(Clone)]

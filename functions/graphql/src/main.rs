@@ -15,19 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let cursors = Arc::new(CursorKey::from_parameter(&sdk).await?);
     let clock = clock::from_env()?;
     let photos = Arc::new(PhotoStore::from_env(&sdk)?);
-    let reads = Reads {
-        listings: listings::AppState { table: table.clone(), photos, clock: clock.clone(), cursors: cursors.clone() },
-        // Reads never hold nights: the hold is the create route's.
-        bookings: bookings::AppState {
-            table: table.clone(),
-            clock: clock.clone(),
-            cursors: cursors.clone(),
-            hold: Default::default(),
-        },
-        reviews: reviews::AppState { table: table.clone(), clock: clock.clone(), cursors: cursors.clone() },
-        table,
-        cursors,
-    };
+    let reads = Reads::new(table, photos, clock.clone(), cursors);
     let issuer = config::required("COGNITO_ISSUER")?;
     let jwks = TokenVerifier::jwks_url(&issuer, config::optional("AWS_ENDPOINT_URL").as_deref());
     let tokens = Arc::new(TokenVerifier::new(issuer, vec![config::required("USER_POOL_CLIENT_ID")?], jwks));

@@ -34,18 +34,7 @@ fn state(limits: Limits) -> AppState {
         ),
         bucket: "photos".into(),
     });
-    let reads = Reads {
-        listings: listings::AppState { table: table.clone(), photos, clock: clock.clone(), cursors: cursors.clone() },
-        bookings: bookings::AppState {
-            table: table.clone(),
-            clock: clock.clone(),
-            cursors: cursors.clone(),
-            hold: Default::default(),
-        },
-        reviews: reviews::AppState { table: table.clone(), clock: clock.clone(), cursors: cursors.clone() },
-        table,
-        cursors,
-    };
+    let reads = Reads::new(table, photos, clock.clone(), cursors);
     let tokens =
         Arc::new(TokenVerifier::new("https://issuer".into(), vec!["client".into()], "http://127.0.0.1:9/jwks".into()));
     let schema = graphql::schema::build(reads.clone(), &limits);
