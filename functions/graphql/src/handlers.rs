@@ -39,10 +39,10 @@ pub struct GraphqlBody {
     /// The operation to run when the document has several.
     pub operation_name: Option<String>,
     #[schema(value_type = Option<Object>)]
-    pub variables: Option<serde_json::Value>,
+    pub variables: Option<serde_json::Map<String, serde_json::Value>>,
     /// `{"persistedQuery": {"version": 1, "sha256Hash": "..."}}` (Apollo's format).
     #[schema(value_type = Option<Object>)]
-    pub extensions: Option<serde_json::Value>,
+    pub extensions: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// The body of `POST /v1/graphql`: one request, or a batch of 1 to 5 run together (one answer
@@ -113,7 +113,13 @@ pub async fn post_graphql(State(st): State<AppState>, viewer: Viewer, body: Byte
     let batch = parse_body(&body, st.limits.batch)?;
     let mut requests = Vec::with_capacity(batch.len());
     for b in batch {
-        requests.push(st.request(b.query, b.operation_name, b.variables, b.extensions.as_ref())?);
+        let extensions = b.extensions.map(serde_json::Value::Object);
+        requests.push(st.request(
+            b.query,
+            b.operation_name,
+            b.variables.map(serde_json::Value::Object),
+            extensions.as_ref(),
+        )?);
     }
     let batched = body.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'[');
     let mut answers = st.execute(requests, &viewer).await;
@@ -190,8 +196,9 @@ fn parse_body(body: &[u8], max_batch: usize) -> Result<Vec<GraphqlBody>> {
             if !item.is_object() {
                 return Err(ApiError::malformed("Each request of a batch must be a JSON object."));
             }
-            serde_json::from_value(item)
-                .map_err(|e| ApiError::malformed(format!("A request of the batch is invalid: {e}.")))
+            // Each request is read as a single one is, with the same 400s.
+            let bytes = serde_json::to_vec(&item).map_err(|e| ApiError::Unexpected(e.into()))?;
+            shared::extract::from_json_slice(&bytes)
         })
         .collect()
 }
@@ -274,5 +281,10 @@ mod tests {
         assert_eq!(parse_body(b"[null, null]", 5).unwrap_err().code(), "malformed_request");
         assert_eq!(parse_body(br#"{"query":"{a}","extra":1}"#, 5).unwrap_err().code(), "validation_failed");
         assert_eq!(parse_body(b"{", 5).unwrap_err().code(), "malformed_request");
+        // `variables` and `extensions` are objects (or null), in a batch too.
+        assert_eq!(parse_body(br#"{"query":"{a}","extensions":[1]}"#, 5).unwrap_err().code(), "validation_failed");
+        assert_eq!(parse_body(br#"[{"query":"{a}","extensions":[null]}]"#, 5).unwrap_err().code(), "validation_failed");
+        assert_eq!(parse_body(br#"[{"query":"{a}","variables":"x"}]"#, 5).unwrap_err().code(), "validation_failed");
+        assert!(parse_body(br#"{"query":"{a}","variables":null,"extensions":{}}"#, 5).is_ok());
     }
 }

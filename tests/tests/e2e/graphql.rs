@@ -6,7 +6,7 @@
 //! headers.
 
 use reqwest::Method;
-use roost_e2e::fixtures::day_in;
+use roost_e2e::fixtures::{day_in, wait_for_inbox};
 use roost_e2e::requests::{Measured, fewest, measured_call};
 use roost_e2e::{Api, NewListing, NewReview, Stay, User, anonymous, assert_problem, json_of, s, unique, until_indexed};
 use serde_json::{Value, json};
@@ -50,13 +50,14 @@ fn day(days: i64) -> String {
     day_in(TZ, days)
 }
 
-/// A listing with two finished, reviewed stays (each by its own guest).
-async fn reviewed_listing() -> (User, String, Vec<User>) {
+/// A listing with two finished, reviewed stays (each by its own guest): its host, its id, the
+/// bookings.
+async fn reviewed_listing() -> (User, String, Vec<String>) {
     let host = User::host("Graphql Host").await;
     let city = unique("Graphqlville");
     let listing = NewListing { timezone: TZ.into(), ..NewListing::in_city(&city) };
     let listing_id = host.api().new_listing(&listing).await;
-    let mut guests = Vec::new();
+    let mut bookings = Vec::new();
     for (i, stars) in [(0_i64, 5_u8), (1, 3)] {
         let guest = User::guest(&format!("Graphql Guest {i}")).await;
         let booked = guest.api().booked(&Stay::new(&listing_id, day(20 + 2 * i), day(21 + 2 * i), 1)).await;
@@ -64,7 +65,7 @@ async fn reviewed_listing() -> (User, String, Vec<User>) {
         finish_stay(booking_id, &roost_e2e::fixtures::minutes_ago(60).to_string()).await;
         let review = NewReview { rating: stars, comment: format!("Stay {i} was fine.") };
         json_of(guest.api().review(booking_id, &review).await, 201).await;
-        guests.push(guest);
+        bookings.push(booking_id.to_owned());
     }
     // Reviews are listed from an index, which the strict stack lets lag: both, before any read.
     until_indexed(
@@ -72,13 +73,13 @@ async fn reviewed_listing() -> (User, String, Vec<User>) {
         |page: &Value| page["items"].as_array().is_some_and(|items| items.len() == 2),
     )
     .await;
-    (host, listing_id, guests)
+    (host, listing_id, bookings)
 }
 
 #[tokio::test]
 async fn a_listing_page_is_one_query_with_the_values_of_the_rest_routes() {
     roost_e2e::needs_stack!();
-    let (host, listing_id, _) = reviewed_listing().await;
+    let (host, listing_id, bookings) = reviewed_listing().await;
     let (from, to) = (day(10), day(70));
     let vars = json!({"id": listing_id, "from": from, "to": to, "reviews": 5});
     let answer = post(anonymous(), LISTING_PAGE, vars).await;
@@ -143,6 +144,24 @@ async fn a_listing_page_is_one_query_with_the_values_of_the_rest_routes() {
         assert_eq!((&n["author"]["userId"], &n["author"]["name"]), (&r["author"]["user_id"], &r["author"]["name"]));
     }
     assert_eq!(page["reviews"]["pageInfo"]["hasNextPage"], false);
+
+    // The host's inbox (the reviews told them): `me.notifications` is `GET /v1/me/notifications`.
+    let told = wait_for_inbox(&host, "review.posted", &bookings[0]).await;
+    let query =
+        "{ me { notifications(first: 100) { edges { node { id type title body bookingId read createdAt } } } } }";
+    let answer = post(host.api(), query, json!({})).await;
+    let edges = answer["data"]["me"]["notifications"]["edges"].as_array().expect("edges");
+    let node = edges.iter().map(|e| &e["node"]).find(|n| n["id"] == told["notification_id"]).expect("in the inbox");
+    for (gql, rest) in [
+        ("type", "type"),
+        ("title", "title"),
+        ("body", "body"),
+        ("bookingId", "booking_id"),
+        ("read", "read"),
+        ("createdAt", "created_at"),
+    ] {
+        assert_eq!(node[gql], told[rest], "notification {gql}");
+    }
 }
 
 #[tokio::test]
