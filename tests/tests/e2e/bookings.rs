@@ -100,6 +100,14 @@ async fn reservations_of(host: &User, lid: &str) -> Vec<Value> {
     page["items"].as_array().expect("items").clone()
 }
 
+/// Waits out the strict stack's TransactionConflict window: a fixture's writes just before a
+/// counted booking must not cancel its transaction (the retry would add requests that are not
+/// the booking's cost).
+async fn past_conflict_window() {
+    let window = Stack::get().rest["strictness"]["transaction_conflict"]["window_ms"].as_u64().unwrap_or(0);
+    tokio::time::sleep(std::time::Duration::from_millis(window + 100)).await;
+}
+
 /// Fixture for time passing without waiting: the booking's hold lapsed `minutes` ago (the
 /// booking item, its NIGHT items and the guest's hold slot that names it: `lapse_hold`).
 async fn rewind_hold(booking_id: &str, lid: &str, nights: &[String], minutes: i64) {
@@ -829,10 +837,7 @@ async fn six_concurrent_bookings_by_one_guest_leave_exactly_three_open_holds() {
         // BatchGetItem (slots) + BatchGetItem (their bookings) + TransactWriteItems.
         let first = winners.iter().next().expect("winner").clone();
         cancel(&guest, &first).await;
-        // Past the strict stack's conflict window: the cancellation's writes must not cancel the
-        // counted booking's transaction (its retry would add requests that are not its cost).
-        let window = Stack::get().rest["strictness"]["transaction_conflict"]["window_ms"].as_u64().unwrap_or(0);
-        tokio::time::sleep(std::time::Duration::from_millis(window + 100)).await;
+        past_conflict_window().await;
         let (request_id, response) = book_counted(&guest, &stays[loser]).await;
         let replaced = json_of(response, 201).await;
         assert_eq!(ddb_requests(FUNCTION, &request_id).await, 3, "round {round}: freed by its booking's status");
@@ -854,6 +859,7 @@ async fn six_concurrent_bookings_by_one_guest_leave_exactly_three_open_holds() {
             let nights = [first_night.to_string(), first_night.tomorrow().expect("date").to_string()];
             let (_, lapsed_slot) = hold_slot_of(&lapsed).await;
             rewind_hold(&lapsed, lid, &nights, 1).await;
+            past_conflict_window().await;
             let (request_id, response) = book_counted(&guest, &stays[next]).await;
             let taker = json_of(response, 201).await;
             assert_eq!(ddb_requests(FUNCTION, &request_id).await, 2, "freed by the slot's lapsed hold");
