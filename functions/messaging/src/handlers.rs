@@ -52,7 +52,12 @@ async fn own_conversation(st: &AppState, caller: &Caller, id: &str) -> Result<Co
 }
 
 /// The `Idempotency-Key` request, scoped to the caller and `route`, hashing `body`.
-fn idempotent<B: serde::Serialize>(headers: &HeaderMap, caller: &Caller, route: &str, body: &B) -> Result<Option<Idempotent>> {
+fn idempotent<B: serde::Serialize>(
+    headers: &HeaderMap,
+    caller: &Caller,
+    route: &str,
+    body: &B,
+) -> Result<Option<Idempotent>> {
     let Some(key) = IdempotencyKey::from_headers(headers)? else { return Ok(None) };
     let canonical = serde_json::to_vec(body).map_err(unexpected)?;
     Ok(Some(Idempotent::new(&caller.user_id, route, &key, &canonical)))
@@ -85,7 +90,13 @@ async fn rate_limited(st: &AppState, caller: &Caller, now: Timestamp) -> Result<
 }
 
 /// The message as stored: masked unless the guest has a confirmed booking of the listing.
-async fn compose(st: &AppState, c: &ConversationItem, caller: &Caller, text: &str, now: Timestamp) -> Result<MessageItem> {
+async fn compose(
+    st: &AppState,
+    c: &ConversationItem,
+    caller: &Caller,
+    text: &str,
+    now: Timestamp,
+) -> Result<MessageItem> {
     let booked = store::has_confirmed_booking(&st.table, &c.guest.user_id, &c.listing.listing_id).await?;
     let (text, masked) = if booked { (text.to_owned(), false) } else { rules::mask_contacts(text) };
     let message_id = shared::ids::new_id_at(store::MESSAGE_ID_PREFIX, now);
@@ -185,9 +196,9 @@ pub async fn start_conversation(
         Err(PostError::Duplicate) => replay(&st, idem.as_ref(), now).await,
         // A concurrent first inquiry opened it: this message goes into that conversation.
         Err(PostError::ConversationExists) => {
-            let pair = store::pair(&st.table, &listing_id, &caller.user_id).await?.ok_or_else(|| {
-                unexpected(anyhow::anyhow!("the pair that cancelled the inquiry is gone"))
-            })?;
+            let pair = store::pair(&st.table, &listing_id, &caller.user_id)
+                .await?
+                .ok_or_else(|| unexpected(anyhow::anyhow!("the pair that cancelled the inquiry is gone")))?;
             carry_on(&st, &caller, &pair.conversation_id, &text, idem.as_ref(), now).await
         }
         Err(PostError::Table(e)) => Err(e.into()),
@@ -226,7 +237,9 @@ async fn add_message(
     match store::post(&st.table, &posting).await {
         Ok(()) => Ok(response.to_response(false)),
         Err(PostError::Duplicate) => replay(st, idem, now).await,
-        Err(PostError::ConversationExists) => Err(unexpected(anyhow::anyhow!("no pair item in a message's transaction"))),
+        Err(PostError::ConversationExists) => {
+            Err(unexpected(anyhow::anyhow!("no pair item in a message's transaction")))
+        }
         Err(PostError::Table(e)) => Err(e.into()),
     }
 }

@@ -87,7 +87,9 @@ fn looks_like_email(word: &str) -> bool {
         && local.chars().all(is_email_char)
         && domain.contains('.')
         && !domain.starts_with('.')
-        && domain.split('.').all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
 fn mask_emails(text: &str) -> (String, bool) {
@@ -95,7 +97,8 @@ fn mask_emails(text: &str) -> (String, bool) {
     let mut masked = false;
     let mut rest = text;
     while let Some(at) = rest.find('@') {
-        let start = rest[..at].char_indices().rev().find(|(_, c)| !is_email_char(*c)).map_or(0, |(i, c)| i + c.len_utf8());
+        let start =
+            rest[..at].char_indices().rev().find(|(_, c)| !is_email_char(*c)).map_or(0, |(i, c)| i + c.len_utf8());
         let end = rest[at + 1..]
             .char_indices()
             .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-')))
@@ -139,7 +142,8 @@ fn mask_phones(text: &str) -> (String, bool) {
     let mut i = 0;
     while i < chars.len() {
         let (start, c) = chars[i];
-        let begins = c.is_ascii_digit() || ((c == '+' || c == '(') && chars.get(i + 1).is_some_and(|(_, n)| n.is_ascii_digit()));
+        let begins =
+            c.is_ascii_digit() || ((c == '+' || c == '(') && chars.get(i + 1).is_some_and(|(_, n)| n.is_ascii_digit()));
         let after_word = i > 0 && chars[i - 1].1.is_alphanumeric();
         if !begins || after_word {
             i += 1;
@@ -147,7 +151,9 @@ fn mask_phones(text: &str) -> (String, bool) {
         }
         let mut j = i;
         let mut last_digit = i;
-        while j < chars.len() && (chars[j].1.is_ascii_digit() || is_phone_separator(chars[j].1) || (j == i && chars[j].1 == '+')) {
+        while j < chars.len()
+            && (chars[j].1.is_ascii_digit() || is_phone_separator(chars[j].1) || (j == i && chars[j].1 == '+'))
+        {
             if chars[j].1.is_ascii_digit() {
                 last_digit = j;
             }
@@ -216,7 +222,10 @@ mod tests {
         assert_eq!(masked("Me: a@b.co."), "Me: [email hidden].");
         assert_eq!(masked("(jo@example.org)"), "([email hidden])");
         assert_eq!(masked("two: a@b.io, c@d.io"), "two: [email hidden], [email hidden]");
-        assert_eq!(mask_contacts("we are @ the beach, meet @home"), ("we are @ the beach, meet @home".to_owned(), false));
+        assert_eq!(
+            mask_contacts("we are @ the beach, meet @home"),
+            ("we are @ the beach, meet @home".to_owned(), false)
+        );
         assert_eq!(mask_contacts("user@localhost").1, false);
     }
 

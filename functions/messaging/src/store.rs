@@ -49,7 +49,7 @@ pub fn pk(conversation_id: &str) -> String {
 
 /// `CONVERSATION#<id>` / `CONVERSATION`.
 pub fn key(conversation_id: &str) -> Key {
-    Key::new(pk(conversation_id), SK)
+    shared::keys::conversation(conversation_id)
 }
 
 /// `CONVERSATION#<id>` / `MEMBER#<user>`.
@@ -59,7 +59,7 @@ pub fn member_key(conversation_id: &str, user_id: &str) -> Key {
 
 /// `CONVERSATION#<id>` / `MESSAGE#<msg id>`.
 pub fn message_key(conversation_id: &str, message_id: &str) -> Key {
-    Key::new(pk(conversation_id), format!("{MESSAGE_SK_PREFIX}{message_id}"))
+    shared::keys::conversation_message(conversation_id, message_id)
 }
 
 /// `INQUIRY#<listing>#<guest>` / `CONVERSATION`.
@@ -160,7 +160,14 @@ pub struct MessageItem {
 }
 
 impl MessageItem {
-    pub fn new(conversation_id: &str, message_id: &str, sender_id: &str, text: String, masked: bool, now: Timestamp) -> Self {
+    pub fn new(
+        conversation_id: &str,
+        message_id: &str,
+        sender_id: &str,
+        text: String,
+        masked: bool,
+        now: Timestamp,
+    ) -> Self {
         Self {
             key: message_key(conversation_id, message_id),
             item_type: MESSAGE_TYPE.to_owned(),
@@ -248,15 +255,11 @@ pub async fn has_confirmed_booking(table: &Table, guest_id: &str, listing_id: &s
             .s(":m_listing", listing_id)
             .s(":m_confirmed", BookingStatus::Confirmed.as_str())
             .s(":m_completed", BookingStatus::Completed.as_str());
-        let query = Query::begins_with(
-            "GSI1PK",
-            booking::guest_partition(guest_id),
-            "GSI1SK",
-            booking::INDEX_SORT_PREFIX,
-        )
-        .index(booking::GUEST_INDEX)
-        .filter(filter)
-        .start(start);
+        let query =
+            Query::begins_with("GSI1PK", booking::guest_partition(guest_id), "GSI1SK", booking::INDEX_SORT_PREFIX)
+                .index(booking::GUEST_INDEX)
+                .filter(filter)
+                .start(start);
         let page: Page<Value> = table.query(query).await?;
         if !page.items.is_empty() {
             return Ok(true);
@@ -270,7 +273,13 @@ pub async fn has_confirmed_booking(table: &Table, guest_id: &str, listing_id: &s
 
 /// Counts one message of `user_id` in the minute `minute`: 1 UpdateItem, `ADD sent 1` on
 /// condition that fewer than `max` were sent. `Ok(false)`: the limit is reached.
-pub async fn count_send(table: &Table, user_id: &str, minute: &str, expires_at: i64, max: i64) -> Result<bool, TableError> {
+pub async fn count_send(
+    table: &Table,
+    user_id: &str,
+    minute: &str,
+    expires_at: i64,
+    max: i64,
+) -> Result<bool, TableError> {
     let update = Expr::new("SET #r_type = :r_type, #r_expires = :r_expires ADD #r_sent :r_one")
         .name("#r_type", "type")
         .name("#r_expires", "expires_at")
@@ -278,7 +287,8 @@ pub async fn count_send(table: &Table, user_id: &str, minute: &str, expires_at: 
         .s(":r_type", RATE_TYPE)
         .n(":r_expires", expires_at)
         .n(":r_one", 1);
-    let condition = Expr::new("attribute_not_exists(#r_sent) OR #r_sent < :r_max").name("#r_sent", "sent").n(":r_max", max);
+    let condition =
+        Expr::new("attribute_not_exists(#r_sent) OR #r_sent < :r_max").name("#r_sent", "sent").n(":r_max", max);
     match table.update(&rate_key(user_id, minute), &update, Some(&condition)).await {
         Ok(()) => Ok(true),
         Err(TableError::ConditionFailed) => Ok(false),
@@ -362,7 +372,9 @@ fn outcome(result: Result<(), TransactError<PostItem>>) -> Result<(), PostError>
     match result {
         Ok(()) => Ok(()),
         Err(TransactError::Conditions(failed)) if failed.contains(&PostItem::Idempotency) => Err(PostError::Duplicate),
-        Err(TransactError::Conditions(failed)) if failed.contains(&PostItem::Pair) => Err(PostError::ConversationExists),
+        Err(TransactError::Conditions(failed)) if failed.contains(&PostItem::Pair) => {
+            Err(PostError::ConversationExists)
+        }
         Err(e) => Err(TableError::from(e).into()),
     }
 }
@@ -394,7 +406,8 @@ pub async fn post(table: &Table, p: &Posting<'_>) -> Result<(), PostError> {
     let m = p.message;
     let recipient = c.other(&m.sender_id).user_id.clone();
     let exists = Expr::exists();
-    let activity = Expr::new("SET #c_last = :c_last").name("#c_last", "last_message_at").s(":c_last", m.created_at.clone());
+    let activity =
+        Expr::new("SET #c_last = :c_last").name("#c_last", "last_message_at").s(":c_last", m.created_at.clone());
     let touch = |unread: bool| -> Result<Expr, TableError> {
         let set = "SET #m_sk = :m_sk, #m_last = :m_last";
         let expr = if unread { format!("{set} ADD #m_unread :m_one") } else { set.to_owned() };

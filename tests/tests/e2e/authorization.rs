@@ -412,8 +412,8 @@ async fn fixture() -> Fixture {
     let review = s(&json_of(guest.api().review(&booking, &review).await, 201).await, "review_id").to_owned();
     let pending_booking = s(&pending(&guest, &listing, 20).await, "booking_id").to_owned();
     let inquiry = json!({"listing_id": listing, "text": "Is it quiet?"});
-    let conversation = s(&json_of(guest.post("/v1/conversations", Some(&inquiry)).await, 201).await, "conversation_id")
-        .to_owned();
+    let conversation =
+        s(&json_of(guest.post("/v1/conversations", Some(&inquiry)).await, 201).await, "conversation_id").to_owned();
 
     // The tokens that must not work.
     let (moto_key, other_key) = signing_keys();

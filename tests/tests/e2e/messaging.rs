@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use roost_e2e::fixtures::{booking_key, day_in};
-use roost_e2e::{NewListing, Stay, User, assert_problem, dynamodb, json_of, s, unique, until_indexed};
+use roost_e2e::fixtures::{booking_key, day_in, sent_mail, sent_to};
+use roost_e2e::{NewListing, Stay, User, assert_problem, dynamodb, eventually, json_of, s, unique, until_indexed};
 use serde_json::{Value, json};
 
 const TZ: &str = "Europe/Paris";
@@ -38,9 +38,11 @@ async fn listed(user: &User, conversation_id: &str, unread: u64) -> Value {
     let page = until_indexed(
         || async { json_of(user.get("/v1/me/conversations").await, 200).await },
         |page: &Value| {
-            page["items"].as_array().into_iter().flatten().any(|c| {
-                c["conversation_id"] == conversation_id && c["unread_count"].as_u64() == Some(unread)
-            })
+            page["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["conversation_id"] == conversation_id && c["unread_count"].as_u64() == Some(unread))
         },
     )
     .await;
@@ -105,14 +107,18 @@ async fn an_inquiry_a_reply_unread_counts_and_reading() {
     assert_eq!(texts(&first), ["Is the flat quiet at night? <b>thanks</b>", "Very quiet."]);
     let cursor = s(&first, "next_cursor").to_owned();
     // A cursor is the caller's own.
-    let cursor_elsewhere = host.get(&format!("/v1/conversations/{conversation_id}/messages?order=oldest&cursor={cursor}")).await;
+    let cursor_elsewhere =
+        host.get(&format!("/v1/conversations/{conversation_id}/messages?order=oldest&cursor={cursor}")).await;
     assert_problem(cursor_elsewhere, 400, "invalid_cursor").await;
     let rest_as_guest = messages(&guest, &conversation_id, &format!("?order=oldest&limit=2&cursor={cursor}")).await;
     assert_eq!(texts(&rest_as_guest), ["And parking?"]);
     assert!(rest_as_guest["next_cursor"].is_null());
     let newest_cursor = messages(&guest, &conversation_id, "?limit=1").await;
     let other_order = guest
-        .get(&format!("/v1/conversations/{conversation_id}/messages?order=oldest&cursor={}", s(&newest_cursor, "next_cursor")))
+        .get(&format!(
+            "/v1/conversations/{conversation_id}/messages?order=oldest&cursor={}",
+            s(&newest_cursor, "next_cursor")
+        ))
         .await;
     assert_problem(other_order, 400, "invalid_cursor").await;
 }
@@ -126,10 +132,7 @@ async fn contact_details_are_masked_until_a_booking_is_confirmed() {
     let started = json_of(inquire(&guest, &listing_id, text, None).await, 201).await;
     let conversation_id = s(&started, "conversation_id").to_owned();
     assert_eq!(started["message"]["masked"], true);
-    assert_eq!(
-        started["message"]["text"],
-        "Mail me at [email hidden] or call [phone hidden], we arrive 2026-07-10."
-    );
+    assert_eq!(started["message"]["text"], "Mail me at [email hidden] or call [phone hidden], we arrive 2026-07-10.");
     assert!(s(&started, "note").contains("hidden until a booking"), "{started}");
     // The host's answer is masked too, and what the host reads is the masked text.
     let reply = json_of(send(&host, &conversation_id, "Text me: 0612345678", None).await, 201).await;
@@ -233,7 +236,8 @@ async fn strangers_get_404_as_for_an_unknown_conversation() {
     let conversation_id = s(&started, "conversation_id").to_owned();
     let random = shared::ids::new_id_at("cnv", jiff::Timestamp::now());
     for id in [conversation_id.as_str(), random.as_str(), "not-an-id"] {
-        let read = assert_problem(stranger.get(&format!("/v1/conversations/{id}/messages")).await, 404, "not_found").await;
+        let read =
+            assert_problem(stranger.get(&format!("/v1/conversations/{id}/messages")).await, 404, "not_found").await;
         assert!(!read.to_string().contains("Just us"));
         assert_problem(send(&stranger, id, "Hi!", None).await, 404, "not_found").await;
         assert_problem(stranger.post(&format!("/v1/conversations/{id}/read"), None).await, 404, "not_found").await;
@@ -249,4 +253,60 @@ async fn strangers_get_404_as_for_an_unknown_conversation() {
     assert_eq!(empty["errors"][0]["field"], "text");
     assert_problem(send(&guest, &conversation_id, &"x".repeat(2001), None).await, 400, "validation_failed").await;
     json_of(send(&guest, &conversation_id, &"é".repeat(2000), None).await, 201).await;
+}
+
+/// The `message.posted` inbox items of `user` about `listing_title`, once there are `n`.
+async fn message_items(user: &User, n: usize) -> Vec<Value> {
+    eventually(&format!("{n} message items in {}'s inbox", user.name), || async {
+        let page = json_of(user.get("/v1/me/notifications?limit=100").await, 200).await;
+        let items: Vec<Value> =
+            page["items"].as_array().into_iter().flatten().filter(|i| i["type"] == "message.posted").cloned().collect();
+        (items.len() >= n).then_some(items)
+    })
+    .await
+}
+
+async fn mail_to(email: &str) -> Vec<Value> {
+    sent_mail().await.into_iter().filter(|m| sent_to(m, email)).collect()
+}
+
+#[tokio::test]
+async fn the_other_person_gets_an_inbox_item_each_and_one_e_mail_per_15_minutes() {
+    roost_e2e::needs_stack!();
+    let (host, guest) = tokio::join!(User::host("Mail Host"), User::guest("Mail Guest"));
+    let listing_id = listing(&host).await;
+    let first = "<b>Hello</b> & is the <script>x</script> flat free?\nSecond line";
+    let started = json_of(inquire(&guest, &listing_id, first, None).await, 201).await;
+    let conversation_id = s(&started, "conversation_id").to_owned();
+    // The first message's e-mail goes out; then messages keep coming.
+    let mail = eventually("the host's first message e-mail", || async {
+        let mail = mail_to(&host.email).await;
+        (!mail.is_empty()).then_some(mail)
+    })
+    .await;
+    for n in 2..=3 {
+        json_of(send(&guest, &conversation_id, &format!("Message {n}"), None).await, 201).await;
+    }
+    let items = message_items(&host, 3).await;
+    assert_eq!(items.len(), 3, "one inbox item per message");
+    assert!(items.iter().all(|i| s(i, "title") == format!("New message from {}", guest.name)));
+    assert!(items.iter().any(|i| s(i, "body").contains("Message 3")));
+    // Every event was applied (3 inbox items) and still one e-mail: the throttle held two back.
+    assert_eq!(mail_to(&host.email).await.len(), 1, "at most one e-mail per conversation per 15 minutes");
+    let m = &mail[0];
+    assert_eq!(m["subject"], format!("New message from {}", guest.name));
+    let html = m["body"].as_str().unwrap_or("");
+    assert!(!html.contains("<script>") && !html.contains("<b>Hello"), "unescaped message in {html}");
+    assert!(html.contains("&lt;b&gt;Hello&lt;/b&gt; &amp; is the &lt;script&gt;x&lt;/script&gt;"), "{html}");
+
+    // The other direction has its own throttle: the host's reply e-mails the guest.
+    json_of(send(&host, &conversation_id, "Yes it is.", None).await, 201).await;
+    message_items(&guest, 1).await;
+    let to_guest = eventually("the guest's e-mail", || async {
+        let mail = mail_to(&guest.email).await;
+        (!mail.is_empty()).then_some(mail)
+    })
+    .await;
+    assert_eq!(to_guest.len(), 1);
+    assert!(!to_guest[0].to_string().contains(&host.email));
 }
