@@ -479,7 +479,7 @@ pub fn message_positions(partition: &str) -> Partition<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -492,9 +492,9 @@ mod tests {
         assert_eq!(member_partition("u"), "CONVERSATIONS#u");
     }
 
-    #[test]
-    fn members_see_the_other_person_and_sort_by_the_last_message() {
-        let c = ConversationItem {
+    /// A conversation of guest `g` (Gina) and host `h` (Helena) about `lst_1`.
+    pub(crate) fn conversation() -> ConversationItem {
+        ConversationItem {
             key: key("cnv_1"),
             item_type: CONVERSATION_TYPE.to_owned(),
             conversation_id: "cnv_1".to_owned(),
@@ -503,7 +503,12 @@ mod tests {
             host: Party { user_id: "h".to_owned(), name: "Helena".to_owned() },
             created_at: "2026-07-10T10:00:00Z".to_owned(),
             last_message_at: "2026-07-10T10:00:00Z".to_owned(),
-        };
+        }
+    }
+
+    #[test]
+    fn members_see_the_other_person_and_sort_by_the_last_message() {
+        let c = conversation();
         let now = "2026-07-10T10:00:00Z".parse().unwrap();
         let m = MessageItem::new("cnv_1", "msg_1", "g", "Hi".to_owned(), false, now);
         let host = member(&c, "h", &m, 1);

@@ -86,16 +86,7 @@ mod tests {
 
     #[test]
     fn a_masked_message_tells_its_sender() {
-        let c = ConversationItem {
-            key: store::key("cnv_1"),
-            item_type: store::CONVERSATION_TYPE.to_owned(),
-            conversation_id: "cnv_1".to_owned(),
-            listing: ListingRef { listing_id: "lst_1".to_owned(), title: "Loft".to_owned() },
-            guest: Party { user_id: "g".to_owned(), name: "Gina".to_owned() },
-            host: Party { user_id: "h".to_owned(), name: "Helena".to_owned() },
-            created_at: "2026-07-10T10:00:00Z".to_owned(),
-            last_message_at: "2026-07-10T10:00:00Z".to_owned(),
-        };
+        let c = store::tests::conversation();
         let now = "2026-07-10T10:00:00Z".parse().unwrap();
         let m = MessageItem::new("cnv_1", "msg_1", "g", "[email hidden]".to_owned(), true, now);
         let v = serde_json::to_value(PostedView::new(&c, m.clone())).unwrap();

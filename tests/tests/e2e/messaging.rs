@@ -7,9 +7,11 @@
 
 use std::time::Duration;
 
-use roost_e2e::fixtures::{booking_key, day_in, sent_mail, sent_to};
-use roost_e2e::{NewListing, Stay, User, assert_problem, dynamodb, eventually, json_of, s, unique, until_indexed};
+use roost_e2e::fixtures::{day_in, sent_mail, sent_to};
+use roost_e2e::{NewListing, Stay, User, assert_problem, eventually, json_of, s, unique, until_indexed};
 use serde_json::{Value, json};
+
+use crate::reviews::pay;
 
 const TZ: &str = "Europe/Paris";
 
@@ -160,21 +162,6 @@ async fn contact_details_are_masked_until_a_booking_is_confirmed() {
     assert!(after.get("note").is_none());
     let host_after = json_of(send(&host, &conversation_id, "host@example.com", None).await, 201).await;
     assert_eq!(host_after["message"]["text"], "host@example.com");
-}
-
-/// **Paid-stay fixture** (as in reviews.rs): the booking item as a paid, confirmed stay.
-async fn pay(booking_id: &str) {
-    dynamodb(
-        "UpdateItem",
-        json!({
-            "Key": booking_key(booking_id),
-            "UpdateExpression": "SET #s = :confirmed, #p.#s = :succeeded",
-            "ConditionExpression": "attribute_exists(PK)",
-            "ExpressionAttributeNames": {"#s": "status", "#p": "payment"},
-            "ExpressionAttributeValues": {":confirmed": {"S": "confirmed"}, ":succeeded": {"S": "succeeded"}}
-        }),
-    )
-    .await;
 }
 
 #[tokio::test]
