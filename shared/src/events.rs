@@ -379,6 +379,16 @@ event_catalogue! {
         /// 1 to 5.
         pub rating: u8,
     }
+
+    /// A message was posted into a conversation between a listing's host and a guest. Ids only:
+    /// the text stays in the conversation (the notifier reads it there).
+    MessagePosted = "message.posted", version 1 {
+        pub conversation_id: String,
+        pub message_id: String,
+        pub listing_id: String,
+        pub sender_id: String,
+        pub recipient_id: String,
+    }
 }
 
 #[cfg(test)]
@@ -418,7 +428,8 @@ mod tests {
                 "booking.confirmed",
                 "payment.failed",
                 "refund.issued",
-                "review.posted"
+                "review.posted",
+                "message.posted"
             ]
         );
         for t in EventType::KNOWN {
@@ -443,6 +454,7 @@ mod tests {
         assert_eq!(PaymentFailed::TYPE, EventType::PaymentFailed);
         assert_eq!(RefundIssued::TYPE, EventType::RefundIssued);
         assert_eq!(ReviewPosted::TYPE, EventType::ReviewPosted);
+        assert_eq!(MessagePosted::TYPE, EventType::MessagePosted);
     }
 
     #[test]

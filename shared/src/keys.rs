@@ -59,6 +59,23 @@ pub fn inbox_item(user_id: &str, notification_id: &str) -> Key {
     Key::new(inbox_partition(user_id), format!("{INBOX_SK_PREFIX}{notification_id}"))
 }
 
+/// `CONVERSATION#<cnv id>` / `CONVERSATION`: a conversation (written by `messaging`, read by
+/// `notifications` for the texts of a new message).
+pub fn conversation(conversation_id: &str) -> Key {
+    Key::new(format!("CONVERSATION#{conversation_id}"), "CONVERSATION")
+}
+
+/// `CONVERSATION#<cnv id>` / `MESSAGE#<msg id>`: one message of a conversation.
+pub fn conversation_message(conversation_id: &str, message_id: &str) -> Key {
+    Key::new(format!("CONVERSATION#{conversation_id}"), format!("MESSAGE#{message_id}"))
+}
+
+/// `INBOX#<sub>` / `MESSAGE_EMAIL#<cnv id>`: when `notifications` last e-mailed this person about
+/// this conversation (the 15-minute e-mail throttle), in their inbox partition.
+pub fn message_email_throttle(user_id: &str, conversation_id: &str) -> Key {
+    Key::new(inbox_partition(user_id), format!("MESSAGE_EMAIL#{conversation_id}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

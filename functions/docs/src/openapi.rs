@@ -13,6 +13,7 @@ const TAGS: &[(&str, &str)] = &[
     ("bookings", "Quotes, bookings, trips (the guest's) and reservations (the host's), cancellation."),
     ("payments", "Paying for a booking through Stripe, and Stripe's webhook."),
     ("reviews", "Reviews of completed stays and the hosts' responses."),
+    ("messaging", "Conversations between a guest and a listing's host, before and after booking."),
     ("graphql", "The read side in GraphQL: one round trip per screen (docs/graphql.md)."),
     ("docs", "This document, its page and the GraphQL explorer."),
 ];
@@ -37,6 +38,7 @@ pub fn document() -> OpenApi {
         bookings::openapi(),
         payments::openapi(),
         reviews::openapi(),
+        messaging::openapi(),
         graphql::openapi(),
     ] {
         api.merge(part);

@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde_json::Value;
 use shared::clock::Clock;
-use shared::events::Envelope;
+use shared::events::{Envelope, EventType, MessagePosted};
 use shared::keys::Key;
 use tracing::Instrument;
 
@@ -12,8 +12,9 @@ use crate::AppState;
 use crate::mailer::{Email, Mailer};
 use crate::rules::email::{Claim, EmailState, Step};
 use crate::rules::recipients::{Plan, ProfileView, plan, profile_of};
+use crate::rules::throttle;
 use crate::store::{self, BookingView, ITEM_TYPE, InboxItem, InboxStore, inbox_key, notification_id};
-use crate::templates::{self, Context, Kind};
+use crate::templates::{self, Context, Kind, MessageContext};
 
 /// Applies one message under `claim` (its own; it ends with the invocation).
 /// SES calls must be answered by `send_by`.
@@ -29,6 +30,9 @@ async fn apply_envelope(
     claim: &Claim,
     send_by: tokio::time::Instant,
 ) -> anyhow::Result<()> {
+    if envelope.event_type == EventType::MessagePosted {
+        return apply_message(st, &envelope, claim, send_by).await;
+    }
     let Some(plan) = plan(&envelope)? else {
         tracing::warn!("event type not handled (filter policy drift?): acknowledged");
         return Ok(());
@@ -68,6 +72,68 @@ async fn apply_envelope(
         }
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// A `message.posted`: the recipient's inbox item, and an e-mail unless one about this
+/// conversation went to them in the last 15 minutes (`store::claim_message_email`). The
+/// message's text is read from the conversation, and never logged.
+async fn apply_message(
+    st: &AppState,
+    envelope: &Envelope,
+    claim: &Claim,
+    send_by: tokio::time::Instant,
+) -> anyhow::Result<()> {
+    let d: MessagePosted = envelope.clone().decode::<MessagePosted>()?.data;
+    let Some((conversation, message)) = store::read_message(&st.table, &d.conversation_id, &d.message_id).await? else {
+        tracing::warn!(conversation_id = %d.conversation_id, "event for an unknown message: acknowledged");
+        return Ok(());
+    };
+    let profiles = store::read_profiles(&st.table, std::iter::once(d.recipient_id.as_str())).await?;
+    let profile = profile_of(&profiles, &d.recipient_id)
+        .map_err(|e| anyhow::Error::new(e).context(format!("notifying user {}", d.recipient_id)))?;
+    let now = st.clock.now();
+    let sender = if conversation.guest.user_id == d.sender_id { &conversation.guest } else { &conversation.host };
+    let rendered = templates::render_message(&MessageContext {
+        recipient_name: profile.as_ref().map(|p| p.name.clone()).unwrap_or_default(),
+        sender_name: sender.name.clone(),
+        listing_title: conversation.listing.title.clone(),
+        text: message.text,
+    });
+    let address = profile.as_ref().map(|p| p.email.clone()).filter(|e| !e.is_empty());
+    let due = match address {
+        Some(_) => {
+            let (at, cutoff) = (throttle::instant(now), throttle::cutoff(now));
+            store::claim_message_email(&st.table, &d.recipient_id, &d.conversation_id, &envelope.id, &at, &cutoff)
+                .await?
+        }
+        None => false,
+    };
+    let email = address.filter(|_| due).map(|to| Email {
+        to,
+        subject: rendered.title.clone(),
+        text: rendered.text,
+        html: rendered.html,
+    });
+    let id = notification_id(&envelope.id);
+    let item = InboxItem {
+        key: inbox_key(&d.recipient_id, &id),
+        item_type: ITEM_TYPE.to_owned(),
+        notification_id: id.clone(),
+        user_id: d.recipient_id.clone(),
+        event_id: envelope.id.clone(),
+        notification_type: envelope.event_type.as_str().to_owned(),
+        title: rendered.title,
+        body: rendered.inbox_body,
+        booking_id: None,
+        created_at: now.to_string(),
+        read: false,
+        email: None,
+    };
+    let user = tracing::info_span!("recipient", user_id = %d.recipient_id, notification_id = %id, throttled = !due);
+    deliver(st.inbox.as_ref(), st.mailer.as_ref(), item, email, claim, send_by, st.clock.as_ref())
+        .instrument(user)
+        .await
+        .map(|_| ())
 }
 
 /// One person an event concerns: what they get, and their profile (`None`: they have none).

@@ -6,6 +6,7 @@
 //! | `booking.confirmed`, `booking.cancelled` | guest and host |
 //! | `booking.expired`, `payment.failed`, `refund.issued` | guest |
 //! | `review.posted` | host |
+//! | `message.posted` | the other participant (e-mail at most once per conversation per 15 minutes) |
 //!
 //! Exactly one inbox item per (event, person): its key is derived from the event id
 //! (`INBOX#<sub>` / `NOTIFICATION#ntf_<event ULID>`) and written with `attribute_not_exists`, so a

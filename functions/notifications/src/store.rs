@@ -70,6 +70,80 @@ pub async fn read_booking(table: &Table, booking_id: &str) -> Result<Option<Book
     table.get::<BookingView>(&shared::booking::key(booking_id)).await
 }
 
+/// The conversation fields a message's texts need.
+#[derive(Debug, Deserialize)]
+pub struct ConversationView {
+    pub listing: ConversationListing,
+    pub guest: shared::booking::Party,
+    pub host: shared::booking::Party,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConversationListing {
+    pub title: String,
+}
+
+/// The message fields its texts need.
+#[derive(Debug, Deserialize)]
+pub struct MessageView {
+    pub text: String,
+}
+
+/// The conversation and the message of a `message.posted` (one BatchGetItem); `None` when
+/// either is missing.
+pub async fn read_message(
+    table: &Table,
+    conversation_id: &str,
+    message_id: &str,
+) -> Result<Option<(ConversationView, MessageView)>, TableError> {
+    let conversation_key = keys::conversation(conversation_id);
+    let message_key = keys::conversation_message(conversation_id, message_id);
+    let found = table.batch_get::<Value>(&[conversation_key.clone(), message_key.clone()]).await?;
+    let (mut conversation, mut message) = (None, None);
+    for item in found {
+        let sk = item.get(keys::SK).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let decode = |e: serde_json::Error| TableError::from(anyhow::Error::from(e).context("decode a message read"));
+        if sk == conversation_key.sk {
+            conversation = Some(serde_json::from_value::<ConversationView>(item).map_err(decode)?);
+        } else if sk == message_key.sk {
+            message = Some(serde_json::from_value::<MessageView>(item).map_err(decode)?);
+        }
+    }
+    Ok(conversation.zip(message))
+}
+
+/// Whether this event may e-mail `user_id` about the conversation now: 1 UpdateItem of the
+/// throttle item (`INBOX#<sub>` / `MESSAGE_EMAIL#<cnv>`) `SET last_emailed_at = now, event_id`,
+/// on condition that none was sent since `cutoff` or that this very event set it (a
+/// redelivery: its inbox item's e-mail state then says whether the e-mail went). `false`: held
+/// back by a recent e-mail.
+pub async fn claim_message_email(
+    table: &Table,
+    user_id: &str,
+    conversation_id: &str,
+    event_id: &str,
+    now: &str,
+    cutoff: &str,
+) -> Result<bool, TableError> {
+    let update = Expr::new("SET #t_type = :t_type, #t_last = :t_now, #t_event = :t_event")
+        .name("#t_type", "type")
+        .name("#t_last", "last_emailed_at")
+        .name("#t_event", "event_id")
+        .s(":t_type", "message_email_throttle")
+        .s(":t_now", now)
+        .s(":t_event", event_id);
+    let condition = Expr::new("attribute_not_exists(#t_last) OR #t_last <= :t_cutoff OR #t_event = :t_event")
+        .name("#t_last", "last_emailed_at")
+        .name("#t_event", "event_id")
+        .s(":t_cutoff", cutoff)
+        .s(":t_event", event_id);
+    match table.update(&keys::message_email_throttle(user_id, conversation_id), &update, Some(&condition)).await {
+        Ok(()) => Ok(true),
+        Err(TableError::ConditionFailed) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// The profiles of `user_ids` that exist, undecoded (one that does not decode must not fail
 /// the others: `rules::recipients::profile_of` tells them apart).
 pub async fn read_profiles<'a>(

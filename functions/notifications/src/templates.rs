@@ -148,6 +148,44 @@ pub fn render(kind: Kind, ctx: &Context) -> Rendered {
     Rendered { title, inbox_body: body, text, html }
 }
 
+/// What a new message's texts need.
+#[derive(Debug, Clone, Default)]
+pub struct MessageContext {
+    pub recipient_name: String,
+    pub sender_name: String,
+    pub listing_title: String,
+    /// As stored (masked when it was): plain text, escaped in the HTML part.
+    pub text: String,
+}
+
+/// Characters of a message in the inbox item.
+const INBOX_PREVIEW_CHARS: usize = 140;
+
+/// A new message, to the other participant: the whole text in the e-mail (escaped in HTML, its
+/// line breaks kept), a preview in the inbox.
+pub fn render_message(ctx: &MessageContext) -> Rendered {
+    let title = format!("New message from {}", ctx.sender_name);
+    let sentence = format!("{} wrote about {}:", ctx.sender_name, ctx.listing_title);
+    let greeting =
+        if ctx.recipient_name.is_empty() { "Hello,".to_owned() } else { format!("Hello {},", ctx.recipient_name) };
+    let footer = "Reply in Roost: contact details are shared once a booking is confirmed.";
+    let text = format!("{greeting}\n\n{sentence}\n\n{}\n\n{footer}\n\nRoost\n", ctx.text);
+    let html_text = escape(&ctx.text).replace('\n', "<br>\n");
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title></head><body>\n<p>{g}</p>\n<p>{s}</p>\n<blockquote>{m}</blockquote>\n<p><small>{f}</small></p>\n<p>Roost</p>\n</body></html>\n",
+        t = escape(&title),
+        g = escape(&greeting),
+        s = escape(&sentence),
+        m = html_text,
+        f = escape(footer),
+    );
+    let mut preview: String = ctx.text.chars().take(INBOX_PREVIEW_CHARS).collect();
+    if ctx.text.chars().count() > INBOX_PREVIEW_CHARS {
+        preview.push('…');
+    }
+    Rendered { title, inbox_body: format!("{sentence} {preview}"), text, html }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +244,24 @@ mod tests {
         }
         let r = render(Kind::ReviewPostedHost, &Context { rating: Some(4), ..ctx("Loft") });
         assert!(r.text.contains("Rating: 4 out of 5."));
+    }
+
+    #[test]
+    fn a_message_is_escaped_in_html_and_previewed_in_the_inbox() {
+        let ctx = MessageContext {
+            recipient_name: "Helena".into(),
+            sender_name: "Gina <i>".into(),
+            listing_title: "Loft & sea".into(),
+            text: "<b>Hi</b>\nsecond line".into(),
+        };
+        let r = render_message(&ctx);
+        assert_eq!(r.title, "New message from Gina <i>");
+        assert!(r.html.contains("&lt;b&gt;Hi&lt;/b&gt;<br>\nsecond line"), "{}", r.html);
+        assert!(r.html.contains("Gina &lt;i&gt; wrote about Loft &amp; sea:"));
+        assert!(!r.html.contains("<b>Hi"));
+        assert!(r.text.contains("<b>Hi</b>\nsecond line"));
+        assert_eq!(r.inbox_body, "Gina <i> wrote about Loft & sea: <b>Hi</b>\nsecond line");
+        let long = render_message(&MessageContext { text: "x".repeat(200), ..ctx });
+        assert!(long.inbox_body.ends_with('…'));
     }
 }

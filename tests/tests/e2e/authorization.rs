@@ -103,6 +103,7 @@ fn random_id(placeholder: &str) -> Option<String> {
         "booking" | "pending_booking" | "fresh_booking" => "bkg",
         "review" => "rev",
         "notification" => "ntf",
+        "conversation" => "cnv",
         "host_id" => {
             let n = jiff::Timestamp::now().as_nanosecond().unsigned_abs();
             let hex = format!("{:032x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
@@ -410,6 +411,9 @@ async fn fixture() -> Fixture {
     let review = NewReview { rating: 5, comment: "Quiet and bright.".into() };
     let review = s(&json_of(guest.api().review(&booking, &review).await, 201).await, "review_id").to_owned();
     let pending_booking = s(&pending(&guest, &listing, 20).await, "booking_id").to_owned();
+    let inquiry = json!({"listing_id": listing, "text": "Is it quiet?"});
+    let conversation =
+        s(&json_of(guest.post("/v1/conversations", Some(&inquiry)).await, 201).await, "conversation_id").to_owned();
 
     // The tokens that must not work.
     let (moto_key, other_key) = signing_keys();
@@ -451,6 +455,7 @@ async fn fixture() -> Fixture {
         ("pending_booking", pending_booking.clone()),
         ("review", review),
         ("notification", notification),
+        ("conversation", conversation),
         ("host_id", host.user_id.clone()),
         ("guest_email", guest.email.clone()),
         ("unknown_email", format!("{}@nobody.roost.dev", unique("nobody"))),
@@ -501,6 +506,7 @@ async fn every_caller_gets_what_the_matrix_says_on_every_route() {
                 "fresh_booking",
                 "review",
                 "notification",
+                "conversation",
                 "host_id",
                 "guest_email",
                 "unknown_email",

@@ -334,7 +334,8 @@ async fn the_template_subscribes_each_consumer_queue_with_its_filter_and_raw_del
             "booking.expired",
             "payment.failed",
             "refund.issued",
-            "review.posted"
+            "review.posted",
+            "message.posted"
         ])
     );
 }

@@ -24,6 +24,7 @@ mod launcher;
 mod lifecycle;
 mod listings;
 mod logs;
+mod messaging;
 mod metrics;
 mod notifications;
 mod openapi;

@@ -88,7 +88,7 @@ pub(crate) async fn finish_stay(booking_id: &str, check_out_at: &str) {
 
 /// **Paid-stay fixture**: as `finish_stay` but `check_out_at` left where booking put it (the
 /// future): a confirmed stay not yet over.
-async fn pay(booking_id: &str) {
+pub(crate) async fn pay(booking_id: &str) {
     dynamodb(
         "UpdateItem",
         json!({

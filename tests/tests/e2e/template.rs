@@ -246,7 +246,14 @@ fn every_function_with_private_routes_may_read_the_revocation_instant() {
     checked.sort();
     assert_eq!(
         checked,
-        ["BookingsFunction", "ListingsFunction", "PaymentsFunction", "ReviewsFunction", "UsersFunction"]
+        [
+            "BookingsFunction",
+            "ListingsFunction",
+            "MessagingFunction",
+            "PaymentsFunction",
+            "ReviewsFunction",
+            "UsersFunction"
+        ]
     );
 }
 
