@@ -262,6 +262,20 @@ impl Idempotent {
         Ok(self.decide(record.as_ref(), now))
     }
 
+    /// The answer to a write whose transaction failed on this key's record (a request with the
+    /// same key completed meanwhile): its stored answer, replayed; 422 when the key was used for
+    /// another body; 409 `conflict` when the record is not there or not complete yet.
+    pub async fn replay_duplicate(&self, table: &Table, now: Timestamp) -> Result<Response, ApiError> {
+        match self.lookup(table, now).await? {
+            Lookup::Replay(stored) => Ok(stored.to_response(true)),
+            Lookup::KeyReused => Err(key_reused()),
+            Lookup::New | Lookup::InProgress => Err(ApiError::conflict(
+                "conflict",
+                "A request with this Idempotency-Key was just processed; retry to get its response.",
+            )),
+        }
+    }
+
     fn record(&self, state: RecordState, response: Option<StoredResponse>, now: Timestamp) -> IdempotencyRecord {
         let expires = now.checked_add(RETENTION).unwrap_or(now);
         IdempotencyRecord {

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use shared::cursor::CursorScope;
 use shared::extract::{Json, Path, Query};
-use shared::idempotency::{self, IdempotencyKey, Idempotent, Lookup, StoredResponse};
+use shared::idempotency::{IdempotencyKey, Idempotent, StoredResponse};
 use shared::listing::ListingStatus;
 use shared::openapi::{IdempotencyKeyHeader, PageParams};
 use shared::page::{self, ListBody};
@@ -106,14 +106,7 @@ async fn compose(
 /// After a transaction cancelled on the idempotency record: the winner's stored answer.
 async fn replay(st: &AppState, idem: Option<&Idempotent>, now: Timestamp) -> Result<Response> {
     let Some(i) = idem else { return Err(unexpected(anyhow::anyhow!("duplicate without a key"))) };
-    match i.lookup(&st.table, now).await? {
-        Lookup::Replay(stored) => Ok(stored.to_response(true)),
-        Lookup::KeyReused => Err(idempotency::key_reused()),
-        Lookup::New | Lookup::InProgress => Err(ApiError::conflict(
-            "conflict",
-            "A request with this Idempotency-Key was just processed; retry to get its response.",
-        )),
-    }
+    i.replay_duplicate(&st.table, now).await
 }
 
 /// POST /v1/conversations (idem): a guest asks a listing's host, before or after booking. The

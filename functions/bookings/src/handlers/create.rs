@@ -129,14 +129,7 @@ async fn attempt_booking(
 /// record with its booking; read it (consistent) and replay it.
 async fn replay_duplicate(st: &AppState, idem: Option<&Idempotent>, now: Timestamp) -> Result<Response> {
     let Some(i) = idem else { return Err(unexpected(anyhow::anyhow!("duplicate without a key"))) };
-    match i.lookup(&st.table, now).await? {
-        Lookup::Replay(stored) => Ok(stored.to_response(true)),
-        Lookup::KeyReused => Err(idempotency::key_reused()),
-        Lookup::New | Lookup::InProgress => Err(ApiError::conflict(
-            "conflict",
-            "A request with this Idempotency-Key was just processed; retry to get its response.",
-        )),
-    }
+    i.replay_duplicate(&st.table, now).await
 }
 
 /// The transaction was cancelled on the listing: archived (or gone) since it was read, or
