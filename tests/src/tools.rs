@@ -41,7 +41,30 @@ pub fn run_ok(what: &str, command: &mut Command) -> Ran {
     let out = command.output().unwrap_or_else(|e| panic!("{what}: could not start {command:?}: {e}"));
     let took = started.elapsed();
     let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{what} failed ({}) after {:.1} s:\n{output}", out.status, took.as_secs_f64());
+    assert!(
+        out.status.success(),
+        "{what} failed ({}) after {:.1} s; its last lines first:\n{}\n--- everything it printed:\n{output}",
+        out.status,
+        took.as_secs_f64(),
+        last_lines(&output, 40)
+    );
     eprintln!("{what}: passed in {:.1} s", took.as_secs_f64());
     Ran { output, took }
+}
+
+/// The last `n` lines of `text`: where a failing tool says why (a long build log is cut from
+/// the end in CI's record of a failure, so the reason goes first).
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn last_lines_keeps_the_end_of_a_long_log_and_all_of_a_short_one() {
+        let log: String = (1..=100).map(|i| format!("line {i}\n")).collect();
+        assert_eq!(super::last_lines(&log, 2), "line 99\nline 100");
+        assert_eq!(super::last_lines("only\n", 40), "only");
+    }
 }

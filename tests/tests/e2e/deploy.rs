@@ -127,7 +127,12 @@ fn sam_build(build_dir: &Path, architecture: &str) -> Command {
         // from it): sharing `target/` shares the host's build scripts and proc-macros, and a build
         // from this test's environment and one from `cargo roost test`'s rebuilt each other's
         // dependencies (ring and up, minutes each way; docs/performance.md).
-        .env("CARGO_TARGET_DIR", root().join("target/sam"));
+        .env("CARGO_TARGET_DIR", root().join("target/sam"))
+        // Disk, not only time: this build is a second copy of every function (a CI run failed in it,
+        // most likely out of disk, once the GraphQL function came). No incremental state (nobody edits
+        // between two runs of this test) and no debug info in the bootstraps (never debugged).
+        .env("CARGO_INCREMENTAL", "0")
+        .env("CARGO_PROFILE_DEV_STRIP", "debuginfo");
     if architecture == std::env::consts::ARCH.replace("aarch64", "arm64") {
         // The host's own target needs no cross-linker: plain cargo rather than zig.
         command.env("CARGO_LAMBDA_COMPILER", "cargo");
@@ -179,6 +184,8 @@ async fn sam_build_makes_a_bootstrap_of_the_asked_architecture_for_every_functio
             assert_built(&build_dir, &built_template, id, machine);
         }
         assert_eq!(function_ids(&built_template), ids, "the built template's functions");
+        // Checked: its copies of the bootstraps only take disk from the rest of the suite.
+        std::fs::remove_dir_all(&build_dir).expect("removing the checked sam build");
     })
     .await
     .expect("sam build");
