@@ -42,7 +42,48 @@ pub fn with_request_layers(router: Router) -> Router {
 /// every `Caller` (crate::sessions: it reads profiles from the table named by `TABLE_NAME`).
 pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
     let table = Table::new(&config::aws_config().await, config::required("TABLE_NAME")?);
-    lambda_http::run(with_sessions(router, Arc::new(Revocations::new(table)))).await
+    lambda_http::run(whole_gateway_path(with_sessions(router, Arc::new(Revocations::new(table))))).await
+}
+
+/// Routes `app` on the whole path API Gateway gave. An HTTP API hands the function a decoded
+/// `rawPath`, and lambda_http builds the request URI from it as a URL: a decoded `%23` becomes
+/// `#` and the rest of the path a fragment, so `POST /v1/bookings/x%23/accept` would be routed
+/// as `POST /v1/bookings/x` (a 405). The cut path is put back, its `#` encoded again, before
+/// routing: such a path is routed whole, and its id is an id that does not exist (404).
+pub fn whole_gateway_path(app: Router) -> Router {
+    Router::new().fallback_service(app).layer(middleware::map_request(restore_cut_path))
+}
+
+/// What a decoded path must have encoded again to be a URI path that decodes back to it: the
+/// controls, non-ASCII (always), `%` itself, and what a URI reserves or refuses outside `/`.
+const PATH_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+async fn restore_cut_path(mut req: Request) -> Request {
+    let raw = req.raw_http_path();
+    if raw.contains('#') {
+        let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+        let path = percent_encoding::utf8_percent_encode(raw, PATH_ENCODE);
+        match format!("{path}{query}").parse() {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(e) => tracing::warn!(error = %e, "a path cut at a decoded '#' could not be rebuilt"),
+        }
+    }
+    req
 }
 
 /// `with_request_layers`, and every `Caller` checked against `revocations`.
@@ -156,6 +197,23 @@ mod tests {
 
     async fn send(req: Request<Body>) -> Response {
         app().oneshot(req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_path_cut_at_a_decoded_hash_is_routed_whole() {
+        let router = Router::new()
+            .route("/v1/things/{id}", get(|| async { "the thing" }))
+            .route("/v1/things/{id}/accept", axum::routing::post(|| async { "accepted" }));
+        // What lambda_http makes of `POST /v1/things/x%23/accept`: the URI cut at the `#`.
+        let cut = Request::post("/v1/things/%C3%B3%5B%0F1")
+            .body(Body::empty())
+            .unwrap()
+            .with_raw_http_path("/v1/things/ó[\u{f}1#/accept");
+        let res = whole_gateway_path(with_request_layers(router.clone())).oneshot(cut).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "routed to the accept route, not a 405 of /v1/things/{{id}}");
+        let whole = Request::get("/v1/things/x?a=1").body(Body::empty()).unwrap().with_raw_http_path("/v1/things/x");
+        let res = whole_gateway_path(with_request_layers(router)).oneshot(whole).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
     }
 
     #[tokio::test]

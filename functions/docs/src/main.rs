@@ -11,5 +11,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         page: Arc::new(page::Page::new()),
     };
     // No `Caller` on any route: no sign-out check, so no table (shared::http::run needs one).
-    lambda_http::run(shared::http::with_request_layers(router(state))).await
+    lambda_http::run(shared::http::whole_gateway_path(shared::http::with_request_layers(router(state)))).await
 }
