@@ -21,7 +21,7 @@ use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::Key;
-use crate::listing::{Address, CancellationPolicy};
+use crate::listing::{Address, BookingMode, CancellationPolicy};
 use crate::money::{Currency, Money};
 use crate::table::Expr;
 
@@ -83,25 +83,33 @@ pub fn index_sort_key(booking_id: &str) -> String {
 }
 
 /// `pending_payment` -> `confirmed` -> `completed` (once the check-out time passed in the
-/// listing's time zone); exits `expired` (the hold lapsed unpaid) and `cancelled`.
+/// listing's time zone); exits `expired` (the hold lapsed unpaid) and `cancelled`. On a
+/// `request` listing: `requested` -> `confirmed` (the host accepted) or `declined`; a request
+/// unanswered for 24 hours reads `expired`, one its guest withdraws is `cancelled`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BookingStatus {
     PendingPayment,
+    /// On a `request` listing: the nights are held (24 hours) while the host answers.
+    Requested,
     Confirmed,
     Completed,
     Expired,
     Cancelled,
+    /// The host declined the request: the nights are free, the card's authorisation cancelled.
+    Declined,
 }
 
 impl BookingStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PendingPayment => "pending_payment",
+            Self::Requested => "requested",
             Self::Confirmed => "confirmed",
             Self::Completed => "completed",
             Self::Expired => "expired",
             Self::Cancelled => "cancelled",
+            Self::Declined => "declined",
         }
     }
 
@@ -122,7 +130,7 @@ pub fn effective_status(
 ) -> BookingStatus {
     let passed = |t: Option<&str>| t.and_then(|t| t.parse::<Timestamp>().ok()).is_some_and(|t| t <= now);
     match stored {
-        BookingStatus::PendingPayment if passed(hold_expires_at) => BookingStatus::Expired,
+        BookingStatus::PendingPayment | BookingStatus::Requested if passed(hold_expires_at) => BookingStatus::Expired,
         BookingStatus::Confirmed if passed(Some(check_out_at)) => BookingStatus::Completed,
         other => other,
     }
@@ -138,13 +146,16 @@ pub fn status_filter(status: BookingStatus, now: Timestamp) -> Expr {
     let hold = |e: Expr| e.name("#f_hold", HOLD_EXPIRES_AT_ATTR).s(":f_now", now_s.clone());
     let out = |e: Expr| e.name("#f_out", CHECK_OUT_AT_ATTR).s(":f_now", now_s.clone());
     match status {
-        PendingPayment => hold(by_status("#f_status = :f_status AND #f_hold > :f_now")),
-        Expired => hold(by_status("#f_status = :f_status OR (#f_status = :f_other AND #f_hold <= :f_now)"))
-            .s(":f_other", PendingPayment.as_str()),
+        PendingPayment | Requested => hold(by_status("#f_status = :f_status AND #f_hold > :f_now")),
+        Expired => hold(by_status(
+            "#f_status = :f_status OR ((#f_status = :f_other OR #f_status = :f_requested) AND #f_hold <= :f_now)",
+        ))
+        .s(":f_other", PendingPayment.as_str())
+        .s(":f_requested", Requested.as_str()),
         Confirmed => out(by_status("#f_status = :f_status AND #f_out > :f_now")),
         Completed => out(by_status("#f_status = :f_status OR (#f_status = :f_other AND #f_out <= :f_now)"))
             .s(":f_other", Confirmed.as_str()),
-        Cancelled => by_status("#f_status = :f_status"),
+        Cancelled | Declined => by_status("#f_status = :f_status"),
     }
 }
 
@@ -271,6 +282,8 @@ pub enum PaymentStatus {
     Unpaid,
     /// An intent exists and waits for the card.
     Processing,
+    /// A request's card is authorised (not charged): charged when the host accepts.
+    Authorized,
     Succeeded,
     Failed,
 }
@@ -308,6 +321,21 @@ pub struct Cancellation {
     /// What the cancellation refunds (0 when nothing was paid).
     pub refund_due: Money,
 }
+
+/// The host's decline of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Decline {
+    /// When, RFC 3339 UTC.
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// The host's message to the guest, if any (plain text, up to 1000 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub message: Option<String>,
+}
+
+/// How long a request holds its nights while the host answers.
+pub const REQUEST_HOLD: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 
 /// The refund as payment-events records it (it owns `refund`; bookings only reads it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -387,6 +415,12 @@ pub struct BookingItem {
     pub address: Address,
     /// As stored; read it through `effective_status`.
     pub status: BookingStatus,
+    /// The listing's booking mode when booked (absent on older items: `instant`).
+    #[serde(default)]
+    pub booking_mode: BookingMode,
+    /// The host's answer to a request: declined, when and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decline: Option<Decline>,
     /// RFC 3339 UTC, whole seconds (`night::instant`): the hold on the nights lapses then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_expires_at: Option<String>,
@@ -446,7 +480,10 @@ mod tests {
         assert_eq!(s(PendingPayment, "2026-03-01T00:00:00Z"), Expired);
         assert_eq!(s(Confirmed, "2026-02-03T10:59:59Z"), Confirmed);
         assert_eq!(s(Confirmed, "2026-02-03T11:00:00Z"), Completed);
-        for stored in [Completed, Expired, Cancelled] {
+        // A request unanswered when its 24-hour hold lapses reads expired, as an unpaid hold.
+        assert_eq!(s(Requested, "2026-01-01T10:14:59Z"), Requested);
+        assert_eq!(s(Requested, "2026-01-01T10:15:00Z"), Expired);
+        for stored in [Completed, Expired, Cancelled, Declined] {
             assert_eq!(s(stored, "2030-01-01T00:00:00Z"), stored);
         }
         // Unreadable instants never move the status.
@@ -455,6 +492,7 @@ mod tests {
         assert_eq!(effective_status(Confirmed, None, "later", t("2030-01-01T00:00:00Z")), Confirmed);
         assert!(Confirmed.reveals_address() && Completed.reveals_address());
         assert!(!PendingPayment.reveals_address() && !Expired.reveals_address() && !Cancelled.reveals_address());
+        assert!(!Requested.reveals_address() && !Declined.reveals_address());
     }
 
     #[test]
@@ -536,7 +574,11 @@ mod tests {
     fn status_filters_use_the_same_instants() {
         let now = t("2026-01-01T10:00:00.750Z");
         let f = status_filter(BookingStatus::Expired, now);
-        assert_eq!(f.expression, "#f_status = :f_status OR (#f_status = :f_other AND #f_hold <= :f_now)");
+        assert_eq!(
+            f.expression,
+            "#f_status = :f_status OR ((#f_status = :f_other OR #f_status = :f_requested) AND #f_hold <= :f_now)"
+        );
+        assert_eq!(f.values[":f_requested"], aws_sdk_dynamodb::types::AttributeValue::S("requested".into()));
         assert_eq!(f.names["#f_hold"], "hold_expires_at");
         assert_eq!(f.values[":f_now"], aws_sdk_dynamodb::types::AttributeValue::S("2026-01-01T10:00:00Z".into()));
         assert_eq!(f.values[":f_other"], aws_sdk_dynamodb::types::AttributeValue::S("pending_payment".into()));
@@ -545,6 +587,9 @@ mod tests {
         assert_eq!(f.values[":f_other"], aws_sdk_dynamodb::types::AttributeValue::S("confirmed".into()));
         let f = status_filter(BookingStatus::PendingPayment, now);
         assert_eq!(f.expression, "#f_status = :f_status AND #f_hold > :f_now");
+        let f = status_filter(BookingStatus::Requested, now);
+        assert_eq!(f.expression, "#f_status = :f_status AND #f_hold > :f_now");
+        assert_eq!(f.values[":f_status"], aws_sdk_dynamodb::types::AttributeValue::S("requested".into()));
         let f = status_filter(BookingStatus::Confirmed, now);
         assert_eq!(f.expression, "#f_status = :f_status AND #f_out > :f_now");
         let f = status_filter(BookingStatus::Cancelled, now);

@@ -339,6 +339,40 @@ event_catalogue! {
         pub host_id: String,
     }
 
+    /// A request's card was authorised: the host has until `answer_by` to accept or decline.
+    BookingRequested = "booking.requested", version 1 {
+        pub booking_id: String,
+        pub listing_id: String,
+        pub guest_id: String,
+        pub host_id: String,
+        pub check_in: Date,
+        pub check_out: Date,
+        pub total: Money,
+        pub answer_by: Timestamp,
+    }
+
+    /// The host accepted a request: the booking is `confirmed` and its nights `booked`; the
+    /// authorised payment is captured next (payment-events), `amount` of it.
+    BookingAccepted = "booking.accepted", version 1 {
+        pub booking_id: String,
+        pub listing_id: String,
+        pub guest_id: String,
+        pub host_id: String,
+        pub check_in: Date,
+        pub check_out: Date,
+        pub amount: Money,
+        pub payment_intent_id: String,
+    }
+
+    /// The host declined a request: its nights are free; the card's authorisation is cancelled
+    /// (payment-events). The host's message stays on the booking (the notifier reads it there).
+    BookingDeclined = "booking.declined", version 1 {
+        pub booking_id: String,
+        pub listing_id: String,
+        pub guest_id: String,
+        pub host_id: String,
+    }
+
     /// Payment succeeded and every night turned from `held` to `booked`.
     BookingConfirmed = "booking.confirmed", version 1 {
         pub booking_id: String,
@@ -425,6 +459,9 @@ mod tests {
                 "booking.created",
                 "booking.cancelled",
                 "booking.expired",
+                "booking.requested",
+                "booking.accepted",
+                "booking.declined",
                 "booking.confirmed",
                 "payment.failed",
                 "refund.issued",

@@ -112,6 +112,27 @@ impl ListingStatus {
     }
 }
 
+/// How a stay on the listing is booked (docs/api.md "Request to book").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BookingMode {
+    /// Booked as soon as the guest pays (the default).
+    #[default]
+    Instant,
+    /// The guest requests, the card is authorised without being charged, and the host accepts
+    /// (charged, booked) or declines (the authorisation cancelled) within 24 hours.
+    Request,
+}
+
+impl BookingMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Instant => "instant",
+            Self::Request => "request",
+        }
+    }
+}
+
 /// How much of a stay a guest gets back on cancelling (docs/api.md "Cancellation policies").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -256,6 +277,10 @@ pub struct ListingFields<A = Address, Fee = Option<Money>> {
     /// `HH:MM`, local time.
     #[schema(examples("11:00"))]
     pub check_out_time: String,
+    /// `instant` or `request` (absent on listings made before the setting: `instant`).
+    #[serde(default)]
+    #[schema(required = true)]
+    pub booking_mode: BookingMode,
 }
 
 impl<A, Fee> ListingFields<A, Fee> {
@@ -279,6 +304,7 @@ impl<A, Fee> ListingFields<A, Fee> {
             cancellation_policy: self.cancellation_policy,
             check_in_time: self.check_in_time,
             check_out_time: self.check_out_time,
+            booking_mode: self.booking_mode,
         }
     }
 }
@@ -518,6 +544,7 @@ mod tests {
                 cancellation_policy: CancellationPolicy::Moderate,
                 check_in_time: "15:00".into(),
                 check_out_time: "11:00".into(),
+                booking_mode: Default::default(),
             },
             photos: BTreeMap::new(),
             pending_photos: BTreeMap::new(),
@@ -576,6 +603,7 @@ mod tests {
                 "bathrooms",
                 "bedrooms",
                 "beds",
+                "booking_mode",
                 "cancellation_policy",
                 "check_in_time",
                 "check_out_time",

@@ -59,6 +59,9 @@ pub struct NewListing {
     pub check_in_time: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check_out_time: Option<String>,
+    /// `instant` or `request`; the API's default (`instant`) when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub booking_mode: Option<String>,
 }
 
 impl NewListing {
@@ -89,6 +92,7 @@ impl NewListing {
             cancellation_policy: "moderate".into(),
             check_in_time: None,
             check_out_time: None,
+            booking_mode: None,
         }
     }
 

@@ -62,6 +62,7 @@ pub fn seeded_listing(host: &User, city: &str, i: usize) -> ListingItem {
         cancellation_policy: listing::CancellationPolicy::Moderate,
         check_in_time: "15:00".into(),
         check_out_time: "11:00".into(),
+        booking_mode: Default::default(),
     };
     listings::store::new_listing(shared::ids::new_id_at("lst", now), &host.user_id, host.name.clone(), fields, now)
 }

@@ -86,7 +86,31 @@ pub fn decide_for_booking(
 ) -> Result<(CancelledBy, RefundDecision), ApiError> {
     let by = if b.host.user_id == caller { CancelledBy::Host } else { CancelledBy::Guest };
     match b.effective_status(now) {
-        BookingStatus::PendingPayment | BookingStatus::Confirmed => {}
+        BookingStatus::PendingPayment => {}
+        // Accepted, and its authorised payment not yet captured: cancel once it is (a refund
+        // needs the amount paid recorded).
+        BookingStatus::Confirmed if b.payment.status != PaymentStatus::Succeeded => {
+            return Err(ApiError::conflict(
+                "payment_pending",
+                "The payment for this booking is being taken; try again in a minute.",
+            ));
+        }
+        BookingStatus::Confirmed => {}
+        // The guest withdraws a request: nothing was charged, so nothing is refunded.
+        BookingStatus::Requested if by == CancelledBy::Guest => {
+            let nothing = Money::new(0, b.price.currency);
+            let reason = "a request withdrawn before the host answered (nothing has been paid)".to_owned();
+            return Ok((by, RefundDecision { refund: nothing, percent: 100, reason }));
+        }
+        BookingStatus::Requested => {
+            return Err(ApiError::conflict(
+                "booking_not_cancellable",
+                "A request is answered, not cancelled: POST /v1/bookings/{id}/decline.",
+            ));
+        }
+        BookingStatus::Declined => {
+            return Err(ApiError::conflict("booking_not_cancellable", "A declined request cannot be cancelled."));
+        }
         BookingStatus::Cancelled => {
             return Err(ApiError::conflict("already_cancelled", "This booking is already cancelled."));
         }

@@ -1,6 +1,6 @@
 //! The `bookings` context: quotes computed on the server, bookings that hold their nights in one
 //! transaction, `Idempotency-Key` on booking, the views (one booking, a guest's trips, a host's
-//! reservations), cancellation, and the sweep (`src/bin/bookings-sweep.rs`) that writes the
+//! reservations), cancellation, a host's answer to a request (`request`), and the sweep (`src/bin/bookings-sweep.rs`) that writes the
 //! statuses time changed. `router` builds the HTTP surface from an explicit `AppState`.
 //!
 //! The invariants live in DynamoDB, not here: a booking is ONE `TransactWriteItems` (see
@@ -11,6 +11,7 @@
 pub mod cancellation;
 pub mod handlers;
 pub mod lifecycle;
+pub mod request;
 pub mod rules;
 pub mod store;
 pub mod views;

@@ -12,8 +12,8 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use shared::Table;
-use shared::booking::{self, BookingItem, BookingStatus, Cancellation};
-use shared::events::{self, BookingCancelled, BookingExpired, CancelledBy, Envelope};
+use shared::booking::{self, BookingItem, BookingStatus, Cancellation, Decline};
+use shared::events::{self, BookingAccepted, BookingCancelled, BookingDeclined, BookingExpired, CancelledBy, Envelope};
 use shared::listing;
 use shared::night::{self, Night};
 use shared::table::{Expr, Page, Query, TableError, TransactError, Transaction};
@@ -146,6 +146,136 @@ pub async fn cancel(
     }
 }
 
+/// Accepts the request `b` in ONE transaction (1 TransactWriteItems, at most 90 + 2 items):
+/// the booking `requested` -> `confirmed` (condition: unchanged since read, its card
+/// authorised and its hold not lapsed; found again by the sweep when its stay ends), every
+/// night `held` by it -> `booked` (condition: still held by it), and `booking.accepted`, on
+/// which payment-events captures the authorised payment. So the nights are booked, and the
+/// capture ordered, exactly once however often the host accepts.
+pub async fn accept(table: &Table, b: &BookingItem, now: Timestamp) -> Result<BookingItem, CancelError> {
+    let intent_id = b
+        .payment
+        .payment_intent_id
+        .clone()
+        .ok_or_else(|| TableError::Unexpected(anyhow::anyhow!("accepting {} without an intent", b.booking_id)))?;
+    let at = night::instant(now);
+    let (sweep_pk, sweep_sk) = booking::sweep_keys(&b.booking_id, &b.check_out_at);
+    let update = Expr::new("SET #status = :confirmed, #p.#accepted = :now, #updated = :now, #spk = :spk, #ssk = :ssk")
+        .name("#status", booking::STATUS_ATTR)
+        .name("#p", "payment")
+        .name("#accepted", "accepted_at")
+        .name("#updated", "updated_at")
+        .name("#spk", booking::SWEEP_PK_ATTR)
+        .name("#ssk", booking::SWEEP_SK_ATTR)
+        .s(":confirmed", BookingStatus::Confirmed.as_str())
+        .s(":now", &at)
+        .s(":spk", sweep_pk)
+        .s(":ssk", sweep_sk);
+    let answerable = unchanged_since_read(b).and(
+        Expr::new("#c_p.#c_ps = :c_authorized AND #c_hold > :c_now")
+            .name("#c_p", "payment")
+            .name("#c_ps", "status")
+            .name("#c_hold", booking::HOLD_EXPIRES_AT_ATTR)
+            .s(":c_authorized", "authorized")
+            .s(":c_now", &at),
+    );
+    let mut tx = Transaction::new(table);
+    tx.update(LifecycleItem::Booking, &booking::key(&b.booking_id), &update, Some(&answerable))?;
+    let book = Expr::new("SET #k = :booked, #nu = :now REMOVE #hold, #ttl")
+        .name("#k", night::KIND_ATTR)
+        .name("#nu", "updated_at")
+        .name("#hold", night::HOLD_EXPIRES_AT_ATTR)
+        .name("#ttl", "expires_at")
+        .s(":booked", night::NightKind::Booked.as_str())
+        .s(":now", &at);
+    let held = night::condition_held_by(&b.booking_id);
+    for d in night::nights(b.check_in, b.check_out, shared::listing::MAX_STAY_NIGHTS as usize) {
+        tx.update(LifecycleItem::Night(d), &night::key(&b.listing_id, d), &book, Some(&held))?;
+    }
+    let event = Envelope::new(
+        BookingAccepted {
+            booking_id: b.booking_id.clone(),
+            listing_id: b.listing_id.clone(),
+            guest_id: b.guest.user_id.clone(),
+            host_id: b.host.user_id.clone(),
+            check_in: b.check_in,
+            check_out: b.check_out,
+            amount: b.price.total_money(),
+            payment_intent_id: intent_id,
+        },
+        now,
+    );
+    tx.push(
+        LifecycleItem::Event,
+        events::outbox_put(table, &event)
+            .map_err(|e| TableError::Unexpected(anyhow::anyhow!("booking.accepted: {e}")))?,
+    );
+    match tx.commit().await {
+        Ok(()) => {
+            let mut done = b.clone();
+            done.status = BookingStatus::Confirmed;
+            done.updated_at = at;
+            Ok(done)
+        }
+        Err(TransactError::Conditions(_)) => Err(CancelError::Changed),
+        Err(TransactError::Table(e)) => Err(e.into()),
+    }
+}
+
+/// Declines the request `b` in ONE transaction (1 Query + 1 TransactWriteItems): the booking
+/// `requested` -> `declined` with the host's message (condition: unchanged since read), its
+/// nights freed and released from search, and `booking.declined`, on which payment-events
+/// cancels the card's authorisation.
+pub async fn decline(
+    table: &Table,
+    b: &BookingItem,
+    message: Option<String>,
+    now: Timestamp,
+) -> Result<BookingItem, CancelError> {
+    let nights = own_nights(table, b).await?;
+    let at = night::instant(now);
+    let record = Decline { at: at.clone(), message };
+    let update = Expr::new("SET #status = :declined, #decline = :d, #updated = :now REMOVE #spk, #ssk")
+        .name("#status", booking::STATUS_ATTR)
+        .name("#decline", "decline")
+        .name("#updated", "updated_at")
+        .name("#spk", booking::SWEEP_PK_ATTR)
+        .name("#ssk", booking::SWEEP_SK_ATTR)
+        .s(":declined", BookingStatus::Declined.as_str())
+        .ser(":d", &record)?
+        .s(":now", &at);
+    let mut tx = Transaction::new(table);
+    tx.update(LifecycleItem::Booking, &booking::key(&b.booking_id), &update, Some(&unchanged_since_read(b)))?;
+    release(&mut tx, b, &nights)?;
+    let event = Envelope::new(
+        BookingDeclined {
+            booking_id: b.booking_id.clone(),
+            listing_id: b.listing_id.clone(),
+            guest_id: b.guest.user_id.clone(),
+            host_id: b.host.user_id.clone(),
+        },
+        now,
+    );
+    tx.push(
+        LifecycleItem::Event,
+        events::outbox_put(table, &event)
+            .map_err(|e| TableError::Unexpected(anyhow::anyhow!("booking.declined: {e}")))?,
+    );
+    match tx.commit().await {
+        Ok(()) => {
+            let mut done = b.clone();
+            done.status = BookingStatus::Declined;
+            done.decline = Some(record);
+            done.updated_at = at;
+            done.gsi3pk = None;
+            done.gsi3sk = None;
+            Ok(done)
+        }
+        Err(TransactError::Conditions(_)) => Err(CancelError::Changed),
+        Err(TransactError::Table(e)) => Err(e.into()),
+    }
+}
+
 /// What one sweep did.
 #[derive(Debug, Default, Serialize, PartialEq, Eq)]
 pub struct SweepReport {
@@ -217,7 +347,8 @@ async fn sweep_one(table: &Table, b: &BookingItem, now: Timestamp) -> Result<Opt
     let at = night::instant(now);
     let mut tx = Transaction::new(table);
     match (b.status, to) {
-        (BookingStatus::PendingPayment, BookingStatus::Expired) => {
+        // A lapsed unpaid hold, or a request its host did not answer in time.
+        (BookingStatus::PendingPayment | BookingStatus::Requested, BookingStatus::Expired) => {
             settle(&mut tx, b, to, &at)?;
             // Only nights this booking still holds: a lapsed hold may already be another's.
             let held: Vec<_> = own_nights(table, b).await?;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use shared::booking::{
     self, BookingItem, BookingStatus, HoldSlot, MAX_OPEN_HOLDS, NightlyPrice, Party, Payment, PaymentStatus, Price,
 };
-use shared::listing::{self, ListingItem, MAX_STAY_NIGHTS};
+use shared::listing::{self, BookingMode, ListingItem, MAX_STAY_NIGHTS};
 use shared::money::{Money, MoneyError};
 use shared::night;
 use shared::{ApiError, FieldError};
@@ -263,7 +263,10 @@ pub fn judge_slots(slots: &[HoldSlot], bookings: Option<&HashMap<String, Booking
         let waiting = match bookings {
             _ if s.hold_lapsed_at(now) => false,
             None => true,
-            Some(statuses) => statuses.get(&s.booking_id) == Some(&BookingStatus::PendingPayment),
+            // A request waiting for its host's answer holds a slot as an unpaid booking does.
+            Some(statuses) => {
+                matches!(statuses.get(&s.booking_id), Some(BookingStatus::PendingPayment | BookingStatus::Requested))
+            }
         };
         if waiting { live.push(s) } else { free.push(claim) }
     }
@@ -336,11 +339,16 @@ pub struct NewBooking<'a> {
     pub hold: SignedDuration,
 }
 
-/// The booking item for `b` on `l`: `pending_payment`, holding its nights until `now + hold`,
-/// with the snapshot of what it was sold under.
+/// The booking item for `b` on `l`, with the snapshot of what it was sold under: on an
+/// `instant` listing `pending_payment`, holding its nights until `now + hold`; on a `request`
+/// listing `requested`, holding them for `REQUEST_HOLD` while its host answers.
 pub fn booking_item(l: &ListingItem, b: NewBooking<'_>) -> anyhow::Result<BookingItem> {
     let key = booking::key(b.booking_id);
-    let hold_until = b.now.checked_add(b.hold)?;
+    let (status, hold) = match l.fields.booking_mode {
+        BookingMode::Instant => (BookingStatus::PendingPayment, b.hold),
+        BookingMode::Request => (BookingStatus::Requested, booking::REQUEST_HOLD),
+    };
+    let hold_until = b.now.checked_add(hold)?;
     let check_out_at = booking::check_out_instant(b.stay.check_out, &l.fields.check_out_time, &l.fields.timezone)?;
     let nights = u32::try_from(b.price.nightly.len())?;
     let hold_expires_at = night::instant(hold_until);
@@ -369,7 +377,9 @@ pub fn booking_item(l: &ListingItem, b: NewBooking<'_>) -> anyhow::Result<Bookin
         check_in_time: l.fields.check_in_time.clone(),
         check_out_time: l.fields.check_out_time.clone(),
         address: l.fields.address.clone(),
-        status: BookingStatus::PendingPayment,
+        status,
+        booking_mode: l.fields.booking_mode,
+        decline: None,
         hold_expires_at: Some(hold_expires_at),
         check_out_at: night::instant(check_out_at),
         payment: Payment { status: PaymentStatus::Unpaid, payment_intent_id: None, failure: None, amount_paid: None },
@@ -389,6 +399,30 @@ pub(crate) mod tests_support {
     use shared::listing::{self, Address, CancellationPolicy, ListingFields, ListingItem, ListingStatus};
     use shared::money::{Currency, Money};
     use std::collections::BTreeMap;
+
+    /// A two-night booking of `listing()` made at 2026-02-01T09:00Z with a 15-minute hold.
+    pub fn booking_item_fixture() -> shared::booking::BookingItem {
+        let l = listing();
+        let stay = super::Stay {
+            listing_id: l.listing_id.clone(),
+            check_in: "2026-03-01".parse().unwrap(),
+            check_out: "2026-03-03".parse().unwrap(),
+            guests: 2,
+        };
+        let price = super::price(l.fields.nightly_price, l.fields.cleaning_fee, &stay.nights()).unwrap();
+        super::booking_item(
+            &l,
+            super::NewBooking {
+                booking_id: "bkg_1",
+                stay: &stay,
+                guest: shared::booking::Party { user_id: "guest-1".into(), name: "Gil".into() },
+                price,
+                now: "2026-02-01T09:00:00Z".parse().unwrap(),
+                hold: jiff::SignedDuration::from_mins(15),
+            },
+        )
+        .unwrap()
+    }
 
     /// An active listing in Lisbon: 123.45 EUR a night, 25.00 cleaning, 2 to 10 nights, 4 guests.
     pub fn listing() -> ListingItem {
@@ -429,6 +463,7 @@ pub(crate) mod tests_support {
                 cancellation_policy: CancellationPolicy::Strict,
                 check_in_time: "15:00".into(),
                 check_out_time: "11:00".into(),
+                booking_mode: Default::default(),
             },
             photos: BTreeMap::new(),
             pending_photos: BTreeMap::new(),

@@ -280,20 +280,28 @@ pub async fn trips_page(
 }
 
 /// One page of a host's reservations, newest first: one Query on GSI2
-/// (`GSI2PK = HOST#<id> AND begins_with(GSI2SK, "BOOKING#")`), one listing as a filter.
+/// (`GSI2PK = HOST#<id> AND begins_with(GSI2SK, "BOOKING#")`), one listing and one status as
+/// filters.
 pub async fn reservations_page(
     table: &Table,
     host_id: &str,
     listing_id: Option<&str>,
+    status: Option<BookingStatus>,
     limit: u32,
     start: Option<Item>,
+    now: Timestamp,
 ) -> Result<Page<BookingItem>, TableError> {
     let q = newest_first(booking::HOST_INDEX, booking::host_partition(host_id), limit, start);
+    let listing = listing_id.map(|id| {
+        Expr::new("#f_listing = :f_listing").name("#f_listing", booking::LISTING_ID_ATTR).s(":f_listing", id)
+    });
+    let filter = match (listing, status.map(|s| booking::status_filter(s, now))) {
+        (Some(l), Some(s)) => Some(l.and(s)),
+        (l, s) => l.or(s),
+    };
     table
-        .query(match listing_id {
-            Some(id) => q.filter(
-                Expr::new("#f_listing = :f_listing").name("#f_listing", booking::LISTING_ID_ATTR).s(":f_listing", id),
-            ),
+        .query(match filter {
+            Some(f) => q.filter(f),
             None => q,
         })
         .await

@@ -4,8 +4,8 @@
 use jiff::Timestamp;
 use jiff::civil::Date;
 use serde::Serialize;
-use shared::booking::{BookingItem, BookingStatus, Cancellation, Party, Payment, Price, RefundSummary};
-use shared::listing::{Address, CancellationPolicy};
+use shared::booking::{BookingItem, BookingStatus, Cancellation, Decline, Party, Payment, Price, RefundSummary};
+use shared::listing::{Address, BookingMode, CancellationPolicy};
 use shared::money::Money;
 
 use crate::cancellation::RefundDecision;
@@ -74,8 +74,11 @@ pub struct BookingView {
     pub cancellation_policy: CancellationPolicy,
     /// The effective status at read time (`shared::booking::effective_status`).
     pub status: BookingStatus,
-    /// While the booking waits for payment (and once that wait lapsed): when the hold on its
-    /// nights lapses, RFC 3339 UTC.
+    /// `instant`, or `request`: the host accepts or declines it (`requested` until then).
+    pub booking_mode: BookingMode,
+    /// While the booking waits for payment or for the host's answer (and once that wait
+    /// lapsed): when the hold on its nights lapses, RFC 3339 UTC. A request's host must answer
+    /// before it.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(format = DateTime, nullable = false)]
     pub hold_expires_at: Option<String>,
@@ -94,6 +97,10 @@ pub struct BookingView {
     #[schema(examples("11:00"))]
     pub check_out_time: String,
     pub payment: Payment,
+    /// Once the host declined the request: when, and the host's message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub decline: Option<Decline>,
     /// Once cancelled: by whom, when, why and the refund due.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
@@ -157,7 +164,7 @@ fn payment(p: &Payment, viewer: Viewer) -> Payment {
 /// The view of `b` for `viewer` at `now`.
 pub fn booking(b: &BookingItem, viewer: Viewer, now: Timestamp) -> BookingView {
     let status = b.effective_status(now);
-    let waiting = matches!(status, BookingStatus::PendingPayment | BookingStatus::Expired);
+    let waiting = matches!(status, BookingStatus::PendingPayment | BookingStatus::Requested | BookingStatus::Expired);
     BookingView {
         booking_id: b.booking_id.clone(),
         listing_id: b.listing_id.clone(),
@@ -171,6 +178,7 @@ pub fn booking(b: &BookingItem, viewer: Viewer, now: Timestamp) -> BookingView {
         price: b.price.clone(),
         cancellation_policy: b.cancellation_policy,
         status,
+        booking_mode: b.booking_mode,
         hold_expires_at: b.hold_expires_at.clone().filter(|_| waiting),
         address: status.reveals_address().then(|| b.address.clone()),
         location: Location {
@@ -182,6 +190,7 @@ pub fn booking(b: &BookingItem, viewer: Viewer, now: Timestamp) -> BookingView {
         check_in_time: b.check_in_time.clone(),
         check_out_time: b.check_out_time.clone(),
         payment: payment(&b.payment, viewer),
+        decline: b.decline.clone(),
         cancellation: b.cancellation.clone(),
         refund: refund(b, viewer),
         created_at: b.created_at.clone(),
@@ -209,31 +218,10 @@ pub fn preview(b: &BookingItem, decision: &RefundDecision) -> PreviewView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{self, NewBooking, Stay};
-    use jiff::SignedDuration;
     use shared::booking::{BookingStatus, PaymentStatus};
 
     fn item() -> BookingItem {
-        let l = crate::rules::tests_support::listing();
-        let stay = Stay {
-            listing_id: l.listing_id.clone(),
-            check_in: "2026-03-01".parse().unwrap(),
-            check_out: "2026-03-03".parse().unwrap(),
-            guests: 2,
-        };
-        let price = rules::price(l.fields.nightly_price, l.fields.cleaning_fee, &stay.nights()).unwrap();
-        rules::booking_item(
-            &l,
-            NewBooking {
-                booking_id: "bkg_1",
-                stay: &stay,
-                guest: Party { user_id: "guest-1".into(), name: "Gil".into() },
-                price,
-                now: "2026-02-01T09:00:00Z".parse().unwrap(),
-                hold: SignedDuration::from_mins(15),
-            },
-        )
-        .unwrap()
+        crate::rules::tests_support::booking_item_fixture()
     }
 
     #[test]

@@ -9,7 +9,8 @@ use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Deserializer};
 use shared::currencies;
 use shared::listing::{
-    Address, CancellationPolicy, ListingFields, ListingItem, ListingStatus, MAX_STAY_NIGHTS, PendingPhoto, Photo,
+    Address, BookingMode, CancellationPolicy, ListingFields, ListingItem, ListingStatus, MAX_STAY_NIGHTS, PendingPhoto,
+    Photo,
 };
 use shared::night::parse_date;
 use shared::{ApiError, Currency, FieldError, Money};
@@ -427,6 +428,9 @@ pub struct ListingBody {
     #[serde(default)]
     #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$", examples("11:00"))]
     pub check_out_time: Option<String>,
+    /// `instant` (the default) or `request`: the host accepts or declines each stay.
+    #[serde(default)]
+    pub booking_mode: Option<BookingMode>,
 }
 
 /// `PATCH /v1/listings/{id}` body: the same fields, each optional (the allow-list: anything
@@ -473,6 +477,8 @@ pub struct ListingPatch {
     pub check_in_time: Option<String>,
     #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub check_out_time: Option<String>,
+    /// Applies to bookings made after the change; requests waiting for an answer stay requests.
+    pub booking_mode: Option<BookingMode>,
 }
 
 /// A new listing's fields, with API.md's defaults; every bad field is reported.
@@ -517,6 +523,7 @@ pub fn parse_listing(body: &ListingBody) -> Result<ListingFields, ApiError> {
             cancellation_policy: body.cancellation_policy,
             check_in_time: check_in_time?,
             check_out_time: check_out_time?,
+            booking_mode: body.booking_mode.unwrap_or_default(),
         })
     })();
     if let Some(p) = &parsed {
@@ -575,6 +582,9 @@ pub fn patched(current: &ListingFields, patch: &ListingPatch) -> Result<ListingF
     }
     if let Some(v) = &patch.check_out_time {
         next.check_out_time = f.check(parse_time("check_out_time", v)).unwrap_or_default();
+    }
+    if let Some(v) = patch.booking_mode {
+        next.booking_mode = v;
     }
     if f.is_empty() {
         check_together(

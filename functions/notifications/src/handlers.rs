@@ -160,6 +160,7 @@ fn compose(
         check_out: Some(booking.check_out),
         amount: plan.amount,
         rating: plan.rating,
+        host_message: booking.decline.as_ref().and_then(|d| d.message.clone()),
     };
     let rendered = templates::render(recipient.kind, &ctx);
     let email = profile.map(|p| p.email.as_str()).filter(|e| !e.is_empty()).map(|to| Email {

@@ -63,6 +63,9 @@ pub struct BookingView {
     pub listing_title: String,
     pub check_in: Date,
     pub check_out: Date,
+    /// A declined request's answer: the host's message goes to the guest.
+    #[serde(default)]
+    pub decline: Option<shared::booking::Decline>,
 }
 
 /// The booking `booking_id`, `None` when there is none.

@@ -18,6 +18,10 @@ pub enum Kind {
     PaymentFailedGuest,
     RefundIssuedGuest,
     ReviewPostedHost,
+    /// A request's card was authorised: the host is asked to answer.
+    RequestedHost,
+    AcceptedGuest,
+    DeclinedGuest,
 }
 
 /// What the templates need; `None` fields are left out of the text.
@@ -30,6 +34,8 @@ pub struct Context {
     pub check_out: Option<Date>,
     pub amount: Option<Money>,
     pub rating: Option<u8>,
+    /// The host's message with a declined request (plain text; escaped in HTML).
+    pub host_message: Option<String>,
 }
 
 /// A rendered notification: `title` and `text` go to the inbox, all of it to the e-mail.
@@ -75,13 +81,11 @@ fn stay(ctx: &Context) -> Option<String> {
     }
 }
 
-/// Renders `kind` for `ctx`.
-pub fn render(kind: Kind, ctx: &Context) -> Rendered {
-    let title_of = ctx.listing_title.as_str();
-    let stay = stay(ctx).map(|s| format!(" ({s})")).unwrap_or_default();
+/// What `kind` says: its title, its sentence (`{L}` where the listing title goes, `{S}` the
+/// stay's dates) and an extra line.
+fn wording(kind: Kind, ctx: &Context) -> (String, &'static str, Option<String>) {
     let amount = ctx.amount.map(format_money);
-    // (title, sentence with `{L}` where the listing title goes, extra line)
-    let (title, sentence, extra): (String, &str, Option<String>) = match kind {
+    match kind {
         Kind::ConfirmedGuest => (
             "Your booking is confirmed".into(),
             "Your stay at {L}{S} is confirmed.",
@@ -114,7 +118,29 @@ pub fn render(kind: Kind, ctx: &Context) -> Rendered {
             "A guest reviewed {L}.",
             ctx.rating.map(|r| format!("Rating: {r} out of 5.")),
         ),
-    };
+        Kind::RequestedHost => (
+            "New request to book".into(),
+            "A guest requests to stay at {L}{S}. Accept or decline it within 24 hours; their card is authorised.",
+            amount.map(|a| format!("Total: {a}.")),
+        ),
+        Kind::AcceptedGuest => (
+            "Your request was accepted".into(),
+            "The host accepted your request to stay at {L}{S}: your booking is confirmed.",
+            amount.map(|a| format!("Amount charged: {a}.")),
+        ),
+        Kind::DeclinedGuest => (
+            "Your request was declined".into(),
+            "The host declined your request to stay at {L}{S}. Your card was not charged.",
+            ctx.host_message.as_ref().map(|m| format!("The host wrote: {m}")),
+        ),
+    }
+}
+
+/// Renders `kind` for `ctx`.
+pub fn render(kind: Kind, ctx: &Context) -> Rendered {
+    let title_of = ctx.listing_title.as_str();
+    let stay = stay(ctx).map(|s| format!(" ({s})")).unwrap_or_default();
+    let (title, sentence, extra) = wording(kind, ctx);
     let text_sentence = sentence.replace("{L}", title_of).replace("{S}", &stay);
     let html_sentence = escape(sentence)
         .replace("{L}", &format!("<strong>{}</strong>", escape(title_of)))
@@ -199,7 +225,15 @@ mod tests {
             check_out: Some(jiff::civil::date(2026, 12, 7)),
             amount: Some(Money::parse(24300, "EUR").unwrap()),
             rating: None,
+            host_message: None,
         }
+    }
+
+    #[test]
+    fn a_declined_request_carries_the_hosts_message_escaped() {
+        let r = render(Kind::DeclinedGuest, &Context { host_message: Some("Sorry <3".into()), ..ctx("Loft") });
+        assert!(r.text.contains("The host wrote: Sorry <3"), "{}", r.text);
+        assert!(r.html.contains("The host wrote: Sorry &lt;3"), "{}", r.html);
     }
 
     #[test]
@@ -238,6 +272,9 @@ mod tests {
             Kind::PaymentFailedGuest,
             Kind::RefundIssuedGuest,
             Kind::ReviewPostedHost,
+            Kind::RequestedHost,
+            Kind::AcceptedGuest,
+            Kind::DeclinedGuest,
         ] {
             let r = render(k, &Context { rating: Some(4), ..ctx("Loft") });
             assert!(!r.title.is_empty() && r.text.contains("Loft") && r.html.contains("Loft"), "{k:?}");

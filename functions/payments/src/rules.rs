@@ -30,9 +30,9 @@ pub fn check_payable(b: &BookingRecord, caller: &str, now: Timestamp) -> Result<
             ApiError::not_found()
         });
     }
-    if b.item.effective_status(now) != BookingStatus::PendingPayment
-        || b.item.payment.status == PaymentStatus::Succeeded
-    {
+    // A request is paid (its card authorised) while it waits for the host's answer.
+    let waiting = matches!(b.item.effective_status(now), BookingStatus::PendingPayment | BookingStatus::Requested);
+    if !waiting || b.item.payment.status == PaymentStatus::Succeeded {
         return Err(not_payable());
     }
     Ok(())

@@ -222,7 +222,8 @@ pub enum KeepIntentError {
 }
 
 /// Keeps the intent's id on the booking, in ONE transaction: the booking update (condition:
-/// still `pending_payment`, and no intent yet or this very one) and the intent -> booking
+/// still waiting as read, `pending_payment` or a `requested` stay, and no intent yet or this
+/// very one) and the intent -> booking
 /// pointer (condition: none yet, or this booking's).
 pub async fn keep_intent(
     table: &Table,
@@ -238,7 +239,11 @@ pub async fn keep_intent(
         .s(":pi", intent_id)
         .s(":processing", "processing")
         .s(":now", shared::night::instant(now));
-    let condition = condition_status_is(BookingStatus::PendingPayment).and(
+    let waiting = match b.item.status {
+        BookingStatus::Requested => BookingStatus::Requested,
+        _ => BookingStatus::PendingPayment,
+    };
+    let condition = condition_status_is(waiting).and(
         Expr::new("attribute_not_exists(#c_p.#c_pi) OR #c_p.#c_pi = :c_pi")
             .name("#c_p", "payment")
             .name("#c_pi", "payment_intent_id")

@@ -151,6 +151,9 @@ pub struct NewIntent {
     pub guest_id: String,
     /// Stripe's `Idempotency-Key`.
     pub idempotency_key: String,
+    /// A request to book: the card is authorised now and charged when the host accepts
+    /// (`capture_method=manual`; Stripe keeps the authorisation 7 days, a request waits 24 hours).
+    pub capture_manually: bool,
 }
 
 /// A refund of (part of) an intent's charge.
@@ -203,6 +206,12 @@ pub trait Gateway: Send + Sync {
     fn create_intent<'a>(&'a self, new: &'a NewIntent) -> BoxFuture<'a, Result<Intent, StripeFailure>>;
     fn retrieve_intent<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Intent, StripeFailure>>;
     fn cancel_intent<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Intent, StripeFailure>>;
+    /// Captures an authorised intent in full (an accepted request), with `key` as Stripe's
+    /// `Idempotency-Key`.
+    fn capture_intent<'a>(&'a self, id: &'a str, key: &'a str) -> BoxFuture<'a, Result<Intent, StripeFailure>> {
+        let _ = (id, key);
+        Box::pin(async { Err(StripeFailure::Transport(anyhow::anyhow!("this gateway cannot capture"))) })
+    }
     fn create_refund<'a>(&'a self, new: &'a NewRefund) -> BoxFuture<'a, Result<Refund, StripeFailure>>;
     /// The refunds of an intent's charge, newest first.
     fn refunds_of<'a>(&'a self, payment_intent: &'a str) -> BoxFuture<'a, Result<Vec<Refund>, StripeFailure>>;
@@ -286,8 +295,11 @@ pub fn create_intent_request(new: &NewIntent) -> Result<RequestBuilder, StripeAm
         (META_BOOKING_ID.to_owned(), new.booking_id.clone()),
         (META_GUEST_ID.to_owned(), new.guest_id.clone()),
     ]);
-    let mut request =
-        stripe_core::payment_intent::CreatePaymentIntent::new(amount, currency).metadata(metadata).build();
+    let mut create = stripe_core::payment_intent::CreatePaymentIntent::new(amount, currency).metadata(metadata);
+    if new.capture_manually {
+        create = create.capture_method(stripe_core::PaymentIntentCaptureMethod::Manual);
+    }
+    let mut request = create.build();
     let card = "payment_method_types[0]=card";
     request.body = Some(match request.body.take() {
         Some(body) if !body.is_empty() => format!("{body}&{card}"),
@@ -390,6 +402,12 @@ impl Gateway for StripeApi {
         )
     }
 
+    fn capture_intent<'a>(&'a self, id: &'a str, key: &'a str) -> BoxFuture<'a, Result<Intent, StripeFailure>> {
+        Box::pin(async move {
+            self.intent(stripe_core::payment_intent::CapturePaymentIntent::new(id).build(), Some(key)).await
+        })
+    }
+
     fn create_refund<'a>(&'a self, new: &'a NewRefund) -> BoxFuture<'a, Result<Refund, StripeFailure>> {
         Box::pin(async move {
             let request = create_refund_request(new).map_err(amount_refused)?;
@@ -437,6 +455,7 @@ mod tests {
             booking_id: "bkg_1".into(),
             guest_id: "g-1".into(),
             idempotency_key: "payment-intent-bkg_1".into(),
+            capture_manually: false,
         };
         let request = create_intent_request(&new).unwrap();
         assert_eq!(request.path, "/payment_intents");
@@ -452,6 +471,10 @@ mod tests {
                 ("payment_method_types[0]".to_owned(), "card".to_owned()),
             ]
         );
+        // A request to book: authorised now, captured when its host accepts.
+        let request = create_intent_request(&NewIntent { capture_manually: true, ..new }).unwrap();
+        let fields = form(request.body.as_deref().unwrap());
+        assert!(fields.contains(&("capture_method".to_owned(), "manual".to_owned())), "{fields:?}");
     }
 
     #[test]
@@ -490,6 +513,7 @@ mod tests {
             booking_id: "bkg_1".into(),
             guest_id: "g-1".into(),
             idempotency_key: "k".into(),
+            capture_manually: false,
         };
         // 5 ISK is amount=500 at Stripe; 12.340 KWD is 12340; 500 JPY is 500.
         let r = create_intent_request(&intent(Money::new(5, isk))).unwrap();

@@ -98,7 +98,9 @@ impl Emulator {
 
     pub async fn start_localstripe(root: &Path, state_dir: &Path) -> Result<Self> {
         let port = free_port()?;
-        let mut command = tokio::process::Command::new(venv_dir(root).join("bin/localstripe"));
+        // Our launcher: localstripe plus the manual-capture webhooks it lacks (the file says why).
+        let mut command = tokio::process::Command::new(venv_dir(root).join("bin/python"));
+        command.arg(root.join("infra/local/stripe_launcher.py"));
         // --from-scratch: localstripe otherwise reloads /tmp/localstripe.pickle, shared by every stack.
         command.args(["--port", &port.to_string(), "--from-scratch"]);
         Self::start("localstripe", command, port, state_dir).await

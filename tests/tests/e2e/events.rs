@@ -325,13 +325,19 @@ async fn the_template_subscribes_each_consumer_queue_with_its_filter_and_raw_del
             .collect()
     };
     let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
-    assert_eq!(types(PAYMENT_EVENTS_QUEUE), set(&["booking.cancelled", "booking.expired"]));
+    assert_eq!(
+        types(PAYMENT_EVENTS_QUEUE),
+        set(&["booking.cancelled", "booking.expired", "booking.accepted", "booking.declined"])
+    );
     assert_eq!(
         types(NOTIFICATIONS_QUEUE),
         set(&[
             "booking.confirmed",
             "booking.cancelled",
             "booking.expired",
+            "booking.requested",
+            "booking.accepted",
+            "booking.declined",
             "payment.failed",
             "refund.issued",
             "review.posted",

@@ -30,6 +30,7 @@ mod notifications;
 mod openapi;
 mod payments;
 mod request_counts;
+mod request_to_book;
 mod reviews;
 mod runtime_limits;
 mod sessions;

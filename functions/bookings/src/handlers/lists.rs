@@ -72,14 +72,18 @@ pub struct ReservationsParams {
     /// Only the bookings of this listing of the caller's (`lst_` + a lowercase ULID).
     #[param(pattern = "^lst_[0-7][0-9a-hjkmnp-tv-z]{25}$")]
     pub listing_id: Option<String>,
+    /// Only the bookings with this (effective) status: `requested` lists the requests waiting
+    /// for the caller's answer.
+    #[param(inline)]
+    pub status: Option<BookingStatus>,
     #[param(ignore)]
     pub limit: Option<u32>,
     #[param(ignore)]
     pub cursor: Option<String>,
 }
 
-/// GET /v1/me/reservations: bookings on the caller's listings (all, or one listing), newest
-/// first. Hosts only. One Query on GSI2 per page.
+/// GET /v1/me/reservations: bookings on the caller's listings (all, or one listing; all
+/// statuses, or one), newest first. Hosts only. One Query on GSI2 per page.
 #[utoipa::path(get, path = "/v1/me/reservations", tag = "bookings", operation_id = "list_reservations",
     summary = "The caller's reservations: bookings of their listings, newest first (hosts)",
     params(ReservationsParams, PageParams),
@@ -112,12 +116,20 @@ pub async fn reservations_page(
         ),
         None => None,
     };
-    let filters = [("listing_id", listing_id.unwrap_or_default().to_owned())];
+    let filters = [
+        ("listing_id", listing_id.unwrap_or_default().to_owned()),
+        ("status", p.status.map(|s| s.as_str().to_owned()).unwrap_or_default()),
+    ];
     let scope = CursorScope { route: "/v1/me/reservations", caller: Some(&caller.user_id), filters: &filters };
     let partition = shared::booking::host_partition(&caller.user_id);
     let start = page::open_cursor(&st.cursors, p.cursor.as_deref(), &scope, &store::reservation_positions(&partition))?;
-    let found = store::reservations_page(&st.table, &caller.user_id, listing_id, limit, start).await?;
     let now = st.clock.now();
-    let items: Vec<BookingView> = found.items.iter().map(|b| views::booking(b, Viewer::Host, now)).collect();
+    let found = store::reservations_page(&st.table, &caller.user_id, listing_id, p.status, limit, start, now).await?;
+    let items: Vec<BookingView> = found
+        .items
+        .iter()
+        .filter(|b| p.status.is_none_or(|s| b.effective_status(now) == s))
+        .map(|b| views::booking(b, Viewer::Host, now))
+        .collect();
     ListBody::sealed(items, &st.cursors, &scope, found.last_key.as_ref())
 }

@@ -1,6 +1,7 @@
 //! One function per route of the bookings context, by resource: extract, check the rules
 //! (`rules`, `cancellation`), read and write (`store`, `lifecycle`), answer with `views`.
 
+pub mod answer;
 pub mod booking;
 pub mod create;
 pub mod lists;
@@ -21,16 +22,20 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(booking::get_booking))
         .routes(routes!(booking::cancellation_preview))
         .routes(routes!(booking::cancel_booking))
+        .routes(routes!(answer::accept))
+        .routes(routes!(answer::decline))
         .routes(routes!(lists::trips))
         .routes(routes!(lists::reservations));
-    cancel_body_is_optional(router.get_openapi_mut());
+    let api = router.get_openapi_mut();
+    body_is_optional(api, "/v1/bookings/{id}/cancel");
+    body_is_optional(api, "/v1/bookings/{id}/decline");
     router
 }
 
-/// The cancel's body may be left out, but when sent it is a `CancelRequest` object (JSON `null`
-/// is a 400). utoipa spells an optional body as `CancelRequest | null`; say it exactly instead.
-fn cancel_body_is_optional(api: &mut utoipa::openapi::OpenApi) {
-    let op = api.paths.paths.get_mut("/v1/bookings/{id}/cancel").and_then(|item| item.post.as_mut());
+/// The cancel's and the decline's body may be left out, but when sent it is an object (JSON
+/// `null` is a 400). utoipa spells an optional body as `CancelRequest | null`; say it exactly.
+fn body_is_optional(api: &mut utoipa::openapi::OpenApi, path: &str) {
+    let op = api.paths.paths.get_mut(path).and_then(|item| item.post.as_mut());
     if let Some(utoipa::openapi::RefOr::T(body)) = op.and_then(|op| op.request_body.as_mut()) {
         body.required = Some(utoipa::openapi::Required::False);
     }
@@ -54,7 +59,7 @@ mod tests {
     fn the_document_has_every_route_and_an_optional_cancel_body() {
         let api = serde_json::to_value(crate::openapi()).unwrap();
         let paths = api["paths"].as_object().unwrap();
-        assert_eq!(paths.len(), 7, "{:?}", paths.keys());
+        assert_eq!(paths.len(), 9, "{:?}", paths.keys());
         let cancel = &api["paths"]["/v1/bookings/{id}/cancel"]["post"];
         assert_eq!(cancel["requestBody"]["required"], false);
         assert_eq!(

@@ -71,7 +71,7 @@ impl Booking {
         wire(&self.0.cancellation_policy)
     }
 
-    /// The effective status now: `pending_payment`, `confirmed`, `cancelled`, `expired`,
+    /// The effective status now: `pending_payment`, `requested`, `confirmed`, `declined`, `cancelled`, `expired`,
     /// `completed`, ... (REST's values).
     async fn status(&self) -> String {
         wire(&self.0.status)

@@ -80,32 +80,29 @@ impl Me {
         first: Option<i32>,
         after: Option<String>,
     ) -> FieldResult<Option<BookingConnection>> {
-        let status = match status {
-            Some(s) => Some(
-                serde_json::from_value(serde_json::Value::String(s))
-                    .map_err(|_| {
-                        shared::ApiError::invalid_field("status", "must be a booking status such as confirmed")
-                    })
-                    .gql()?,
-            ),
-            None => None,
-        };
-        let params = TripsParams { status, limit: connection::limit(first), cursor: after };
+        let params = TripsParams { status: booking_status(status)?, limit: connection::limit(first), cursor: after };
         let page = bookings::handlers::lists::trips_page(&reads(ctx).bookings, &self.caller, &params).await.gql()?;
         Ok(Some(BookingConnection::from_page(page, Booking)))
     }
 
     /// Bookings of the caller's listings, newest first (`GET /v1/me/reservations`; hosts only:
-    /// `host_required` otherwise).
+    /// `host_required` otherwise); `status` filters on the effective status (`requested`: the
+    /// requests waiting for an answer).
     #[graphql(complexity = "connection::page_complexity(first, child_complexity)")]
     async fn reservations(
         &self,
         ctx: &Context<'_>,
         listing_id: Option<String>,
+        status: Option<String>,
         first: Option<i32>,
         after: Option<String>,
     ) -> FieldResult<Option<BookingConnection>> {
-        let params = ReservationsParams { listing_id, limit: connection::limit(first), cursor: after };
+        let params = ReservationsParams {
+            listing_id,
+            status: booking_status(status)?,
+            limit: connection::limit(first),
+            cursor: after,
+        };
         let page =
             bookings::handlers::lists::reservations_page(&reads(ctx).bookings, &self.caller, &params).await.gql()?;
         Ok(Some(BookingConnection::from_page(page, Booking)))
@@ -155,4 +152,15 @@ impl From<NotificationView> for Notification {
             read: n.read,
         }
     }
+}
+
+/// A `status` argument as REST reads it (400 `validation_failed` naming `status` otherwise).
+fn booking_status(status: Option<String>) -> FieldResult<Option<shared::booking::BookingStatus>> {
+    status
+        .map(|s| {
+            serde_json::from_value(serde_json::Value::String(s))
+                .map_err(|_| shared::ApiError::invalid_field("status", "must be a booking status such as confirmed"))
+                .gql()
+        })
+        .transpose()
 }

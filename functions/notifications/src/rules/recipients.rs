@@ -3,8 +3,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 use shared::events::{
-    BookingCancelled, BookingConfirmed, BookingExpired, Envelope, EventData, EventType, PaymentFailed, RefundIssued,
-    ReviewPosted,
+    BookingAccepted, BookingCancelled, BookingConfirmed, BookingDeclined, BookingExpired, BookingRequested, Envelope,
+    EventData, EventType, PaymentFailed, RefundIssued, ReviewPosted,
 };
 use shared::money::Money;
 
@@ -45,6 +45,18 @@ pub fn plan(envelope: &Envelope) -> anyhow::Result<Option<Plan>> {
         EventType::BookingExpired => {
             let d: BookingExpired = data(envelope)?;
             Plan::new(d.booking_id, vec![(d.guest_id, Kind::ExpiredGuest)])
+        }
+        EventType::BookingRequested => {
+            let d: BookingRequested = data(envelope)?;
+            Plan::new(d.booking_id, vec![(d.host_id, Kind::RequestedHost)]).with_amount(d.total)
+        }
+        EventType::BookingAccepted => {
+            let d: BookingAccepted = data(envelope)?;
+            Plan::new(d.booking_id, vec![(d.guest_id, Kind::AcceptedGuest)]).with_amount(d.amount)
+        }
+        EventType::BookingDeclined => {
+            let d: BookingDeclined = data(envelope)?;
+            Plan::new(d.booking_id, vec![(d.guest_id, Kind::DeclinedGuest)])
         }
         EventType::PaymentFailed => {
             let d: PaymentFailed = data(envelope)?;

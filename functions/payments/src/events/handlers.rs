@@ -2,7 +2,7 @@
 //! (`store`), and for refunds drive the state machine (`refunds`).
 
 use shared::booking::PaymentStatus;
-use shared::events::{BookingCancelled, BookingExpired, Envelope};
+use shared::events::{BookingAccepted, BookingCancelled, BookingDeclined, BookingExpired, Envelope};
 use shared::metrics::{self, Business};
 use shared::sqs::Once;
 use shared::table::TableError;
@@ -12,7 +12,7 @@ use crate::events::budget::{Delivery, StripeStep, at_stripe};
 use crate::events::refunds::{
     RefundOrder, acknowledge, drive_refund, refund, refund_stray, refund_succeeded, stray_refunded,
 };
-use crate::events::rules::{self, ChargeObject, IntentObject, StrayReason, Success};
+use crate::events::rules::{self, Authorization, ChargeObject, IntentObject, StrayReason, Success};
 use crate::events::store::{self, Confirmed};
 use crate::store::{BookingRecord, RefundReason, RefundStatus};
 use crate::stripe::StripeFailure;
@@ -48,7 +48,98 @@ pub async fn on_intent_succeeded(
         Success::Recorded => resume_or_acknowledge(st, d, event_id, b, &intent.id).await,
         Success::NotConfirmable => refund_late_payment(st, d, event_id, b, &intent).await,
         Success::Confirm => confirm_or_refund(st, d, event_id, b, &intent).await,
+        Success::RecordCapture => record_capture(st, event_id, b, &intent).await,
     }
+}
+
+/// An accepted request's capture, recorded as its payment; a booking that changed meanwhile
+/// (recorded by a redelivery under another event id) is acknowledged.
+async fn record_capture(
+    st: &EventsState,
+    event_id: &str,
+    b: BookingRecord,
+    intent: &IntentObject,
+) -> anyhow::Result<()> {
+    match store::record_capture(&st.table, event_id, &b, intent, st.clock.now()).await {
+        Ok(Once::Applied) => {
+            metrics::count(Business::PaymentsSucceeded);
+            tracing::info!(booking_id = b.id(), payment_intent_id = %intent.id, "accepted request's payment captured");
+            Ok(())
+        }
+        Ok(Once::Duplicate) => Ok(()),
+        Err(e) if e.is_condition_failure() => {
+            tracing::info!(booking_id = b.id(), "capture recorded before: acknowledged");
+            Ok(acknowledge(st, event_id).await?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// payment_intent.amount_capturable_updated (a request's card authorised)
+// ---------------------------------------------------------------------------------------------
+
+pub async fn on_intent_authorized(
+    st: &EventsState,
+    d: Delivery,
+    event_id: &str,
+    intent: IntentObject,
+) -> anyhow::Result<()> {
+    let Some(booking_id) = intent.booking_id().map(str::to_owned) else {
+        tracing::warn!(payment_intent_id = %intent.id, "intent without a booking_id: not Roost's, acknowledged");
+        return Ok(());
+    };
+    let Some(b) = booking_or_log(st, &booking_id).await? else { return Ok(()) };
+    let now = st.clock.now();
+    match rules::on_authorized(&b, &intent, now) {
+        Authorization::Recorded => Ok(acknowledge(st, event_id).await?),
+        Authorization::Release => release_authorization(st, d, event_id, &intent.id, &booking_id).await,
+        Authorization::Record => {
+            let answer_by = b
+                .item
+                .hold_expires_at
+                .as_deref()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("request {booking_id} without a readable hold"))?;
+            match store::record_authorization(&st.table, event_id, &b, &intent, answer_by, now).await {
+                Ok(Once::Applied) => {
+                    tracing::info!(booking_id, "request's card authorised: its host is asked");
+                    Ok(())
+                }
+                Ok(Once::Duplicate) => Ok(()),
+                // Withdrawn, declined or expired meanwhile: judge the booking as it is now.
+                Err(e) if e.is_condition_failure() => {
+                    let Some(now_b) = booking_or_log(st, &booking_id).await? else { return Ok(()) };
+                    match rules::on_authorized(&now_b, &intent, st.clock.now()) {
+                        Authorization::Release => release_authorization(st, d, event_id, &intent.id, &booking_id).await,
+                        _ => Ok(acknowledge(st, event_id).await?),
+                    }
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Cancels an authorisation nobody will capture (a client error means it is no longer open:
+/// captured or cancelled already), then acknowledges the event.
+async fn release_authorization(
+    st: &EventsState,
+    d: Delivery,
+    event_id: &str,
+    intent_id: &str,
+    booking_id: &str,
+) -> anyhow::Result<()> {
+    match at_stripe(st, d, || st.stripe.cancel_intent(intent_id)).await {
+        Ok(_) => {
+            tracing::info!(booking_id, payment_intent_id = intent_id, "authorisation nobody will capture: cancelled")
+        }
+        Err(StripeStep::Stripe(e @ StripeFailure::Api { .. })) if e.is_client_error() => {
+            tracing::info!(booking_id, payment_intent_id = intent_id, error = %e, "authorisation no longer open");
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(acknowledge(st, event_id).await?)
 }
 
 /// Confirms the booking; one that cannot be confirmed any more (it moved on, or lost a night)
@@ -77,6 +168,7 @@ async fn confirm_or_refund(
                 Success::Recorded => resume_or_acknowledge(st, d, event_id, now, &intent.id).await,
                 Success::Stray(why) => refund_stray(st, d, event_id, intent, Some(&booking_id), why).await,
                 Success::Confirm | Success::NotConfirmable => refund_late_payment(st, d, event_id, now, intent).await,
+                Success::RecordCapture => record_capture(st, event_id, now, intent).await,
             }
         }
     }
@@ -250,6 +342,44 @@ pub async fn on_booking_cancelled(
 pub async fn on_booking_expired(st: &EventsState, d: Delivery, event: Envelope<BookingExpired>) -> anyhow::Result<()> {
     let Some(b) = booking_or_log(st, &event.data.booking_id).await? else { return Ok(()) };
     cancel_open_intent(st, d, &b).await?;
+    Ok(acknowledge(st, &event.id).await?)
+}
+
+/// A declined request: its card's authorisation is cancelled (nothing was charged).
+pub async fn on_booking_declined(
+    st: &EventsState,
+    d: Delivery,
+    event: Envelope<BookingDeclined>,
+) -> anyhow::Result<()> {
+    let Some(b) = booking_or_log(st, &event.data.booking_id).await? else { return Ok(()) };
+    cancel_open_intent(st, d, &b).await?;
+    Ok(acknowledge(st, &event.id).await?)
+}
+
+/// An accepted request: its authorised payment is captured, once (Stripe's `Idempotency-Key`
+/// per booking, and an intent already captured is left as it is). `payment_intent.succeeded`
+/// then records it on the booking. A capture Stripe refuses (the authorisation lapsed or was
+/// cancelled) fails the message: retried, then the DLQ and its alarm (docs/operations.md).
+pub async fn on_booking_accepted(
+    st: &EventsState,
+    d: Delivery,
+    event: Envelope<BookingAccepted>,
+) -> anyhow::Result<()> {
+    let data = &event.data;
+    let Some(b) = booking_or_log(st, &data.booking_id).await? else { return Ok(()) };
+    if b.item.payment.status == PaymentStatus::Succeeded {
+        tracing::info!(booking_id = %data.booking_id, "accepted request already paid");
+        return Ok(acknowledge(st, &event.id).await?);
+    }
+    let intent_id = data.payment_intent_id.as_str();
+    let current = at_stripe(st, d, || st.stripe.retrieve_intent(intent_id)).await?;
+    if current.status == "requires_capture" {
+        let key = format!("capture-{}", data.booking_id);
+        let captured = at_stripe(st, d, || st.stripe.capture_intent(intent_id, &key)).await?;
+        tracing::info!(booking_id = %data.booking_id, payment_intent_id = intent_id, status = %captured.status, "accepted request captured");
+    } else if current.status != "succeeded" && current.status != "processing" {
+        anyhow::bail!("accepted request {}: its intent is {}, not capturable", data.booking_id, current.status);
+    }
     Ok(acknowledge(st, &event.id).await?)
 }
 

@@ -46,7 +46,8 @@ use tracing::Instrument;
 pub use crate::events::budget::Budget;
 use crate::events::budget::Delivery;
 use crate::events::handlers::{
-    on_booking_cancelled, on_booking_expired, on_charge_refunded, on_intent_failed, on_intent_succeeded,
+    on_booking_accepted, on_booking_cancelled, on_booking_declined, on_booking_expired, on_charge_refunded,
+    on_intent_authorized, on_intent_failed, on_intent_succeeded,
 };
 use crate::events::messages::{Incoming, StripeEvent, charge, classify, intent};
 use crate::stripe::Gateway;
@@ -116,6 +117,7 @@ async fn apply_stripe(st: &EventsState, event: StripeEvent, d: Delivery) -> anyh
     match event.event_type.as_str() {
         "payment_intent.succeeded" => on_intent_succeeded(st, d, &event.id, intent(&event)?).await,
         "payment_intent.payment_failed" => on_intent_failed(st, &event.id, intent(&event)?).await,
+        "payment_intent.amount_capturable_updated" => on_intent_authorized(st, d, &event.id, intent(&event)?).await,
         "charge.refunded" => on_charge_refunded(st, d, &event.id, charge(&event)?).await,
         other => {
             tracing::info!(event_type = other, "stripe event type not handled: acknowledged");
@@ -129,6 +131,8 @@ async fn apply_domain(st: &EventsState, envelope: Envelope, d: Delivery) -> anyh
     match envelope.event_type {
         EventType::BookingCancelled => on_booking_cancelled(st, d, envelope.decode()?).await,
         EventType::BookingExpired => on_booking_expired(st, d, envelope.decode()?).await,
+        EventType::BookingAccepted => on_booking_accepted(st, d, envelope.decode()?).await,
+        EventType::BookingDeclined => on_booking_declined(st, d, envelope.decode()?).await,
         other => {
             tracing::warn!(event_type = %other, "domain event type not handled (filter policy drift?): acknowledged");
             Ok(())

@@ -158,6 +158,7 @@ impl World {
         let i = intent();
         match rules::on_success(&self.b, &i) {
             Success::Stray(_) => panic!("the model has one matching intent"),
+            Success::RecordCapture => panic!("the model books instantly"),
             Success::Recorded => self.resume_or_ack(id),
             Success::NotConfirmable => self.refund(id, eur(TOTAL), Some(eur(TOTAL)), RefundReason::NotConfirmable),
             Success::Confirm => {

@@ -94,12 +94,40 @@ pub enum Success {
     /// replay, a dashboard resend): nothing is decided again, whatever the booking's status
     /// now. A refund of it that is not finished yet is resumed as recorded, never re-decided.
     Recorded,
+    /// An accepted request's capture: record it as the booking's payment (the booking was
+    /// confirmed, and its nights booked, by the host's acceptance).
+    RecordCapture,
     /// Money was taken for a booking that can no longer be confirmed (cancelled or expired
     /// before its payment was recorded, or a night lost): refund it in full.
     NotConfirmable,
     /// Not the booking's payment (another intent, or not its price): refunded in full on a
     /// record of its own, the booking untouched.
     Stray(StrayReason),
+}
+
+/// What a `payment_intent.amount_capturable_updated` (a card authorised without capture) means
+/// for its booking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorization {
+    /// A request waiting for its host: record the authorisation and tell the host.
+    Record,
+    /// Recorded before (a redelivery), or captured since: nothing to do.
+    Recorded,
+    /// Nobody will capture it (the request was withdrawn, declined or expired; not the
+    /// booking's intent or price): cancel it at Stripe so the guest's card is freed at once.
+    Release,
+}
+
+/// Judges an authorisation of `intent` for `b` at `now`.
+pub fn on_authorized(b: &BookingRecord, intent: &IntentObject, now: jiff::Timestamp) -> Authorization {
+    if b.intent_id() != Some(intent.id.as_str()) || !same_money(intent.amount, &intent.currency, b.total()) {
+        return Authorization::Release;
+    }
+    match (b.item.payment.status, b.item.effective_status(now)) {
+        (PaymentStatus::Authorized | PaymentStatus::Succeeded, _) => Authorization::Recorded,
+        (_, BookingStatus::Requested) => Authorization::Record,
+        _ => Authorization::Release,
+    }
 }
 
 /// Why a success is not its booking's payment.
@@ -175,9 +203,17 @@ pub fn on_success(b: &BookingRecord, intent: &IntentObject) -> Success {
     }
     match b.item.status {
         BookingStatus::PendingPayment => Success::Confirm,
+        // An accepted request: the capture its acceptance ordered, recorded as its payment.
+        BookingStatus::Confirmed | BookingStatus::Completed if b.item.payment.status == PaymentStatus::Authorized => {
+            Success::RecordCapture
+        }
         // Confirmed always records the payment (one transaction); kept for old items.
         BookingStatus::Confirmed | BookingStatus::Completed => Success::Recorded,
-        BookingStatus::Cancelled | BookingStatus::Expired => Success::NotConfirmable,
+        // Roost captures a request only once its host accepted it: a capture of a request still
+        // waiting, or declined, was made elsewhere (Stripe's dashboard) and is paid back.
+        BookingStatus::Cancelled | BookingStatus::Expired | BookingStatus::Requested | BookingStatus::Declined => {
+            Success::NotConfirmable
+        }
     }
 }
 
@@ -241,8 +277,8 @@ pub fn check_stray_refund(taken: i64, refund: i64) -> Result<i64, RefundError> {
 /// still waiting for payment (stored status), not paid meanwhile (events come in any order).
 pub fn failure_applies(b: &BookingRecord, intent: &IntentObject) -> bool {
     b.intent_id() == Some(intent.id.as_str())
-        && b.item.status == BookingStatus::PendingPayment
-        && b.item.payment.status != PaymentStatus::Succeeded
+        && matches!(b.item.status, BookingStatus::PendingPayment | BookingStatus::Requested)
+        && !matches!(b.item.payment.status, PaymentStatus::Succeeded | PaymentStatus::Authorized)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

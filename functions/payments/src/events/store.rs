@@ -9,7 +9,7 @@ use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 use shared::Table;
 use shared::booking::{self, BookingStatus};
-use shared::events::{self, BookingConfirmed, Envelope, PaymentFailed, RefundIssued};
+use shared::events::{self, BookingConfirmed, BookingRequested, Envelope, PaymentFailed, RefundIssued};
 use shared::keys::Key;
 use shared::money::Money;
 use shared::night;
@@ -148,8 +148,80 @@ fn confirm_condition(intent: &IntentObject) -> Expr {
         .and(Expr::new("attribute_not_exists(#c_refund)").name("#c_refund", REFUND_ATTR))
 }
 
-/// ONE transaction: the receipt, the failure on the booking (still pending with this intent,
-/// not paid) and `payment.failed`.
+/// ONE transaction: the receipt, the request's card recorded as authorised (condition: still
+/// `requested` with this intent and a live hold, not authorised yet) and `booking.requested`,
+/// which tells its host to answer by the hold's end.
+pub async fn record_authorization(
+    table: &Table,
+    event_id: &str,
+    b: &BookingRecord,
+    intent: &IntentObject,
+    answer_by: Timestamp,
+    now: Timestamp,
+) -> Result<Once, TableError> {
+    let update = Expr::new("SET #p.#ps = :authorized, #updated = :now REMOVE #p.#failure")
+        .name("#p", "payment")
+        .name("#ps", "status")
+        .name("#failure", "failure")
+        .name("#updated", "updated_at")
+        .s(":authorized", "authorized")
+        .s(":now", night::instant(now));
+    let condition = condition_status_is(BookingStatus::Requested).and(condition_intent_is(&intent.id)).and(
+        Expr::new("#c_p.#c_ps <> :c_authorized AND #c_p.#c_ps <> :c_succeeded AND #c_hold > :c_now")
+            .name("#c_p", "payment")
+            .name("#c_ps", "status")
+            .name("#c_hold", booking::HOLD_EXPIRES_AT_ATTR)
+            .s(":c_authorized", "authorized")
+            .s(":c_succeeded", "succeeded")
+            .s(":c_now", night::instant(now)),
+    );
+    let event = Envelope::new(
+        BookingRequested {
+            booking_id: b.id().to_owned(),
+            listing_id: b.item.listing_id.clone(),
+            guest_id: b.item.guest.user_id.clone(),
+            host_id: b.item.host.user_id.clone(),
+            check_in: b.item.check_in,
+            check_out: b.item.check_out,
+            total: b.total(),
+            answer_by,
+        },
+        now,
+    );
+    let effect = vec![table.tx_update(&booking::key(b.id()), &update, Some(&condition))?, outbox_put(table, &event)?];
+    sqs::apply_once(table, event_id, CONSUMER, now, effect).await
+}
+
+/// ONE transaction: the receipt and the captured payment of an accepted request recorded on
+/// its booking (condition: this intent, still `authorized`): `succeeded`, with the amount paid
+/// (the ceiling of any refund).
+pub async fn record_capture(
+    table: &Table,
+    event_id: &str,
+    b: &BookingRecord,
+    intent: &IntentObject,
+    now: Timestamp,
+) -> Result<Once, TableError> {
+    let update = Expr::new("SET #p.#ps = :succeeded, #p.#paid = :paid, #updated = :now")
+        .name("#p", "payment")
+        .name("#ps", "status")
+        .name("#paid", "amount_paid")
+        .name("#updated", "updated_at")
+        .s(":succeeded", "succeeded")
+        .ser(":paid", &b.total())?
+        .s(":now", night::instant(now));
+    let condition = condition_intent_is(&intent.id).and(
+        Expr::new("#c_p.#c_ps = :c_authorized")
+            .name("#c_p", "payment")
+            .name("#c_ps", "status")
+            .s(":c_authorized", "authorized"),
+    );
+    let effect = vec![table.tx_update(&booking::key(b.id()), &update, Some(&condition))?];
+    sqs::apply_once(table, event_id, CONSUMER, now, effect).await
+}
+
+/// ONE transaction: the receipt, the failure on the booking (still pending, or a request, with
+/// this intent, neither paid nor authorised) and `payment.failed`.
 pub async fn record_payment_failure(
     table: &Table,
     event_id: &str,
@@ -166,11 +238,16 @@ pub async fn record_payment_failure(
         .s(":failed", "failed")
         .s(":failure", failure.clone().unwrap_or_else(|| "payment_failed".to_owned()))
         .s(":now", night::instant(now));
-    let condition = condition_status_is(BookingStatus::PendingPayment).and(condition_intent_is(&intent.id)).and(
-        Expr::new("#c_p.#c_ps <> :c_succeeded")
+    let waiting = Expr::new("#w_status IN (:w_pending, :w_requested)")
+        .name("#w_status", booking::STATUS_ATTR)
+        .s(":w_pending", BookingStatus::PendingPayment.as_str())
+        .s(":w_requested", BookingStatus::Requested.as_str());
+    let condition = waiting.and(condition_intent_is(&intent.id)).and(
+        Expr::new("#c_p.#c_ps <> :c_succeeded AND #c_p.#c_ps <> :c_authorized")
             .name("#c_p", "payment")
             .name("#c_ps", "status")
-            .s(":c_succeeded", "succeeded"),
+            .s(":c_succeeded", "succeeded")
+            .s(":c_authorized", "authorized"),
     );
     let event = Envelope::new(
         PaymentFailed {

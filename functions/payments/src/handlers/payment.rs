@@ -150,6 +150,7 @@ async fn payment(st: &AppState, caller: &Caller, booking_id: &str, now: Timestam
                 booking_id: booking_id.to_owned(),
                 guest_id: b.item.guest.user_id.clone(),
                 idempotency_key: intent_idempotency_key(booking_id),
+                capture_manually: b.item.booking_mode == shared::listing::BookingMode::Request,
             };
             st.stripe.create_intent(&new).await.map_err(provider_error)?
         }
