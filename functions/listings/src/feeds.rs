@@ -44,7 +44,12 @@ impl FeedFetcher {
     }
 
     pub fn from_env() -> anyhow::Result<Self> {
-        Self::new(std::env::var(ALLOW_LOOPBACK_ENV).is_ok_and(|v| v == "true"))
+        Self::new(Self::loopback_allowed())
+    }
+
+    /// Whether this process may fetch `http` feeds on loopback (`ALLOW_LOOPBACK_ENV=true`).
+    pub fn loopback_allowed() -> bool {
+        std::env::var(ALLOW_LOOPBACK_ENV).is_ok_and(|v| v == "true")
     }
 
     /// The feed's text, or why not (recorded on the import as it is).

@@ -206,7 +206,7 @@ pub fn feed_events(listing_id: &str, nights: &[Night], now: Timestamp) -> Vec<Fe
     for n in nights {
         let Some(date) = n.civil_date() else { continue };
         let (uid, summary) = match (n.kind, n.booking_id.as_deref()) {
-            (NightKind::Held | NightKind::Booked, Some(b)) if n.is_taken_at(now) => (format!("{b}@roost"), RESERVED),
+            (NightKind::Held | NightKind::Booked, Some(b)) if n.is_taken_at(now) => (stay_uid(b), RESERVED),
             (NightKind::Blocked, _) => (String::new(), NOT_AVAILABLE),
             _ => continue,
         };
@@ -226,6 +226,15 @@ pub fn feed_events(listing_id: &str, nights: &[Night], now: Timestamp) -> Vec<Fe
         events.push(FeedEvent { uid, summary, from: date, to: next, stamp: n.updated_at.clone() });
     }
     events
+}
+
+/// A stay's UID: stable for the booking, but not its id (the feed goes to other platforms and
+/// calendar apps; a booking id is nothing they need).
+pub fn stay_uid(booking_id: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("roost-stay:{booking_id}").as_bytes());
+    let hex: String = digest.iter().take(10).map(|b| format!("{b:02x}")).collect();
+    format!("stay-{hex}@roost")
 }
 
 fn basic_date(d: Date) -> String {
@@ -413,8 +422,8 @@ END:VCALENDAR
         assert_eq!(
             got,
             [
-                ("bkg_A@roost", RESERVED, "2027-03-01".into(), "2027-03-03".into()),
-                ("bkg_B@roost", RESERVED, "2027-03-03".into(), "2027-03-04".into()),
+                (stay_uid("bkg_A").as_str(), RESERVED, "2027-03-01".into(), "2027-03-03".into()),
+                (stay_uid("bkg_B").as_str(), RESERVED, "2027-03-03".into(), "2027-03-04".into()),
                 ("block-lst_1-20270304@roost", NOT_AVAILABLE, "2027-03-04".into(), "2027-03-06".into()),
                 ("block-lst_1-20270307@roost", NOT_AVAILABLE, "2027-03-07".into(), "2027-03-08".into()),
             ]
@@ -422,7 +431,8 @@ END:VCALENDAR
         assert_eq!(events[0].stamp, "2027-01-02T10:00:00Z");
         let feed = write_feed("Sea view", &events);
         assert!(feed.contains("DTSTART;VALUE=DATE:20270301\r\n") && feed.contains("DTEND;VALUE=DATE:20270303\r\n"));
-        assert!(feed.contains("UID:bkg_A@roost") && feed.contains("DTSTAMP:20270102T100000Z"), "{feed}");
+        assert!(feed.contains(&format!("UID:{}", stay_uid("bkg_A"))) && feed.contains("DTSTAMP:20270102T100000Z"), "{feed}");
+        assert!(!feed.contains("bkg_"), "no booking id in the feed");
         assert_eq!(feed, write_feed("Sea view", &events), "the same nights, the same bytes");
         let back = parse_feed(&feed, &lisbon(), d("2027-01-01"), d("2028-01-01")).unwrap();
         assert_eq!(back.len(), 6);

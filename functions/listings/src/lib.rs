@@ -26,6 +26,9 @@ pub struct AppState {
     pub photos: Arc<PhotoStore>,
     pub clock: SharedClock,
     pub cursors: Arc<CursorKey>,
+    /// Calendar imports may name `http` feeds on loopback (the local stack only:
+    /// `feeds::ALLOW_LOOPBACK_ENV`).
+    pub allow_loopback_feeds: bool,
 }
 
 /// What the scheduled calendar sync needs (`src/bin/calendar-sync.rs`).
