@@ -246,7 +246,9 @@ async fn imported_nights_are_unavailable_freed_when_dropped_and_never_over_a_boo
     }
     // Quote and booking refuse an imported night; search leaves the listing out for those dates.
     let over = json!({"listing_id": listing, "check_in": day(10), "check_out": day(12), "guests": 1});
-    assert_problem(anonymous().quote(&over).await, 409, "dates_unavailable").await;
+    let quote = json_of(anonymous().quote(&over).await, 200).await;
+    assert_eq!(quote["available"], false, "{quote}");
+    assert_eq!(quote["unavailable_dates"], json!(days(10, 12)), "{quote}");
     assert_problem(guest.api().book(&over, None).await, 409, "dates_unavailable").await;
     assert!(until_indexed(|| search_ids(&city, 10, 12), |ids| ids.is_empty()).await.is_empty());
     assert_eq!(until_indexed(|| search_ids(&city, 5, 7), |ids| !ids.is_empty()).await, [listing.clone()]);
