@@ -94,7 +94,11 @@ impl Night {
 
     /// A night covered by the feed of calendar import `import_id`.
     pub fn imported(listing_id: &str, date: Date, import_id: &str, now: Timestamp) -> Self {
-        Self { kind: NightKind::Imported, import_id: Some(import_id.to_owned()), ..Self::blocked(listing_id, date, now) }
+        Self {
+            kind: NightKind::Imported,
+            import_id: Some(import_id.to_owned()),
+            ..Self::blocked(listing_id, date, now)
+        }
     }
 
     /// A hold for `booking_id` until `until` (TTL a day later, for clean-up only).

@@ -87,8 +87,12 @@ fn event_nights(event: &Component<'_>, zone: &TimeZone) -> Result<Vec<Date>, Fee
     let end = match (prop(event, "DTEND"), prop(event, "DURATION")) {
         (Some(p), _) => when(p, zone).map_err(|e| refuse(format!("event {uid}: DTEND {e}")))?,
         (None, Some(p)) => {
-            let span: Span =
-                p.val.as_str().trim().parse().map_err(|_| refuse(format!("event {uid}: DURATION is not a duration")))?;
+            let span: Span = p
+                .val
+                .as_str()
+                .trim()
+                .parse()
+                .map_err(|_| refuse(format!("event {uid}: DURATION is not a duration")))?;
             start.plus(span, zone).map_err(|e| refuse(format!("event {uid}: DURATION {e}")))?
         }
         // RFC 5545 3.6.1: a date lasts one day, a date-time no time at all.
@@ -255,7 +259,9 @@ pub fn write_feed(listing_title: &str, events: &[FeedEvent]) -> String {
         ev.uid(&e.uid)
             .summary(e.summary)
             .add_property("DTSTAMP", stamp.unwrap_or_else(|_| "19700101T000000Z".into()))
-            .append_property(icalendar::Property::new("DTSTART", basic_date(e.from)).add_parameter("VALUE", "DATE").done())
+            .append_property(
+                icalendar::Property::new("DTSTART", basic_date(e.from)).add_parameter("VALUE", "DATE").done(),
+            )
             .append_property(icalendar::Property::new("DTEND", basic_date(e.to)).add_parameter("VALUE", "DATE").done())
             .add_property("TRANSP", "OPAQUE");
         cal.push(ev.done());
@@ -353,7 +359,9 @@ END:VCALENDAR
         assert_eq!(read(&one_event("DTSTART;VALUE=DATE:20270310\nDURATION:P3D")).unwrap().len(), 3);
         assert_eq!(read(&one_event("DTSTART;VALUE=DATE:20270310")).unwrap(), ["2027-03-10"]);
         // An unknown TZID (a Windows name) is read in the listing's zone.
-        let f = one_event("DTSTART;TZID=W. Europe Standard Time:20270310T150000\nDTEND;TZID=W. Europe Standard Time:20270311T110000");
+        let f = one_event(
+            "DTSTART;TZID=W. Europe Standard Time:20270310T150000\nDTEND;TZID=W. Europe Standard Time:20270311T110000",
+        );
         assert_eq!(read(&f).unwrap(), ["2027-03-10"]);
     }
 
@@ -381,7 +389,10 @@ END:VCALENDAR
             ("BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:2027031\nEND:VEVENT\nEND:VCALENDAR\n", "not a date"),
             ("BEGIN:VCALENDAR\nBEGIN:VEVENT\nSUMMARY:x\nEND:VEVENT\nEND:VCALENDAR\n", "no DTSTART"),
             ("BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART:20271340T000000Z\nEND:VEVENT\nEND:VCALENDAR\n", "not a date-time"),
-            ("BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20270310\nDURATION:soon\nEND:VEVENT\nEND:VCALENDAR\n", "DURATION"),
+            (
+                "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20270310\nDURATION:soon\nEND:VEVENT\nEND:VCALENDAR\n",
+                "DURATION",
+            ),
         ] {
             let e = read(bad).unwrap_err();
             assert!(e.0.contains(says), "{bad:?}: {e}");
@@ -431,7 +442,10 @@ END:VCALENDAR
         assert_eq!(events[0].stamp, "2027-01-02T10:00:00Z");
         let feed = write_feed("Sea view", &events);
         assert!(feed.contains("DTSTART;VALUE=DATE:20270301\r\n") && feed.contains("DTEND;VALUE=DATE:20270303\r\n"));
-        assert!(feed.contains(&format!("UID:{}", stay_uid("bkg_A"))) && feed.contains("DTSTAMP:20270102T100000Z"), "{feed}");
+        assert!(
+            feed.contains(&format!("UID:{}", stay_uid("bkg_A"))) && feed.contains("DTSTAMP:20270102T100000Z"),
+            "{feed}"
+        );
         assert!(!feed.contains("bkg_"), "no booking id in the feed");
         assert_eq!(feed, write_feed("Sea view", &events), "the same nights, the same bytes");
         let back = parse_feed(&feed, &lisbon(), d("2027-01-01"), d("2028-01-01")).unwrap();

@@ -780,7 +780,10 @@ pub const IMPORT_NAME_MAX: usize = 100;
 
 /// The import's URL (checked by the feed rules: `https`, no credentials, no private address
 /// literal) and name.
-pub fn parse_calendar_import(body: &CalendarImportBody, allow_loopback: bool) -> Result<(String, Option<String>), ApiError> {
+pub fn parse_calendar_import(
+    body: &CalendarImportBody,
+    allow_loopback: bool,
+) -> Result<(String, Option<String>), ApiError> {
     let mut f = Fields::default();
     let url = f.check(parse_text("url", &body.url, 1, IMPORT_URL_MAX, false)).and_then(|raw| {
         let checked = url::Url::parse(&raw)

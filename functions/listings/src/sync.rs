@@ -82,14 +82,16 @@ async fn sync_one(
 }
 
 /// Frees every night of the import from today on (its delete, or a delete during a run).
-pub async fn free_nights(table: &shared::Table, listing_id: &str, import_id: &str, now: Timestamp) -> anyhow::Result<usize> {
+pub async fn free_nights(
+    table: &shared::Table,
+    listing_id: &str,
+    import_id: &str,
+    now: Timestamp,
+) -> anyhow::Result<usize> {
     let first = now.to_zoned(TimeZone::UTC).date().yesterday().unwrap_or(jiff::civil::Date::MIN);
     let (_, end) = ical::import_window(first);
     let nights = cs::nights(table, listing_id, first, end).await?;
-    let mine: Vec<_> = nights
-        .iter()
-        .filter(|n| n.import_id.as_deref() == Some(import_id))
-        .filter_map(|n| n.civil_date())
-        .collect();
+    let mine: Vec<_> =
+        nights.iter().filter(|n| n.import_id.as_deref() == Some(import_id)).filter_map(|n| n.civil_date()).collect();
     Ok(cs::remove_nights(table, listing_id, import_id, &mine).await?.len())
 }

@@ -398,7 +398,8 @@ async fn fixture() -> Fixture {
     let feed = json_of(host.post(&format!("/v1/listings/{listing}/calendar-token"), None).await, 200).await;
     let feed_token = s(&feed, "token").to_owned();
     let import = json!({"url": "https://calendar.example.com/authorization-fixture.ics"});
-    let import = json_of(host.post(&format!("/v1/listings/{listing}/calendar-imports"), Some(&import)).await, 201).await;
+    let import =
+        json_of(host.post(&format!("/v1/listings/{listing}/calendar-imports"), Some(&import)).await, 201).await;
     let calendar_import = s(&import, "import_id").to_owned();
 
     // The booking: paid, stayed, reviewed; its inbox item.

@@ -807,7 +807,8 @@ fn the_cdn_caches_only_public_reads_and_is_on_in_prod() {
     let routes = crate::auth::routes();
     let behaviours = list(&distribution["CacheBehaviors"]);
     // CloudFront takes the first behaviour whose pattern matches: a route belongs to that one.
-    let first_match = |path: &str| behaviours.iter().position(|b| cloudfront_matches(b["PathPattern"].as_str().unwrap_or(""), path));
+    let first_match =
+        |path: &str| behaviours.iter().position(|b| cloudfront_matches(b["PathPattern"].as_str().unwrap_or(""), path));
     for (i, b) in behaviours.iter().enumerate() {
         let pattern = b["PathPattern"].as_str().expect("PathPattern");
         assert_eq!(strings(&b["CachedMethods"]), ["GET", "HEAD"], "{pattern}");
@@ -829,9 +830,8 @@ fn the_cdn_caches_only_public_reads_and_is_on_in_prod() {
         assert_eq!(key["QueryStringsConfig"]["QueryStringBehavior"], "all", "{pattern}: keyed on the query");
         let headers = strings(&key["HeadersConfig"]["Headers"]);
         assert!(headers.contains(&"Origin".to_owned()), "{pattern}: CORS answers vary on Origin");
-        let shares_a_private_route = routes
-            .iter()
-            .any(|r| !r.public && cloudfront_matches(pattern, &r.path) && first_match(&r.path) == Some(i));
+        let shares_a_private_route =
+            routes.iter().any(|r| !r.public && cloudfront_matches(pattern, &r.path) && first_match(&r.path) == Some(i));
         assert_eq!(headers.contains(&"Authorization".to_owned()), shares_a_private_route, "{pattern}");
         let writes = strings(&b["AllowedMethods"]).len() == 7;
         assert_eq!(writes, shares_a_private_route, "{pattern}: writes pass through where routes need them");

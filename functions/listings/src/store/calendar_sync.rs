@@ -133,7 +133,11 @@ pub async fn imports(table: &Table, listing_id: &str) -> Result<Vec<CalendarImpo
     Ok(page.items)
 }
 
-pub async fn get_import(table: &Table, listing_id: &str, import_id: &str) -> Result<Option<CalendarImport>, TableError> {
+pub async fn get_import(
+    table: &Table,
+    listing_id: &str,
+    import_id: &str,
+) -> Result<Option<CalendarImport>, TableError> {
     table.get(&import_key(listing_id, import_id)).await
 }
 
@@ -271,31 +275,53 @@ pub async fn add_nights(
     dates: &[Date],
     now: Timestamp,
 ) -> Result<Vec<Date>, TableError> {
-    write_nights(table, listing_id, dates, |tx, d| {
-        let n = Night {
-            expires_at: expiry(*d),
-            ..Night::imported(listing_id, *d, import_id, now)
-        };
-        tx.put(SyncItem::Night, &n, Some(&night::condition_free()))
-    }, true)
+    write_nights(
+        table,
+        listing_id,
+        dates,
+        |tx, d| {
+            let n = Night { expires_at: expiry(*d), ..Night::imported(listing_id, *d, import_id, now) };
+            tx.put(SyncItem::Night, &n, Some(&night::condition_free()))
+        },
+        true,
+    )
     .await
 }
 
 /// Removes `import_id`'s nights on `dates` (each only while still its) and the dates from the
 /// search item. Returns the nights removed.
-pub async fn remove_nights(table: &Table, listing_id: &str, import_id: &str, dates: &[Date]) -> Result<Vec<Date>, TableError> {
-    write_nights(table, listing_id, dates, |tx, d| {
-        tx.delete(SyncItem::Night, &night::key(listing_id, *d), Some(&night::condition_imported_by(import_id)))
-    }, false)
+pub async fn remove_nights(
+    table: &Table,
+    listing_id: &str,
+    import_id: &str,
+    dates: &[Date],
+) -> Result<Vec<Date>, TableError> {
+    write_nights(
+        table,
+        listing_id,
+        dates,
+        |tx, d| tx.delete(SyncItem::Night, &night::key(listing_id, *d), Some(&night::condition_imported_by(import_id))),
+        false,
+    )
     .await
 }
 
 /// TTL of an imported night: two days after it (past nights are never read as taken anyway).
 fn expiry(d: Date) -> Option<i64> {
-    d.checked_add(jiff::Span::new().days(2)).ok()?.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp().as_second())
+    d.checked_add(jiff::Span::new().days(2))
+        .ok()?
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp().as_second())
 }
 
-async fn write_nights<F>(table: &Table, listing_id: &str, dates: &[Date], night_op: F, add: bool) -> Result<Vec<Date>, TableError>
+async fn write_nights<F>(
+    table: &Table,
+    listing_id: &str,
+    dates: &[Date],
+    night_op: F,
+    add: bool,
+) -> Result<Vec<Date>, TableError>
 where
     F: Fn(&mut Transaction<'_, SyncItem>, &Date) -> Result<(), TableError>,
 {
@@ -318,7 +344,13 @@ where
 
 /// One transaction: the nights' writes and the search item's dates. False when a night's
 /// condition failed (nothing written).
-async fn commit_nights<F>(table: &Table, listing_id: &str, dates: &[Date], night_op: &F, add: bool) -> Result<bool, TableError>
+async fn commit_nights<F>(
+    table: &Table,
+    listing_id: &str,
+    dates: &[Date],
+    night_op: &F,
+    add: bool,
+) -> Result<bool, TableError>
 where
     F: Fn(&mut Transaction<'_, SyncItem>, &Date) -> Result<(), TableError>,
 {
@@ -328,7 +360,12 @@ where
     for d in dates {
         night_op(&mut tx, d)?;
     }
-    tx.update(SyncItem::SearchItem, &listing::search_key(listing_id), &change, Some(&listing::condition_search_item_exists()))?;
+    tx.update(
+        SyncItem::SearchItem,
+        &listing::search_key(listing_id),
+        &change,
+        Some(&listing::condition_search_item_exists()),
+    )?;
     match tx.commit().await {
         Ok(()) => Ok(true),
         Err(TransactError::Conditions(failed)) if failed.contains(&SyncItem::Night) => Ok(false),
