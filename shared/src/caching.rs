@@ -26,6 +26,9 @@ pub const SEARCH: &str = "public, max-age=30";
 /// A listing's calendar: a booking changes it, so ten seconds and revalidate; a night shown free
 /// that was just booked is refused by the booking itself (409 `dates_unavailable`).
 pub const AVAILABILITY: &str = "public, max-age=10, must-revalidate";
+/// A listing's calendar feed (`calendar.ics?token=`): its URL is a secret, so no shared cache
+/// keeps it (a rotated token is a 404 at once); calendar apps poll it, five minutes is plenty.
+pub const CALENDAR_FEED: &str = "private, max-age=300, must-revalidate";
 /// The OpenAPI document and its page's assets: they change only with a deploy.
 pub const DOCUMENT: &str = "public, max-age=300, must-revalidate";
 /// Every answer of a route behind the authorizer: one person's data, never kept by anyone.

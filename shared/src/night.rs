@@ -4,7 +4,9 @@
 //! night live here once:
 //! - listings: host blocks (`kind = blocked`) and unblocks (delete);
 //! - bookings: holds (`kind = held`, `booking_id`, `hold_expires_at`), cancel and expiry (delete);
-//! - payment-events: confirmation (`held` -> `booked`, still held by the same booking).
+//! - payment-events: confirmation (`held` -> `booked`, still held by the same booking);
+//! - listings' calendar sync: nights an external calendar feed covers (`kind = imported`,
+//!   `import_id`), written only on free nights and removed only while still that import's.
 //!
 //! A free night has no item. Every write that adds or removes a NIGHT item also adds or removes
 //! its date in the listing's search item (`shared::listing::UNAVAILABLE_ATTR`) in the same
@@ -23,6 +25,7 @@ pub const SK_PREFIX: &str = "NIGHT#";
 pub const KIND_ATTR: &str = "kind";
 pub const BOOKING_ID_ATTR: &str = "booking_id";
 pub const HOLD_EXPIRES_AT_ATTR: &str = "hold_expires_at";
+pub const IMPORT_ID_ATTR: &str = "import_id";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,6 +36,8 @@ pub enum NightKind {
     Held,
     /// A paid booking has it.
     Booked,
+    /// An external calendar the host imports (`import_id`) covers it.
+    Imported,
 }
 
 impl NightKind {
@@ -41,6 +46,7 @@ impl NightKind {
             Self::Blocked => "blocked",
             Self::Held => "held",
             Self::Booked => "booked",
+            Self::Imported => "imported",
         }
     }
 }
@@ -60,6 +66,9 @@ pub struct Night {
     /// RFC 3339 UTC; `held` only. Past it, the hold may be taken over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_expires_at: Option<String>,
+    /// `imported` only: the calendar import (`cim_...`) whose feed covers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub import_id: Option<String>,
     /// TTL (epoch seconds), clean-up only: never read as "the night is free".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
@@ -77,8 +86,18 @@ impl Night {
             kind: NightKind::Blocked,
             booking_id: None,
             hold_expires_at: None,
+            import_id: None,
             expires_at: None,
             updated_at: now.to_string(),
+        }
+    }
+
+    /// A night covered by the feed of calendar import `import_id`.
+    pub fn imported(listing_id: &str, date: Date, import_id: &str, now: Timestamp) -> Self {
+        Self {
+            kind: NightKind::Imported,
+            import_id: Some(import_id.to_owned()),
+            ..Self::blocked(listing_id, date, now)
         }
     }
 
@@ -92,6 +111,7 @@ impl Night {
             kind: NightKind::Held,
             booking_id: Some(booking_id.to_owned()),
             hold_expires_at: Some(instant(until)),
+            import_id: None,
             expires_at: Some(until.as_second() + 24 * 3600),
             updated_at: now.to_string(),
         }
@@ -105,7 +125,7 @@ impl Night {
     /// Whether the night is taken at `now`: blocked, booked, or held with an unexpired hold.
     pub fn is_taken_at(&self, now: Timestamp) -> bool {
         match self.kind {
-            NightKind::Blocked | NightKind::Booked => true,
+            NightKind::Blocked | NightKind::Booked | NightKind::Imported => true,
             NightKind::Held => self
                 .hold_expires_at
                 .as_deref()
@@ -178,6 +198,21 @@ pub fn condition_free_or_blocked() -> Expr {
         .name("#n_pk", PK)
         .name("#n_kind", KIND_ATTR)
         .s(":n_blocked", NightKind::Blocked.as_str())
+}
+
+/// Condition for an imported night: the night is free (an import never takes a night from a
+/// hold, expired or not, a booking or a host block).
+pub fn condition_free() -> Expr {
+    Expr::new("attribute_not_exists(#n_pk)").name("#n_pk", PK)
+}
+
+/// Condition for removing an imported night: still imported by `import_id`.
+pub fn condition_imported_by(import_id: &str) -> Expr {
+    Expr::new("#n_kind = :n_imported AND #n_import = :n_import")
+        .name("#n_kind", KIND_ATTR)
+        .name("#n_import", IMPORT_ID_ATTR)
+        .s(":n_imported", NightKind::Imported.as_str())
+        .s(":n_import", import_id)
 }
 
 /// Condition for a new hold: the night is free, or held by a hold that expired before `now`.

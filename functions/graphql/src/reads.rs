@@ -24,6 +24,8 @@ impl Reads {
                 photos,
                 clock: clock.clone(),
                 cursors: cursors.clone(),
+                // Reads never create calendar imports.
+                allow_loopback_feeds: false,
             },
             // Reads never hold nights: the hold is the create route's.
             bookings: bookings::AppState {

@@ -2,10 +2,13 @@
 //! searches by city, dates, guests and price. `router` builds the HTTP surface from an explicit
 //! `AppState`; the authorization rule every route follows is in `handlers`.
 
+pub mod feeds;
 pub mod handlers;
+pub mod ical;
 pub mod photos;
 pub mod rules;
 pub mod store;
+pub mod sync;
 pub mod views;
 
 use std::sync::Arc;
@@ -23,6 +26,17 @@ pub struct AppState {
     pub photos: Arc<PhotoStore>,
     pub clock: SharedClock,
     pub cursors: Arc<CursorKey>,
+    /// Calendar imports may name `http` feeds on loopback (the local stack only:
+    /// `feeds::ALLOW_LOOPBACK_ENV`).
+    pub allow_loopback_feeds: bool,
+}
+
+/// What the scheduled calendar sync needs (`src/bin/calendar-sync.rs`).
+#[derive(Clone)]
+pub struct SyncState {
+    pub table: Arc<Table>,
+    pub clock: SharedClock,
+    pub fetcher: Arc<feeds::FeedFetcher>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -14,6 +14,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         photos: Arc::new(PhotoStore::from_env(&sdk)?),
         clock: clock::from_env()?,
         cursors: Arc::new(CursorKey::from_parameter(&sdk).await?),
+        allow_loopback_feeds: listings::feeds::FeedFetcher::loopback_allowed(),
     };
     shared::http::run(router(state)).await
 }

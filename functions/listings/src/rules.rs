@@ -771,6 +771,40 @@ pub struct PhotoBody {
     pub caption: Option<String>,
 }
 
+/// `POST /v1/listings/{id}/calendar-imports` body: another platform's calendar feed.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = CalendarImportRequest, examples(json!({"url": "https://www.airbnb.com/calendar/ical/123456.ics?s=abc", "name": "Airbnb"})))]
+pub struct CalendarImportBody {
+    /// The feed's `https` URL (the other platform's export link), at most 2000 characters.
+    #[schema(min_length = 1, max_length = 2000)]
+    pub url: String,
+    /// What the host calls it (`Airbnb`, `Booking.com`), up to 100 characters; blank or `null` is none.
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    pub name: Option<String>,
+}
+
+pub const IMPORT_URL_MAX: usize = 2000;
+pub const IMPORT_NAME_MAX: usize = 100;
+
+/// The import's URL (checked by the feed rules: `https`, no credentials, no private address
+/// literal) and name.
+pub fn parse_calendar_import(
+    body: &CalendarImportBody,
+    allow_loopback: bool,
+) -> Result<(String, Option<String>), ApiError> {
+    let mut f = Fields::default();
+    let url = f.check(parse_text("url", &body.url, 1, IMPORT_URL_MAX, false)).and_then(|raw| {
+        let checked = url::Url::parse(&raw)
+            .map_err(|_| err("url", "must be an absolute URL"))
+            .and_then(|u| crate::feeds::check_url(&u, allow_loopback).map(|()| u).map_err(|e| err("url", e)));
+        f.check(checked).map(|u| u.to_string())
+    });
+    let name = f.check(parse_optional_text("name", body.name.as_deref(), IMPORT_NAME_MAX));
+    f.finish(url.zip(name))
+}
+
 /// The image types a photo may have (the schema of `content_type`; the handler reads a string).
 #[derive(ToSchema)]
 pub enum PhotoContentType {

@@ -7,6 +7,7 @@
 //! written (`LISTING_MUTABLE`, `SEARCH_DERIVED`): the rating counters (reviews) and the
 //! unavailable set (every NIGHT writer) are never overwritten.
 
+pub mod calendar_sync;
 pub mod search;
 
 use std::collections::HashMap;

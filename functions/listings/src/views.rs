@@ -311,6 +311,80 @@ pub fn availability(
         .collect()
 }
 
+/// A listing's calendar feed URL (a secret: whoever has it reads the listing's calendar).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CalendarFeed)]
+pub struct CalendarFeedView {
+    /// The feed's full URL, to paste into another platform or a calendar app.
+    pub url: String,
+    /// The same, from the API's root.
+    pub path: String,
+    pub token: String,
+}
+
+/// One night of an import's feed over a Roost booking: the night stays the booking's.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CalendarImportConflict)]
+pub struct ConflictView {
+    #[schema(format = Date)]
+    pub date: String,
+    pub booking_id: String,
+}
+
+/// A calendar import and the state of its last fetch.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CalendarImport)]
+pub struct CalendarImportView {
+    /// `cim_...`.
+    pub import_id: String,
+    pub listing_id: String,
+    pub url: String,
+    pub name: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The last fetch, successful or not (`null`: not fetched yet).
+    #[schema(format = DateTime)]
+    pub last_fetched_at: Option<String>,
+    /// The last fetch whose feed was applied.
+    #[schema(format = DateTime)]
+    pub last_synced_at: Option<String>,
+    /// Why the last fetch was not applied (the nights stay as the last good feed left them).
+    pub last_error: Option<String>,
+    /// Nights this import makes unavailable now.
+    pub night_count: u32,
+    /// Nights of the feed that a Roost booking holds (untouched; the host should sort them out
+    /// on the other platform).
+    pub conflicts: Vec<ConflictView>,
+}
+
+impl From<&crate::store::calendar_sync::CalendarImport> for CalendarImportView {
+    fn from(i: &crate::store::calendar_sync::CalendarImport) -> Self {
+        Self {
+            import_id: i.import_id.clone(),
+            listing_id: i.listing_id.clone(),
+            url: i.url.clone(),
+            name: i.name.clone(),
+            created_at: i.created_at.clone(),
+            last_fetched_at: i.last_fetched_at.clone(),
+            last_synced_at: i.last_synced_at.clone(),
+            last_error: i.last_error.clone(),
+            night_count: i.night_count,
+            conflicts: i
+                .conflicts
+                .iter()
+                .map(|c| ConflictView { date: c.date.clone(), booking_id: c.booking_id.clone() })
+                .collect(),
+        }
+    }
+}
+
+/// A listing's calendar imports.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CalendarImports)]
+pub struct CalendarImportsView {
+    pub items: Vec<CalendarImportView>,
+}
+
 /// The answer to `POST /v1/listings/{id}/photos`: where to PUT the image, then call
 /// `POST .../photos/{photo_id}/complete`.
 #[derive(Debug, Serialize, ToSchema)]

@@ -32,6 +32,7 @@ fn state() -> AppState {
         photos: Arc::new(PhotoStore { client: aws_sdk_s3::Client::from_conf(s3), bucket: "replay".into() }),
         clock: Arc::new(FixedClock::at("2026-11-26T10:00:00Z").expect("timestamp")),
         cursors: Arc::new(CursorKey::new(&SecretString::from("k".repeat(48))).expect("cursor key")),
+        allow_loopback_feeds: false,
     }
 }
 

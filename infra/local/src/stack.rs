@@ -311,6 +311,9 @@ fn function_specs(
             ("AWS_ACCESS_KEY_ID", "test".into()),
             ("AWS_SECRET_ACCESS_KEY", "test".into()),
             ("STRIPE_API_BASE", proxy.clone()),
+            // Calendar imports may fetch an `http` feed on loopback (the one an e2e test
+            // serves); in the cloud only public `https` feeds are fetched (listings/src/feeds.rs).
+            ("ROOST_CALENDAR_FEEDS_ALLOW_LOOPBACK", "true".into()),
         ] {
             environment.push((key.into(), value));
         }

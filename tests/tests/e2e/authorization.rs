@@ -104,6 +104,7 @@ fn random_id(placeholder: &str) -> Option<String> {
         "review" => "rev",
         "notification" => "ntf",
         "conversation" => "cnv",
+        "calendar_import" => "cim",
         "host_id" => {
             let n = jiff::Timestamp::now().as_nanosecond().unsigned_abs();
             let hex = format!("{:032x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
@@ -394,6 +395,12 @@ async fn fixture() -> Fixture {
     let to_archive = host.api().new_listing(&listing_body).await;
     let photo_id = photo(&host, &listing).await;
     let photo_to_delete = photo(&host, &listing).await;
+    let feed = json_of(host.post(&format!("/v1/listings/{listing}/calendar-token"), None).await, 200).await;
+    let feed_token = s(&feed, "token").to_owned();
+    let import = json!({"url": "https://calendar.example.com/authorization-fixture.ics"});
+    let import =
+        json_of(host.post(&format!("/v1/listings/{listing}/calendar-imports"), Some(&import)).await, 201).await;
+    let calendar_import = s(&import, "import_id").to_owned();
 
     // The booking: paid, stayed, reviewed; its inbox item.
     let booked = pending(&guest, &listing, 10).await;
@@ -461,6 +468,8 @@ async fn fixture() -> Fixture {
         ("unknown_email", format!("{}@nobody.roost.dev", unique("nobody"))),
         ("block_day", day_in(TZ, 120)),
         ("city", roost_e2e::fixtures::q(&city)),
+        ("feed_token", feed_token),
+        ("calendar_import", calendar_import),
     ]);
     let people = BTreeMap::from([
         ("stranger", Person::of(&stranger)),
@@ -515,6 +524,8 @@ async fn every_caller_gets_what_the_matrix_says_on_every_route() {
                 "stay_out",
                 "block_day",
                 "city",
+                "feed_token",
+                "calendar_import",
             ];
             assert!(known.contains(&p.as_str()), "{}: unknown placeholder {{{p}}}", route.route);
         }

@@ -8,6 +8,7 @@ mod authorization;
 mod bookings;
 mod bookings_store;
 mod caching;
+mod calendar_sync;
 mod code_shape;
 mod coverage;
 mod currencies;

@@ -806,11 +806,22 @@ fn the_cdn_caches_only_public_reads_and_is_on_in_prod() {
 
     let routes = crate::auth::routes();
     let behaviours = list(&distribution["CacheBehaviors"]);
-    for b in &behaviours {
+    // CloudFront takes the first behaviour whose pattern matches: a route belongs to that one.
+    let first_match =
+        |path: &str| behaviours.iter().position(|b| cloudfront_matches(b["PathPattern"].as_str().unwrap_or(""), path));
+    for (i, b) in behaviours.iter().enumerate() {
         let pattern = b["PathPattern"].as_str().expect("PathPattern");
         assert_eq!(strings(&b["CachedMethods"]), ["GET", "HEAD"], "{pattern}");
-        let gets: Vec<_> =
-            routes.iter().filter(|r| r.method == "GET" && cloudfront_matches(pattern, &r.path)).collect();
+        let gets: Vec<_> = routes
+            .iter()
+            .filter(|r| r.method == "GET" && cloudfront_matches(pattern, &r.path) && first_match(&r.path) == Some(i))
+            .collect();
+        if b["CachePolicyId"] == CACHING_DISABLED {
+            // A pass-through carve-out before a caching behaviour: every header, nothing kept.
+            assert_eq!(b["OriginRequestPolicyId"], ALL_VIEWER_EXCEPT_HOST, "{pattern}");
+            assert!(!gets.is_empty(), "{pattern} passes no route through");
+            continue;
+        }
         assert!(!gets.is_empty(), "{pattern} caches no route");
         assert!(gets.iter().all(|r| r.public), "{pattern} would cache a private GET: {gets:?}");
         let policy =
@@ -819,7 +830,8 @@ fn the_cdn_caches_only_public_reads_and_is_on_in_prod() {
         assert_eq!(key["QueryStringsConfig"]["QueryStringBehavior"], "all", "{pattern}: keyed on the query");
         let headers = strings(&key["HeadersConfig"]["Headers"]);
         assert!(headers.contains(&"Origin".to_owned()), "{pattern}: CORS answers vary on Origin");
-        let shares_a_private_route = routes.iter().any(|r| !r.public && cloudfront_matches(pattern, &r.path));
+        let shares_a_private_route =
+            routes.iter().any(|r| !r.public && cloudfront_matches(pattern, &r.path) && first_match(&r.path) == Some(i));
         assert_eq!(headers.contains(&"Authorization".to_owned()), shares_a_private_route, "{pattern}");
         let writes = strings(&b["AllowedMethods"]).len() == 7;
         assert_eq!(writes, shares_a_private_route, "{pattern}: writes pass through where routes need them");

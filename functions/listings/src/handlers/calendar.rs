@@ -120,7 +120,12 @@ fn calendar_error(e: CalendarError, list: &str, blocks_applied: bool) -> ApiErro
             .with_errors(
                 indices
                     .into_iter()
-                    .map(|i| shared::FieldError::new(format!("{list}[{i}]"), "held or booked by a guest"))
+                    .map(|i| {
+                        shared::FieldError::new(
+                            format!("{list}[{i}]"),
+                            "held or booked by a guest, or imported from another calendar",
+                        )
+                    })
                     .collect(),
             )
         }

@@ -7,6 +7,7 @@
 //! included) beyond the public read.
 
 pub mod calendar;
+pub mod calendar_sync;
 pub mod listings;
 pub mod photos;
 pub mod search;
@@ -36,6 +37,10 @@ pub fn routes() -> OpenApiRouter<crate::AppState> {
         .routes(routes!(calendar::availability))
         .routes(routes!(calendar::change))
         .routes(routes!(search::search))
+        .routes(routes!(calendar_sync::feed))
+        .routes(routes!(calendar_sync::rotate_token, calendar_sync::get_token))
+        .routes(routes!(calendar_sync::create_import, calendar_sync::list_imports))
+        .routes(routes!(calendar_sync::delete_import))
 }
 
 /// Attempts of a read-modify-write that lost its optimistic lock to a concurrent write.
