@@ -414,6 +414,18 @@ event_catalogue! {
         pub rating: u8,
     }
 
+    /// A host's imported calendar (calendar sync) marks nights that a Roost booking holds: the
+    /// booking keeps them; the host is told once per booking and import (the import records the
+    /// conflict, and a later sync that finds it again emits nothing).
+    CalendarConflict = "calendar.conflict", version 1 {
+        pub listing_id: String,
+        pub import_id: String,
+        pub host_id: String,
+        pub booking_id: String,
+        /// The booking's nights the imported feed marks, in date order.
+        pub dates: Vec<Date>,
+    }
+
     /// A message was posted into a conversation between a listing's host and a guest. Ids only:
     /// the text stays in the conversation (the notifier reads it there).
     MessagePosted = "message.posted", version 1 {
@@ -466,6 +478,7 @@ mod tests {
                 "payment.failed",
                 "refund.issued",
                 "review.posted",
+                "calendar.conflict",
                 "message.posted"
             ]
         );

@@ -22,6 +22,8 @@ pub enum Kind {
     RequestedHost,
     AcceptedGuest,
     DeclinedGuest,
+    /// An imported calendar marks nights a Roost booking holds.
+    CalendarConflictHost,
 }
 
 /// What the templates need; `None` fields are left out of the text.
@@ -127,6 +129,11 @@ fn wording(kind: Kind, ctx: &Context) -> (String, &'static str, Option<String>) 
             "Your request was accepted".into(),
             "The host accepted your request to stay at {L}{S}: your booking is confirmed.",
             amount.map(|a| format!("Amount charged: {a}.")),
+        ),
+        Kind::CalendarConflictHost => (
+            "A calendar you import clashes with a booking".into(),
+            "A calendar you import marks nights of a Roost booking at {L}{S} as taken. The booking keeps its nights: close them on the other platform.",
+            None,
         ),
         Kind::DeclinedGuest => (
             "Your request was declined".into(),
@@ -275,6 +282,7 @@ mod tests {
             Kind::RequestedHost,
             Kind::AcceptedGuest,
             Kind::DeclinedGuest,
+            Kind::CalendarConflictHost,
         ] {
             let r = render(k, &Context { rating: Some(4), ..ctx("Loft") });
             assert!(!r.title.is_empty() && r.text.contains("Loft") && r.html.contains("Loft"), "{k:?}");

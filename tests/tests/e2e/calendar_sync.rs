@@ -247,6 +247,9 @@ async fn imported_nights_are_unavailable_freed_when_dropped_and_never_over_a_boo
     assert!(state["last_synced_at"].is_string(), "{state}");
     assert_eq!(state["night_count"], 3, "10, 11 and 16: 15 is the booking's: {state}");
     assert_eq!(state["conflicts"], json!([{"date": day(15), "booking_id": booking_id}]), "{state}");
+    // The host is told, in the inbox (and by e-mail), once.
+    let told = roost_e2e::fixtures::wait_for_inbox(&host, "calendar.conflict", &booking_id).await;
+    assert!(told.to_string().contains("clashes with a booking"), "{told}");
     let taken = unavailable(&availability(&listing, 8, 20).await);
     assert_eq!(taken, [days(10, 12), days(14, 17)].concat());
     // The booking still holds its nights.
@@ -275,6 +278,9 @@ async fn imported_nights_are_unavailable_freed_when_dropped_and_never_over_a_boo
     let state = import_of(&host, &listing, &import_id).await;
     assert_eq!(state["night_count"], 1, "{state}");
     assert_eq!(state["conflicts"].as_array().map(Vec::len), Some(1), "{state}");
+    let inbox = json_of(host.api().notifications("?limit=100").await, 200).await;
+    let conflicts = inbox["items"].as_array().into_iter().flatten().filter(|i| i["type"] == "calendar.conflict");
+    assert_eq!(conflicts.count(), 1, "told once, not at every sync: {inbox}");
 
     // A broken feed: an error on the import, the nights as the last good feed left them.
     feed.set("<html><body>Please sign in</body></html>");

@@ -339,6 +339,7 @@ async fn the_template_subscribes_each_consumer_queue_with_its_filter_and_raw_del
             "booking.accepted",
             "booking.declined",
             "payment.failed",
+            "calendar.conflict",
             "refund.issued",
             "review.posted",
             "message.posted"

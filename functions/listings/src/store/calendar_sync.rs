@@ -218,7 +218,16 @@ pub struct Outcome {
     pub result: Result<(u32, Vec<Conflict>), String>,
 }
 
-/// Records `outcome` on the import, if it still exists (false: deleted meanwhile).
+/// The items of `record`'s transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RecordItem {
+    Import,
+    Event,
+}
+
+/// Records `outcome` on the import, if it still exists (false: deleted meanwhile), in ONE
+/// transaction with a `calendar.conflict` event per booking that this run found in conflict and
+/// the import had not recorded yet (so the host is told once, not every 30 minutes).
 pub async fn record(table: &Table, import: &CalendarImport, outcome: &Outcome) -> Result<bool, TableError> {
     let fetched = night::instant(outcome.fetched_at);
     let mut set = "SET #gsk = :gsk, last_fetched_at = :f".to_owned();
@@ -226,10 +235,16 @@ pub async fn record(table: &Table, import: &CalendarImport, outcome: &Outcome) -
         .name("#gsk", "GSI3SK")
         .s(":gsk", due_sort_key(outcome.next_due, &import.import_id))
         .s(":f", fetched.clone());
+    let mut tx = Transaction::new(table);
     match &outcome.result {
         Ok((count, conflicts)) => {
             set.push_str(", last_synced_at = :f, night_count = :n, conflicts = :c REMOVE last_error");
             e = e.n(":n", i64::from(*count)).ser(":c", conflicts)?;
+            for event in new_conflicts(import, conflicts, outcome.fetched_at) {
+                let put = shared::events::outbox_put(table, &event)
+                    .map_err(|err| TableError::Unexpected(anyhow::anyhow!("calendar.conflict: {err}")))?;
+                tx.push(RecordItem::Event, put);
+            }
         }
         Err(message) => {
             set.push_str(", last_error = :e");
@@ -237,11 +252,56 @@ pub async fn record(table: &Table, import: &CalendarImport, outcome: &Outcome) -
         }
     }
     e.expression = set;
-    match table.update(&import_key(&import.listing_id, &import.import_id), &e, Some(&Expr::exists())).await {
+    tx.update(RecordItem::Import, &import_key(&import.listing_id, &import.import_id), &e, Some(&Expr::exists()))?;
+    match tx.commit().await {
         Ok(()) => Ok(true),
-        Err(err) if err.is_condition_failure() => Ok(false),
-        Err(err) => Err(err),
+        Err(TransactError::Conditions(_)) => Ok(false),
+        Err(TransactError::Table(err)) => Err(err),
     }
+}
+
+/// At most this many bookings are told about in one run (a transaction holds 100 items); more
+/// new conflicts in one run than that are still on the import's list (`GET`), untold.
+const MAX_CONFLICT_EVENTS: usize = 20;
+
+/// One `calendar.conflict` per booking with a conflicting night the import had not recorded,
+/// carrying all of the booking's conflicting dates of this run.
+pub fn new_conflicts(
+    import: &CalendarImport,
+    found: &[Conflict],
+    now: Timestamp,
+) -> Vec<shared::events::Envelope<shared::events::CalendarConflict>> {
+    let known: BTreeSet<(&str, &str)> =
+        import.conflicts.iter().map(|c| (c.booking_id.as_str(), c.date.as_str())).collect();
+    let mut by_booking: std::collections::BTreeMap<&str, Vec<Date>> = std::collections::BTreeMap::new();
+    for c in found {
+        if !known.contains(&(c.booking_id.as_str(), c.date.as_str())) {
+            by_booking.entry(c.booking_id.as_str()).or_default();
+        }
+    }
+    for c in found {
+        if let (Some(dates), Ok(d)) = (by_booking.get_mut(c.booking_id.as_str()), c.date.parse::<Date>()) {
+            dates.push(d);
+        }
+    }
+    by_booking
+        .into_iter()
+        .take(MAX_CONFLICT_EVENTS)
+        .map(|(booking_id, mut dates)| {
+            dates.sort_unstable();
+            dates.dedup();
+            shared::events::Envelope::new(
+                shared::events::CalendarConflict {
+                    listing_id: import.listing_id.clone(),
+                    import_id: import.import_id.clone(),
+                    host_id: import.host_id.clone(),
+                    booking_id: booking_id.to_owned(),
+                    dates,
+                },
+                now,
+            )
+        })
+        .collect()
 }
 
 /// The NIGHT items with `first <= date < end`.
@@ -413,6 +473,26 @@ pub fn plan(import_id: &str, wanted: &BTreeSet<Date>, current: &[Night], now: Ti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_conflict_is_told_once_per_booking_with_all_its_dates() {
+        let now: Timestamp = "2027-01-01T00:00:00Z".parse().unwrap();
+        let c = |date: &str, booking_id: &str| Conflict { date: date.into(), booking_id: booking_id.into() };
+        let mut import = CalendarImport::new("lst_1", "host-1", "https://example.com/a.ics".into(), None, now);
+        let found = [c("2027-02-04", "bkg_1"), c("2027-02-03", "bkg_1"), c("2027-02-10", "bkg_2")];
+        let events = new_conflicts(&import, &found, now);
+        let told: Vec<_> = events.iter().map(|e| (e.data.booking_id.as_str(), e.data.dates.len())).collect();
+        assert_eq!(told, [("bkg_1", 2), ("bkg_2", 1)]);
+        assert_eq!(events[0].data.dates[0].to_string(), "2027-02-03");
+        assert_eq!(events[0].data.host_id, "host-1");
+        // Recorded: the next run with the same conflicts tells nobody; a new night of bkg_2 does.
+        import.conflicts = found.to_vec();
+        assert!(new_conflicts(&import, &found, now).is_empty());
+        let more = [found.to_vec(), vec![c("2027-02-11", "bkg_2")]].concat();
+        let again = new_conflicts(&import, &more, now);
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].data.booking_id.as_str(), again[0].data.dates.len()), ("bkg_2", 2));
+    }
 
     #[test]
     fn plans_add_free_nights_remove_dropped_ones_and_report_bookings() {

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 use shared::events::{
-    BookingAccepted, BookingCancelled, BookingConfirmed, BookingDeclined, BookingExpired, BookingRequested, Envelope,
+    BookingAccepted, BookingCancelled, CalendarConflict, BookingConfirmed, BookingDeclined, BookingExpired, BookingRequested, Envelope,
     EventData, EventType, PaymentFailed, RefundIssued, ReviewPosted,
 };
 use shared::money::Money;
@@ -57,6 +57,10 @@ pub fn plan(envelope: &Envelope) -> anyhow::Result<Option<Plan>> {
         EventType::BookingDeclined => {
             let d: BookingDeclined = data(envelope)?;
             Plan::new(d.booking_id, vec![(d.guest_id, Kind::DeclinedGuest)])
+        }
+        EventType::CalendarConflict => {
+            let d: CalendarConflict = data(envelope)?;
+            Plan::new(d.booking_id, vec![(d.host_id, Kind::CalendarConflictHost)])
         }
         EventType::PaymentFailed => {
             let d: PaymentFailed = data(envelope)?;
