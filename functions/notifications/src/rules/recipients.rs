@@ -3,8 +3,8 @@
 use serde::Deserialize;
 use serde_json::Value;
 use shared::events::{
-    BookingAccepted, BookingCancelled, CalendarConflict, BookingConfirmed, BookingDeclined, BookingExpired, BookingRequested, Envelope,
-    EventData, EventType, PaymentFailed, RefundIssued, ReviewPosted,
+    BookingAccepted, BookingCancelled, BookingConfirmed, BookingDeclined, BookingExpired, BookingRequested,
+    CalendarConflict, Envelope, EventData, EventType, PaymentFailed, RefundIssued, ReviewPosted,
 };
 use shared::money::Money;
 
