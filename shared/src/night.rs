@@ -232,6 +232,18 @@ pub fn instant(t: Timestamp) -> String {
     Timestamp::from_second(t.as_second()).unwrap_or(t).to_string()
 }
 
+/// The update that books a held night (a paid booking, an accepted request): `booked`, its hold
+/// and TTL removed. Pair it with [`condition_held_by`].
+pub fn book_update(now: Timestamp) -> Expr {
+    Expr::new("SET #k = :booked, #nu = :now REMOVE #hold, #ttl")
+        .name("#k", KIND_ATTR)
+        .name("#nu", "updated_at")
+        .name("#hold", HOLD_EXPIRES_AT_ATTR)
+        .name("#ttl", "expires_at")
+        .s(":booked", NightKind::Booked.as_str())
+        .s(":now", instant(now))
+}
+
 /// Condition for confirming or releasing a hold: still held by this booking (whatever the clock).
 pub fn condition_held_by(booking_id: &str) -> Expr {
     Expr::new("#n_kind = :n_held AND #n_booking = :n_booking")

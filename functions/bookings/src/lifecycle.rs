@@ -13,7 +13,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 use shared::Table;
 use shared::booking::{self, BookingItem, BookingStatus, Cancellation, Decline};
-use shared::events::{self, BookingAccepted, BookingCancelled, BookingDeclined, BookingExpired, CancelledBy, Envelope};
+use shared::events::{
+    self, BookingAccepted, BookingCancelled, BookingDeclined, BookingExpired, CancelledBy, Envelope, EventData,
+};
 use shared::listing;
 use shared::night::{self, Night};
 use shared::table::{Expr, Page, Query, TableError, TransactError, Transaction};
@@ -78,7 +80,25 @@ fn unchanged_since_read(b: &BookingItem) -> Expr {
         .s(":b_seen_updated", &b.updated_at)
 }
 
-/// Why a cancellation was not written.
+/// Adds `event` to the outbox of `tx` and commits it: `done` (the booking as the transaction
+/// leaves it) once it committed, `Changed` when a condition failed (read and decide again).
+async fn commit_with_event<T: EventData>(
+    table: &Table,
+    mut tx: Transaction<'_, LifecycleItem>,
+    event: &Envelope<T>,
+    done: BookingItem,
+) -> Result<BookingItem, CancelError> {
+    let put = events::outbox_put(table, event)
+        .map_err(|e| TableError::Unexpected(anyhow::anyhow!("{}: {e}", T::TYPE.as_str())))?;
+    tx.push(LifecycleItem::Event, put);
+    match tx.commit().await {
+        Ok(()) => Ok(done),
+        Err(TransactError::Conditions(_)) => Err(CancelError::Changed),
+        Err(TransactError::Table(e)) => Err(e.into()),
+    }
+}
+
+/// Why a cancellation (or a request's answer) was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum CancelError {
     /// The booking changed between read and write (a payment, a sweep, another cancel): decide again.
@@ -126,24 +146,13 @@ pub async fn cancel(
         },
         now,
     );
-    tx.push(
-        LifecycleItem::Event,
-        events::outbox_put(table, &event)
-            .map_err(|e| TableError::Unexpected(anyhow::anyhow!("booking.cancelled: {e}")))?,
-    );
-    match tx.commit().await {
-        Ok(()) => {
-            let mut done = b.clone();
-            done.status = BookingStatus::Cancelled;
-            done.cancellation = Some(record);
-            done.updated_at = at;
-            done.gsi3pk = None;
-            done.gsi3sk = None;
-            Ok(done)
-        }
-        Err(TransactError::Conditions(_)) => Err(CancelError::Changed),
-        Err(TransactError::Table(e)) => Err(e.into()),
-    }
+    let mut done = b.clone();
+    done.status = BookingStatus::Cancelled;
+    done.cancellation = Some(record);
+    done.updated_at = at;
+    done.gsi3pk = None;
+    done.gsi3sk = None;
+    commit_with_event(table, tx, &event, done).await
 }
 
 /// Accepts the request `b` in ONE transaction (1 TransactWriteItems, at most 90 + 2 items):
@@ -181,13 +190,7 @@ pub async fn accept(table: &Table, b: &BookingItem, now: Timestamp) -> Result<Bo
     );
     let mut tx = Transaction::new(table);
     tx.update(LifecycleItem::Booking, &booking::key(&b.booking_id), &update, Some(&answerable))?;
-    let book = Expr::new("SET #k = :booked, #nu = :now REMOVE #hold, #ttl")
-        .name("#k", night::KIND_ATTR)
-        .name("#nu", "updated_at")
-        .name("#hold", night::HOLD_EXPIRES_AT_ATTR)
-        .name("#ttl", "expires_at")
-        .s(":booked", night::NightKind::Booked.as_str())
-        .s(":now", &at);
+    let book = night::book_update(now);
     let held = night::condition_held_by(&b.booking_id);
     for d in night::nights(b.check_in, b.check_out, shared::listing::MAX_STAY_NIGHTS as usize) {
         tx.update(LifecycleItem::Night(d), &night::key(&b.listing_id, d), &book, Some(&held))?;
@@ -205,21 +208,10 @@ pub async fn accept(table: &Table, b: &BookingItem, now: Timestamp) -> Result<Bo
         },
         now,
     );
-    tx.push(
-        LifecycleItem::Event,
-        events::outbox_put(table, &event)
-            .map_err(|e| TableError::Unexpected(anyhow::anyhow!("booking.accepted: {e}")))?,
-    );
-    match tx.commit().await {
-        Ok(()) => {
-            let mut done = b.clone();
-            done.status = BookingStatus::Confirmed;
-            done.updated_at = at;
-            Ok(done)
-        }
-        Err(TransactError::Conditions(_)) => Err(CancelError::Changed),
-        Err(TransactError::Table(e)) => Err(e.into()),
-    }
+    let mut done = b.clone();
+    done.status = BookingStatus::Confirmed;
+    done.updated_at = at;
+    commit_with_event(table, tx, &event, done).await
 }
 
 /// Declines the request `b` in ONE transaction (1 Query + 1 TransactWriteItems): the booking
@@ -256,24 +248,13 @@ pub async fn decline(
         },
         now,
     );
-    tx.push(
-        LifecycleItem::Event,
-        events::outbox_put(table, &event)
-            .map_err(|e| TableError::Unexpected(anyhow::anyhow!("booking.declined: {e}")))?,
-    );
-    match tx.commit().await {
-        Ok(()) => {
-            let mut done = b.clone();
-            done.status = BookingStatus::Declined;
-            done.decline = Some(record);
-            done.updated_at = at;
-            done.gsi3pk = None;
-            done.gsi3sk = None;
-            Ok(done)
-        }
-        Err(TransactError::Conditions(_)) => Err(CancelError::Changed),
-        Err(TransactError::Table(e)) => Err(e.into()),
-    }
+    let mut done = b.clone();
+    done.status = BookingStatus::Declined;
+    done.decline = Some(record);
+    done.updated_at = at;
+    done.gsi3pk = None;
+    done.gsi3sk = None;
+    commit_with_event(table, tx, &event, done).await
 }
 
 /// What one sweep did.

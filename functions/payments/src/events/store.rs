@@ -75,13 +75,7 @@ pub async fn confirm(
         &confirm_update(b, paid, now)?,
         Some(&confirm_condition(intent)),
     )?;
-    let book = Expr::new("SET #k = :booked, #nu = :now REMOVE #hold, #ttl")
-        .name("#k", night::KIND_ATTR)
-        .name("#nu", "updated_at")
-        .name("#hold", night::HOLD_EXPIRES_AT_ATTR)
-        .name("#ttl", "expires_at")
-        .s(":booked", night::NightKind::Booked.as_str())
-        .s(":now", night::instant(now));
+    let book = night::book_update(now);
     let held = night::condition_held_by(b.id());
     for d in nights {
         tx.update(ConfirmItem::Night(*d), &night::key(&b.item.listing_id, *d), &book, Some(&held))?;
