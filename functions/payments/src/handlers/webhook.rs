@@ -30,8 +30,9 @@ pub fn refused() -> ApiError {
 }
 
 /// A Stripe event as Stripe posts it (its fields that Roost reads; Stripe sends more). The
-/// events acted on: `payment_intent.succeeded` and `payment_intent.payment_failed` (`data.object`
-/// a PaymentIntent), `charge.refunded` (a Charge); others are acknowledged and ignored.
+/// events acted on: `payment_intent.succeeded`, `payment_intent.payment_failed` and
+/// `payment_intent.amount_capturable_updated` (a request's card authorised) (`data.object` a
+/// PaymentIntent), `charge.refunded` (a Charge); others are acknowledged and ignored.
 #[derive(utoipa::ToSchema)]
 #[schema(as = StripeEvent, examples(json!({
     "id": "evt_1PqRsT2eZvKYlo2C", "object": "event", "type": "payment_intent.succeeded",
