@@ -177,6 +177,14 @@ async fn a_declined_request_frees_its_nights_and_cancels_the_authorisation_and_t
     let again = json_of(f.decline(&f.host, &id, None).await, 200).await;
     assert_eq!(again["status"], "declined");
     assert_problem(f.accept(&f.host, &id).await, 409, "request_already_answered").await;
+    // GraphQL reads the same booking: its mode, status and the host's message.
+    let query = json!({"query": format!("{{ booking(id: \"{id}\") {{ bookingMode status declineMessage }} }}")});
+    let read = json_of(f.guest.post("/v1/graphql", Some(&query)).await, 200).await;
+    assert_eq!(
+        read["data"]["booking"],
+        json!({"bookingMode": "request", "status": "declined", "declineMessage": "Sorry, <b>family</b> visiting that week."}),
+        "{read}"
+    );
     intent_becomes(&intent_id, "canceled").await;
     let told = wait_for_inbox(&f.guest, "booking.declined", &id).await;
     assert!(told.to_string().contains("The host wrote: Sorry, <b>family</b>"), "{told}");

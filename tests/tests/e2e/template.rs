@@ -650,6 +650,22 @@ fn the_sweep_not_running_is_an_alarm() {
 }
 
 #[test]
+fn calendar_sync_not_running_is_an_alarm() {
+    let resources = template();
+    let schedule = &resources["CalendarSyncFunction"]["Properties"]["Events"]["Sync"]["Properties"];
+    assert_eq!(schedule["ScheduleExpression"], "rate(30 minutes)");
+    let name = json!({"!Ref": "CalendarSyncFunction"});
+    let alarms = alarms(&resources);
+    let (_, alarm) = alarms
+        .iter()
+        .find(|(_, a)| watches(a, "AWS/Lambda", "Invocations", "FunctionName", &name))
+        .expect("an Invocations alarm on calendar sync");
+    assert_eq!(alarm["TreatMissingData"], "breaching");
+    assert_eq!(alarm["ComparisonOperator"], "LessThanThreshold");
+    assert!(alarm["Period"].as_u64().is_some_and(|p| p >= 3 * 1800), "{alarm}");
+}
+
+#[test]
 fn the_api_s_5xx_rate_and_p99_latency_are_alarmed() {
     let resources = template();
     let alarms = alarms(&resources);

@@ -77,9 +77,20 @@ impl Booking {
         wire(&self.0.status)
     }
 
-    /// While the booking waits for payment: when the hold on its nights lapses.
+    /// `instant`, or `request`: its host accepts or declines it (`requested` until then).
+    async fn booking_mode(&self) -> String {
+        wire(&self.0.booking_mode)
+    }
+
+    /// While the booking waits for payment or for its host's answer: when the hold on its
+    /// nights lapses.
     async fn hold_expires_at(&self) -> Option<&str> {
         self.0.hold_expires_at.as_deref()
+    }
+
+    /// A declined request's message from its host, if the host wrote one.
+    async fn decline_message(&self) -> Option<&str> {
+        self.0.decline.as_ref().and_then(|d| d.message.as_deref())
     }
 
     /// The exact address, once the booking is confirmed.
