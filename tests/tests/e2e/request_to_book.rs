@@ -263,8 +263,9 @@ async fn answers_racing_on_one_request_end_in_one_outcome_with_money_and_nights_
         let b = f.booking(&f.host, id).await;
         let status = s(&b, "status").to_owned();
         let winners = statuses.iter().filter(|s| **s == 200).count();
-        // The winner's 200, and at most the loser that saw its own answer already given.
+        // One answer won; accept and decline never both.
         assert!(winners >= 1, "{id}: no answer won: {statuses:?}");
+        assert!(!(statuses[0] == 200 && statuses[1] == 200), "{id}: accepted and declined: {statuses:?}");
         match status.as_str() {
             "confirmed" => {
                 assert_eq!(statuses[0], 200, "{id}: confirmed but accept lost: {statuses:?}");
@@ -275,6 +276,19 @@ async fn answers_racing_on_one_request_end_in_one_outcome_with_money_and_nights_
                     (f.booking(guest, id).await["payment"]["status"] == "succeeded").then_some(())
                 })
                 .await;
+            }
+            // Accepted, its payment captured and recorded, and only then the guest's
+            // cancellation (retried once the booking changed under it): an ordinary cancellation
+            // of a paid stay, refunded by the policy and never above what was paid.
+            "cancelled" if statuses[0] == 200 => {
+                assert_ne!(statuses[1], 200, "{id}: declined and accepted: {statuses:?}");
+                assert_eq!(intent_status(intent_id).await, "succeeded");
+                let b = f.booking(guest, id).await;
+                assert_eq!(b["payment"]["status"], "succeeded", "{b}");
+                assert_eq!(b["cancellation"]["by"], "guest", "{b}");
+                let due = b["cancellation"]["refund_due"]["amount"].as_i64().expect("refund_due");
+                assert!(due <= b["payment"]["amount_paid"]["amount"].as_i64().expect("paid"), "{b}");
+                assert!(f.nights_of(id).await.is_empty(), "{id}: cancelled holds nights");
             }
             "declined" | "cancelled" => {
                 assert_ne!(statuses[0], 200, "{id}: {status} but accepted: {statuses:?}");
