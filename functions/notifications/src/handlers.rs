@@ -162,7 +162,7 @@ fn compose(
         rating: plan.rating,
         host_message: booking.decline.as_ref().and_then(|d| d.message.clone()),
     };
-    let rendered = templates::render(recipient.kind, &ctx);
+    let rendered = templates::render(recipient.kind.for_booking(booking.booking_mode), &ctx);
     let email = profile.map(|p| p.email.as_str()).filter(|e| !e.is_empty()).map(|to| Email {
         to: to.to_owned(),
         subject: rendered.title.clone(),

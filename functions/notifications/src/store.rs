@@ -66,6 +66,9 @@ pub struct BookingView {
     /// A declined request's answer: the host's message goes to the guest.
     #[serde(default)]
     pub decline: Option<shared::booking::Decline>,
+    /// `request`: an expiry is a request its host did not answer, not an unpaid hold.
+    #[serde(default)]
+    pub booking_mode: shared::listing::BookingMode,
 }
 
 /// The booking `booking_id`, `None` when there is none.

@@ -24,6 +24,18 @@ pub enum Kind {
     DeclinedGuest,
     /// An imported calendar marks nights a Roost booking holds.
     CalendarConflictHost,
+    /// A request its host did not answer within 24 hours.
+    RequestExpiredGuest,
+}
+
+impl Kind {
+    /// The kind for a booking of `mode`: a request's expiry is told as such.
+    pub fn for_booking(self, mode: shared::listing::BookingMode) -> Self {
+        match (self, mode) {
+            (Self::ExpiredGuest, shared::listing::BookingMode::Request) => Self::RequestExpiredGuest,
+            (kind, _) => kind,
+        }
+    }
 }
 
 /// What the templates need; `None` fields are left out of the text.
@@ -135,6 +147,11 @@ fn wording(kind: Kind, ctx: &Context) -> (String, &'static str, Option<String>) 
             "A calendar you import marks nights of a Roost booking at {L}{S} as taken. The booking keeps its nights: close them on the other platform.",
             None,
         ),
+        Kind::RequestExpiredGuest => (
+            "Your request expired".into(),
+            "Your request to stay at {L}{S} was not answered within 24 hours. Your card was not charged.",
+            None,
+        ),
         Kind::DeclinedGuest => (
             "Your request was declined".into(),
             "The host declined your request to stay at {L}{S}. Your card was not charged.",
@@ -237,6 +254,16 @@ mod tests {
     }
 
     #[test]
+    fn an_unanswered_request_expires_in_its_own_words() {
+        use shared::listing::BookingMode;
+        assert_eq!(Kind::ExpiredGuest.for_booking(BookingMode::Request), Kind::RequestExpiredGuest);
+        assert_eq!(Kind::ExpiredGuest.for_booking(BookingMode::Instant), Kind::ExpiredGuest);
+        assert_eq!(Kind::CancelledGuest.for_booking(BookingMode::Request), Kind::CancelledGuest);
+        let r = render(Kind::RequestExpiredGuest, &ctx("Loft"));
+        assert!(r.text.contains("not answered within 24 hours") && !r.text.contains("before payment"), "{}", r.text);
+    }
+
+    #[test]
     fn a_declined_request_carries_the_hosts_message_escaped() {
         let r = render(Kind::DeclinedGuest, &Context { host_message: Some("Sorry <3".into()), ..ctx("Loft") });
         assert!(r.text.contains("The host wrote: Sorry <3"), "{}", r.text);
@@ -283,6 +310,7 @@ mod tests {
             Kind::AcceptedGuest,
             Kind::DeclinedGuest,
             Kind::CalendarConflictHost,
+            Kind::RequestExpiredGuest,
         ] {
             let r = render(k, &Context { rating: Some(4), ..ctx("Loft") });
             assert!(!r.title.is_empty() && r.text.contains("Loft") && r.html.contains("Loft"), "{k:?}");
