@@ -28,6 +28,7 @@ pub mod money;
 pub mod night;
 pub mod openapi;
 pub mod page;
+pub mod payout;
 pub mod sessions;
 pub mod sqs;
 pub mod table;

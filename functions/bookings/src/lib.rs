@@ -34,6 +34,9 @@ pub struct AppState {
     pub cursors: Arc<CursorKey>,
     /// How long a new booking holds its nights waiting for payment (`HOLD_MINUTES`).
     pub hold: SignedDuration,
+    /// The platform fee on the host's part, in basis points (`PLATFORM_FEE_BASIS_POINTS`),
+    /// fixed on each new booking's payout (`shared::payout`).
+    pub platform_fee_basis_points: u32,
 }
 
 pub fn router(state: AppState) -> Router {

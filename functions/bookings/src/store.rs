@@ -18,14 +18,15 @@ use shared::keys::{self, Key, PK, SK};
 use shared::listing::{self, ListingItem, MAX_STAY_NIGHTS};
 use shared::night::{self, Night};
 use shared::page::Partition;
+use shared::payout::PayoutItem;
 use shared::table::{Expr, Item, MAX_TRANSACTION_ITEMS, Page, Query, TableError, TransactError, Transaction};
 
 use crate::rules::SlotClaim;
 
 /// Items of a booking's transaction besides its nights: the idempotency record, the listing's
-/// ConditionCheck, the search item's update, the booking itself, the guest's hold slot and its
+/// ConditionCheck, the search item's update, the booking itself, its payout, the guest's hold slot and its
 /// `booking.created` outbox item.
-pub const FIXED_ITEMS: usize = 6;
+pub const FIXED_ITEMS: usize = 7;
 const _: () = assert!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS <= MAX_TRANSACTION_ITEMS);
 
 /// GetItem of the listing (1 request, strongly consistent).
@@ -135,6 +136,8 @@ pub enum CreateItem {
     SearchItem,
     /// The booking (condition: new).
     Booking,
+    /// Its payout item (condition: new; exists iff the booking does).
+    Payout,
     /// The guest's hold slot (condition: it still names the booking it was judged free with:
     /// `shared::booking::condition_slot_unchanged`).
     HoldSlot,
@@ -187,16 +190,24 @@ impl CreateError {
     }
 }
 
-/// Creates `b` holding `nights` until its `hold_expires_at`: ONE TransactWriteItems (1 request)
-/// of up to `nights + 6` items (`CreateItem`).
+/// What a new booking writes: the booking, its payout (scheduled with its terms), its nights
+/// and the hold slot it takes.
+pub struct NewBookingItems<'a> {
+    pub booking: &'a BookingItem,
+    pub payout: &'a PayoutItem,
+    pub nights: &'a [Date],
+    pub slot: &'a SlotClaim,
+}
+
+/// Creates the booking holding its nights until its `hold_expires_at`: ONE TransactWriteItems
+/// (1 request) of up to `nights + 7` items (`CreateItem`).
 pub async fn create(
     table: &Table,
-    b: &BookingItem,
-    nights: &[Date],
-    slot: &SlotClaim,
+    new: NewBookingItems<'_>,
     now: Timestamp,
     idempotency: Option<(&Idempotent, StoredResponse)>,
 ) -> Result<(), CreateError> {
+    let NewBookingItems { booking: b, payout, nights, slot } = new;
     let hold_until: Timestamp = b
         .hold_expires_at
         .as_deref()
@@ -217,6 +228,7 @@ pub async fn create(
         Some(&listing::condition_search_item_exists()),
     )?;
     tx.put_new(CreateItem::Booking, b)?;
+    tx.put_new(CreateItem::Payout, payout)?;
     let taken = HoldSlot::taken(&b.guest.user_id, slot.slot, &b.booking_id, hold_until, now);
     tx.put(CreateItem::HoldSlot, &taken, Some(&booking::condition_slot_unchanged(slot.seen_booking.as_deref())))?;
     // The event exists iff the booking does: same transaction (docs/events.md).
@@ -253,6 +265,11 @@ fn booking_created(
         now,
     );
     events::outbox_put(table, &created).map_err(|e| TableError::from(anyhow::anyhow!("booking.created: {e}")))
+}
+
+/// GetItem of a booking's payout (1 request; none for bookings made before payouts).
+pub async fn payout(table: &Table, booking_id: &str) -> Result<Option<PayoutItem>, TableError> {
+    table.get(&shared::payout::key(booking_id)).await
 }
 
 /// GetItem of a booking (1 request, strongly consistent).
@@ -349,7 +366,7 @@ mod tests {
 
     #[test]
     fn a_ninety_night_stay_fits_one_transaction() {
-        assert_eq!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS, 96);
+        assert_eq!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS, 97);
         assert!(MAX_STAY_NIGHTS as usize + FIXED_ITEMS <= MAX_TRANSACTION_ITEMS);
     }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 use shared::booking::{BookingItem, BookingStatus, Cancellation, Decline, Party, Payment, Price, RefundSummary};
 use shared::listing::{Address, BookingMode, CancellationPolicy};
 use shared::money::Money;
+use shared::payout::PayoutView;
 
 use crate::cancellation::RefundDecision;
 
@@ -109,6 +110,11 @@ pub struct BookingView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub refund: Option<RefundSummary>,
+    /// The host's payout (its host only, on `GET /v1/bookings/{id}`): the platform fee, what
+    /// the host gets, when, and what was transferred and reversed (docs/payments.md, "Payouts").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub payout: Option<PayoutView>,
     /// RFC 3339 UTC.
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -193,6 +199,7 @@ pub fn booking(b: &BookingItem, viewer: Viewer, now: Timestamp) -> BookingView {
         decline: b.decline.clone(),
         cancellation: b.cancellation.clone(),
         refund: refund(b, viewer),
+        payout: None,
         created_at: b.created_at.clone(),
         updated_at: b.updated_at.clone(),
     }

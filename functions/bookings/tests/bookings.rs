@@ -15,6 +15,7 @@ fn state() -> AppState {
         clock: Arc::new(FixedClock::at("2026-11-26T10:00:00Z").expect("timestamp")),
         cursors: Arc::new(testing::replay_cursor_key()),
         hold: SignedDuration::from_mins(15),
+        platform_fee_basis_points: 300,
     }
 }
 

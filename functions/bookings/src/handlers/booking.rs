@@ -3,12 +3,14 @@
 use axum::extract::State;
 use shared::extract::{Json, Path};
 use shared::metrics::Business;
+use shared::payout::PayoutView;
 use shared::{ApiError, Caller};
 
 use super::{Result, party_booking};
 use crate::AppState;
 use crate::cancellation::{self, CancelBody};
 use crate::lifecycle::{self, CancelError};
+use crate::store;
 use crate::views::{self, BookingView, PreviewView, Viewer};
 
 /// GET /v1/bookings/{id}: its guest or its host; 404 to anyone else. One GetItem.
@@ -32,7 +34,12 @@ pub async fn get_booking(
 /// `booking` too).
 pub async fn booking_for(st: &AppState, caller: &Caller, id: &str) -> Result<BookingView> {
     let b = party_booking(st, caller, id).await?;
-    Ok(views::booking(&b, Viewer::of(&b, &caller.user_id), st.clock.now()))
+    let viewer = Viewer::of(&b, &caller.user_id);
+    let mut view = views::booking(&b, viewer, st.clock.now());
+    if viewer == Viewer::Host {
+        view.payout = store::payout(&st.table, id).await?.as_ref().map(PayoutView::from);
+    }
+    Ok(view)
 }
 
 /// GET /v1/bookings/{id}/cancellation: what cancelling now would refund (1 GetItem).

@@ -9,6 +9,7 @@ use shared::extract::Json;
 use shared::idempotency::{self, IdempotencyKey, Idempotent, Lookup, StoredResponse};
 use shared::metrics::Business;
 use shared::openapi::IdempotencyKeyHeader;
+use shared::payout::PayoutItem;
 use shared::{ApiError, Caller};
 
 use super::{Result, unexpected};
@@ -106,8 +107,10 @@ async fn attempt_booking(
     };
     let item =
         rules::booking_item(&listing, NewBooking { booking_id: &booking_id, stay, guest, price, now, hold: st.hold })?;
+    let payout = PayoutItem::scheduled(&item, st.platform_fee_basis_points, now).map_err(unexpected)?;
     let response = StoredResponse::json(StatusCode::CREATED, &views::booking(&item, Viewer::Guest, now))?;
-    let outcome = store::create(&st.table, &item, &nights, slot, now, idem.map(|i| (i, response.clone()))).await;
+    let new = store::NewBookingItems { booking: &item, payout: &payout, nights: &nights, slot };
+    let outcome = store::create(&st.table, new, now, idem.map(|i| (i, response.clone()))).await;
     match outcome {
         Ok(()) => {
             shared::metrics::count(Business::BookingsCreated);
