@@ -6,7 +6,12 @@ learns of the authorisation from Stripe's `payment_intent.amount_capturable_upda
 a cancelled authorisation is `payment_intent.canceled`. localstripe (pinned in
 requirements.txt) implements manual capture itself (confirm -> `requires_capture`, capture ->
 `succeeded` and its webhook, cancel -> `canceled`) but sends neither of those two events. This
-launcher adds them, as Stripe sends them, and then runs localstripe's own server unchanged.
+launcher adds them, as Stripe sends them.
+
+It also adds Stripe Connect, which localstripe lacks: Express accounts, account links and their
+hosted onboarding, transfers and transfer reversals, with Idempotency-Key and a few test switches
+under `/_config/connect/` (`stripe_connect.py` says what is emulated and what is not). Then it
+runs localstripe's own server.
 """
 
 import sys
@@ -47,7 +52,11 @@ resources.extra_apis[:] = [
     for method, url, func in resources.extra_apis
 ]
 
-from localstripe.server import start  # noqa: E402 (after the patches: it registers the routes)
+from localstripe.server import app, start  # noqa: E402 (after the patches: it registers the routes)
+
+import stripe_connect  # noqa: E402 (next to this file: the script's directory is on sys.path)
+
+stripe_connect.install(app)  # routes can be added until the app runs
 
 if __name__ == "__main__":
     sys.argv[0] = "localstripe"
