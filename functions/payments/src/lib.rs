@@ -7,6 +7,7 @@
 //! Both share the Stripe calls (`stripe`) and the payment attributes of the booking item
 //! (`store`); async-stripe stays inside this crate.
 
+pub mod connect;
 pub mod events;
 pub mod handlers;
 pub mod queue;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use axum::Router;
 use shared::{SharedClock, Table};
 
+use crate::connect::Connect;
 use crate::queue::EventQueue;
 use crate::signature::WebhookSecrets;
 use crate::stripe::Gateway;
@@ -31,6 +33,8 @@ pub struct AppState {
     pub table: Arc<Table>,
     pub clock: SharedClock,
     pub stripe: Arc<dyn Gateway>,
+    /// Stripe Connect (host payout accounts).
+    pub connect: Arc<dyn Connect>,
     pub queue: Arc<dyn EventQueue>,
     pub webhook_secrets: Arc<WebhookSecrets>,
 }

@@ -16,10 +16,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     let ssm = aws_sdk_ssm::Client::new(&sdk);
     // Secrets are SSM SecureStrings read once here; the template passes their names.
     let (stripe, webhook_secrets) = tokio::join!(StripeApi::from_config(&ssm), WebhookSecrets::from_config(&ssm));
+    let stripe = Arc::new(stripe?);
     let state = AppState {
         table: Arc::new(Table::new(&sdk, config::required("TABLE_NAME")?)),
         clock: clock::from_env()?,
-        stripe: Arc::new(stripe?),
+        stripe: stripe.clone(),
+        connect: stripe,
         queue: Arc::new(SqsQueue::from_config(&sdk)?),
         webhook_secrets: Arc::new(webhook_secrets?),
     };

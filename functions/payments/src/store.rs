@@ -15,12 +15,14 @@
 //! `PAYMENT_INTENT#<pi id>` / `PAYMENT_INTENT`: `{booking_id}`, written with the intent id, so a
 //! Stripe object that names only the intent (a charge) leads to its booking in one GetItem.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::booking::{self, BookingItem, BookingStatus, PaymentStatus};
 use shared::keys::Key;
 use shared::money::{Currency, Money};
+use shared::payout::{self, PayoutAccountItem};
 use shared::table::{Expr, Table, TableError, TransactError, Transaction};
 
 pub const INTENT_ITEM_TYPE: &str = "payment_intent";
@@ -300,4 +302,61 @@ mod tests {
             serde_json::from_value(json!({"amount": 1, "currency": "USD", "status": "succeeded"})).unwrap();
         assert_eq!(minimal.money(), Money::new(1, Currency::USD));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payout accounts (`USER#<id>` / `PAYOUT_ACCOUNT`)
+// ---------------------------------------------------------------------------------------------
+
+/// GetItem of a user's payout account (1 request, strongly consistent).
+pub async fn payout_account(table: &Table, user_id: &str) -> Result<Option<PayoutAccountItem>, TableError> {
+    table.get(&payout::account_key(user_id)).await
+}
+
+/// Put of a new payout account (condition: the user has none).
+pub async fn create_payout_account(table: &Table, account: &PayoutAccountItem) -> Result<(), TableError> {
+    table.put_new(account).await
+}
+
+/// What an `account.updated` event says of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    pub details_submitted: bool,
+    pub payouts_enabled: bool,
+    pub requirements_due: Vec<String>,
+    pub disabled_reason: Option<String>,
+    /// The event's `created` (seconds).
+    pub event_created: i64,
+}
+
+/// Applies an account's state to its user's item: condition, it is this account and the event is
+/// not older than the last one applied (Stripe does not deliver in order). A condition failure
+/// (an older event, or no such account) is reported as such for the caller to acknowledge.
+pub async fn update_payout_account(
+    table: &Table,
+    user_id: &str,
+    account_id: &str,
+    state: &AccountState,
+    now: Timestamp,
+) -> Result<(), TableError> {
+    let update = Expr::new(
+        "SET details_submitted = :ds, payouts_enabled = :pe, requirements_due = :rd, \
+         stripe_event_created = :created, updated_at = :now REMOVE disabled_reason",
+    );
+    let mut update = update
+        .value(":ds", AttributeValue::Bool(state.details_submitted))
+        .value(":pe", AttributeValue::Bool(state.payouts_enabled))
+        .ser(":rd", &state.requirements_due)?
+        .n(":created", state.event_created)
+        .s(":now", shared::night::instant(now));
+    if let Some(reason) = &state.disabled_reason {
+        update.expression = update.expression.replace(" REMOVE disabled_reason", ", disabled_reason = :dr");
+        update = update.s(":dr", reason.clone());
+    }
+    let condition = Expr::new(
+        "account_id = :c_acct AND (attribute_not_exists(stripe_event_created) OR stripe_event_created <= :c_created)",
+    )
+    .s(":c_acct", account_id)
+    .n(":c_created", state.event_created);
+    table.update(&payout::account_key(user_id), &update, Some(&condition)).await
 }

@@ -90,7 +90,7 @@ struct WireRefund {
 }
 
 /// Stripe's amount in `currency` (as Stripe spells it) as ISO minor units, exactly or not at all.
-fn iso_amount(amount: i64, currency: &str, what: &str, id: &str) -> Result<i64, StripeFailure> {
+pub(crate) fn iso_amount(amount: i64, currency: &str, what: &str, id: &str) -> Result<i64, StripeFailure> {
     currencies::from_stripe_code(amount, currency)
         .map(|m| m.amount)
         .map_err(|e| StripeFailure::Transport(anyhow::anyhow!("{what} {id}: amount {amount} {currency}: {e}")))
@@ -266,7 +266,11 @@ impl StripeApi {
     }
 
     /// Sends `request` (with `key` as Stripe's `Idempotency-Key`) and decodes the answer as `T`.
-    async fn send<T: DeserializeOwned>(&self, request: RequestBuilder, key: Option<&str>) -> Result<T, StripeFailure> {
+    pub(crate) async fn send<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+        key: Option<&str>,
+    ) -> Result<T, StripeFailure> {
         let mut call = request.customize::<miniserde::json::Value>();
         if let Some(key) = key {
             let key = IdempotencyKey::new(key)
@@ -308,7 +312,7 @@ pub fn create_intent_request(new: &NewIntent) -> Result<RequestBuilder, StripeAm
     Ok(request)
 }
 
-fn stripe_currency(currency: Currency) -> stripe_types::Currency {
+pub(crate) fn stripe_currency(currency: Currency) -> stripe_types::Currency {
     currency.code().to_ascii_lowercase().parse().unwrap_or_else(|never: std::convert::Infallible| match never {})
 }
 
@@ -332,7 +336,7 @@ pub fn booking_search_query(booking_id: &str) -> Option<String> {
         .then(|| format!("metadata['{META_BOOKING_ID}']:'{booking_id}'"))
 }
 
-fn amount_refused(e: StripeAmountError) -> StripeFailure {
+pub(crate) fn amount_refused(e: StripeAmountError) -> StripeFailure {
     StripeFailure::Transport(anyhow::anyhow!("amount not sent to Stripe: {e}"))
 }
 

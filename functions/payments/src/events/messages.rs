@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use shared::events::Envelope;
 
+use crate::connect::Account;
 use crate::events::rules::{ChargeObject, IntentObject};
 
 /// A Stripe event: the envelope fields Roost reads.
@@ -13,6 +14,9 @@ pub struct StripeEvent {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
+    /// Unix seconds.
+    #[serde(default)]
+    pub created: i64,
     pub data: StripeEventData,
 }
 
@@ -44,6 +48,11 @@ pub fn classify(body: Value) -> anyhow::Result<Incoming> {
 pub fn intent(event: &StripeEvent) -> anyhow::Result<IntentObject> {
     serde_json::from_value(event.data.object.clone())
         .map_err(|e| anyhow::anyhow!("{}: data.object is not a payment intent: {e}", event.id))
+}
+
+pub fn account(event: &StripeEvent) -> anyhow::Result<Account> {
+    serde_json::from_value(event.data.object.clone())
+        .map_err(|e| anyhow::anyhow!("{}: data.object is not an account: {e}", event.id))
 }
 
 pub fn charge(event: &StripeEvent) -> anyhow::Result<ChargeObject> {

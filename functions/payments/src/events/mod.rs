@@ -4,7 +4,8 @@
 //! - Stripe events the webhook verified and enqueued (`{id, type, data.object}`):
 //!   `payment_intent.succeeded` confirms the booking (or refunds a payment that came too late,
 //!   or one that is not the booking's), `payment_intent.payment_failed` records the failure,
-//!   `charge.refunded` completes a refund;
+//!   `charge.refunded` completes a refund; `account.updated` records a host's payout account
+//!   state (`accounts`);
 //! - domain events from the topic (envelopes): `booking.cancelled` refunds what is due and
 //!   cancels an open intent, `booking.expired` cancels an open intent.
 //!
@@ -23,6 +24,7 @@
 //! `refunds` (the refund state machine and its one Stripe refund call), `rules` (the decisions,
 //! pure), `store` (every read and write, the transactions), `budget` (the invocation's time).
 
+mod accounts;
 mod budget;
 mod handlers;
 pub mod messages;
@@ -49,7 +51,8 @@ use crate::events::handlers::{
     on_booking_accepted, on_booking_cancelled, on_booking_declined, on_booking_expired, on_charge_refunded,
     on_intent_authorized, on_intent_failed, on_intent_succeeded,
 };
-use crate::events::messages::{Incoming, StripeEvent, charge, classify, intent};
+use crate::events::accounts::on_account_updated;
+use crate::events::messages::{Incoming, StripeEvent, account, charge, classify, intent};
 use crate::stripe::Gateway;
 
 /// The consumer name in receipts (`EVENT#<id>` / `CONSUMER#payment-events`).
@@ -119,6 +122,7 @@ async fn apply_stripe(st: &EventsState, event: StripeEvent, d: Delivery) -> anyh
         "payment_intent.payment_failed" => on_intent_failed(st, &event.id, intent(&event)?).await,
         "payment_intent.amount_capturable_updated" => on_intent_authorized(st, d, &event.id, intent(&event)?).await,
         "charge.refunded" => on_charge_refunded(st, d, &event.id, charge(&event)?).await,
+        "account.updated" => on_account_updated(st, event.created, account(&event)?).await,
         other => {
             tracing::info!(event_type = other, "stripe event type not handled: acknowledged");
             Ok(())

@@ -47,7 +47,7 @@ pub const IDEMPOTENCY_LEASE: SignedDuration = SignedDuration::from_secs(30);
 /// Stripe's refusal of the request is 502 `payment_provider_error`; Stripe unreachable, slow,
 /// failing (5xx) or rate-limiting (429) is 503 `payment_provider_unavailable` with `Retry-After`:
 /// the guest's retry with the same Idempotency-Key may work, and creates no second intent.
-fn provider_error(e: StripeFailure) -> ApiError {
+pub(crate) fn provider_error(e: StripeFailure) -> ApiError {
     let unavailable = || {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

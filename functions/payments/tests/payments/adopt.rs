@@ -194,6 +194,7 @@ async fn a_retry_after_keep_intent_failed_adopts_the_intent_at_stripe() {
         table: Arc::new(Table::from_conf(conf, "adopt")),
         clock: Arc::new(FixedClock::at(NOW).unwrap()),
         stripe: stripe.clone(),
+        connect: Arc::new(payments::connect::NoConnect),
         queue: Arc::new(MemoryQueue::default()),
         webhook_secrets: Arc::new(WebhookSecrets(Vec::new())),
     };

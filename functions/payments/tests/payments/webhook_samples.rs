@@ -61,6 +61,7 @@ fn state(queue: Arc<MemoryQueue>) -> AppState {
         table: Arc::new(Table::from_conf(dynamodb, "replay")),
         clock: Arc::new(FixedClock::at(NOW).expect("timestamp")),
         stripe: Arc::new(NoStripe),
+        connect: Arc::new(payments::connect::NoConnect),
         queue,
         webhook_secrets: Arc::new(WebhookSecrets(vec![
             SecretString::from(SECRET.to_owned()),
