@@ -141,6 +141,10 @@ pub struct PayoutItem {
     /// Stripe's error code of the last failed attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The amount of a transfer attempt whose outcome is not known yet (claimed before Stripe is
+    /// called): its retry sends the same amount under the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_attempt: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer_id: Option<String>,
     /// Minor units transferred to the host (0 before the transfer).
@@ -156,8 +160,10 @@ pub struct PayoutItem {
     #[serde(rename = "GSI3SK", default, skip_serializing_if = "Option::is_none")]
     pub gsi3sk: Option<String>,
     pub created_at: String,
-    /// Every write of the payouts function is conditioned on the value it read.
     pub updated_at: String,
+    /// Bumped by every write of the payouts function, each conditioned on the value it read.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl PayoutItem {
@@ -182,12 +188,14 @@ impl PayoutItem {
             refused_attempts: 0,
             failed_attempts: 0,
             last_error: None,
+            transfer_attempt: None,
             transfer_id: None,
             transferred: 0,
             reversed: 0,
             paid_at: None,
             created_at: night::instant(now),
             updated_at: night::instant(now),
+            version: 0,
         })
     }
 

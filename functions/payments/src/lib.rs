@@ -10,6 +10,7 @@
 pub mod connect;
 pub mod events;
 pub mod handlers;
+pub mod payouts;
 pub mod queue;
 pub mod rules;
 pub mod signature;

@@ -13,6 +13,7 @@ use shared::events::{self, BookingConfirmed, BookingRequested, Envelope, Payment
 use shared::keys::Key;
 use shared::money::Money;
 use shared::night;
+use shared::payout::{self, PayoutItem};
 use shared::sqs::{self, Once};
 use shared::table::{Expr, TableError, TransactError, Transaction};
 
@@ -349,11 +350,33 @@ pub async fn refund_succeeded(
         },
         now,
     );
-    let effect = vec![
+    let mut effect = vec![
         table.tx_update(&booking::key(b.id()), &update, Some(&RefundOwner::Booking(b.id()).unfinished()))?,
         outbox_put(table, &event)?,
     ];
+    // A refund after the host's payout: the payout is due again now, for the payouts function
+    // to reverse the host's part (shared::payout). In the same transaction as the refund.
+    if let Some(payout) = table.get::<PayoutItem>(&payout::key(b.id())).await?
+        && payout.transfer_id.is_some()
+    {
+        effect.push(table.tx_update(&payout::key(b.id()), &payout_due_again(b.id(), now), Some(&Expr::exists()))?);
+    }
     sqs::apply_once(table, event_id, CONSUMER, now, effect).await
+}
+
+/// The payout back in the due index at `now`, its version bumped (a payouts run that read it
+/// before acts on it again, fresh).
+fn payout_due_again(booking_id: &str, now: Timestamp) -> Expr {
+    Expr::new("SET #pk = :pk, #sk = :sk, #version = if_not_exists(#version, :zero) + :one, #updated = :now")
+        .name("#pk", "GSI3PK")
+        .name("#sk", "GSI3SK")
+        .name("#version", "version")
+        .name("#updated", "updated_at")
+        .s(":pk", payout::DUE_PARTITION)
+        .s(":sk", payout::due_sort_key(&night::instant(now), booking_id))
+        .n(":zero", 0)
+        .n(":one", 1)
+        .s(":now", night::instant(now))
 }
 
 // ---------------------------------------------------------------------------------------------
