@@ -26,6 +26,8 @@ impl Reads {
                 cursors: cursors.clone(),
                 // Reads never create calendar imports.
                 allow_loopback_feeds: false,
+                // Reads never create listings.
+                payout_account_required: false,
             },
             // Reads never hold nights: the hold is the create route's.
             bookings: bookings::AppState {
@@ -33,6 +35,7 @@ impl Reads {
                 clock: clock.clone(),
                 cursors: cursors.clone(),
                 hold: Default::default(),
+                platform_fee_basis_points: 0,
             },
             reviews: reviews::AppState { table: table.clone(), clock, cursors: cursors.clone() },
             table,

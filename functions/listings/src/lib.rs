@@ -29,6 +29,9 @@ pub struct AppState {
     /// Calendar imports may name `http` feeds on loopback (the local stack only:
     /// `feeds::ALLOW_LOOPBACK_ENV`).
     pub allow_loopback_feeds: bool,
+    /// A host may publish only once their payout account can receive transfers
+    /// (`PAYOUT_ACCOUNT_REQUIRED_TO_PUBLISH`, per stage; docs/payments.md, "Payouts").
+    pub payout_account_required: bool,
 }
 
 /// What the scheduled calendar sync needs (`src/bin/calendar-sync.rs`).

@@ -15,6 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         clock: clock::from_env()?,
         cursors: Arc::new(CursorKey::from_parameter(&sdk).await?),
         allow_loopback_feeds: listings::feeds::FeedFetcher::loopback_allowed(),
+        payout_account_required: config::optional("PAYOUT_ACCOUNT_REQUIRED_TO_PUBLISH").as_deref() == Some("true"),
     };
     shared::http::run(router(state)).await
 }

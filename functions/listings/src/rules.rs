@@ -246,6 +246,15 @@ pub fn parse_price(field: &str, money: Money) -> Result<Money, FieldError> {
 
 /// 422 `unsupported_currency` when a price names a currency Roost does not take payments in
 /// (an unknown or malformed code is a 400 field error of the body instead).
+/// 409 `payout_account_required`: the stage lets only hosts who can be paid publish.
+pub fn payout_account_required() -> ApiError {
+    ApiError::conflict(
+        "payout_account_required",
+        "Connect a payout account first (POST /v1/me/payout-account, then Stripe's onboarding): \
+         listings are published once their host can be paid.",
+    )
+}
+
 pub fn check_currencies(prices: &[(&str, Option<Money>)]) -> Result<(), ApiError> {
     for (field, money) in prices {
         if let Some(m) = money

@@ -33,6 +33,7 @@ fn state() -> AppState {
         clock: Arc::new(FixedClock::at("2026-11-26T10:00:00Z").expect("timestamp")),
         cursors: Arc::new(CursorKey::new(&SecretString::from("k".repeat(48))).expect("cursor key")),
         allow_loopback_feeds: false,
+        payout_account_required: false,
     }
 }
 

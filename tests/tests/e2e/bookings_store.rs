@@ -15,6 +15,7 @@ use shared::Table;
 use shared::booking::{BookingItem, Party};
 use shared::idempotency::{IdempotencyKey, Idempotent, StoredResponse};
 use shared::listing::ListingItem;
+use shared::payout::PayoutItem;
 
 fn table() -> Table {
     let stack = Stack::get();
@@ -99,7 +100,9 @@ async fn create(
     now: Timestamp,
     idempotency: Option<(&Idempotent, StoredResponse)>,
 ) -> Result<(), CreateFailure> {
-    match store::create(table, b, nights, slot, now, idempotency).await {
+    let payout = PayoutItem::scheduled(b, 300, now).expect("payout terms");
+    let new = store::NewBookingItems { booking: b, payout: &payout, nights, slot };
+    match store::create(table, new, now, idempotency).await {
         Ok(()) => Ok(()),
         Err(CreateError::Duplicate) => Err(CreateFailure::Duplicate),
         Err(CreateError::ListingChanged) => Err(CreateFailure::ListingChanged),

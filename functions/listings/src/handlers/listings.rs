@@ -23,7 +23,7 @@ use crate::{AppState, store};
     responses(
         (status = 201, description = "The new listing, as its host sees it.", body = ListingView),
         (status = 403, description = "host_required"),
-        (status = 409, description = "conflict"),
+        (status = 409, description = "conflict, payout_account_required (where the stage requires one)"),
         (status = 422, description = "unsupported_currency"),
     ),
     security(("cognito" = [])))]
@@ -33,6 +33,9 @@ pub async fn create(
     Json(body): Json<ListingBody>,
 ) -> Result<impl IntoResponse> {
     let fields = rules::parse_listing(&body)?;
+    if st.payout_account_required && !store::can_receive_payouts(&st.table, &host.user_id).await? {
+        return Err(rules::payout_account_required());
+    }
     let now = st.clock.now();
     let host_name = store::host_name(&st.table, &host.user_id).await?.unwrap_or_else(|| "Host".to_owned());
     let item = store::new_listing(shared::ids::new_id_at("lst", now), &host.user_id, host_name, fields, now);
