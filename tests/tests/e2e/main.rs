@@ -30,6 +30,7 @@ mod metrics;
 mod notifications;
 mod openapi;
 mod payments;
+mod payouts;
 mod request_counts;
 mod request_to_book;
 mod reviews;

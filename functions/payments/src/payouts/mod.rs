@@ -170,6 +170,7 @@ async fn failed(
     store::record_failure(&st.table, p, &code, refused(&e), retry, now).await?;
     tracing::error!(
         { ALERT_FIELD } = "payout_failed",
+        booking_id = %p.booking_id,
         step = what,
         stripe_code = %code,
         failed_attempts = failures,
