@@ -175,12 +175,22 @@ impl Expr {
     }
 }
 
+/// The names and values of an update and its condition (or a key condition and its filter),
+/// sent as one map each. One placeholder meaning two things in them is a programming error
+/// (the second would silently win: `#pk` as `PK` in a condition and `GSI3PK` in its update):
+/// debug builds, the tests and the local stack among them, stop on it.
 fn merged(exprs: &[Option<&Expr>]) -> (Option<HashMap<String, String>>, Option<Item>) {
-    let mut names = HashMap::new();
-    let mut values = HashMap::new();
+    let mut names: HashMap<String, String> = HashMap::new();
+    let mut values: HashMap<String, AttributeValue> = HashMap::new();
     for e in exprs.iter().flatten() {
-        names.extend(e.names.iter().map(|(k, v)| (k.clone(), v.clone())));
-        values.extend(e.values.iter().map(|(k, v)| (k.clone(), v.clone())));
+        for (k, v) in &e.names {
+            let before = names.insert(k.clone(), v.clone());
+            debug_assert!(before.as_ref().is_none_or(|b| b == v), "placeholder {k} names both {before:?} and {v}");
+        }
+        for (k, v) in &e.values {
+            let before = values.insert(k.clone(), v.clone());
+            debug_assert!(before.as_ref().is_none_or(|b| b == v), "placeholder {k} stands for two values");
+        }
     }
     ((!names.is_empty()).then_some(names), (!values.is_empty()).then_some(values))
 }
@@ -804,6 +814,22 @@ impl Intercept for CountRequests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[should_panic(expected = "placeholder #pk names both")]
+    fn one_placeholder_for_two_attributes_is_caught() {
+        let update = Expr::new("SET #pk = :v").name("#pk", "GSI3PK").s(":v", "x");
+        merged(&[Some(&update), Some(&Expr::exists())]);
+    }
+
+    #[test]
+    fn the_same_placeholder_for_the_same_thing_merges() {
+        let a = Expr::new("a").name("#s", "status").s(":v", "x");
+        let b = Expr::new("b").name("#s", "status").s(":v", "x");
+        let (names, values) = merged(&[Some(&a), Some(&b)]);
+        assert_eq!(names.map(|n| n.len()), Some(1));
+        assert_eq!(values.map(|v| v.len()), Some(1));
+    }
     use crate::test_support::{AwsStub, dynamodb_client};
     use serde::Deserialize;
     use std::sync::atomic::AtomicUsize;

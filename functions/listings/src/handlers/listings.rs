@@ -23,7 +23,7 @@ use crate::{AppState, store};
     responses(
         (status = 201, description = "The new listing, as its host sees it.", body = ListingView),
         (status = 403, description = "host_required"),
-        (status = 409, description = "conflict, payout_account_required (where the stage requires one)"),
+        (status = 409, description = "conflict, payout_account_required"),
         (status = 422, description = "unsupported_currency"),
     ),
     security(("cognito" = [])))]
