@@ -2,9 +2,9 @@ use std::sync::Arc;
 
 use bookings::{AppState, router};
 use jiff::SignedDuration;
-use shared::{config, payout};
 use shared::cursor::CursorKey;
 use shared::{Table, clock, metrics, telemetry};
+use shared::{config, payout};
 
 /// The longest hold `HOLD_MINUTES` may ask for: a day.
 const MAX_HOLD_MINUTES: i64 = 24 * 60;

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use shared::currencies;
 use shared::money::Money;
 use stripe_client_core::{RequestBuilder, StripeRequest};
-use stripe_connect::account::{CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers, CreateAccountType};
+use stripe_connect::account::{
+    CreateAccount, CreateAccountCapabilities, CreateAccountCapabilitiesTransfers, CreateAccountType,
+};
 use stripe_connect::account_link::{CreateAccountLink, CreateAccountLinkType};
 use stripe_connect::transfer::CreateTransfer;
 use stripe_connect::transfer_reversal::CreateIdTransferReversal;
@@ -104,8 +106,12 @@ pub struct NewReversal {
 pub trait Connect: Send + Sync {
     /// An Express account for `user_id` in `country` asking for transfers; `key` is Stripe's
     /// `Idempotency-Key` (one account per user however often it is asked for).
-    fn create_account<'a>(&'a self, user_id: &'a str, country: &'a str, key: &'a str)
-    -> BoxFuture<'a, Result<Account, StripeFailure>>;
+    fn create_account<'a>(
+        &'a self,
+        user_id: &'a str,
+        country: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Account, StripeFailure>>;
     fn onboarding_link<'a>(
         &'a self,
         account_id: &'a str,
@@ -127,10 +133,20 @@ fn unavailable<'a, T: Send + 'a>() -> BoxFuture<'a, Result<T, StripeFailure>> {
 }
 
 impl Connect for NoConnect {
-    fn create_account<'a>(&'a self, _: &'a str, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<Account, StripeFailure>> {
+    fn create_account<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Account, StripeFailure>> {
         unavailable()
     }
-    fn onboarding_link<'a>(&'a self, _: &'a str, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<AccountLink, StripeFailure>> {
+    fn onboarding_link<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<AccountLink, StripeFailure>> {
         unavailable()
     }
     fn create_transfer<'a>(&'a self, _: &'a NewTransfer) -> BoxFuture<'a, Result<Transfer, StripeFailure>> {

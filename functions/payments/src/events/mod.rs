@@ -45,13 +45,13 @@ use shared::{SharedClock, Table};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::events::accounts::on_account_updated;
 pub use crate::events::budget::Budget;
 use crate::events::budget::Delivery;
 use crate::events::handlers::{
     on_booking_accepted, on_booking_cancelled, on_booking_declined, on_booking_expired, on_charge_refunded,
     on_intent_authorized, on_intent_failed, on_intent_succeeded,
 };
-use crate::events::accounts::on_account_updated;
 use crate::events::messages::{Incoming, StripeEvent, account, charge, classify, intent};
 use crate::stripe::Gateway;
 

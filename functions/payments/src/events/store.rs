@@ -367,16 +367,18 @@ pub async fn refund_succeeded(
 /// The payout back in the due index at `now`, its version bumped (a payouts run that read it
 /// before acts on it again, fresh).
 fn payout_due_again(booking_id: &str, now: Timestamp) -> Expr {
-    Expr::new("SET #due_pk = :due_pk, #due_sk = :due_sk, #version = if_not_exists(#version, :zero) + :one, #updated = :now")
-        .name("#due_pk", "GSI3PK")
-        .name("#due_sk", "GSI3SK")
-        .name("#version", "version")
-        .name("#updated", "updated_at")
-        .s(":due_pk", payout::DUE_PARTITION)
-        .s(":due_sk", payout::due_sort_key(&night::instant(now), booking_id))
-        .n(":zero", 0)
-        .n(":one", 1)
-        .s(":now", night::instant(now))
+    Expr::new(
+        "SET #due_pk = :due_pk, #due_sk = :due_sk, #version = if_not_exists(#version, :zero) + :one, #updated = :now",
+    )
+    .name("#due_pk", "GSI3PK")
+    .name("#due_sk", "GSI3SK")
+    .name("#version", "version")
+    .name("#updated", "updated_at")
+    .s(":due_pk", payout::DUE_PARTITION)
+    .s(":due_sk", payout::due_sort_key(&night::instant(now), booking_id))
+    .n(":zero", 0)
+    .n(":one", 1)
+    .s(":now", night::instant(now))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-//! `POST /v1/me/payout-account` and `GET /v1/me/payout-account`: the caller's Stripe Connect
-//! Express account, where a host's payouts go (docs/payments.md, "Payouts").
+//! `POST /v1/me/payout-account` and `GET /v1/me/payout-account`: the calling host's Stripe
+//! Connect Express account, where their payouts go (docs/payments.md, "Payouts"); hosts only.
 //!
 //! POST creates the account once (Stripe `Idempotency-Key` `payout-account-<user id>`, then a
 //! conditional Put of `USER#<id>` / `PAYOUT_ACCOUNT`: two first calls at once agree on the one
@@ -73,10 +73,8 @@ pub struct PayoutAccountView {
 
 impl PayoutAccountView {
     fn of(a: &PayoutAccountItem, link: Option<AccountLink>) -> Self {
-        let expires_at = link
-            .as_ref()
-            .and_then(|l| jiff::Timestamp::from_second(l.expires_at).ok())
-            .map(|t| t.to_string());
+        let expires_at =
+            link.as_ref().and_then(|l| jiff::Timestamp::from_second(l.expires_at).ok()).map(|t| t.to_string());
         Self {
             account_id: a.account_id.clone(),
             status: a.status(),
@@ -127,6 +125,7 @@ fn check_url(value: &str) -> Result<(), &'static str> {
         (status = 201, description = "The account was created: onboard at `onboarding_url`.", body = PayoutAccountView),
         (status = 200, description = "The caller's account (a new onboarding link unless it is enabled).", body = PayoutAccountView),
         (status = 400, description = "validation_failed, malformed_request"),
+        (status = 403, description = "host_required"),
         (status = 502, description = "payment_provider_error"),
         (status = 503, description = "payment_provider_unavailable"),
     ),
@@ -136,6 +135,7 @@ pub async fn connect_payout_account(
     caller: Caller,
     Json(body): Json<PayoutAccountBody>,
 ) -> Result<Response, ApiError> {
+    caller.require_host()?;
     check_body(&body)?;
     let now = st.clock.now();
     let (account, created) = match store::payout_account(&st.table, &caller.user_id).await? {
@@ -171,10 +171,15 @@ pub async fn connect_payout_account(
     summary = "The caller's payout account and its state",
     responses(
         (status = 200, description = "The caller's payout account.", body = PayoutAccountView),
+        (status = 403, description = "host_required"),
         (status = 404, description = "payout_account_not_found"),
     ),
     security(("cognito" = [])))]
-pub async fn get_payout_account(State(st): State<AppState>, caller: Caller) -> Result<Json<PayoutAccountView>, ApiError> {
+pub async fn get_payout_account(
+    State(st): State<AppState>,
+    caller: Caller,
+) -> Result<Json<PayoutAccountView>, ApiError> {
+    caller.require_host()?;
     let account = store::payout_account(&st.table, &caller.user_id).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -168,7 +168,12 @@ mod tests {
         p.transfer_id = Some("tr_1".into());
         p.transferred = host;
         // Half refunded: the host keeps half their amount (rounded down).
-        b.refund = Some(RefundSummary { amount: total / 2, currency: eur(), status: "succeeded".into(), failure_reason: None });
+        b.refund = Some(RefundSummary {
+            amount: total / 2,
+            currency: eur(),
+            status: "succeeded".into(),
+            failure_reason: None,
+        });
         let keep = payout::host_due(host, total, total / 2);
         assert_eq!(next_step(&p, &b, None), Step::Reverse { amount: host - keep });
         assert_eq!(reversal_key(&p, host - keep), format!("payout-reversal-{}-{keep}-0", p.booking_id));

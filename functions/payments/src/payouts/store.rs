@@ -37,7 +37,14 @@ pub async fn account(table: &Table, user_id: &str) -> Result<Option<PayoutAccoun
 /// One write of `p`: `set` (assignments, placeholders bound in `values`) and `remove`
 /// (attributes), plus `version + 1` and `updated_at`, on condition that `version` is still the
 /// one read.
-async fn write(table: &Table, p: &PayoutItem, set: &str, remove: &[&str], values: Expr, now: Timestamp) -> Result<(), TableError> {
+async fn write(
+    table: &Table,
+    p: &PayoutItem,
+    set: &str,
+    remove: &[&str],
+    values: Expr,
+    now: Timestamp,
+) -> Result<(), TableError> {
     let mut expression = format!("SET {set}, #version = :version, #updated = :now");
     if !remove.is_empty() {
         expression = format!("{expression} REMOVE {}", remove.join(", "));
@@ -65,7 +72,13 @@ pub async fn claim_transfer(table: &Table, p: &PayoutItem, amount: i64, now: Tim
 
 /// The transfer went through: `paid` with its id and amount (the index entry stays: the next
 /// step settles it, or reverses a refund that came meanwhile).
-pub async fn record_transfer(table: &Table, p: &PayoutItem, transfer_id: &str, amount: i64, now: Timestamp) -> Result<(), TableError> {
+pub async fn record_transfer(
+    table: &Table,
+    p: &PayoutItem,
+    transfer_id: &str,
+    amount: i64,
+    now: Timestamp,
+) -> Result<(), TableError> {
     let values = Expr::new("")
         .name("#status", "status")
         .s(":paid", PayoutStatus::Paid.as_str())
@@ -107,7 +120,12 @@ pub async fn record_failure(
 }
 
 /// The host has no account that can receive: waits (indexed again at `retry_at`).
-pub async fn wait_for_account(table: &Table, p: &PayoutItem, retry_at: Timestamp, now: Timestamp) -> Result<(), TableError> {
+pub async fn wait_for_account(
+    table: &Table,
+    p: &PayoutItem,
+    retry_at: Timestamp,
+    now: Timestamp,
+) -> Result<(), TableError> {
     let values = Expr::new("")
         .name("#status", "status")
         .s(":waiting", PayoutStatus::WaitingForAccount.as_str())
