@@ -22,8 +22,10 @@ metadata) and Stripe's error bodies:
 - `POST /v1/transfers/{id}/reversals` (partial or whole), `GET /v1/transfers/{id}/reversals`,
   `GET /v1/transfers/{id}/reversals/{reversal}`; `transfer.reversed` (the updated transfer).
 - `Idempotency-Key` on every POST above: the same key on the same path with the same parameters
-  answers the first (2xx) answer again, header `Idempotent-Replayed: true`, creating and sending
-  nothing; other parameters: 400 `idempotency_error`. Only 2xx answers are remembered.
+  answers the first answer again, header `Idempotent-Replayed: true`, creating and sending
+  nothing; other parameters: 400 `idempotency_error`. As at Stripe, what is remembered is the
+  answer of a request that started executing: a success, or a failure while executing (the
+  switch's `balance_insufficient`); a request refused by validation is not remembered.
 
 Emulator-only switches (Stripe has none of them):
 - `POST /_config/connect/accounts/{id}`: `payouts_enabled`, `charges_enabled` (`true`/`false`),
@@ -382,13 +384,24 @@ def _idempotent(handler):
                                 content_type="application/json",
                                 headers={"Idempotent-Replayed": "true", "Idempotency-Key": key})
         response = await _answer(handler, request, data)
-        if 200 <= response.status < 300:
+        if 200 <= response.status < 300 or _failed_while_executing(response):
             _idempotency[record_key] = {"params": params, "status": response.status,
                                         "body": response.body}
         response.headers["Idempotency-Key"] = key
         return response
 
     return f
+
+
+# Failures Stripe meets while executing a request (so it keeps them under the request's key).
+_EXECUTION_FAILURES = {"balance_insufficient"}
+
+
+def _failed_while_executing(response):
+    try:
+        return json.loads(response.body)["error"].get("code") in _EXECUTION_FAILURES
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 async def _answer(handler, request, data):

@@ -267,9 +267,28 @@ fn booking_created(
     events::outbox_put(table, &created).map_err(|e| TableError::from(anyhow::anyhow!("booking.created: {e}")))
 }
 
-/// GetItem of a booking's payout (1 request; none for bookings made before payouts).
-pub async fn payout(table: &Table, booking_id: &str) -> Result<Option<PayoutItem>, TableError> {
-    table.get(&shared::payout::key(booking_id)).await
+/// A booking and its payout in ONE consistent Query (`PK = BOOKING#<id> AND SK BETWEEN
+/// "BOOKING" AND "PAYOUT"`: the partition's other items, the review mark, sort after). The
+/// payout is `None` for bookings made before payouts.
+pub async fn booking_with_payout(
+    table: &Table,
+    booking_id: &str,
+) -> Result<Option<(BookingItem, Option<PayoutItem>)>, TableError> {
+    let key = booking::key(booking_id);
+    let q = Query::between(PK, key.pk, SK, booking::SK, shared::payout::PAYOUT_SK).consistent();
+    let page: Page<Value> = table.query(q).await?;
+    let mut found = (None, None);
+    for item in page.items {
+        let decode = |what: &str| TableError::from(anyhow::anyhow!("{what} of {booking_id} unreadable"));
+        match item.get(SK).and_then(Value::as_str) {
+            Some(booking::SK) => found.0 = Some(serde_json::from_value(item).map_err(|_| decode("booking"))?),
+            Some(shared::payout::PAYOUT_SK) => {
+                found.1 = Some(serde_json::from_value(item).map_err(|_| decode("payout"))?);
+            }
+            _ => {}
+        }
+    }
+    Ok(found.0.map(|b| (b, found.1)))
 }
 
 /// GetItem of a booking (1 request, strongly consistent).

@@ -260,17 +260,20 @@ def run():
     check(sorted(e["data"]["object"]["amount_reversed"] for e in evs) == [300, 1000],
           "transfer.reversed carries the updated transfer", evs)
 
-    # Failure switch: the next 2 creations fail, not remembered under their key, then success.
+    # Failure switch: the next 2 creations fail; a failure while executing is remembered under its
+    # key (as at Stripe: its retry under the same key answers it again), a new key succeeds.
     fdata = {"amount": 500, "currency": "usd", "destination": acct["id"]}
     s, _, b = call("POST", "/_config/connect/transfer_failures", {"destination": acct["id"], "count": 2})
     check(s == 200, "failure switch", (s, b))
     for i in range(2):
-        expect_error(call("POST", "/v1/transfers", fdata, idem="k-fail"), 400, "balance_insufficient",
+        expect_error(call("POST", "/v1/transfers", fdata, idem="k-fail-%d" % i), 400, "balance_insufficient",
                      "switched failure %d" % (i + 1))
     s, _, li = call("GET", "/v1/transfers?destination=" + acct["id"])
     check(len(li["data"]) == 1, "failures created nothing", li)
-    s, _, ok = call("POST", "/v1/transfers", fdata, idem="k-fail")
-    check(s == 200 and ok["amount"] == 500, "retry after the switch ran out succeeds", (s, ok))
+    expect_error(call("POST", "/v1/transfers", fdata, idem="k-fail-0"), 400, "balance_insufficient",
+                 "a failure while executing is replayed under its key")
+    s, _, ok = call("POST", "/v1/transfers", fdata, idem="k-fail-2")
+    check(s == 200 and ok["amount"] == 500, "a new key after the switch ran out succeeds", (s, ok))
     call("POST", "/_config/connect/transfer_failures", {"destination": acct["id"], "count": 5})
     call("POST", "/_config/connect/transfer_failures", {"destination": acct["id"], "count": 0})
     check(call("POST", "/v1/transfers", fdata)[0] == 200, "count=0 clears the switch")

@@ -194,7 +194,23 @@ async fn quote_book_read_trips_and_reservations_with_exact_prices() {
     // Read: its guest and its host; anyone else (even with a token) gets 404.
     let path = format!("/v1/bookings/{bid}");
     assert_eq!(json_of(guest.get(&path).await, 200).await, b);
-    assert_eq!(json_of(host.get(&path).await, 200).await, b);
+    // The host reads the same booking and its payout (the guest never sees it): the platform fee
+    // fixed now, 3 % of nights + cleaning, and the transfer 24 hours after check-in.
+    let mut host_view = json_of(host.get(&path).await, 200).await;
+    let payout = host_view.as_object_mut().expect("object").remove("payout").expect("the host sees the payout");
+    assert_eq!(host_view, b);
+    let base = b["price"]["subtotal"].as_i64().expect("subtotal") + b["price"]["cleaning_fee"].as_i64().expect("fee");
+    let fee = (base * 300 + 5_000) / 10_000;
+    let check_in: jiff::civil::DateTime = format!("{}T15:00", s(&b, "check_in")).parse().expect("check-in");
+    let lisbon = jiff::tz::TimeZone::get(s(&b, "timezone")).expect("zone");
+    let due = check_in.to_zoned(lisbon).expect("local").timestamp() + jiff::SignedDuration::from_hours(24);
+    assert_eq!(
+        payout,
+        json!({"status": "scheduled", "currency": b["price"]["currency"], "fee_basis_points": 300,
+               "platform_fee": fee, "host_amount": base - fee, "due_at": due.to_string(),
+               "transferred": 0, "reversed": 0, "failed_attempts": 0}),
+        "{payout}"
+    );
     assert_problem(stranger.get(&path).await, 404, "not_found").await;
     assert_problem(stranger.get("/v1/bookings/bkg_nope").await, 404, "not_found").await;
     let anonymous = client().get(Stack::get().url(&path)).send().await.expect("api");

@@ -766,9 +766,12 @@ async fn assert_host_preview_has_no_card_detail(host: &User, booking_id: &str, a
     }
 }
 
+/// The booking without what only one party sees: the guest's payment details, the host's payout.
 fn without_payment(view: &Value) -> Value {
     let mut v = view.clone();
-    v.as_object_mut().expect("object").remove("payment");
+    let fields = v.as_object_mut().expect("object");
+    fields.remove("payment");
+    fields.remove("payout");
     v
 }
 

@@ -97,13 +97,18 @@ async fn make_due(booking_id: &str) {
 /// Runs the payouts function as its schedule does, until the booking's payout shows `status`
 /// (the index may lag a write by a moment); returns the payout.
 async fn run_payouts_until(host: &User, booking_id: &str, status: &str) -> Value {
-    eventually(&format!("payout of {booking_id} {status}"), || async {
+    let mut seen = Vec::new();
+    for _ in 0..40 {
         let (outcome, report) = Stack::get().invoke("PayoutsFunction", &json!({})).await;
         assert_eq!(outcome, "response", "{report}");
         let p = payout_of(host, booking_id).await;
-        (p["status"] == status).then_some(p)
-    })
-    .await
+        if p["status"] == status {
+            return p;
+        }
+        seen.push(format!("{report} -> {p}"));
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    panic!("payout of {booking_id} never {status}; runs and payouts seen:\n{}", seen.join("\n"))
 }
 
 async fn transfers_to(account_id: &str) -> Vec<Value> {
@@ -250,4 +255,19 @@ async fn a_due_payout_waits_for_the_account_and_a_refused_transfer_is_alarmed_an
     let transfers = transfers_to(&account_id).await;
     assert_eq!(transfers.len(), 1, "{transfers:?}");
     assert_eq!(transfers[0]["amount"], expected);
+}
+
+/// The local Connect emulation's own contract (infra/local/tests/stripe_connect_test.py): every
+/// emulated route, error, idempotent replay, signed event and switch, against a launcher of its
+/// own, so the emulation the tests above rely on cannot drift from what it promises.
+#[tokio::test]
+async fn the_local_connect_emulation_keeps_its_contract() {
+    tokio::task::spawn_blocking(|| {
+        let root = roost_e2e::tools::root();
+        let mut test = std::process::Command::new(root.join(".venv/bin/python"));
+        test.arg(root.join("infra/local/tests/stripe_connect_test.py")).current_dir(&root);
+        roost_e2e::tools::run_ok("the Connect emulation's self-test", &mut test);
+    })
+    .await
+    .expect("the self-test ran");
 }

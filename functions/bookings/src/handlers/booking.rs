@@ -33,11 +33,16 @@ pub async fn get_booking(
 /// The booking as `caller` sees it, its guest or its host; 404 to anyone else (GraphQL's
 /// `booking` too).
 pub async fn booking_for(st: &AppState, caller: &Caller, id: &str) -> Result<BookingView> {
-    let b = party_booking(st, caller, id).await?;
+    let id = shared::ids::parse_id(shared::booking::ID_PREFIX, id).ok_or_else(ApiError::not_found)?;
+    let (b, payout) = store::booking_with_payout(&st.table, id)
+        .await?
+        .filter(|(b, _)| b.is_party(&caller.user_id))
+        .ok_or_else(ApiError::not_found)?;
     let viewer = Viewer::of(&b, &caller.user_id);
     let mut view = views::booking(&b, viewer, st.clock.now());
+    // The payout is the host's business: the guest never sees it.
     if viewer == Viewer::Host {
-        view.payout = store::payout(&st.table, id).await?.as_ref().map(PayoutView::from);
+        view.payout = payout.as_ref().map(PayoutView::from);
     }
     Ok(view)
 }

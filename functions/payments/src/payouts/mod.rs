@@ -84,8 +84,10 @@ async fn advance(st: &PayoutsState, booking_id: &str, report: &mut RunReport) ->
     for _ in 0..MAX_STEPS {
         let now = st.clock.now();
         let Some(p) = store::payout(&st.table, booking_id).await? else { return Ok(()) };
-        if p.gsi3pk.is_none() {
-            return Ok(()); // settled meanwhile
+        // The index is eventually consistent: an entry just moved on (a retry rescheduled, a
+        // payout settled) may still be listed as due. The item itself decides.
+        if !rules::is_due(&p, now) {
+            return Ok(());
         }
         let Some(b) = crate::store::read_booking(&st.table, booking_id).await? else {
             tracing::error!("a payout without its booking: left as it is");

@@ -65,6 +65,12 @@ pub fn next_step(p: &PayoutItem, b: &BookingItem, account: Option<&PayoutAccount
     }
 }
 
+/// Whether `p` is due at `now` by its own (consistent) index entry: indexed, at or before now.
+pub fn is_due(p: &PayoutItem, now: Timestamp) -> bool {
+    let until = format!("{}#~", shared::night::instant(now));
+    p.gsi3pk.as_deref() == Some(payout::DUE_PARTITION) && p.gsi3sk.as_deref().is_some_and(|sk| sk <= until.as_str())
+}
+
 /// Stripe's `Idempotency-Key` of the transfer attempt: a refused attempt (Stripe keeps its
 /// answer under its key) is retried under the next one; an unknown outcome under the same.
 pub fn transfer_key(p: &PayoutItem) -> String {
@@ -196,6 +202,19 @@ mod tests {
         assert_eq!(transfer_key(&p), format!("payout-{}-0", p.booking_id));
         p.refused_attempts = 2;
         assert_eq!(transfer_key(&p), format!("payout-{}-2", p.booking_id));
+    }
+
+    #[test]
+    fn only_its_own_index_entry_makes_a_payout_due() {
+        let b = booking(Some(25_400));
+        let mut p = payout_of(&b);
+        let before: Timestamp = "2027-01-11T14:59:59Z".parse().unwrap();
+        let at: Timestamp = "2027-01-11T15:00:00Z".parse().unwrap();
+        assert!(!is_due(&p, before));
+        assert!(is_due(&p, at));
+        // Settled (out of the index), or moved on by a retry: a stale index entry is not enough.
+        p.gsi3pk = None;
+        assert!(!is_due(&p, at));
     }
 
     #[test]

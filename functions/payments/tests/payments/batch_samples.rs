@@ -18,7 +18,8 @@ use shared::clock::FixedClock;
 /// Requests the stub received: (X-Amz-Target, body).
 type Log = Arc<Mutex<Vec<(String, Value)>>>;
 
-/// A DynamoDB endpoint: GetItem answers from `items` (by PK), every write succeeds and is logged.
+/// A DynamoDB endpoint: GetItem answers from `items` (by PK, when the SK matches too), every
+/// write succeeds and is logged.
 async fn dynamodb_stub(items: HashMap<String, Value>) -> (String, Log) {
     let log: Log = Arc::default();
     let recorded = log.clone();
@@ -31,7 +32,10 @@ async fn dynamodb_stub(items: HashMap<String, Value>) -> (String, Log) {
             let answer = match target.as_str() {
                 "DynamoDB_20120810.GetItem" => {
                     let pk = request["Key"]["PK"]["S"].as_str().unwrap_or("");
-                    items.get(pk).map_or(json!({}), |item| json!({"Item": item}))
+                    items
+                        .get(pk)
+                        .filter(|item| item["SK"] == request["Key"]["SK"])
+                        .map_or(json!({}), |item| json!({"Item": item}))
                 }
                 _ => json!({}),
             };
