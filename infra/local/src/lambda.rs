@@ -368,6 +368,7 @@ impl Lambda {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         crate::process::die_with_parent(&mut command);
+        crate::process::read_only_task_root(&mut command, &spec.program.task_root());
         let mut child = command.spawn().with_context(|| format!("starting {}", spec.program))?;
         let pid = child.id().unwrap_or_default();
         let now = Instant::now();

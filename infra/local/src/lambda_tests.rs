@@ -145,6 +145,22 @@ async fn beyond_the_account_concurrency_invocations_are_throttled() {
 }
 
 #[tokio::test]
+async fn the_task_root_is_the_working_directory_and_read_only_and_tmp_is_writable() {
+    let (lambda, dir) = start("task-root", "", 1, Limits::default()).await;
+    let answer = response_text(&lambda.invoke("F", Bytes::from("write")).await.unwrap());
+    let dir = std::fs::canonicalize(&dir).unwrap();
+    assert!(answer.lines().any(|l| l == format!("cwd={}", dir.display())), "{answer}");
+    assert!(answer.lines().any(|l| l == "tmp: written"), "{answer}");
+    if crate::process::task_roots_are_read_only() {
+        assert!(answer.lines().any(|l| l == "task root: read-only"), "{answer}");
+        assert!(!dir.join("written").exists());
+    } else {
+        // No CAP_SYS_ADMIN here (not root): docs/local-runtime.md lists the difference.
+        eprintln!("this machine cannot make task roots read-only: {answer}");
+    }
+}
+
+#[tokio::test]
 async fn the_environment_is_what_lambda_sets() {
     let (lambda, dir) = start("env", "", 1, Limits::default()).await;
     let env = response_text(&lambda.invoke("F", Bytes::from("env")).await.unwrap());

@@ -52,6 +52,14 @@ impl Program {
         }
     }
 
+    /// Where its code lives (`LAMBDA_TASK_ROOT`): the process starts there, read-only.
+    pub fn task_root(&self) -> std::path::PathBuf {
+        match self {
+            Program::Binary(binary) => binary.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
+            Program::Python { task_root, .. } => task_root.clone(),
+        }
+    }
+
     /// Whether its runtime client takes `AWS_LAMBDA_RUNTIME_API` with a path prefix.
     pub fn takes_api_prefix(&self) -> bool {
         matches!(self, Program::Binary(_))

@@ -11,7 +11,8 @@ use crate::lambda::{FunctionSpec, Lambda, Limits, Program};
 /// The function: `MODE=die` exits at start, `MODE=hang` never reaches `/next`; otherwise each
 /// event is answered with itself, after acting on the first word it contains:
 /// `nap` (sleeps 1 s), `sleep` (5 s), `hog` (holds 100 MB), `env` (answers its environment),
-/// `pid` (answers its pid), `edge` (answers exactly 6 MB), `big` (answers 7 MB).
+/// `pid` (answers its pid), `edge` (answers exactly 6 MB), `big` (answers 7 MB), `write` (tries
+/// to write in its working directory and in `/tmp`, and answers what it could).
 const SCRIPT: &str = r#"#!/bin/bash
 case "$MODE" in
   die) exit 3 ;;
@@ -28,6 +29,8 @@ while true; do
     *hog*) hog=$(head -c 100000000 /dev/zero | tr '\0' x); sleep 5 ;;
     *env*) env > "$dir/event" ;;
     *pid*) echo $$ > "$dir/event" ;;
+    *write*) { echo "cwd=$PWD"; (echo x > ./written) 2>/dev/null && echo "task root: written" || echo "task root: read-only";
+               (echo x > "$dir/written") 2>/dev/null && echo "tmp: written" || echo "tmp: read-only"; } > "$dir/event" ;;
     *edge*) head -c 6291456 /dev/zero | tr '\0' x > "$dir/event" ;;
     *big*) head -c 7000000 /dev/zero | tr '\0' x > "$dir/event" ;;
   esac
