@@ -497,14 +497,23 @@ mod tests {
 
     /// A gateway with one route, `GET /{word}`, to the bash function of `crate::test_functions`.
     async fn echo_gateway(name: &str, integration_timeout: Duration) -> Arc<Gateway> {
+        echo_gateway_throttled(name, integration_timeout, None).await
+    }
+
+    /// The same, with the HTTP API's throttling properties.
+    async fn echo_gateway_throttled(name: &str, integration_timeout: Duration, api: Option<&Value>) -> Arc<Gateway> {
         let (lambda, _) = crate::test_functions::start(name, "", 2, crate::lambda::Limits::default()).await;
         let route = Route { method: "GET".into(), path: "/{word}".into(), function: "F".into(), protected: false };
-        let throttles = crate::throttle::Throttles::from_http_api(None);
+        let throttles = crate::throttle::Throttles::from_http_api(api);
         Arc::new(Gateway { routes: vec![route], lambda, authorizer: None, cors: None, integration_timeout, throttles })
     }
 
     async fn call(gateway: &Arc<Gateway>, uri: &str) -> (StatusCode, Value) {
-        let request = Request::builder().uri(uri).header("host", "localhost").body(Body::empty()).unwrap();
+        call_with(gateway, uri, Body::empty()).await
+    }
+
+    async fn call_with(gateway: &Arc<Gateway>, uri: &str, body: Body) -> (StatusCode, Value) {
+        let request = Request::builder().uri(uri).header("host", "localhost").body(body).unwrap();
         let response = handle(State(gateway.clone()), request).await;
         let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), MAX_BODY).await.unwrap();
@@ -520,6 +529,28 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(3), "answered at the timeout: {:?}", started.elapsed());
         let (status, body) = call(&gateway, "/quick").await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        gateway.lambda.stop();
+    }
+
+    #[tokio::test]
+    async fn a_body_over_10_mb_is_refused_by_the_gateway_as_api_gateway_does() {
+        let gateway = echo_gateway("gateway-413", INTEGRATION_TIMEOUT).await;
+        let (status, body) = call_with(&gateway, "/big", Body::from(vec![b'x'; MAX_BODY + 1])).await;
+        assert_eq!((status, body), (StatusCode::PAYLOAD_TOO_LARGE, json!({"message": "Request Entity Too Large"})));
+        let (status, _) = call_with(&gateway, "/small", Body::from(vec![b'x'; 1_000])).await;
+        assert_eq!(status, StatusCode::OK);
+        gateway.lambda.stop();
+    }
+
+    #[tokio::test]
+    async fn a_route_over_its_throttle_gets_api_gateways_429_before_any_function_runs() {
+        let api = json!({"DefaultRouteSettings": {"ThrottlingBurstLimit": 2, "ThrottlingRateLimit": 0.001}});
+        let gateway = echo_gateway_throttled("gateway-429", INTEGRATION_TIMEOUT, Some(&api)).await;
+        for _ in 0..2 {
+            assert_eq!(call(&gateway, "/within").await.0, StatusCode::OK);
+        }
+        let (status, body) = call(&gateway, "/over").await;
+        assert_eq!((status, body), (StatusCode::TOO_MANY_REQUESTS, json!({"message": "Too Many Requests"})));
         gateway.lambda.stop();
     }
 

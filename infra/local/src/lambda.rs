@@ -586,7 +586,17 @@ async fn next(State(lambda): Shared, Path((function, number)): Path<(String, u32
         "lambda-runtime-invoked-function-arn",
         format!("arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{}", physical_name(&function)),
     );
-    set("lambda-runtime-trace-id", format!("Root=1-{:08x}-{:024x}", deadline.as_secs(), rand::random::<u128>() >> 32));
+    // As Lambda sends it: the X-Ray root (epoch seconds, 96 random bits), a parent segment id and
+    // the sampling decision (not sampled: nothing is sent to X-Ray locally).
+    set(
+        "lambda-runtime-trace-id",
+        format!(
+            "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0",
+            deadline.as_secs(),
+            rand::random::<u128>() >> 32,
+            rand::random::<u64>()
+        ),
+    );
     set("content-type", "application/json".into());
     (headers, invocation.payload).into_response()
 }

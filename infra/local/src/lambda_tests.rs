@@ -145,6 +145,24 @@ async fn beyond_the_account_concurrency_invocations_are_throttled() {
 }
 
 #[tokio::test]
+async fn every_invocation_carries_its_own_x_ray_trace_id() {
+    let (lambda, _) = start("trace", "", 1, Limits::default()).await;
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..2 {
+        let line = response_text(&lambda.invoke("F", Bytes::from("trace")).await.unwrap());
+        let value = line.split_once(':').map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
+        // Root=1-<8 hex>-<24 hex>;Parent=<16 hex>;Sampled=<0|1>, as Lambda sends it.
+        let root = value.strip_prefix("Root=1-").unwrap_or_else(|| panic!("no trace id in {line:?}"));
+        let (epoch, rest) = root.split_once('-').unwrap();
+        assert!(epoch.len() == 8 && epoch.chars().all(|c| c.is_ascii_hexdigit()), "{value}");
+        assert!(rest.len() > 24 && rest[..24].chars().all(|c| c.is_ascii_hexdigit()), "{value}");
+        assert!(rest[24..].starts_with(";Parent=") && rest.ends_with(";Sampled=0"), "{value}");
+        seen.insert(value);
+    }
+    assert_eq!(seen.len(), 2, "one trace id per invocation: {seen:?}");
+}
+
+#[tokio::test]
 async fn the_task_root_is_the_working_directory_and_read_only_and_tmp_is_writable() {
     let (lambda, dir) = start("task-root", "", 1, Limits::default()).await;
     let answer = response_text(&lambda.invoke("F", Bytes::from("write")).await.unwrap());

@@ -12,7 +12,8 @@ use crate::lambda::{FunctionSpec, Lambda, Limits, Program};
 /// event is answered with itself, after acting on the first word it contains:
 /// `nap` (sleeps 1 s), `sleep` (5 s), `hog` (holds 100 MB), `env` (answers its environment),
 /// `pid` (answers its pid), `edge` (answers exactly 6 MB), `big` (answers 7 MB), `write` (tries
-/// to write in its working directory and in `/tmp`, and answers what it could).
+/// to write in its working directory and in `/tmp`, and answers what it could), `trace` (answers
+/// its invocation's `Lambda-Runtime-Trace-Id` header line).
 const SCRIPT: &str = r#"#!/bin/bash
 case "$MODE" in
   die) exit 3 ;;
@@ -29,6 +30,7 @@ while true; do
     *hog*) hog=$(head -c 100000000 /dev/zero | tr '\0' x); sleep 5 ;;
     *env*) env > "$dir/event" ;;
     *pid*) echo $$ > "$dir/event" ;;
+    *trace*) grep -i '^lambda-runtime-trace-id:' "$dir/headers" | tr -d '\r' > "$dir/event" ;;
     *write*) { echo "cwd=$PWD"; (echo x > ./written) 2>/dev/null && echo "task root: written" || echo "task root: read-only";
                (echo x > "$dir/written") 2>/dev/null && echo "tmp: written" || echo "tmp: read-only"; } > "$dir/event" ;;
     *edge*) head -c 6291456 /dev/zero | tr '\0' x > "$dir/event" ;;
