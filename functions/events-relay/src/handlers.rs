@@ -139,7 +139,21 @@ mod tests {
 
     /// The batch entry point with a publisher the test keeps, to see what it published.
     async fn handle_batch(fake: &Fake, event: &Value) -> Result<DynamoDbEventResponse, RelayError> {
-        crate::handle_batch(&AppState { publisher: fake }, event).await
+        crate::handle_batch(&AppState { publisher: fake }, event, None).await
+    }
+
+    #[tokio::test]
+    async fn near_the_deadline_nothing_more_is_published_and_the_rest_is_retried() {
+        let (a, b) = (expired(1), expired(2));
+        let fake = Fake::default();
+        let event = json!({"Records": [insert("100", &a), insert("101", &b)]});
+        let deadline = tokio::time::Instant::now() + crate::PUBLISH_BUDGET / 2;
+        let response = crate::handle_batch(&AppState { publisher: &fake }, &event, Some(deadline)).await.unwrap();
+        assert_eq!(failed(&response), ["100", "101"]);
+        assert!(fake.ids().is_empty(), "no publish starts without the time to finish it");
+        let later = tokio::time::Instant::now() + crate::PUBLISH_BUDGET * 3;
+        let response = crate::handle_batch(&AppState { publisher: &fake }, &event, Some(later)).await.unwrap();
+        assert!(response.batch_item_failures.is_empty());
     }
 
     fn failed(response: &DynamoDbEventResponse) -> Vec<String> {

@@ -17,8 +17,11 @@ pub mod handlers;
 pub mod rules;
 pub mod sns;
 
+use std::time::Duration;
+
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use serde_json::Value;
+use tokio::time::Instant;
 
 pub use crate::rules::{DecodeError, Decoded, Outgoing, RelayError, decode_record};
 pub use crate::sns::{PublishError, Publisher, SnsPublisher, TYPE_ATTRIBUTE};
@@ -28,13 +31,28 @@ pub struct AppState<P: Publisher> {
     pub publisher: P,
 }
 
+/// What one publish may take at most (the SNS client's operation timeout, set in `main`): no
+/// publish starts with less than this left before the invocation's deadline.
+pub const PUBLISH_BUDGET: Duration = Duration::from_secs(12);
+
 /// Handles one stream batch: publishes its outbox events in order and reports, from the first
-/// failure on, every record still to do.
-pub async fn handle_batch<P: Publisher>(st: &AppState<P>, event: &Value) -> Result<DynamoDbEventResponse, RelayError> {
+/// failure on, every record still to do. With the invocation's `deadline`, a record that could
+/// not be published before it is reported as still to do (Lambda retries from it) instead of
+/// the whole batch timing out.
+pub async fn handle_batch<P: Publisher>(
+    st: &AppState<P>,
+    event: &Value,
+    deadline: Option<Instant>,
+) -> Result<DynamoDbEventResponse, RelayError> {
     let records = event.get("Records").and_then(Value::as_array).ok_or(RelayError::NotABatch)?;
     let mut tally = handlers::Tally::default();
     let mut failed_from = None;
     for (index, record) in records.iter().enumerate() {
+        if deadline.is_some_and(|d| Instant::now() + PUBLISH_BUDGET >= d) {
+            tracing::warn!(index, "the invocation's deadline is near: the rest of the batch is retried");
+            failed_from = Some(index);
+            break;
+        }
         if !handlers::relay(&st.publisher, record, &mut tally).await {
             failed_from = Some(index);
             break;

@@ -18,7 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(2))
                 .operation_attempt_timeout(Duration::from_secs(5))
-                .operation_timeout(Duration::from_secs(12))
+                .operation_timeout(events_relay::PUBLISH_BUDGET)
                 .build(),
         )
         .build();
@@ -27,7 +27,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let state = Arc::new(AppState { publisher });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let state = state.clone();
-        async move { handle_batch(&state, &event.payload).await }
+        let left = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + left;
+        async move { handle_batch(&state, &event.payload, Some(deadline)).await }
     }))
     .await
 }

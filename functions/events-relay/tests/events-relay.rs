@@ -74,7 +74,7 @@ async fn every_sample_event_is_replayed() {
         assert!(!typed.records.is_empty(), "{}", expected.file);
 
         let sns = FakeSns::default();
-        let response = handle_batch(&AppState { publisher: &sns }, &event)
+        let response = handle_batch(&AppState { publisher: &sns }, &event, None)
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", expected.file));
         let sent = sns.sent.into_inner().expect("lock");
