@@ -145,6 +145,9 @@ pub struct PayoutItem {
     /// called): its retry sends the same amount under the same key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer_attempt: Option<i64>,
+    /// When that attempt was claimed (RFC 3339 UTC): another run leaves a fresh claim alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_claimed_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer_id: Option<String>,
     /// Minor units transferred to the host (0 before the transfer).
@@ -189,6 +192,7 @@ impl PayoutItem {
             failed_attempts: 0,
             last_error: None,
             transfer_attempt: None,
+            attempt_claimed_at: None,
             transfer_id: None,
             transferred: 0,
             reversed: 0,

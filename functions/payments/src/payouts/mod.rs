@@ -81,6 +81,8 @@ pub async fn run(st: &PayoutsState, deadline: Option<Instant>) -> Result<RunRepo
 
 /// Moves one payout step by step until it settles, waits or fails.
 async fn advance(st: &PayoutsState, booking_id: &str, report: &mut RunReport) -> Result<(), TableError> {
+    // The version this run's own claim wrote, if it claimed.
+    let mut claimed = None;
     for _ in 0..MAX_STEPS {
         let now = st.clock.now();
         let Some(p) = store::payout(&st.table, booking_id).await? else { return Ok(()) };
@@ -108,8 +110,14 @@ async fn advance(st: &PayoutsState, booking_id: &str, report: &mut RunReport) ->
                 report.waiting_for_account += 1;
                 return Ok(());
             }
-            Step::Transfer { amount, .. } if p.transfer_attempt.is_none() => {
-                store::claim_transfer(&st.table, &p, amount, now).await?;
+            Step::Transfer { .. } if rules::claimed_by_another_run(&p, claimed, now) => {
+                tracing::info!("another run is transferring this payout: left to it");
+                report.skipped += 1;
+                return Ok(());
+            }
+            Step::Transfer { amount, .. } if claimed != Some(p.version) => {
+                // A new attempt, or one left by a run that stopped: claimed (again) by this run.
+                claimed = Some(store::claim_transfer(&st.table, &p, amount, now).await?);
             }
             Step::Transfer { amount, .. } => {
                 let destination = account.map(|a| a.account_id).unwrap_or_default();

@@ -65,6 +65,20 @@ pub fn next_step(p: &PayoutItem, b: &BookingItem, account: Option<&PayoutAccount
     }
 }
 
+/// How long a run's claim of a transfer attempt keeps other runs from calling Stripe for it
+/// (longer than a Stripe call and its record; a run that died leaves it to the next).
+pub const CLAIM_LEASE: SignedDuration = SignedDuration::from_secs(60);
+
+/// Whether another run's claim of `p`'s transfer attempt is still live at `now`: Stripe answers
+/// a second request under the same key with 409 while the first runs, so it is left alone.
+pub fn claimed_by_another_run(p: &PayoutItem, mine: Option<u64>, now: Timestamp) -> bool {
+    if mine == Some(p.version) {
+        return false;
+    }
+    let claimed: Option<Timestamp> = p.attempt_claimed_at.as_deref().and_then(|t| t.parse().ok());
+    claimed.is_some_and(|at| now < at.checked_add(CLAIM_LEASE).unwrap_or(at))
+}
+
 /// Whether `p` is due at `now` by its own (consistent) index entry: indexed, at or before now.
 pub fn is_due(p: &PayoutItem, now: Timestamp) -> bool {
     let until = format!("{}#~", shared::night::instant(now));
@@ -202,6 +216,20 @@ mod tests {
         assert_eq!(transfer_key(&p), format!("payout-{}-0", p.booking_id));
         p.refused_attempts = 2;
         assert_eq!(transfer_key(&p), format!("payout-{}-2", p.booking_id));
+    }
+
+    #[test]
+    fn a_fresh_claim_of_another_run_is_left_alone_and_a_stale_one_taken_over() {
+        let b = booking(Some(25_400));
+        let mut p = payout_of(&b);
+        let now: Timestamp = "2027-01-11T16:00:00Z".parse().unwrap();
+        assert!(!claimed_by_another_run(&p, None, now), "no claim");
+        p.transfer_attempt = Some(22_310);
+        p.attempt_claimed_at = Some("2027-01-11T15:59:30Z".into());
+        p.version = 4;
+        assert!(claimed_by_another_run(&p, None, now));
+        assert!(!claimed_by_another_run(&p, Some(4), now), "this run's own claim");
+        assert!(!claimed_by_another_run(&p, None, now + SignedDuration::from_secs(31)), "a stale claim");
     }
 
     #[test]

@@ -65,9 +65,12 @@ async fn write(
     table.update(&payout::key(&p.booking_id), &update, Some(&condition)).await
 }
 
-/// Claims a transfer attempt of `amount` before Stripe is called.
-pub async fn claim_transfer(table: &Table, p: &PayoutItem, amount: i64, now: Timestamp) -> Result<(), TableError> {
-    write(table, p, "transfer_attempt = :amount", &[], Expr::new("").n(":amount", amount), now).await
+/// Claims a transfer attempt of `amount` before Stripe is called (or takes over a claim left
+/// by a run that stopped); answers the version the claim wrote.
+pub async fn claim_transfer(table: &Table, p: &PayoutItem, amount: i64, now: Timestamp) -> Result<u64, TableError> {
+    let values = Expr::new("").n(":amount", amount).s(":claimed", night::instant(now));
+    write(table, p, "transfer_attempt = :amount, attempt_claimed_at = :claimed", &[], values, now).await?;
+    Ok(p.version + 1)
 }
 
 /// The transfer went through: `paid` with its id and amount (the index entry stays: the next
@@ -86,7 +89,7 @@ pub async fn record_transfer(
         .n(":amount", amount)
         .s(":paid_at", night::instant(now));
     let set = "#status = :paid, transfer_id = :tid, transferred = :amount, paid_at = :paid_at";
-    write(table, p, set, &["transfer_attempt", "last_error"], values, now).await
+    write(table, p, set, &["transfer_attempt", "attempt_claimed_at", "last_error"], values, now).await
 }
 
 /// `amount` more of the transfer was reversed.
@@ -115,7 +118,8 @@ pub async fn record_failure(
         .s(":sk", due_sort_key(&night::instant(retry_at), &p.booking_id));
     let set = "#status = :failed, failed_attempts = :failures, refused_attempts = :refused, last_error = :code, \
                GSI3PK = :pk, GSI3SK = :sk";
-    let remove: &[&str] = if refused && p.transfer_id.is_none() { &["transfer_attempt"] } else { &[] };
+    let remove: &[&str] =
+        if refused && p.transfer_id.is_none() { &["transfer_attempt", "attempt_claimed_at"] } else { &[] };
     write(table, p, set, remove, values, now).await
 }
 
