@@ -228,6 +228,20 @@ impl Query {
         )
     }
 
+    /// A schedule kept in a sparse index (`<index>PK` = `partition`, `<index>SK` =
+    /// `<whole-second RFC 3339 instant>#<id>`): the entries due at `now`, oldest first. GSI3 holds
+    /// the payouts' and the calendar imports' schedules this way.
+    pub fn due(index: &str, partition: &str, now: jiff::Timestamp) -> Self {
+        Self::new(
+            Expr::new("#qpk = :qpk AND #qsk <= :qdue")
+                .name("#qpk", &format!("{index}PK"))
+                .name("#qsk", &format!("{index}SK"))
+                .s(":qpk", partition)
+                .s(":qdue", format!("{}#~", crate::night::instant(now))),
+        )
+        .index(index)
+    }
+
     /// Items in partition `pk` with `from <= sort key <= to`.
     pub fn between(
         pk_attr: &str,
@@ -814,6 +828,17 @@ impl Intercept for CountRequests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_schedule_is_due_up_to_the_whole_second_now_whatever_the_id() {
+        let q = Query::due("GSI3", "PAYOUTS_DUE", "2027-01-11T15:00:00.7Z".parse().unwrap());
+        assert_eq!(q.index.as_deref(), Some("GSI3"));
+        assert_eq!(q.key_condition.names["#qsk"], "GSI3SK");
+        let due = &q.key_condition.values[":qdue"];
+        assert_eq!(due.as_s().unwrap(), "2027-01-11T15:00:00Z#~");
+        // `~` sorts after every id character: an entry due this very second is included.
+        assert!("2027-01-11T15:00:00Z#bkg_01zz" < due.as_s().unwrap().as_str());
+    }
 
     #[test]
     #[should_panic(expected = "placeholder #pk names both")]

@@ -197,15 +197,7 @@ pub async fn delete_import(table: &Table, listing_id: &str, import_id: &str) -> 
 
 /// Imports due at `now` (GSI3 `CALSYNC`, `GSI3SK <= <now>#~`), oldest first, at most `limit`.
 pub async fn due_imports(table: &Table, now: Timestamp, limit: u32) -> Result<Vec<CalendarImport>, TableError> {
-    let q = Query::new(
-        Expr::new("#pk = :pk AND #sk <= :sk")
-            .name("#pk", "GSI3PK")
-            .name("#sk", "GSI3SK")
-            .s(":pk", DUE_PARTITION)
-            .s(":sk", format!("{}#~", night::instant(now))),
-    )
-    .index(DUE_INDEX)
-    .limit(limit);
+    let q = Query::due(DUE_INDEX, DUE_PARTITION, now).limit(limit);
     let page: Page<CalendarImport> = table.query(q).await?;
     Ok(page.items)
 }

@@ -335,25 +335,7 @@ mod tests {
     use serde_json::json;
 
     fn booking(status: &str, payment_status: &str, intent: Option<&str>) -> BookingRecord {
-        let mut payment = json!({"status": payment_status});
-        if let Some(pi) = intent {
-            payment["payment_intent_id"] = json!(pi);
-        }
-        BookingRecord::from_value(json!({
-            "PK": "BOOKING#bkg_1", "SK": "BOOKING", "type": "booking",
-            "GSI1PK": "GUEST#g", "GSI1SK": "BOOKING#bkg_1", "GSI2PK": "HOST#h", "GSI2SK": "BOOKING#bkg_1",
-            "booking_id": "bkg_1", "listing_id": "lst_1", "listing_version": 1, "listing_title": "Loft",
-            "guest": {"user_id": "g", "name": "Gil"}, "host": {"user_id": "h", "name": "Helena"},
-            "check_in": "2027-01-10", "check_out": "2027-01-12", "nights": 2, "guests": 1,
-            "price": {"nightly": [{"date": "2027-01-10", "amount": 10000}, {"date": "2027-01-11", "amount": 10000}],
-                      "subtotal": 20000, "cleaning_fee": 0, "service_fee": 2400, "total": 22400, "currency": "EUR"},
-            "cancellation_policy": "moderate", "timezone": "Europe/Lisbon", "check_in_time": "15:00",
-            "check_out_time": "11:00",
-            "address": {"line1": "Rua A 1", "city": "Lisboa", "country": "PT"},
-            "status": status, "hold_expires_at": "2027-01-01T10:15:00Z", "check_out_at": "2027-01-12T11:00:00Z",
-            "payment": payment, "created_at": "2027-01-01T10:00:00Z", "updated_at": "2027-01-01T10:00:00Z"
-        }))
-        .unwrap()
+        crate::store::test_support::booking(status, payment_status, intent)
     }
 
     fn intent(id: &str, amount: i64, currency: &str) -> IntentObject {

@@ -116,21 +116,7 @@ mod tests {
     }
 
     fn booking(paid: Option<i64>) -> BookingItem {
-        let mut b: BookingItem = serde_json::from_value(serde_json::json!({
-            "PK": "BOOKING#bkg_1", "SK": "BOOKING", "type": "booking",
-            "GSI1PK": "GUEST#g", "GSI1SK": "BOOKING#bkg_1", "GSI2PK": "HOST#h", "GSI2SK": "BOOKING#bkg_1",
-            "booking_id": "bkg_1", "listing_id": "lst_1", "listing_version": 1, "listing_title": "Loft",
-            "guest": {"user_id": "g", "name": "Gil"}, "host": {"user_id": "h", "name": "Helena"},
-            "check_in": "2027-01-10", "check_out": "2027-01-12", "nights": 2, "guests": 1,
-            "price": {"nightly": [{"date": "2027-01-10", "amount": 10000}, {"date": "2027-01-11", "amount": 10000}],
-                      "subtotal": 20000, "cleaning_fee": 3000, "service_fee": 2400, "total": 25400, "currency": "EUR"},
-            "cancellation_policy": "moderate", "timezone": "Europe/Lisbon", "check_in_time": "15:00",
-            "check_out_time": "11:00",
-            "address": {"line1": "Rua A 1", "city": "Lisboa", "country": "PT"},
-            "status": "confirmed", "check_out_at": "2027-01-12T11:00:00Z",
-            "payment": {"status": "unpaid"}, "created_at": "2027-01-01T10:00:00Z", "updated_at": "2027-01-01T10:00:00Z"
-        }))
-        .unwrap();
+        let mut b = crate::store::test_support::booking("confirmed", "unpaid", None).item;
         b.payment.status = if paid.is_some() { PaymentStatus::Succeeded } else { PaymentStatus::Unpaid };
         b.payment.amount_paid = paid.map(|a| Money::new(a, eur()));
         b
@@ -148,11 +134,11 @@ mod tests {
 
     #[test]
     fn a_paid_stay_transfers_the_hosts_amount_once_then_settles() {
-        let b = booking(Some(25_400));
+        let b = booking(Some(22_400));
         let mut p = payout_of(&b);
         let host = p.terms.host_amount;
-        // 3 % of 20_000 + 3_000 = 690.
-        assert_eq!((p.terms.platform_fee, host), (690, 22_310));
+        // 3 % of 20_000 (no cleaning fee) = 600.
+        assert_eq!((p.terms.platform_fee, host), (600, 19_400));
         assert_eq!(p.due_at, "2027-01-11T15:00:00Z");
         assert_eq!(next_step(&p, &b, Some(&enabled())), Step::Transfer { amount: host, destination_ready: true });
         assert_eq!(next_step(&p, &b, None), Step::Transfer { amount: host, destination_ready: false });
@@ -220,11 +206,11 @@ mod tests {
 
     #[test]
     fn a_fresh_claim_of_another_run_is_left_alone_and_a_stale_one_taken_over() {
-        let b = booking(Some(25_400));
+        let b = booking(Some(22_400));
         let mut p = payout_of(&b);
         let now: Timestamp = "2027-01-11T16:00:00Z".parse().unwrap();
         assert!(!claimed_by_another_run(&p, None, now), "no claim");
-        p.transfer_attempt = Some(22_310);
+        p.transfer_attempt = Some(19_400);
         p.attempt_claimed_at = Some("2027-01-11T15:59:30Z".into());
         p.version = 4;
         assert!(claimed_by_another_run(&p, None, now));
@@ -234,7 +220,7 @@ mod tests {
 
     #[test]
     fn only_its_own_index_entry_makes_a_payout_due() {
-        let b = booking(Some(25_400));
+        let b = booking(Some(22_400));
         let mut p = payout_of(&b);
         let before: Timestamp = "2027-01-11T14:59:59Z".parse().unwrap();
         let at: Timestamp = "2027-01-11T15:00:00Z".parse().unwrap();

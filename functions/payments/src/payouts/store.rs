@@ -12,15 +12,7 @@ pub const DUE_INDEX: &str = "GSI3";
 
 /// Payouts due at `now`, oldest first: one Query on GSI3 (`PAYOUTS_DUE`, sort key up to now).
 pub async fn due(table: &Table, now: Timestamp, limit: u32) -> Result<Vec<PayoutItem>, TableError> {
-    let q = Query::new(
-        Expr::new("#pk = :pk AND #sk <= :sk")
-            .name("#pk", "GSI3PK")
-            .name("#sk", "GSI3SK")
-            .s(":pk", DUE_PARTITION)
-            .s(":sk", format!("{}#~", night::instant(now))),
-    )
-    .index(DUE_INDEX)
-    .limit(limit);
+    let q = Query::due(DUE_INDEX, DUE_PARTITION, now).limit(limit);
     let page: Page<PayoutItem> = table.query(q).await?;
     Ok(page.items)
 }
