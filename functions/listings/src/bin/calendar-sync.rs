@@ -19,10 +19,12 @@ async fn main() -> Result<(), Error> {
         clock: clock::from_env()?,
         fetcher: Arc::new(FeedFetcher::from_env()?),
     };
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let state = state.clone();
+        let left = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + left;
         metrics::flushed(async move {
-            let report = listings::sync::run(&state).await?;
+            let report = listings::sync::run(&state, Some(deadline)).await?;
             tracing::info!(synced = report.synced, failed = report.failed, "calendar sync");
             Ok::<_, Error>(serde_json::to_value(report)?)
         })
