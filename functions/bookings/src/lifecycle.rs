@@ -87,20 +87,20 @@ async fn commit_with_event<T: EventData>(
     mut tx: Transaction<'_, LifecycleItem>,
     event: &Envelope<T>,
     done: BookingItem,
-) -> Result<BookingItem, CancelError> {
+) -> Result<BookingItem, ChangeError> {
     let put = events::outbox_put(table, event)
         .map_err(|e| TableError::Unexpected(anyhow::anyhow!("{}: {e}", T::TYPE.as_str())))?;
     tx.push(LifecycleItem::Event, put);
     match tx.commit().await {
         Ok(()) => Ok(done),
-        Err(TransactError::Conditions(_)) => Err(CancelError::Changed),
+        Err(TransactError::Conditions(_)) => Err(ChangeError::Changed),
         Err(TransactError::Table(e)) => Err(e.into()),
     }
 }
 
-/// Why a cancellation (or a request's answer) was not written.
+/// Why a change of a booking (a cancellation, an answer to a request) was not written.
 #[derive(Debug, thiserror::Error)]
-pub enum CancelError {
+pub enum ChangeError {
     /// The booking changed between read and write (a payment, a sweep, another cancel): decide again.
     #[error("the booking changed since it was read")]
     Changed,
@@ -119,7 +119,7 @@ pub async fn cancel(
     decision: &RefundDecision,
     reason: Option<String>,
     now: Timestamp,
-) -> Result<BookingItem, CancelError> {
+) -> Result<BookingItem, ChangeError> {
     let nights = own_nights(table, b).await?;
     let at = night::instant(now);
     let record = Cancellation { by, at: at.clone(), reason, refund_due: decision.refund };
@@ -161,7 +161,7 @@ pub async fn cancel(
 /// night `held` by it -> `booked` (condition: still held by it), and `booking.accepted`, on
 /// which payment-events captures the authorised payment. So the nights are booked, and the
 /// capture ordered, exactly once however often the host accepts.
-pub async fn accept(table: &Table, b: &BookingItem, now: Timestamp) -> Result<BookingItem, CancelError> {
+pub async fn accept(table: &Table, b: &BookingItem, now: Timestamp) -> Result<BookingItem, ChangeError> {
     let intent_id = b
         .payment
         .payment_intent_id
@@ -223,7 +223,7 @@ pub async fn decline(
     b: &BookingItem,
     message: Option<String>,
     now: Timestamp,
-) -> Result<BookingItem, CancelError> {
+) -> Result<BookingItem, ChangeError> {
     let nights = own_nights(table, b).await?;
     let at = night::instant(now);
     let record = Decline { at: at.clone(), message };

@@ -7,7 +7,7 @@ use shared::{ApiError, Caller};
 
 use super::{Result, party_booking};
 use crate::AppState;
-use crate::lifecycle::{self, CancelError};
+use crate::lifecycle::{self, ChangeError};
 use crate::request::{self, Answer, AnswerStep, DeclineBody};
 use crate::views::{self, BookingView, Viewer};
 
@@ -79,8 +79,8 @@ async fn answer(
         };
         match written {
             Ok(done) => return Ok(Json(views::booking(&done, Viewer::Host, now))),
-            Err(CancelError::Changed) => {}
-            Err(CancelError::Table(e)) => return Err(e.into()),
+            Err(ChangeError::Changed) => {}
+            Err(ChangeError::Table(e)) => return Err(e.into()),
         }
     }
     Err(ApiError::conflict("conflict", "The booking is changing right now; try again."))

@@ -9,7 +9,7 @@ use shared::{ApiError, Caller};
 use super::{Result, party_booking};
 use crate::AppState;
 use crate::cancellation::{self, CancelBody};
-use crate::lifecycle::{self, CancelError};
+use crate::lifecycle::{self, ChangeError};
 use crate::store;
 use crate::views::{self, BookingView, PreviewView, Viewer};
 
@@ -99,8 +99,8 @@ pub async fn cancel_booking(
                 shared::metrics::count(Business::BookingsCancelled);
                 return Ok(Json(views::booking(&done, Viewer::of(&done, &caller.user_id), now)));
             }
-            Err(CancelError::Changed) => {}
-            Err(CancelError::Table(e)) => return Err(e.into()),
+            Err(ChangeError::Changed) => {}
+            Err(ChangeError::Table(e)) => return Err(e.into()),
         }
     }
     Err(ApiError::conflict("conflict", "The booking is changing right now; try again."))

@@ -26,6 +26,16 @@ async fn booking_or_log(st: &EventsState, booking_id: &str) -> Result<Option<Boo
     Ok(b)
 }
 
+/// The booking an intent names in its metadata; `None` (logged) for an intent Roost did not
+/// create, whose events are acknowledged.
+fn roost_booking_of(intent: &IntentObject) -> Option<String> {
+    let booking_id = intent.booking_id().map(str::to_owned);
+    if booking_id.is_none() {
+        tracing::warn!(payment_intent_id = %intent.id, "intent without a booking_id: not Roost's, acknowledged");
+    }
+    booking_id
+}
+
 // ---------------------------------------------------------------------------------------------
 // payment_intent.succeeded
 // ---------------------------------------------------------------------------------------------
@@ -36,10 +46,7 @@ pub async fn on_intent_succeeded(
     event_id: &str,
     intent: IntentObject,
 ) -> anyhow::Result<()> {
-    let Some(booking_id) = intent.booking_id().map(str::to_owned) else {
-        tracing::warn!(payment_intent_id = %intent.id, "intent without a booking_id: not Roost's, acknowledged");
-        return Ok(());
-    };
+    let Some(booking_id) = roost_booking_of(&intent) else { return Ok(()) };
     let Some(b) = crate::store::read_booking(&st.table, &booking_id).await? else {
         return refund_stray(st, d, event_id, &intent, None, StrayReason::UnknownBooking).await;
     };
@@ -85,10 +92,7 @@ pub async fn on_intent_authorized(
     event_id: &str,
     intent: IntentObject,
 ) -> anyhow::Result<()> {
-    let Some(booking_id) = intent.booking_id().map(str::to_owned) else {
-        tracing::warn!(payment_intent_id = %intent.id, "intent without a booking_id: not Roost's, acknowledged");
-        return Ok(());
-    };
+    let Some(booking_id) = roost_booking_of(&intent) else { return Ok(()) };
     let Some(b) = booking_or_log(st, &booking_id).await? else { return Ok(()) };
     let now = st.clock.now();
     match rules::on_authorized(&b, &intent, now) {
@@ -130,16 +134,30 @@ async fn release_authorization(
     intent_id: &str,
     booking_id: &str,
 ) -> anyhow::Result<()> {
+    cancel_at_stripe(st, d, booking_id, intent_id, "authorisation nobody will capture").await?;
+    Ok(acknowledge(st, event_id).await?)
+}
+
+/// Cancels an intent at Stripe; one Stripe refuses to cancel (4xx: it is no longer open,
+/// captured or cancelled already) is fine. `what` says what was cancelled, for the log.
+async fn cancel_at_stripe(
+    st: &EventsState,
+    d: Delivery,
+    booking_id: &str,
+    intent_id: &str,
+    what: &str,
+) -> anyhow::Result<()> {
     match at_stripe(st, d, || st.stripe.cancel_intent(intent_id)).await {
-        Ok(_) => {
-            tracing::info!(booking_id, payment_intent_id = intent_id, "authorisation nobody will capture: cancelled")
+        Ok(intent) => {
+            tracing::info!(booking_id, payment_intent_id = intent_id, status = %intent.status, "{what}: cancelled");
+            Ok(())
         }
         Err(StripeStep::Stripe(e @ StripeFailure::Api { .. })) if e.is_client_error() => {
-            tracing::info!(booking_id, payment_intent_id = intent_id, error = %e, "authorisation no longer open");
+            tracing::info!(booking_id, payment_intent_id = intent_id, error = %e, "{what}: no longer open");
+            Ok(())
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => Err(e.into()),
     }
-    Ok(acknowledge(st, event_id).await?)
 }
 
 /// Confirms the booking; one that cannot be confirmed any more (it moved on, or lost a night)
@@ -227,10 +245,7 @@ async fn refund_late_payment(
 // ---------------------------------------------------------------------------------------------
 
 pub async fn on_intent_failed(st: &EventsState, event_id: &str, intent: IntentObject) -> anyhow::Result<()> {
-    let Some(booking_id) = intent.booking_id().map(str::to_owned) else {
-        tracing::warn!(payment_intent_id = %intent.id, "intent without a booking_id: not Roost's, acknowledged");
-        return Ok(());
-    };
+    let Some(booking_id) = roost_booking_of(&intent) else { return Ok(()) };
     let Some(b) = booking_or_log(st, &booking_id).await? else { return Ok(()) };
     if !rules::failure_applies(&b, &intent) {
         tracing::info!(booking_id, status = b.item.status.as_str(), "payment failure no longer relevant: acknowledged");
@@ -391,15 +406,5 @@ async fn cancel_open_intent(st: &EventsState, d: Delivery, b: &BookingRecord) ->
     if b.item.payment.status == PaymentStatus::Succeeded {
         return Ok(());
     }
-    match at_stripe(st, d, || st.stripe.cancel_intent(intent_id)).await {
-        Ok(intent) => {
-            tracing::info!(booking_id = b.id(), payment_intent_id = intent_id, status = %intent.status, "payment intent cancelled");
-            Ok(())
-        }
-        Err(StripeStep::Stripe(e @ StripeFailure::Api { .. })) if e.is_client_error() => {
-            tracing::info!(booking_id = b.id(), payment_intent_id = intent_id, error = %e, "payment intent not cancellable (no longer open)");
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
+    cancel_at_stripe(st, d, b.id(), intent_id, "open payment intent").await
 }
