@@ -169,6 +169,16 @@ async fn a_host_onboards_and_a_paid_stay_is_paid_out_once_after_check_in() {
     let (outcome, _) = Stack::get().invoke("PayoutsFunction", &json!({})).await;
     assert_eq!(outcome, "response");
     assert_eq!(transfers_to(&account_id).await.len(), 1);
+    // GraphQL reads the same payout for the host, none for the guest.
+    let query = json!({"query": format!("{{ booking(id: \"{booking_id}\") {{ payout {{ status transferred hostAmount feeBasisPoints }} }} }}")});
+    let read = json_of(host.post("/v1/graphql", Some(&query)).await, 200).await;
+    assert_eq!(
+        read["data"]["booking"]["payout"],
+        json!({"status": "paid", "transferred": expected, "hostAmount": expected, "feeBasisPoints": FEE_BASIS_POINTS}),
+        "{read}"
+    );
+    let read = json_of(guest.post("/v1/graphql", Some(&query)).await, 200).await;
+    assert!(read["data"]["booking"]["payout"].is_null(), "{read}");
 }
 
 #[tokio::test]

@@ -5,7 +5,9 @@ use async_graphql::{Context, Object};
 use bookings::views::BookingView;
 
 use super::listing::Listing;
-use super::values::{CancellationValue, FullAddress, Location, PartyValue, PaymentValue, PriceValue, Refund, wire};
+use super::values::{
+    CancellationValue, FullAddress, Location, PartyValue, PaymentValue, Payout, PriceValue, Refund, wire,
+};
 use super::{FieldResult, loaders, reads};
 
 /// A trip (the guest's view) or a reservation (the host's view) of one booking.
@@ -125,6 +127,11 @@ impl Booking {
 
     async fn refund(&self) -> Option<Refund> {
         self.0.refund.clone().map(Into::into)
+    }
+
+    /// The host's payout: on `booking(id:)` read by its host; null for its guest and in lists.
+    async fn payout(&self) -> Option<Payout> {
+        self.0.payout.clone().map(Into::into)
     }
 
     async fn created_at(&self) -> &str {

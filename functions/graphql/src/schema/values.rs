@@ -9,6 +9,7 @@ use serde::Serialize;
 use shared::booking::{Cancellation, NightlyPrice, Party, Payment, Price, RefundSummary};
 use shared::listing::Address;
 use shared::money::Money;
+use shared::payout::PayoutView;
 
 /// The wire name of an enumerated value, as REST writes it.
 pub fn wire<T: Serialize>(value: &T) -> String {
@@ -185,6 +186,45 @@ pub struct CancellationValue {
 impl From<Cancellation> for CancellationValue {
     fn from(c: Cancellation) -> Self {
         Self { by: wire(&c.by), at: c.at, reason: c.reason, refund_due: c.refund_due.into() }
+    }
+}
+
+/// The host's payout of a booking (its host only; docs/payments.md, "Payouts"): amounts in
+/// minor units of `currency`.
+#[derive(SimpleObject, Debug, Clone, PartialEq)]
+pub struct Payout {
+    /// `scheduled`, `waiting_for_account`, `failed`, `paid`, `reversed` or `not_due`.
+    pub status: String,
+    pub currency: String,
+    /// The platform fee's rate in basis points of nights + cleaning (300 = 3 %).
+    pub fee_basis_points: u32,
+    pub platform_fee: i64,
+    /// What the host gets if nothing is refunded.
+    pub host_amount: i64,
+    /// RFC 3339 UTC: 24 hours after check-in.
+    pub due_at: String,
+    pub transferred: i64,
+    pub reversed: i64,
+    pub paid_at: Option<String>,
+    pub failed_attempts: u32,
+    pub last_error: Option<String>,
+}
+
+impl From<PayoutView> for Payout {
+    fn from(p: PayoutView) -> Self {
+        Self {
+            status: wire(&p.status),
+            currency: p.currency.code().to_owned(),
+            fee_basis_points: p.fee_basis_points,
+            platform_fee: p.platform_fee,
+            host_amount: p.host_amount,
+            due_at: p.due_at,
+            transferred: p.transferred,
+            reversed: p.reversed,
+            paid_at: p.paid_at,
+            failed_attempts: p.failed_attempts,
+            last_error: p.last_error,
+        }
     }
 }
 
