@@ -236,8 +236,6 @@ impl Stack {
             "fault_proxies": faults.proxies,
             "strictness": strictness,
             "delivery": options.delivery.describe(options.test_mode),
-            // Whether function processes start in a read-only task root, as on Lambda
-            // (crate::process::read_only_task_root: root only).
             "read_only_task_roots": crate::process::task_roots_are_read_only(),
             "logs_dir": options.state_dir.join("logs"),
             "pid": std::process::id(),

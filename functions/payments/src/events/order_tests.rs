@@ -10,7 +10,6 @@
 use std::collections::{BTreeSet, HashSet};
 
 use crate::store::{BookingRecord, RefundReason, RefundRecord, RefundStatus};
-use serde_json::json;
 use shared::booking::{BookingStatus, Cancellation, PaymentStatus};
 use shared::events::CancelledBy;
 use shared::money::{Currency, Money};
@@ -62,21 +61,7 @@ struct World {
 }
 
 fn new_booking() -> BookingRecord {
-    BookingRecord::from_value(json!({
-        "PK": "BOOKING#bkg_1", "SK": "BOOKING", "type": "booking",
-        "GSI1PK": "GUEST#g", "GSI1SK": "BOOKING#bkg_1", "GSI2PK": "HOST#h", "GSI2SK": "BOOKING#bkg_1",
-        "booking_id": "bkg_1", "listing_id": "lst_1", "listing_version": 1, "listing_title": "Loft",
-        "guest": {"user_id": "g", "name": "Gil"}, "host": {"user_id": "h", "name": "Helena"},
-        "check_in": "2027-01-10", "check_out": "2027-01-12", "nights": 2, "guests": 1,
-        "price": {"nightly": [], "subtotal": 20000, "cleaning_fee": 0, "service_fee": 2400, "total": TOTAL, "currency": "EUR"},
-        "cancellation_policy": "moderate", "timezone": "Europe/Lisbon", "check_in_time": "15:00",
-        "check_out_time": "11:00",
-        "address": {"line1": "Rua A 1", "city": "Lisboa", "country": "PT"},
-        "status": "pending_payment", "hold_expires_at": "2027-01-01T10:15:00Z", "check_out_at": "2027-01-12T11:00:00Z",
-        "payment": {"status": "processing", "payment_intent_id": PI},
-        "created_at": "2027-01-01T10:00:00Z", "updated_at": "2027-01-01T10:00:00Z"
-    }))
-    .expect("booking")
+    crate::store::test_support::booking("pending_payment", "processing", Some(PI))
 }
 
 fn intent() -> IntentObject {
