@@ -22,6 +22,7 @@ use shared::payout::PayoutItem;
 use shared::table::TableError;
 use shared::{SharedClock, Table};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::connect::{Connect, NewReversal, NewTransfer};
 use crate::events::ALERT_FIELD;
@@ -66,8 +67,7 @@ pub async fn run(st: &PayoutsState, deadline: Option<Instant>) -> Result<RunRepo
             break;
         }
         let span = tracing::info_span!("payout", booking_id = %p.booking_id);
-        let _guard = span.enter();
-        match advance(st, &p.booking_id, &mut report).await {
+        match advance(st, &p.booking_id, &mut report).instrument(span).await {
             Ok(()) => {}
             Err(e) if e.is_condition_failure() => report.skipped += 1,
             Err(e) => {
