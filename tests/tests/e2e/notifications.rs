@@ -349,7 +349,10 @@ async fn an_e_mail_ses_refused_is_sent_by_the_redelivery_exactly_once() {
     })
     .await;
     set_profile_email(&guest, &guest.email).await;
-    assert_eq!(guest_item["email"]["M"]["attempts"]["N"], "1", "{guest_item}");
+    // Refused at least once (a loaded machine may see a redelivery refused again before this
+    // read: the message returns every 2 s), and nothing sent.
+    let refusals: u32 = guest_item["email"]["M"]["attempts"]["N"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(refusals >= 1, "{guest_item}");
     assert!(guest_item["email"]["M"].get("message_id").is_none(), "nothing sent yet: {guest_item}");
     // The host's went on the first delivery.
     let host_mail = wait_for_mail(&host.email, 1).await;
