@@ -295,8 +295,8 @@ async fn average_and_count_stay_exact_under_concurrent_reviews() {
     assert_eq!(stored_counters(&listing_id).await, [(count, total), (count, total)], "no count lost");
     assert_eq!(listing_rating(&listing_id).await, json!({"average": 3.45, "count": count}));
 
-    // Newest first, paged 4 at a time, each review once.
-    let listed = all_reviews(&listing_id, 4).await;
+    // Newest first, paged 4 at a time, each review once (GSI1 may lag the writes a moment).
+    let listed = roost_e2e::until_indexed(|| all_reviews(&listing_id, 4), |l| l.len() >= 11).await;
     assert_eq!(listed.len(), 11);
     let ids: Vec<&str> = listed.iter().map(|r| s(r, "review_id")).collect();
     let mut sorted = ids.clone();
