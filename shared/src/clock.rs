@@ -105,8 +105,27 @@ impl Clock for FixedClock {
     }
 }
 
+/// An invocation's deadline (Lambda's `Context::deadline`, wall-clock) on tokio's monotonic
+/// clock, for `tokio::time` and for "is there time left for one more": a deadline already
+/// past is now.
+pub fn invocation_deadline(deadline: std::time::SystemTime) -> tokio::time::Instant {
+    tokio::time::Instant::now() + deadline.duration_since(std::time::SystemTime::now()).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_invocation_deadline_is_as_far_on_tokios_clock_and_a_past_one_is_now() {
+        use std::time::{Duration, SystemTime};
+        let before = tokio::time::Instant::now();
+        let ahead = super::invocation_deadline(SystemTime::now() + Duration::from_secs(30));
+        assert!(
+            ahead >= before + Duration::from_secs(29) && ahead <= tokio::time::Instant::now() + Duration::from_secs(30)
+        );
+        let past = super::invocation_deadline(SystemTime::now() - Duration::from_secs(5));
+        assert!(past <= tokio::time::Instant::now());
+    }
+
     use super::*;
     use crate::config::fake_env;
 

@@ -27,8 +27,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let state = Arc::new(AppState { publisher });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let state = state.clone();
-        let left = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        let deadline = tokio::time::Instant::now() + left;
+        let deadline = shared::clock::invocation_deadline(event.context.deadline());
         async move { handle_batch(&state, &event.payload, Some(deadline)).await }
     }))
     .await

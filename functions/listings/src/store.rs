@@ -403,7 +403,7 @@ pub async fn host_page(
 }
 
 /// The host's display name from their profile (GetItem, 1 request); `None` without a profile.
-/// Whether the host's payout account can receive transfers (GetItem, projected).
+/// Whether the host's payout account can receive transfers (one GetItem).
 pub async fn can_receive_payouts(table: &Table, user_id: &str) -> Result<bool, TableError> {
     let account: Option<shared::payout::PayoutAccountItem> = table.get(&shared::payout::account_key(user_id)).await?;
     Ok(account.is_some_and(|a| a.can_receive()))

@@ -21,8 +21,7 @@ async fn main() -> Result<(), Error> {
     };
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let state = state.clone();
-        let left = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        let deadline = tokio::time::Instant::now() + left;
+        let deadline = shared::clock::invocation_deadline(event.context.deadline());
         metrics::flushed(async move {
             let report = listings::sync::run(&state, Some(deadline)).await?;
             tracing::info!(synced = report.synced, failed = report.failed, "calendar sync");

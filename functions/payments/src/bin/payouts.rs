@@ -22,8 +22,7 @@ async fn main() -> Result<(), Error> {
     });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let state = state.clone();
-        let left = event.context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        let deadline = tokio::time::Instant::now() + left;
+        let deadline = shared::clock::invocation_deadline(event.context.deadline());
         metrics::flushed(async move {
             let report = run(&state, Some(deadline)).await?;
             tracing::info!(report = ?report, "payouts run");

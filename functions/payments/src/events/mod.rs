@@ -35,7 +35,7 @@ pub mod rules;
 pub mod store;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde_json::Value;
@@ -85,8 +85,8 @@ pub async fn handle_batch(
     deadline: Option<SystemTime>,
 ) -> Result<SqsBatchResponse, sqs::BatchError> {
     let cutoff = deadline.map(|d| {
-        let left = d.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
-        Instant::now() + left.saturating_sub(st.budget.reserve)
+        let d = shared::clock::invocation_deadline(d);
+        d.checked_sub(st.budget.reserve).filter(|c| *c > Instant::now()).unwrap_or_else(Instant::now)
     });
     sqs::run_batch(event, CONCURRENCY, |msg: Received<Value>| async move {
         let d = Delivery { receive_count: msg.receive_count, cutoff };

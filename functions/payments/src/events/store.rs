@@ -13,7 +13,7 @@ use shared::events::{self, BookingConfirmed, BookingRequested, Envelope, Payment
 use shared::keys::Key;
 use shared::money::Money;
 use shared::night;
-use shared::payout::{self, PayoutItem};
+use shared::payout;
 use shared::sqs::{self, Once};
 use shared::table::{Expr, TableError, TransactError, Transaction};
 
@@ -356,7 +356,7 @@ pub async fn refund_succeeded(
     ];
     // A refund after the host's payout: the payout is due again now, for the payouts function
     // to reverse the host's part (shared::payout). In the same transaction as the refund.
-    if let Some(payout) = table.get::<PayoutItem>(&payout::key(b.id())).await?
+    if let Some(payout) = crate::payouts::store::payout(table, b.id()).await?
         && payout.transfer_id.is_some()
     {
         effect.push(table.tx_update(&payout::key(b.id()), &payout_due_again(b.id(), now), Some(&Expr::exists()))?);
@@ -367,18 +367,15 @@ pub async fn refund_succeeded(
 /// The payout back in the due index at `now`, its version bumped (a payouts run that read it
 /// before acts on it again, fresh).
 fn payout_due_again(booking_id: &str, now: Timestamp) -> Expr {
-    Expr::new(
-        "SET #due_pk = :due_pk, #due_sk = :due_sk, #version = if_not_exists(#version, :zero) + :one, #updated = :now",
-    )
-    .name("#due_pk", "GSI3PK")
-    .name("#due_sk", "GSI3SK")
-    .name("#version", "version")
-    .name("#updated", "updated_at")
-    .s(":due_pk", payout::DUE_PARTITION)
-    .s(":due_sk", payout::due_sort_key(&night::instant(now), booking_id))
-    .n(":zero", 0)
-    .n(":one", 1)
-    .s(":now", night::instant(now))
+    Expr::new("SET #due_pk = :due_pk, #due_sk = :due_sk, #version = #version + :one, #updated = :now")
+        .name("#due_pk", "GSI3PK")
+        .name("#due_sk", "GSI3SK")
+        .name("#version", "version")
+        .name("#updated", "updated_at")
+        .s(":due_pk", payout::DUE_PARTITION)
+        .s(":due_sk", payout::due_sort_key(&night::instant(now), booking_id))
+        .n(":one", 1)
+        .s(":now", night::instant(now))
 }
 
 // ---------------------------------------------------------------------------------------------

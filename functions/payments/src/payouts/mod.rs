@@ -95,7 +95,7 @@ async fn advance(st: &PayoutsState, booking_id: &str, report: &mut RunReport) ->
             tracing::error!("a payout without its booking: left as it is");
             return Ok(());
         };
-        let account = store::account(&st.table, &p.host_id).await?;
+        let account = crate::store::payout_account(&st.table, &p.host_id).await?;
         match rules::next_step(&p, &b.item, account.as_ref()) {
             Step::Settle(status) => {
                 store::settle(&st.table, &p, status, now).await?;

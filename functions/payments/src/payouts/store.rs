@@ -4,7 +4,7 @@
 
 use jiff::Timestamp;
 use shared::night;
-use shared::payout::{self, DUE_PARTITION, PayoutAccountItem, PayoutItem, PayoutStatus, due_sort_key};
+use shared::payout::{self, DUE_PARTITION, PayoutItem, PayoutStatus, due_sort_key};
 use shared::table::{Expr, Page, Query, Table, TableError};
 
 /// GSI3: payouts are indexed there while they have work.
@@ -20,10 +20,6 @@ pub async fn due(table: &Table, now: Timestamp, limit: u32) -> Result<Vec<Payout
 /// GetItem of a payout (consistent: the index may lag).
 pub async fn payout(table: &Table, booking_id: &str) -> Result<Option<PayoutItem>, TableError> {
     table.get(&payout::key(booking_id)).await
-}
-
-pub async fn account(table: &Table, user_id: &str) -> Result<Option<PayoutAccountItem>, TableError> {
-    table.get(&payout::account_key(user_id)).await
 }
 
 /// One write of `p`: `set` (assignments, placeholders bound in `values`) and `remove`
@@ -46,14 +42,9 @@ async fn write(
         .name("#updated", "updated_at")
         .n(":version", i64::try_from(p.version + 1).unwrap_or(i64::MAX))
         .s(":now", night::instant(now));
+    // Every payout item is written with its `version` (0 when new).
     let read = i64::try_from(p.version).unwrap_or(i64::MAX);
-    let condition = if p.version == 0 {
-        Expr::new("(attribute_not_exists(#c_version) OR #c_version = :c_version)")
-    } else {
-        Expr::new("#c_version = :c_version")
-    }
-    .name("#c_version", "version")
-    .n(":c_version", read);
+    let condition = Expr::new("#c_version = :c_version").name("#c_version", "version").n(":c_version", read);
     table.update(&payout::key(&p.booking_id), &update, Some(&condition)).await
 }
 
